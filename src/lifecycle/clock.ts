@@ -1,0 +1,23 @@
+/** Injected time source: decisions never call Date.now() themselves. */
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** A clock that stands still until moved; for tests and simulations. */
+export class FixedClock implements Clock {
+  private t: number;
+  constructor(start: Date | string) {
+    this.t = new Date(start).getTime();
+  }
+  now(): Date {
+    return new Date(this.t);
+  }
+  advance(ms: number): void {
+    this.t += ms;
+  }
+  set(at: Date | string): void {
+    this.t = new Date(at).getTime();
+  }
+}

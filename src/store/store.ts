@@ -1,0 +1,41 @@
+import { SidecarError } from '../domain/errors.js';
+
+/**
+ * Key-value storage for everything the sidecar must remember (accounts,
+ * certificates, their metadata), modelled on certmagic's Storage + Locker.
+ * Keys are '/'-separated paths of safe segments (see `assertStoreKey`);
+ * nothing outside an implementation may assume they are files.
+ */
+export interface CertStore extends Locker {
+  /** Writes atomically: a reader sees the old value or the new, never a mix. */
+  store(key: string, value: Buffer | string, opts?: { secret?: boolean }): Promise<void>;
+  /** Returns undefined when the key does not exist. */
+  load(key: string): Promise<Buffer | undefined>;
+  delete(key: string): Promise<void>;
+  exists(key: string): Promise<boolean>;
+  /** Keys directly below `prefix` (one level, names only), sorted. */
+  list(prefix: string): Promise<string[]>;
+}
+
+/**
+ * Mutual exclusion by name, across processes that share the store.
+ * A caller that gets the lock owes an `unlock` in `finally`, and must
+ * re-read whatever it decided on before acting: another holder may have
+ * done the work while it waited.
+ */
+export interface Locker {
+  lock(name: string, opts?: { timeoutMs?: number }): Promise<void>;
+  unlock(name: string): Promise<void>;
+}
+
+const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/;
+
+/** Throws unless every segment is a plain, non-dot name (no '..', no '/'). */
+export function assertStoreKey(key: string): void {
+  const parts = key.split('/');
+  for (const p of parts) {
+    if (!SEGMENT.test(p) || p.includes('..')) {
+      throw new SidecarError('STORE_KEY_INVALID', `invalid store key ${JSON.stringify(key)}`);
+    }
+  }
+}
