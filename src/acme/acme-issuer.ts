@@ -1,0 +1,191 @@
+import { createHash } from 'node:crypto';
+import acme from 'acme-client';
+import type { Authorization } from 'acme-client/types/rfc8555.js';
+import type { ChallengeResponder } from '../challenge/responder.js';
+import { SidecarError } from '../domain/errors.js';
+import type { AcmePhase, CertBundle, CertSpec, KeyType } from '../domain/types.js';
+import type { CertStore } from '../store/store.js';
+import type { Logger } from '../util/log.js';
+import { bundleFromFullchain } from '../util/x509.js';
+import { classifyAcmeError } from './errors.js';
+import { withAcmeContext, type AcmeCallContext } from './http.js';
+import type { Issuer } from './issuer.js';
+import { generatePrivateKey } from './keys.js';
+
+export interface AcmeIssuerOptions {
+  readonly phase: AcmePhase;
+  readonly directoryUrl: string;
+  readonly email?: string;
+  readonly eab?: { readonly kid: string; readonly hmacKey: string };
+  readonly store: CertStore;
+  readonly responder: ChallengeResponder;
+  readonly log: Logger;
+  /** Account key type; ECDSA P-256 is what every CA accepts. */
+  readonly accountKeyType?: KeyType;
+}
+
+interface AccountRecord {
+  url: string;
+  directoryUrl: string;
+  email?: string;
+  createdAt: string;
+}
+
+/** Store prefix for one CA directory's account: readable host, plus a hash for uniqueness. */
+export function accountPrefix(directoryUrl: string): string {
+  const u = new URL(directoryUrl);
+  const host = `${u.hostname}${u.port ? '-' + u.port : ''}`.replace(/[^A-Za-z0-9.-]/g, '_');
+  const hash = createHash('sha256').update(directoryUrl).digest('hex').slice(0, 12);
+  return `acme/${host}-${hash}`;
+}
+
+function aborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new SidecarError('ABORTED', 'issuance abandoned: shutting down');
+}
+
+/**
+ * Orders certificates from one ACME CA with acme-client (RFC 8555), answering
+ * HTTP-01 through a ChallengeResponder. One account per CA directory is kept
+ * in the store and reused.
+ */
+export class AcmeIssuer implements Issuer {
+  readonly phase: AcmePhase;
+  readonly directoryUrl: string;
+  private clientPromise?: Promise<acme.Client>;
+
+  constructor(private readonly opts: AcmeIssuerOptions) {
+    this.phase = opts.phase;
+    this.directoryUrl = opts.directoryUrl;
+  }
+
+  async issue(spec: CertSpec, keyType: KeyType, signal?: AbortSignal): Promise<CertBundle> {
+    return withAcmeContext(async (ctx) => {
+      try {
+        return await this.order(ctx, spec, keyType, signal);
+      } catch (err) {
+        const e = classifyAcmeError(err, ctx.problems);
+        // A CA that forgot us (Pebble restarts, an account deactivated
+        // elsewhere): register again with the same key on the next attempt.
+        if (/accountDoesNotExist|account.*(not exist|not found)/i.test(e.message)) {
+          this.clientPromise = undefined;
+          await this.opts.store.delete(`${accountPrefix(this.directoryUrl)}/account.json`);
+        }
+        throw e;
+      }
+    });
+  }
+
+  private async order(
+    ctx: AcmeCallContext,
+    spec: CertSpec,
+    keyType: KeyType,
+    signal?: AbortSignal,
+  ): Promise<CertBundle> {
+    ctx.step = 'account';
+    const client = await this.client();
+    aborted(signal);
+    ctx.step = 'newOrder';
+    const order = await client.createOrder({
+      identifiers: spec.domains.map((value) => ({ type: 'dns', value })),
+    });
+    ctx.step = 'authorization';
+    const authzs = await client.getAuthorizations(order);
+    for (const authz of authzs) {
+      aborted(signal);
+      await this.authorize(ctx, client, authz);
+    }
+    aborted(signal);
+    ctx.step = 'finalize';
+    const privkey = await generatePrivateKey(keyType);
+    const [, csr] = await acme.crypto.createCsr(
+      { commonName: spec.domains[0], altNames: [...spec.domains] },
+      privkey,
+    );
+    const finalized = await client.finalizeOrder(order, csr);
+    ctx.step = 'certificate';
+    const fullchain = await client.getCertificate(finalized);
+    return bundleFromFullchain(fullchain, privkey);
+  }
+
+  /** RFC 8555 §7.5.1 and §8.3: answer one authorization over HTTP-01. */
+  private async authorize(
+    ctx: AcmeCallContext,
+    client: acme.Client,
+    authz: Authorization,
+  ): Promise<void> {
+    // CAs reuse authorizations that are still valid (Pebble does half the time).
+    if (authz.status === 'valid') return;
+    const domain = authz.identifier.value;
+    const challenge = authz.challenges.find((c) => c.type === 'http-01');
+    if (!challenge) {
+      throw new SidecarError('ACME_REJECTED', `the CA offered no http-01 challenge for ${domain}`);
+    }
+    const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+    const { responder } = this.opts;
+    try {
+      ctx.step = 'present';
+      await responder.present(domain, challenge.token, keyAuthorization);
+      ctx.step = 'selfCheck';
+      await responder.verify(domain, challenge.token, keyAuthorization);
+      ctx.step = 'challenge';
+      await client.completeChallenge(challenge);
+      ctx.step = 'poll';
+      await client.waitForValidStatus(challenge);
+    } finally {
+      // The CA may fetch the token several times until it is valid; only now
+      // is it safe to remove.
+      await responder.cleanup(domain, challenge.token).catch((err: unknown) => {
+        this.opts.log.warn('could not remove challenge token', { error: String(err) });
+      });
+    }
+  }
+
+  private client(): Promise<acme.Client> {
+    this.clientPromise ??= this.loadClient().catch((err: unknown) => {
+      this.clientPromise = undefined;
+      throw err;
+    });
+    return this.clientPromise;
+  }
+
+  private async loadClient(): Promise<acme.Client> {
+    const { store, log } = this.opts;
+    const prefix = accountPrefix(this.directoryUrl);
+    let key = (await store.load(`${prefix}/account-key.pem`))?.toString();
+    if (!key) {
+      key = await generatePrivateKey(this.opts.accountKeyType ?? 'ecdsa-p256');
+      await store.store(`${prefix}/account-key.pem`, key, { secret: true });
+    }
+    const saved = await store.load(`${prefix}/account.json`);
+    const record = saved ? (JSON.parse(saved.toString()) as AccountRecord) : undefined;
+    const base = {
+      directoryUrl: this.directoryUrl,
+      accountKey: key,
+      // RFC 8555 §7.5.1: poll politely; acme-client's 5 s minimum is slow for short orders.
+      backoffAttempts: 12,
+      backoffMin: 1000,
+      backoffMax: 10000,
+      ...(this.opts.eab && {
+        externalAccountBinding: { kid: this.opts.eab.kid, hmacKey: this.opts.eab.hmacKey },
+      }),
+    };
+    if (record?.url && record.email === this.opts.email) {
+      return new acme.Client({ ...base, accountUrl: record.url });
+    }
+    const client = new acme.Client(base);
+    await client.createAccount({
+      termsOfServiceAgreed: true,
+      ...(this.opts.email && { contact: [`mailto:${this.opts.email}`] }),
+    });
+    const url = client.getAccountUrl();
+    const fresh: AccountRecord = {
+      url,
+      directoryUrl: this.directoryUrl,
+      ...(this.opts.email && { email: this.opts.email }),
+      createdAt: new Date().toISOString(),
+    };
+    await store.store(`${prefix}/account.json`, JSON.stringify(fresh, null, 2));
+    log.info('ACME account registered', { directoryUrl: this.directoryUrl, account: url });
+    return client;
+  }
+}

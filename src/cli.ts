@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+/**
+ * acme-sidecar run   the daemon: discovers, issues, renews until SIGTERM
+ * acme-sidecar once  one pass; exit 0 only if every certificate ends valid
+ *                    and in its target phase, otherwise 1 with the reasons
+ */
+import { loadConfig } from './config/load.js';
+import { ConfigError } from './domain/errors.js';
+import { buildApp, type PassResult } from './main.js';
+import { createLogger } from './util/log.js';
+
+const USAGE = `usage: acme-sidecar <run|once>
+
+  run    run as a daemon: issue, renew and re-issue until SIGTERM
+  once   one pass; exit 0 only if every certificate is valid and in its
+         target phase (staging, or production with STAGING=false)
+
+Configuration comes from environment variables; see the README.`;
+
+export function formatPass(result: PassResult): string {
+  const lines: string[] = [];
+  for (const c of result.certificates) {
+    const state = c.ready ? 'ok  ' : 'FAIL';
+    lines.push(
+      `${state} ${c.name} [${c.domains.join(', ')}] phase=${c.phase}` +
+        (c.notAfter ? ` notAfter=${c.notAfter}` : '') +
+        ` reason=${c.reason}` +
+        (c.lastError ? ` error=${c.lastError.code}: ${c.lastError.message}` : ''),
+    );
+  }
+  for (const p of result.problems) {
+    lines.push(`SKIP ${JSON.stringify(p.value)} (${p.source}): ${p.code}: ${p.message}`);
+  }
+  if (result.discoveryError) lines.push(`FAIL discovery: ${result.discoveryError}`);
+  if (result.certificates.length === 0 && result.problems.length === 0) {
+    lines.push('no certificates configured (set DOMAINS)');
+  }
+  return lines.join('\n');
+}
+
+/** The pass succeeded only if everything asked for ended ready. */
+export function passOk(result: PassResult): boolean {
+  return (
+    result.certificates.length > 0 &&
+    result.certificates.every((c) => c.ready) &&
+    result.problems.length === 0 &&
+    !result.discoveryError
+  );
+}
+
+async function main(argv: string[]): Promise<number> {
+  const cmd = argv[0];
+  if (cmd !== 'run' && cmd !== 'once') {
+    process.stderr.write(USAGE + '\n');
+    return cmd === '--help' || cmd === '-h' || cmd === 'help' ? 0 : 2;
+  }
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`acme-sidecar: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
+  const app = buildApp(config, { log });
+  if (cmd === 'run') {
+    await app.runDaemon();
+    return 0;
+  }
+  const result = await app.pass();
+  process.stdout.write(formatPass(result) + '\n');
+  return passOk(result) ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(
+      `acme-sidecar: fatal: ${err instanceof Error ? err.stack : String(err)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);

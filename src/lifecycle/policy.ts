@@ -1,0 +1,162 @@
+import type { AcmePhase, CertMeta, KeyType, Phase } from '../domain/types.js';
+import { Reason } from './reasons.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * When a certificate should be renewed. With `renewBeforeDays`, that many
+ * days before notAfter; otherwise when a third of its lifetime is left (half
+ * for lifetimes under 10 days, so short-lived certificates keep a margin).
+ * A `renewBeforeDays` longer than the lifetime would renew forever, so the
+ * default rule applies then instead.
+ */
+export function renewalTime(notBefore: Date, notAfter: Date, renewBeforeDays?: number): Date {
+  const lifetime = notAfter.getTime() - notBefore.getTime();
+  if (renewBeforeDays !== undefined && renewBeforeDays * DAY_MS < lifetime) {
+    return new Date(notAfter.getTime() - renewBeforeDays * DAY_MS);
+  }
+  const fraction = lifetime < 10 * DAY_MS ? 1 / 2 : 1 / 3;
+  return new Date(notAfter.getTime() - lifetime * fraction);
+}
+
+/**
+ * Delay before retrying a certificate after `attempt` consecutive failures
+ * (1-based): 1 min, 10 min, 100 min, then daily, as Let's Encrypt advises
+ * for automated clients, with ±10 % jitter so replicas do not align. A
+ * `retryAfter` (seconds) from the CA wins when it is longer.
+ */
+export function retryDelayMs(attempt: number, random: () => number, retryAfterS?: number): number {
+  const steps = [60_000, 600_000, 6_000_000];
+  const base = steps[Math.max(0, attempt - 1)] ?? DAY_MS;
+  const jittered = Math.round(base * (0.9 + 0.2 * random()));
+  return Math.max(jittered, (retryAfterS ?? 0) * 1000);
+}
+
+/** What the reconciler knows about one certificate, gathered before deciding. */
+export interface CertFacts {
+  readonly name: string;
+  /** Sorted, validated hostnames wanted now. */
+  readonly domains: readonly string[];
+  readonly target: AcmePhase;
+  readonly keyType: KeyType;
+  readonly directories: Readonly<Record<AcmePhase, string>>;
+  readonly renewBeforeDays?: number;
+  /** Latest stored certificate of each CA phase. */
+  readonly stored: Readonly<Partial<Record<AcmePhase, CertMeta>>>;
+  /** What nginx serves now, if anything. */
+  readonly live?: LiveFacts;
+}
+
+export interface LiveFacts {
+  readonly serial: string;
+  readonly notAfter: string;
+  /** Which stored certificate it is; 'foreign' if none of ours matches. */
+  readonly phase: Phase | 'foreign';
+}
+
+export type Action =
+  | { readonly kind: 'placeholder'; readonly reason: Reason }
+  | { readonly kind: 'issue'; readonly phase: AcmePhase; readonly reason: Reason }
+  | { readonly kind: 'deploy'; readonly phase: AcmePhase; readonly reason: Reason }
+  | { readonly kind: 'none'; readonly reason: Reason; readonly renewAt?: Date };
+
+function sameDomains(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const sa = [...a].sort();
+  const sb = [...b].sort();
+  return sa.every((d, i) => d === sb[i]);
+}
+
+/**
+ * Why `meta` cannot serve `facts` from `phase`'s CA right now, or Valid.
+ * `forRenewal` also reports NearingExpiry inside the renewal window.
+ */
+export function assess(
+  facts: CertFacts,
+  phase: AcmePhase,
+  now: Date,
+  forRenewal: boolean,
+): { reason: Reason; renewAt?: Date } {
+  const meta = facts.stored[phase];
+  if (!meta) return { reason: Reason.NotIssued };
+  if (!sameDomains(meta.domains, facts.domains)) return { reason: Reason.DomainsChanged };
+  // Keyed on the directory URL, never on the issuer's name: Let's Encrypt
+  // renames its intermediates, and the old sidecar re-issued forever then.
+  if (meta.directoryUrl !== facts.directories[phase]) return { reason: Reason.IssuerChanged };
+  if (!meta.chainVerified) return { reason: Reason.ChainUnverified };
+  if (meta.keyType !== facts.keyType) return { reason: Reason.KeyTypeChanged };
+  const notAfter = new Date(meta.notAfter);
+  if (now >= notAfter) return { reason: Reason.Expired };
+  const renewAt = renewalTime(new Date(meta.notBefore), notAfter, facts.renewBeforeDays);
+  if (forRenewal && now >= renewAt) return { reason: Reason.NearingExpiry, renewAt };
+  return { reason: Reason.Valid, renewAt };
+}
+
+/**
+ * Has a staging order for exactly these hostnames succeeded against the
+ * configured staging CA? Expiry does not matter: the proof is that the whole
+ * path (DNS, nginx, webroot, CA) worked for these names.
+ */
+export function stagingProven(facts: CertFacts): boolean {
+  const s = facts.stored.staging;
+  return (
+    s !== undefined &&
+    s.chainVerified &&
+    s.directoryUrl === facts.directories.staging &&
+    sameDomains(s.domains, facts.domains)
+  );
+}
+
+/**
+ * The certificate state machine: self-signed placeholder -> staging ->
+ * production, then renewal. Returns the one next step; the reconciler acts
+ * and asks again until the answer is `none` (or a step fails).
+ */
+export function decide(facts: CertFacts, now: Date): Action {
+  const prod = assess(facts, 'production', now, true);
+  const staging = assess(facts, 'staging', now, true);
+
+  // The best usable certificate to serve. A valid production certificate is
+  // preferred even when the target is staging: staging never replaces it.
+  const usable = (phase: AcmePhase): boolean => assess(facts, phase, now, false).reason === 'Valid';
+  const best: AcmePhase | undefined = usable('production')
+    ? 'production'
+    : usable('staging')
+      ? 'staging'
+      : undefined;
+
+  // A live production certificate that has not expired is never swapped for
+  // a staging one, even one for new hostnames: staging is untrusted, and the
+  // production order that follows replaces it within the same pass.
+  const keepLiveProduction =
+    best === 'staging' && facts.live?.phase === 'production' && now < new Date(facts.live.notAfter);
+  if (best !== undefined && !keepLiveProduction) {
+    const meta = facts.stored[best];
+    if (meta && facts.live?.serial !== meta.serial) {
+      return { kind: 'deploy', phase: best, reason: Reason.LiveOutdated };
+    }
+  } else if (!facts.live) {
+    return { kind: 'placeholder', reason: Reason.Missing };
+  } else if (facts.live.phase === 'self-signed' && now >= new Date(facts.live.notAfter)) {
+    return { kind: 'placeholder', reason: Reason.PlaceholderExpired };
+  }
+
+  if (prod.reason === Reason.Valid) {
+    return { kind: 'none', reason: Reason.Valid, ...(prod.renewAt && { renewAt: prod.renewAt }) };
+  }
+  if (facts.target === 'production') {
+    if (!stagingProven(facts))
+      return { kind: 'issue', phase: 'staging', reason: Reason.StagingFirst };
+    const reason =
+      prod.reason === Reason.NotIssued && facts.stored.staging ? Reason.StagingOnly : prod.reason;
+    return { kind: 'issue', phase: 'production', reason };
+  }
+  if (staging.reason === Reason.Valid) {
+    return {
+      kind: 'none',
+      reason: Reason.Valid,
+      ...(staging.renewAt && { renewAt: staging.renewAt }),
+    };
+  }
+  return { kind: 'issue', phase: 'staging', reason: staging.reason };
+}

@@ -1,0 +1,168 @@
+/**
+ * The composition root: the only module that knows every concrete class.
+ */
+import { readFileSync } from 'node:fs';
+import cron from 'node-cron';
+import { AcmeIssuer } from './acme/acme-issuer.js';
+import { configureAcmeHttp } from './acme/http.js';
+import { SelfSignedIssuer } from './acme/self-signed-issuer.js';
+import { WebrootResponder } from './challenge/webroot-responder.js';
+import type { Config } from './config/schema.js';
+import { LiveDir } from './deploy/live-dir.js';
+import { errorMessage } from './domain/errors.js';
+import type { CertSpec } from './domain/types.js';
+import { systemClock, type Clock } from './lifecycle/clock.js';
+import type { DiscoveryProblem, Platform } from './platform/platform.js';
+import { StaticPlatform } from './platform/static-platform.js';
+import { Reconciler, type CertStatus } from './reconcile/reconciler.js';
+import { FsCertStore } from './store/fs-store.js';
+import type { Logger } from './util/log.js';
+
+export interface PassResult {
+  readonly certificates: CertStatus[];
+  readonly problems: readonly DiscoveryProblem[];
+  /** Discovery failed and the last known set was used. */
+  readonly discoveryError?: string;
+}
+
+export interface App {
+  readonly reconciler: Reconciler;
+  /** Discover, then reconcile every certificate once. Never throws. */
+  pass(signal?: AbortSignal): Promise<PassResult>;
+  /** Runs until SIGTERM/SIGINT (or `stop()`); resolves when shut down cleanly. */
+  runDaemon(): Promise<void>;
+  stop(): void;
+}
+
+export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): App {
+  const clock = deps.clock ?? systemClock;
+  const log = deps.log;
+  configureAcmeHttp({
+    timeoutMs: config.acmeTimeoutMs,
+    ...(config.acmeCaBundle && { caBundlePem: readFileSync(config.acmeCaBundle, 'utf8') }),
+  });
+  const store = new FsCertStore(config.stateDir);
+  const live = new LiveDir(config.stateDir);
+  const responder = new WebrootResponder({
+    webroot: config.webroot,
+    selfCheck: config.selfCheck,
+    ...(config.selfCheckAddress && { selfCheckAddress: config.selfCheckAddress }),
+    log: log.child({ component: 'webroot' }),
+  });
+  const eab =
+    config.eabKid && config.eabHmacKey
+      ? { kid: config.eabKid, hmacKey: config.eabHmacKey }
+      : undefined;
+  const acmeIssuer = (phase: 'staging' | 'production', directoryUrl: string) =>
+    new AcmeIssuer({
+      phase,
+      directoryUrl,
+      store,
+      responder,
+      log: log.child({ component: 'acme', phase }),
+      ...(config.acmeEmail && { email: config.acmeEmail }),
+      ...(eab && { eab }),
+    });
+  const platform: Platform = new StaticPlatform(config.domains);
+  const reconciler = new Reconciler({
+    store,
+    live,
+    platform,
+    clock,
+    log: log.child({ component: 'reconciler' }),
+    issuers: {
+      'self-signed': new SelfSignedIssuer(clock),
+      staging: acmeIssuer('staging', config.stagingDirectoryUrl),
+      production: acmeIssuer('production', config.productionDirectoryUrl),
+    },
+    settings: {
+      target: config.staging ? 'staging' : 'production',
+      keyType: config.keyType,
+      directories: {
+        staging: config.stagingDirectoryUrl,
+        production: config.productionDirectoryUrl,
+      },
+      ...(config.renewBeforeDays !== undefined && { renewBeforeDays: config.renewBeforeDays }),
+    },
+  });
+
+  // A failed discovery is never taken as "no hostnames": keep the last set.
+  let lastSpecs: readonly CertSpec[] = [];
+  const controller = new AbortController();
+
+  async function pass(signal?: AbortSignal): Promise<PassResult> {
+    let problems: readonly DiscoveryProblem[] = [];
+    let discoveryError: string | undefined;
+    try {
+      const found = await platform.discover();
+      lastSpecs = found.specs;
+      problems = found.problems;
+      for (const p of problems) {
+        log.warn('hostname skipped', {
+          source: p.source,
+          value: p.value,
+          code: p.code,
+          error: p.message,
+        });
+      }
+    } catch (err) {
+      discoveryError = errorMessage(err);
+      log.error('discovery failed; keeping the last known certificates', { error: discoveryError });
+    }
+    const certificates = await reconciler.reconcileAll(lastSpecs, signal);
+    return { certificates, problems, ...(discoveryError && { discoveryError }) };
+  }
+
+  async function runDaemon(): Promise<void> {
+    let running: Promise<void> | undefined;
+    let again = false;
+    const trigger = (why: string) => {
+      if (controller.signal.aborted) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      log.debug('pass starting', { why });
+      running = (async () => {
+        do {
+          again = false;
+          await pass(controller.signal);
+        } while (again && !controller.signal.aborted);
+      })().finally(() => {
+        running = undefined;
+      });
+    };
+    const timer =
+      config.loopTimeSeconds > 0
+        ? setInterval(() => trigger('loop'), config.loopTimeSeconds * 1000)
+        : undefined;
+    const task = cron.schedule(config.checkSchedule, () => trigger('schedule'));
+    log.info('acme-sidecar started', {
+      target: config.staging ? 'staging' : 'production',
+      loopTime: config.loopTimeSeconds,
+      checkSchedule: config.checkSchedule,
+    });
+    trigger('startup');
+
+    await new Promise<void>((resolve) => {
+      const onSignal = (sig: string) => {
+        log.info('shutting down', { signal: sig });
+        resolve();
+      };
+      process.once('SIGTERM', () => onSignal('SIGTERM'));
+      process.once('SIGINT', () => onSignal('SIGINT'));
+      controller.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    controller.abort();
+    if (timer) clearInterval(timer);
+    await task.stop();
+    // In-flight ACME calls cannot be cancelled mid-request; give them a
+    // bounded time to finish, then abandon them.
+    const grace = new Promise((r) => setTimeout(r, 20_000).unref());
+    await Promise.race([running, grace]);
+    await responder.cleanupAll();
+    log.info('stopped');
+  }
+
+  return { reconciler, pass, runDaemon, stop: () => controller.abort() };
+}

@@ -1,0 +1,23 @@
+import type { StoredCert } from '../domain/types.js';
+import { parseDomainList } from '../domain/hostnames.js';
+import type { Discovery, Platform } from './platform.js';
+
+/**
+ * Hostnames from the DOMAINS variable only; certificates stay on disk for
+ * the nginx beside us, so there is nothing to push.
+ */
+export class StaticPlatform implements Platform {
+  readonly name = 'static';
+
+  constructor(private readonly domains: string) {}
+
+  async discover(): Promise<Discovery> {
+    return parseDomainList(this.domains, 'env:DOMAINS');
+  }
+
+  async read(): Promise<undefined> {
+    return undefined;
+  }
+
+  async push(_cert: StoredCert): Promise<void> {}
+}

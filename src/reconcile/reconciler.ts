@@ -1,0 +1,322 @@
+import type { Issuer } from '../acme/issuer.js';
+import { SidecarError, errorCode, errorMessage } from '../domain/errors.js';
+import type { AcmePhase, CertSpec, KeyType, Phase, StoredCert } from '../domain/types.js';
+import type { Clock } from '../lifecycle/clock.js';
+import {
+  decide,
+  retryDelayMs,
+  type Action,
+  type CertFacts,
+  type LiveFacts,
+} from '../lifecycle/policy.js';
+import type { Reason } from '../lifecycle/reasons.js';
+import type { Platform } from '../platform/platform.js';
+import type { CertStore } from '../store/store.js';
+import type { Logger } from '../util/log.js';
+import { describeBundle } from '../util/x509.js';
+import { X509Certificate } from 'node:crypto';
+import type { CertBundle } from '../domain/types.js';
+
+/** Where the certificate nginx serves lives (a local directory, in every mode). */
+export interface LiveTarget {
+  write(name: string, bundle: CertBundle): Promise<void>;
+  read(name: string): Promise<CertBundle | undefined>;
+}
+
+export interface ReconcilerSettings {
+  readonly target: AcmePhase;
+  readonly keyType: KeyType;
+  readonly renewBeforeDays?: number;
+  readonly directories: Readonly<Record<AcmePhase, string>>;
+  /** Certificates worked on at once. */
+  readonly concurrency?: number;
+}
+
+export interface ReconcilerDeps {
+  readonly store: CertStore;
+  readonly live: LiveTarget;
+  readonly issuers: Readonly<Record<Phase, Issuer>>;
+  readonly platform: Platform;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly settings: ReconcilerSettings;
+  readonly random?: () => number;
+}
+
+/** What is known about one certificate, for `once`, logs and /status. */
+export interface CertStatus {
+  readonly name: string;
+  readonly domains: readonly string[];
+  /** Phase of the certificate nginx serves now. */
+  phase: Phase | 'foreign' | 'none';
+  notAfter?: string;
+  serial?: string;
+  renewAt?: string;
+  /** The last decision's reason. */
+  reason: Reason | 'Backoff';
+  /** True when serving a valid certificate from the target CA. */
+  ready: boolean;
+  attempts: number;
+  lastError?: { code: string; message: string; at: string };
+  nextRetry?: string;
+}
+
+const MAX_STEPS = 8;
+
+export function storedKey(name: string, phase: Phase): string {
+  return `certs/${name}/${phase}.json`;
+}
+
+/**
+ * Drives each certificate through the lifecycle: gather facts, decide
+ * (pure, in lifecycle/), and act; one step at a time until nothing is left
+ * to do or a step fails. A failure is recorded on that certificate and
+ * backed off; it never stops the others.
+ */
+export class Reconciler {
+  readonly status = new Map<string, CertStatus>();
+  private readonly random: () => number;
+
+  constructor(private readonly deps: ReconcilerDeps) {
+    this.random = deps.random ?? Math.random;
+  }
+
+  /** One pass over every wanted certificate. */
+  async reconcileAll(specs: readonly CertSpec[], signal?: AbortSignal): Promise<CertStatus[]> {
+    const wanted = new Set(specs.map((s) => s.name));
+    for (const name of this.status.keys()) if (!wanted.has(name)) this.status.delete(name);
+    const queue = [...specs];
+    const workers = Array.from(
+      { length: Math.min(this.deps.settings.concurrency ?? 4, queue.length) },
+      async () => {
+        for (let spec = queue.shift(); spec; spec = queue.shift()) {
+          if (signal?.aborted) return;
+          await this.reconcileOne(spec, signal);
+        }
+      },
+    );
+    await Promise.all(workers);
+    return specs.map((s) => this.status.get(s.name)).filter((s): s is CertStatus => !!s);
+  }
+
+  /** Brings one certificate as far as it can go now. Never throws. */
+  async reconcileOne(
+    spec: CertSpec,
+    signal?: AbortSignal,
+    opts: { force?: boolean } = {},
+  ): Promise<CertStatus> {
+    const { clock, log: rootLog } = this.deps;
+    const log = rootLog.child({ cert: spec.name, domains: spec.domains });
+    const st = this.statusOf(spec);
+    if (!opts.force && st.nextRetry && clock.now() < new Date(st.nextRetry)) {
+      st.reason = 'Backoff';
+      return st;
+    }
+    try {
+      for (let step = 0; step < MAX_STEPS; step++) {
+        if (signal?.aborted) throw new SidecarError('ABORTED', 'shutting down');
+        const action = decide(await this.gather(spec), clock.now());
+        if (action.kind === 'none') {
+          this.settle(st, action);
+          return st;
+        }
+        await this.withLock(spec.name, async () => {
+          // Someone may have done the work while we waited for the lock.
+          const again = decide(await this.gather(spec), clock.now());
+          if (sameAction(again, action)) await this.act(spec, again, log, signal);
+        });
+      }
+      throw new SidecarError('ABORTED', `no steady state after ${MAX_STEPS} steps`);
+    } catch (err) {
+      this.fail(st, err, log);
+      return st;
+    } finally {
+      await this.refreshLive(spec, st);
+    }
+  }
+
+  private statusOf(spec: CertSpec): CertStatus {
+    let st = this.status.get(spec.name);
+    if (!st || st.domains.join() !== spec.domains.join()) {
+      st = {
+        name: spec.name,
+        domains: spec.domains,
+        phase: 'none',
+        reason: 'Missing',
+        ready: false,
+        attempts: 0,
+      };
+      this.status.set(spec.name, st);
+    }
+    return st;
+  }
+
+  private settle(st: CertStatus, action: Action & { kind: 'none' }): void {
+    st.reason = action.reason;
+    st.attempts = 0;
+    delete st.nextRetry;
+    delete st.lastError;
+    if (action.renewAt) st.renewAt = action.renewAt.toISOString();
+  }
+
+  private fail(st: CertStatus, err: unknown, log: Logger): void {
+    const now = this.deps.clock.now();
+    st.attempts += 1;
+    const retryAfter = err instanceof SidecarError ? err.retryAfter : undefined;
+    const aborted = errorCode(err) === 'ABORTED';
+    if (!aborted) {
+      st.nextRetry = new Date(
+        now.getTime() + retryDelayMs(st.attempts, this.random, retryAfter),
+      ).toISOString();
+    }
+    st.lastError = { code: errorCode(err), message: errorMessage(err), at: now.toISOString() };
+    (aborted ? log.info : log.error).call(log, 'certificate step failed', {
+      code: st.lastError.code,
+      error: st.lastError.message,
+      attempt: st.attempts,
+      nextRetry: st.nextRetry,
+    });
+  }
+
+  private async withLock(name: string, fn: () => Promise<void>): Promise<void> {
+    const lock = `cert-${name}`;
+    await this.deps.store.lock(lock);
+    try {
+      await fn();
+    } finally {
+      await this.deps.store.unlock(lock);
+    }
+  }
+
+  private async loadStored(name: string, phase: Phase): Promise<StoredCert | undefined> {
+    const raw = await this.deps.store.load(storedKey(name, phase));
+    return raw ? (JSON.parse(raw.toString()) as StoredCert) : undefined;
+  }
+
+  /** The facts a decision needs, read fresh from the store and live/. */
+  async gather(spec: CertSpec): Promise<CertFacts> {
+    const { settings } = this.deps;
+    const [staging, production, placeholder, liveBundle] = await Promise.all([
+      this.loadStored(spec.name, 'staging'),
+      this.loadStored(spec.name, 'production'),
+      this.loadStored(spec.name, 'self-signed'),
+      this.deps.live.read(spec.name),
+    ]);
+    let live: LiveFacts | undefined;
+    if (liveBundle) {
+      const leaf = new X509Certificate(liveBundle.cert);
+      const serial = leaf.serialNumber.toUpperCase();
+      const known = [production, staging, placeholder].find((c) => c?.meta.serial === serial);
+      live = {
+        serial,
+        notAfter: new Date(leaf.validTo).toISOString(),
+        phase: known?.meta.phase ?? 'foreign',
+      };
+    }
+    return {
+      name: spec.name,
+      domains: [...spec.domains].sort(),
+      target: settings.target,
+      keyType: settings.keyType,
+      directories: settings.directories,
+      ...(settings.renewBeforeDays !== undefined && { renewBeforeDays: settings.renewBeforeDays }),
+      stored: {
+        ...(staging && { staging: staging.meta }),
+        ...(production && { production: production.meta }),
+      },
+      ...(live && { live }),
+    };
+  }
+
+  private async act(spec: CertSpec, action: Action, log: Logger, signal?: AbortSignal) {
+    const { store, live, issuers, clock, settings, platform } = this.deps;
+    switch (action.kind) {
+      case 'none':
+        return;
+      case 'placeholder': {
+        const bundle = await issuers['self-signed'].issue(spec, settings.keyType);
+        const meta = this.describe(spec, bundle, 'self-signed', '');
+        await store.store(storedKey(spec.name, 'self-signed'), JSON.stringify({ meta, bundle }), {
+          secret: true,
+        });
+        await live.write(spec.name, bundle);
+        log.info('self-signed placeholder written', {
+          reason: action.reason,
+          phase: 'self-signed',
+        });
+        return;
+      }
+      case 'issue': {
+        const issuer = issuers[action.phase];
+        log.info('ordering certificate', { phase: action.phase, reason: action.reason });
+        const started = clock.now().getTime();
+        const bundle = await issuer.issue(spec, settings.keyType, signal);
+        const meta = this.describe(spec, bundle, action.phase, issuer.directoryUrl);
+        if (!meta.chainVerified) {
+          throw new SidecarError('CHAIN_INVALID', 'the CA returned a chain that does not verify');
+        }
+        const missing = spec.domains.filter((d) => !meta.domains.includes(d));
+        if (missing.length) {
+          throw new SidecarError('CHAIN_INVALID', `the certificate lacks ${missing.join(', ')}`);
+        }
+        await store.store(storedKey(spec.name, action.phase), JSON.stringify({ meta, bundle }), {
+          secret: true,
+        });
+        log.info('certificate issued', {
+          phase: action.phase,
+          reason: action.reason,
+          serial: meta.serial,
+          notAfter: meta.notAfter,
+          ms: clock.now().getTime() - started,
+        });
+        return;
+      }
+      case 'deploy': {
+        const stored = await this.loadStored(spec.name, action.phase);
+        if (!stored) return;
+        await live.write(spec.name, stored.bundle);
+        log.info('certificate deployed', {
+          phase: action.phase,
+          reason: action.reason,
+          serial: stored.meta.serial,
+        });
+        await platform.push(stored);
+        return;
+      }
+    }
+  }
+
+  private describe(spec: CertSpec, bundle: CertBundle, phase: Phase, directoryUrl: string) {
+    return describeBundle(bundle, {
+      name: spec.name,
+      phase,
+      directoryUrl,
+      keyType: this.deps.settings.keyType,
+      issuedAt: this.deps.clock.now(),
+    });
+  }
+
+  /** Updates the status with what nginx serves now. */
+  private async refreshLive(spec: CertSpec, st: CertStatus): Promise<void> {
+    try {
+      const facts = await this.gather(spec);
+      const live = facts.live;
+      st.phase = live?.phase ?? 'none';
+      if (live) {
+        st.notAfter = live.notAfter;
+        st.serial = live.serial;
+      }
+      // Steady (nothing left to do) and serving a CA-issued certificate.
+      st.ready =
+        (live?.phase === 'staging' || live?.phase === 'production') &&
+        decide(facts, this.deps.clock.now()).kind === 'none';
+    } catch {
+      st.ready = false;
+    }
+  }
+}
+
+function sameAction(a: Action, b: Action): boolean {
+  const phase = (x: Action) => ('phase' in x ? x.phase : undefined);
+  return a.kind === b.kind && phase(a) === phase(b);
+}

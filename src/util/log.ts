@@ -1,0 +1,67 @@
+import winston from 'winston';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type LogFormat = 'json' | 'text';
+
+/** Field names every component uses, so logs can be filtered the same way. */
+export interface LogFields {
+  component?: string;
+  cert?: string;
+  domains?: readonly string[];
+  phase?: string;
+  reason?: string;
+  attempt?: number;
+  code?: string;
+  [key: string]: unknown;
+}
+
+export interface Logger {
+  error(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  debug(msg: string, fields?: LogFields): void;
+  child(fields: LogFields): Logger;
+}
+
+/** PEM private keys must never reach a log line, whatever field they hide in. */
+const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
+
+const redact = winston.format((info) => {
+  for (const [k, v] of Object.entries(info)) {
+    if (typeof v === 'string' && v.includes('PRIVATE KEY-----')) {
+      (info as Record<string, unknown>)[k] = v.replace(PEM_KEY, '[redacted private key]');
+    }
+  }
+  return info;
+});
+
+export function createLogger(
+  opts: { level?: LogLevel; format?: LogFormat; stream?: NodeJS.WritableStream } = {},
+): Logger {
+  const format =
+    opts.format === 'text'
+      ? winston.format.combine(
+          redact(),
+          winston.format.timestamp(),
+          winston.format.printf(({ timestamp, level, message, ...rest }) => {
+            const extra = Object.entries(rest)
+              .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+              .join(' ');
+            return `${String(timestamp)} ${level} ${String(message)}${extra ? ' ' + extra : ''}`;
+          }),
+        )
+      : winston.format.combine(redact(), winston.format.timestamp(), winston.format.json());
+  const transport = opts.stream
+    ? new winston.transports.Stream({ stream: opts.stream })
+    : new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] });
+  return winston.createLogger({ level: opts.level ?? 'info', format, transports: [transport] });
+}
+
+/** Discards everything; for tests that do not look at logs. */
+export const silentLogger: Logger = {
+  error: () => {},
+  warn: () => {},
+  info: () => {},
+  debug: () => {},
+  child: () => silentLogger,
+};

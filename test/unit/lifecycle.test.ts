@@ -1,0 +1,327 @@
+import assert from 'node:assert/strict';
+import type { AcmePhase, CertMeta } from '../../src/domain/types.js';
+import {
+  decide,
+  renewalTime,
+  retryDelayMs,
+  type Action,
+  type CertFacts,
+  type LiveFacts,
+} from '../../src/lifecycle/policy.js';
+import { Reason } from '../../src/lifecycle/reasons.js';
+
+const DAY = 24 * 60 * 60 * 1000;
+const NOW = new Date('2026-06-01T00:00:00Z');
+const STAGING_URL = 'https://staging.test/dir';
+const PROD_URL = 'https://prod.test/dir';
+const DOMAINS = ['a.example.com', 'www.a.example.com'];
+
+function meta(phase: AcmePhase, over: Partial<CertMeta> = {}): CertMeta {
+  return {
+    name: 'a.example.com',
+    phase,
+    domains: DOMAINS,
+    directoryUrl: phase === 'staging' ? STAGING_URL : PROD_URL,
+    keyType: 'ecdsa-p384',
+    notBefore: new Date(NOW.getTime() - 10 * DAY).toISOString(),
+    notAfter: new Date(NOW.getTime() + 80 * DAY).toISOString(),
+    serial: phase === 'staging' ? 'S1' : 'P1',
+    chainVerified: true,
+    issuedAt: new Date(NOW.getTime() - 10 * DAY).toISOString(),
+    ...over,
+  };
+}
+
+function live(m: CertMeta | undefined, phase?: LiveFacts['phase']): LiveFacts {
+  return {
+    serial: m?.serial ?? 'X',
+    notAfter: m?.notAfter ?? new Date(NOW.getTime() + 90 * DAY).toISOString(),
+    phase: phase ?? m?.phase ?? 'self-signed',
+  };
+}
+
+function facts(over: Partial<CertFacts> = {}): CertFacts {
+  return {
+    name: 'a.example.com',
+    domains: DOMAINS,
+    target: 'production',
+    keyType: 'ecdsa-p384',
+    directories: { staging: STAGING_URL, production: PROD_URL },
+    stored: {},
+    ...over,
+  };
+}
+
+const placeholder: LiveFacts = live(undefined, 'self-signed');
+const S = meta('staging');
+const P = meta('production');
+const expired = {
+  notBefore: new Date(NOW.getTime() - 100 * DAY).toISOString(),
+  notAfter: new Date(NOW.getTime() - DAY).toISOString(),
+};
+const renewing = {
+  notBefore: new Date(NOW.getTime() - 70 * DAY).toISOString(),
+  notAfter: new Date(NOW.getTime() + 20 * DAY).toISOString(),
+};
+
+describe('lifecycle: decide', () => {
+  const cases: { name: string; facts: CertFacts; want: Action }[] = [
+    {
+      name: 'writes a placeholder first when nothing is served, so nginx can start',
+      facts: facts(),
+      want: { kind: 'placeholder', reason: Reason.Missing },
+    },
+    {
+      name: 'writes a fresh placeholder when the served placeholder has expired',
+      facts: facts({
+        live: { ...placeholder, notAfter: new Date(NOW.getTime() - 1).toISOString() },
+      }),
+      want: { kind: 'placeholder', reason: Reason.PlaceholderExpired },
+    },
+    {
+      name: 'orders from staging first when production is wanted and staging never ran',
+      facts: facts({ live: placeholder }),
+      want: { kind: 'issue', phase: 'staging', reason: Reason.StagingFirst },
+    },
+    {
+      name: 'orders from staging when staging is the target and nothing was issued',
+      facts: facts({ target: 'staging', live: placeholder }),
+      want: { kind: 'issue', phase: 'staging', reason: Reason.NotIssued },
+    },
+    {
+      name: 'deploys a fresh staging certificate over the placeholder',
+      facts: facts({ target: 'staging', live: placeholder, stored: { staging: S } }),
+      want: { kind: 'deploy', phase: 'staging', reason: Reason.LiveOutdated },
+    },
+    {
+      name: 'does nothing when the staging target is served and valid',
+      facts: facts({ target: 'staging', live: live(S), stored: { staging: S } }),
+      want: {
+        kind: 'none',
+        reason: Reason.Valid,
+        renewAt: new Date(new Date(S.notAfter).getTime() - 30 * DAY),
+      },
+    },
+    {
+      name: 'promotes to production once staging has succeeded for the same hostnames',
+      facts: facts({ live: live(S), stored: { staging: S } }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.StagingOnly },
+    },
+    {
+      name: 'promotes even when the staging certificate has since expired: the path was proven',
+      facts: facts({ live: placeholder, stored: { staging: meta('staging', expired) } }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.StagingOnly },
+    },
+    {
+      name: 'does not count a staging run from another staging CA as proof',
+      facts: facts({
+        live: placeholder,
+        stored: { staging: meta('staging', { directoryUrl: 'https://old.test/dir' }) },
+      }),
+      want: { kind: 'issue', phase: 'staging', reason: Reason.StagingFirst },
+    },
+    {
+      name: 'does not count a staging run for other hostnames as proof',
+      facts: facts({
+        live: placeholder,
+        stored: { staging: meta('staging', { domains: ['a.example.com'] }) },
+      }),
+      want: { kind: 'issue', phase: 'staging', reason: Reason.StagingFirst },
+    },
+    {
+      name: 'deploys the production certificate over the staging one',
+      facts: facts({ live: live(S), stored: { staging: S, production: P } }),
+      want: { kind: 'deploy', phase: 'production', reason: Reason.LiveOutdated },
+    },
+    {
+      name: 'does nothing when production is served and valid',
+      facts: facts({ live: live(P), stored: { staging: S, production: P } }),
+      want: {
+        kind: 'none',
+        reason: Reason.Valid,
+        renewAt: new Date(new Date(P.notAfter).getTime() - 30 * DAY),
+      },
+    },
+    {
+      name: 'keeps a valid production certificate when switched back to staging',
+      facts: facts({ target: 'staging', live: live(P), stored: { production: P } }),
+      want: {
+        kind: 'none',
+        reason: Reason.Valid,
+        renewAt: new Date(new Date(P.notAfter).getTime() - 30 * DAY),
+      },
+    },
+    {
+      name: 'never replaces a served production certificate with a staging one',
+      facts: facts({ target: 'staging', live: live(P), stored: { staging: S, production: P } }),
+      want: {
+        kind: 'none',
+        reason: Reason.Valid,
+        renewAt: new Date(new Date(P.notAfter).getTime() - 30 * DAY),
+      },
+    },
+    {
+      name: 'renews production inside the renewal window',
+      facts: facts({
+        live: live(meta('production', renewing)),
+        stored: { staging: S, production: meta('production', renewing) },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.NearingExpiry },
+    },
+    {
+      name: 'does not trigger renewal one day before the renewal window',
+      facts: facts({
+        live: live(
+          meta('production', { notAfter: new Date(NOW.getTime() + 31 * DAY).toISOString() }),
+        ),
+        stored: {
+          staging: S,
+          production: meta('production', {
+            notAfter: new Date(NOW.getTime() + 31 * DAY).toISOString(),
+            notBefore: new Date(NOW.getTime() - 59 * DAY).toISOString(),
+          }),
+        },
+      }),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: new Date(NOW.getTime() + DAY) },
+    },
+    {
+      name: 'renews an expired production certificate',
+      facts: facts({
+        live: live(meta('production', expired)),
+        stored: { staging: meta('staging', expired), production: meta('production', expired) },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.Expired },
+    },
+    {
+      name: 're-issues through staging when hostnames are added',
+      facts: facts({
+        domains: [...DOMAINS, 'new.example.com'],
+        live: live(P),
+        stored: { staging: S, production: P },
+      }),
+      want: { kind: 'issue', phase: 'staging', reason: Reason.StagingFirst },
+    },
+    {
+      name: 'keeps serving the old production certificate while the new hostnames pass staging',
+      facts: facts({
+        domains: ['a.example.com'],
+        live: live(P),
+        stored: {
+          staging: meta('staging', { domains: ['a.example.com'], serial: 'S2' }),
+          production: P,
+        },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.DomainsChanged },
+    },
+    {
+      name: 're-issues when the production CA directory changes, keyed on the URL not the issuer name',
+      facts: facts({
+        live: live(P),
+        stored: {
+          staging: S,
+          production: meta('production', { directoryUrl: 'https://other.test/dir' }),
+        },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.IssuerChanged },
+    },
+    {
+      name: 're-issues when the key type changes',
+      facts: facts({
+        keyType: 'rsa-2048',
+        live: live(P),
+        stored: { staging: meta('staging', { keyType: 'rsa-2048' }), production: P },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.KeyTypeChanged },
+    },
+    {
+      name: 're-issues when the stored chain did not verify',
+      facts: facts({
+        live: live(P),
+        stored: { staging: S, production: meta('production', { chainVerified: false }) },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.ChainUnverified },
+    },
+    {
+      name: 'restores the stored production certificate when live/ serves something foreign',
+      facts: facts({ live: live(undefined, 'foreign'), stored: { staging: S, production: P } }),
+      want: { kind: 'deploy', phase: 'production', reason: Reason.LiveOutdated },
+    },
+    {
+      name: 'restores the stored certificate when live/ was deleted, instead of a placeholder',
+      facts: facts({ stored: { staging: S, production: P } }),
+      want: { kind: 'deploy', phase: 'production', reason: Reason.LiveOutdated },
+    },
+    {
+      name: 'serves the still-valid production certificate while its renewal is pending',
+      facts: facts({
+        live: placeholder,
+        stored: { staging: S, production: meta('production', renewing) },
+      }),
+      want: { kind: 'deploy', phase: 'production', reason: Reason.LiveOutdated },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => assert.deepEqual(decide(c.facts, NOW), c.want));
+  }
+});
+
+describe('lifecycle: renewalTime', () => {
+  const nb = new Date('2026-01-01T00:00:00Z');
+  const cases: { name: string; days: number; before?: number; wantDaysAfterStart: number }[] = [
+    { name: 'renews a 90-day certificate with 30 days left', days: 90, wantDaysAfterStart: 60 },
+    { name: 'renews a 6-day certificate with half its life left', days: 6, wantDaysAfterStart: 3 },
+    {
+      name: 'treats exactly 10 days as long-lived (a third left)',
+      days: 9.999,
+      wantDaysAfterStart: 4.9995,
+    },
+    {
+      name: 'honours RENEW_BEFORE_DAYS when it fits the lifetime',
+      days: 90,
+      before: 10,
+      wantDaysAfterStart: 80,
+    },
+    {
+      name: 'ignores a RENEW_BEFORE_DAYS longer than the lifetime, which would renew forever',
+      days: 6,
+      before: 30,
+      wantDaysAfterStart: 3,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const na = new Date(nb.getTime() + c.days * DAY);
+      const got = renewalTime(nb, na, c.before);
+      assert.equal(got.getTime(), nb.getTime() + Math.round(c.wantDaysAfterStart * DAY));
+    });
+  }
+});
+
+describe('lifecycle: retryDelayMs', () => {
+  const mid = () => 0.5; // no jitter
+  const cases: { name: string; attempt: number; retryAfter?: number; want: number }[] = [
+    { name: 'waits one minute after the first failure', attempt: 1, want: 60_000 },
+    { name: 'waits ten minutes after the second', attempt: 2, want: 600_000 },
+    { name: 'waits 100 minutes after the third', attempt: 3, want: 6_000_000 },
+    { name: 'waits a day after the fourth and later', attempt: 9, want: DAY },
+    {
+      name: 'lets a longer Retry-After from the CA win',
+      attempt: 1,
+      retryAfter: 3600,
+      want: 3_600_000,
+    },
+    { name: 'ignores a shorter Retry-After', attempt: 2, retryAfter: 5, want: 600_000 },
+  ];
+  for (const c of cases)
+    it(c.name, () => assert.equal(retryDelayMs(c.attempt, mid, c.retryAfter), c.want));
+  it('jitters by at most ten percent either way', () => {
+    assert.equal(
+      retryDelayMs(1, () => 0),
+      54_000,
+    );
+    assert.equal(
+      retryDelayMs(1, () => 1),
+      66_000,
+    );
+  });
+});
