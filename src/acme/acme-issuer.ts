@@ -63,7 +63,7 @@ export class AcmeIssuer implements Issuer {
       try {
         return await this.order(ctx, spec, keyType, signal);
       } catch (err) {
-        const e = classifyAcmeError(err, ctx.problems);
+        const e = classifyAcmeError(err, ctx.problems, ctx.networkError);
         // A CA that forgot us (Pebble restarts, an account deactivated
         // elsewhere): register again with the same key on the next attempt.
         if (/accountDoesNotExist|account.*(not exist|not found)/i.test(e.message)) {
@@ -140,8 +140,20 @@ export class AcmeIssuer implements Issuer {
     }
   }
 
+  /**
+   * One account load shared by every concurrent issuance. It runs in its own
+   * call context and rejects with an already-classified error, so each
+   * waiting issuance sees the real cause.
+   */
   private client(): Promise<acme.Client> {
-    this.clientPromise ??= this.loadClient().catch((err: unknown) => {
+    this.clientPromise ??= withAcmeContext(async (ctx) => {
+      ctx.step = 'account';
+      try {
+        return await this.loadClient();
+      } catch (err) {
+        throw classifyAcmeError(err, ctx.problems, ctx.networkError);
+      }
+    }).catch((err: unknown) => {
       this.clientPromise = undefined;
       throw err;
     });

@@ -8,10 +8,14 @@ const ACME_NS = 'urn:ietf:params:acme:error:';
  * documents seen during the call) into coded, retry-aware errors.
  * RFC 8555 §6.7 lists the problem types.
  */
-export function classifyAcmeError(err: unknown, problems: readonly AcmeProblem[]): SidecarError {
+export function classifyAcmeError(
+  err: unknown,
+  problems: readonly AcmeProblem[],
+  networkError?: string,
+): SidecarError {
   if (err instanceof SidecarError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  const netCode = (err as { code?: unknown })?.code;
+  const netCode = networkError ?? (err as { code?: unknown })?.code;
   const last = problems[problems.length - 1];
 
   if (last) {

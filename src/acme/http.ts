@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import https from 'node:https';
 import tls from 'node:tls';
 import acme from 'acme-client';
-import type { AxiosError, AxiosResponse } from 'axios';
+import axios, { type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 
 /** An RFC 8555 §6.7 problem document, as the CA sent it. */
 export interface AcmeProblem {
@@ -22,6 +22,8 @@ export interface AcmeProblem {
  */
 export interface AcmeCallContext {
   readonly problems: AcmeProblem[];
+  /** Code of the last network failure (ECONNREFUSED, ECONNABORTED...). */
+  networkError?: string;
   /** The issuance step making requests now ("newOrder", "finalize"...). */
   step: string;
 }
@@ -39,7 +41,15 @@ export interface AcmeHttpOptions {
   readonly timeoutMs: number;
 }
 
-/** Configures acme-client's shared axios instance once for the process. */
+/**
+ * Configures acme-client's shared axios instance once for the process.
+ *
+ * Its HTTP adapter is wrapped rather than adding an interceptor, because
+ * acme-client's own retry interceptor runs first and, once its retries are
+ * spent on a network error, throws a TypeError (`validateStatus(undefined)`)
+ * that has lost the error code. The wrapper sees every real exchange,
+ * retries included, so it can record problems, network errors and counts.
+ */
 export function configureAcmeHttp(opts: AcmeHttpOptions): void {
   const ax = acme.axios;
   ax.defaults.timeout = opts.timeoutMs;
@@ -48,18 +58,37 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
     keepAlive: true,
     ...(opts.caBundlePem && { ca: [...tls.rootCertificates, opts.caBundlePem] }),
   });
+  // Short in-request retries for 5xx and dropped connections; anything
+  // longer is the per-certificate backoff's job (lifecycle/policy.ts).
+  const settings = (ax.defaults as unknown as { acmeSettings: AcmeSettings }).acmeSettings;
+  settings.retryMaxAttempts = 2;
+  settings.retryDefaultDelay = 1;
   if (installed) return;
   installed = true;
-  ax.interceptors.response.use(
-    (resp: AxiosResponse) => {
+  const inner = axios.getAdapter('http');
+  ax.defaults.adapter = async (config: InternalAxiosRequestConfig) => {
+    try {
+      const resp = await inner(config);
       record(resp);
+      // A rate limit's Retry-After can be hours: acme-client would sleep
+      // that long inside the request. Fail now; the backoff honours it.
+      if (resp.status === 429) {
+        (config as { retryAttempt?: number }).retryAttempt = settings.retryMaxAttempts;
+      }
       return resp;
-    },
-    (err: AxiosError) => {
-      if (err.response) record(err.response);
-      return Promise.reject(err);
-    },
-  );
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      const ctx = context.getStore();
+      if (ctx && typeof code === 'string') ctx.networkError = code;
+      countRequest(ctx, String(code ?? 'error'));
+      throw err;
+    }
+  };
+}
+
+interface AcmeSettings {
+  retryMaxAttempts: number;
+  retryDefaultDelay: number;
 }
 
 /** Runs `fn` in a fresh call context that records problems and counts requests. */
@@ -75,10 +104,14 @@ export function totalAcmeRequests(): number {
   return n;
 }
 
+function countRequest(ctx: AcmeCallContext | undefined, outcome: string): void {
+  const key = `${ctx?.step ?? 'other'} ${outcome}`;
+  acmeRequestCounts.set(key, (acmeRequestCounts.get(key) ?? 0) + 1);
+}
+
 function record(resp: AxiosResponse): void {
   const ctx = context.getStore();
-  const key = `${ctx?.step ?? 'other'} ${resp.status}`;
-  acmeRequestCounts.set(key, (acmeRequestCounts.get(key) ?? 0) + 1);
+  countRequest(ctx, String(resp.status));
   if (resp.status < 400) return;
   const data: unknown = resp.data;
   const body = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;

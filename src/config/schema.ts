@@ -1,0 +1,358 @@
+/**
+ * Every environment variable the sidecar reads, described once: its name,
+ * aliases, documentation, default and parser. `loadConfig` reads them from
+ * here and the README settings table is generated from here
+ * (`npx tsx scripts/settings-table.ts`), so the two cannot drift.
+ *
+ * Schemas are pure string parsers. Their error messages are the "what would
+ * be valid" half of a ConfigError line, so each starts with "expected".
+ * Checks that touch the outside world (reading a file) live in `check`.
+ */
+import { isIP } from 'node:net';
+import { posix } from 'node:path';
+
+import cron from 'node-cron';
+import { z } from 'zod';
+
+import { KEY_TYPES, type KeyType } from '../domain/types.js';
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['json', 'text'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+/** Only `static` for now; `rancher` and `docker` come later. */
+export const PLATFORMS = ['static'] as const;
+export type PlatformName = (typeof PLATFORMS)[number];
+
+export interface Config {
+  /** DOMAINS as written; parse it with `parseDomainList`. */
+  domains: string;
+  staging: boolean;
+  acmeEmail?: string;
+  webroot: string;
+  stateDir: string;
+  keyType: KeyType;
+  /** Unset: renew when a third of the lifetime remains. */
+  renewBeforeDays?: number;
+  /** 0: no discovery loop, only the schedule. */
+  loopTimeSeconds: number;
+  stagingDirectoryUrl: string;
+  productionDirectoryUrl: string;
+  /** Path of a PEM file trusted, besides the system roots, for HTTPS to the CA. */
+  acmeCaBundle?: string;
+  /** `host:port`; host is IPv4, `[IPv6]` or a DNS name. */
+  selfCheckAddress?: string;
+  selfCheck: boolean;
+  /** Five-field cron expression, fields separated by single spaces. */
+  checkSchedule: string;
+  acmeTimeoutMs: number;
+  /** RFC 8555 section 7.3.4 External Account Binding; set together with eabHmacKey. */
+  eabKid?: string;
+  /** Secret: never log. */
+  eabHmacKey?: string;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  platform: PlatformName;
+}
+
+/** What defaults and checks may use instead of reaching for globals. */
+export interface SettingContext {
+  /** Uniform in [0, 1), like Math.random. */
+  readonly random: () => number;
+  /** Reads a file as UTF-8; throws if it cannot. */
+  readonly readFile: (path: string) => string;
+}
+
+export interface Setting<K extends keyof Config = keyof Config> {
+  /** The Config field this setting fills. */
+  readonly key: K;
+  readonly env: string;
+  /** Other names accepted (tried in order after `env`), e.g. certbot's. */
+  readonly aliases?: readonly string[];
+  /** One paragraph of Markdown for the README table. */
+  readonly description: string;
+  /**
+   * The default as the README shows it. Unless `defaultValue` is given, also
+   * the string parsed when the variable is unset, so docs and behaviour agree.
+   */
+  readonly default?: string;
+  /** A default that must be computed (e.g. randomized); `default` then only describes it. */
+  readonly defaultValue?: (ctx: SettingContext) => string;
+  /** Parses the trimmed value. */
+  readonly schema: z.ZodType<NonNullable<Config[K]>, string>;
+  /** The value never appears in errors or logs. */
+  readonly secret?: boolean;
+  /** A check needing I/O; returns what would be valid, or undefined if fine. */
+  check?(value: NonNullable<Config[K]>, ctx: SettingContext): string | undefined;
+}
+
+// ---------------------------------------------------------------- parsers
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z
+    .string()
+    .transform((s) => s.toLowerCase())
+    .pipe(z.enum(values, { error: `expected one of ${values.join(', ')}` }));
+}
+
+const booleanSetting = z.stringbool({
+  truthy: ['true', '1', 'yes'],
+  falsy: ['false', '0', 'no'],
+  case: 'insensitive',
+  error: 'expected one of true, false, 1, 0, yes, no',
+});
+
+const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+function positiveNumber(expected: string, max: number) {
+  return z
+    .string()
+    .regex(DECIMAL, { error: expected })
+    .transform(Number)
+    .refine((n) => n > 0 && n <= max, { error: expected });
+}
+
+function wholeNumber(expected: string, min: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d+$/, { error: expected })
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, { error: expected });
+}
+
+const absolutePath = z
+  .string()
+  .refine((p) => posix.isAbsolute(p) && !p.includes('\0'), {
+    error: 'expected an absolute path such as /var/www',
+  })
+  .transform((p) => {
+    const normal = posix.normalize(p);
+    return normal.length > 1 && normal.endsWith('/') ? normal.slice(0, -1) : normal;
+  });
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function isAcmeDirectoryUrl(s: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    return false;
+  }
+  if (url.protocol === 'https:') return url.hostname !== '';
+  return url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
+}
+
+const directoryUrl = z.string().refine(isAcmeDirectoryUrl, {
+  error: 'expected an https:// URL (http:// only for localhost, 127.0.0.1 or [::1])',
+});
+
+/** A DNS name as resolvers take it: single labels (`nginx`) and `_` allowed. */
+const RESOLVABLE_NAME =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/i;
+
+function isHostPort(s: string): boolean {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
+  if (m === null) return false;
+  const [, v6, host = '', port = ''] = m;
+  const portOk = Number(port) >= 1 && Number(port) <= 65535;
+  if (v6 !== undefined) return portOk && isIP(v6) === 6;
+  return portOk && (isIP(host) === 4 || RESOLVABLE_NAME.test(host));
+}
+
+const CRON_EXPECTED =
+  'expected a 5-field cron expression (minute hour day-of-month month day-of-week), such as "17 3 * * *"';
+const cronExpression = z
+  .string()
+  .transform((s) => s.split(/\s+/).join(' '))
+  .refine((s) => s.split(' ').length === 5 && cron.validate(s), { error: CRON_EXPECTED });
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
+
+// --------------------------------------------------------------- settings
+
+function setting<K extends keyof Config>(s: Setting<K>): Setting<K> {
+  return s;
+}
+
+const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
+  domains: setting({
+    key: 'domains',
+    env: 'DOMAINS',
+    description:
+      'Certificates to obtain. Entries are separated by commas or line breaks; each is a hostname, or several joined with `+` for one certificate with several names, optionally prefixed by a certificate name: `shop=shop.example.com+cdn.example.com`. Invalid entries are reported and skipped; the others go ahead.',
+    default: '',
+    schema: z.string(),
+  }),
+  platform: setting({
+    key: 'platform',
+    env: 'PLATFORM',
+    description:
+      'Where hostnames come from and certificates go. Only `static` for now: hostnames from `DOMAINS`, certificates in `STATE_DIR`.',
+    default: 'static',
+    schema: oneOf(PLATFORMS),
+  }),
+  staging: setting({
+    key: 'staging',
+    env: 'STAGING',
+    description:
+      'Stop at the staging CA (untrusted certificates, generous rate limits). Set to `false` to go on to the production CA once staging issuance works. Accepts `true`, `false`, `1`, `0`, `yes`, `no`.',
+    default: 'true',
+    schema: booleanSetting,
+  }),
+  acmeEmail: setting({
+    key: 'acmeEmail',
+    env: 'ACME_EMAIL',
+    aliases: ['CERTBOT_EMAIL', 'LETSENCRYPT_EMAIL'],
+    description:
+      'Contact address for the ACME account; the CA may send expiry and policy notices there.',
+    schema: z.email({ error: 'expected an email address such as admin@example.com' }),
+  }),
+  webroot: setting({
+    key: 'webroot',
+    env: 'WEBROOT',
+    aliases: ['CERTBOT_WEBROOT'],
+    description:
+      'Directory shared with nginx. HTTP-01 challenge files are written under `.well-known/acme-challenge/` in it. Absolute path.',
+    default: '/var/www',
+    schema: absolutePath,
+  }),
+  stateDir: setting({
+    key: 'stateDir',
+    env: 'STATE_DIR',
+    description: 'Where the ACME account, private keys and certificates are kept. Absolute path.',
+    default: '/etc/letsencrypt',
+    schema: absolutePath,
+  }),
+  keyType: setting({
+    key: 'keyType',
+    env: 'KEY_TYPE',
+    description: `Key type of new certificates: ${KEY_TYPES.map((k) => `\`${k}\``).join(', ')}.`,
+    default: 'ecdsa-p384',
+    schema: oneOf(KEY_TYPES),
+  }),
+  renewBeforeDays: setting({
+    key: 'renewBeforeDays',
+    env: 'RENEW_BEFORE_DAYS',
+    description:
+      'Renew this many days before expiry (fractions allowed, e.g. `0.5`). Unset: renew when a third of the lifetime remains.',
+    schema: positiveNumber('expected a positive number of days, such as 30 or 0.5', 3650),
+  }),
+  loopTimeSeconds: setting({
+    key: 'loopTimeSeconds',
+    env: 'LOOP_TIME',
+    description:
+      'Seconds between discovery passes, which pick up new hostnames and missing certificates. `0` turns the loop off; only `CHECK_SCHEDULE` runs.',
+    default: '300',
+    // A day at most: the daily schedule covers anything slower.
+    schema: wholeNumber('expected a whole number of seconds from 0 to 86400', 0, 86400),
+  }),
+  checkSchedule: setting({
+    key: 'checkSchedule',
+    env: 'CHECK_SCHEDULE',
+    description:
+      'When to check every certificate for renewal: a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. `17 3 * * *`.',
+    default: 'daily at a random time',
+    // Randomized so that many sidecars do not hit the CA at the same minute.
+    defaultValue: ({ random }) => {
+      const pick = (n: number): number => Math.min(n - 1, Math.floor(random() * n));
+      return `${pick(60)} ${pick(24)} * * *`;
+    },
+    schema: cronExpression,
+  }),
+  stagingDirectoryUrl: setting({
+    key: 'stagingDirectoryUrl',
+    env: 'ACME_STAGING_DIRECTORY_URL',
+    description:
+      'ACME directory of the staging CA. `https://` (`http://` only for localhost, `127.0.0.1` or `[::1]`).',
+    default: 'https://acme-staging-v02.api.letsencrypt.org/directory',
+    schema: directoryUrl,
+  }),
+  productionDirectoryUrl: setting({
+    key: 'productionDirectoryUrl',
+    env: 'ACME_PRODUCTION_DIRECTORY_URL',
+    description:
+      'ACME directory of the production CA. `https://` (`http://` only for localhost, `127.0.0.1` or `[::1]`).',
+    default: 'https://acme-v02.api.letsencrypt.org/directory',
+    schema: directoryUrl,
+  }),
+  acmeCaBundle: setting({
+    key: 'acmeCaBundle',
+    env: 'ACME_CA_BUNDLE',
+    description:
+      "PEM file of CA certificates trusted, in addition to the system roots, for HTTPS to the ACME server (e.g. a test CA such as Pebble's).",
+    schema: z.string(),
+    check(path, { readFile }) {
+      let text: string;
+      try {
+        text = readFile(path);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? String(err);
+        return `expected a readable PEM file containing a CERTIFICATE block (could not read it: ${code})`;
+      }
+      return PEM_CERTIFICATE.test(text)
+        ? undefined
+        : 'expected a PEM file containing a CERTIFICATE block (found none)';
+    },
+  }),
+  acmeTimeoutMs: setting({
+    key: 'acmeTimeoutMs',
+    env: 'ACME_TIMEOUT_SECONDS',
+    description: 'Timeout of each request to the ACME server, in seconds.',
+    default: '30',
+    schema: positiveNumber('expected a positive number of seconds up to 3600, such as 30', 3600)
+      .transform((s) => Math.round(s * 1000))
+      .refine((ms) => ms > 0, { error: 'expected at least 0.001 seconds' }),
+  }),
+  eabKid: setting({
+    key: 'eabKid',
+    env: 'EAB_KID',
+    description:
+      'External Account Binding key id, for CAs that require one (RFC 8555 section 7.3.4). Set together with `EAB_HMAC_KEY`.',
+    schema: z.string(),
+  }),
+  eabHmacKey: setting({
+    key: 'eabHmacKey',
+    env: 'EAB_HMAC_KEY',
+    description:
+      'External Account Binding HMAC key, base64url as given by the CA. Set together with `EAB_KID`.',
+    schema: z.string().regex(/^[A-Za-z0-9_\-+/]+={0,2}$/, {
+      error: 'expected the base64url-encoded HMAC key given by the CA',
+    }),
+    secret: true,
+  }),
+  selfCheck: setting({
+    key: 'selfCheck',
+    env: 'SELF_CHECK',
+    description:
+      'Before asking the CA to validate, fetch each challenge file over HTTP ourselves, so a broken nginx or DNS setup fails fast without using up CA rate limits.',
+    default: 'true',
+    schema: booleanSetting,
+  }),
+  selfCheckAddress: setting({
+    key: 'selfCheckAddress',
+    env: 'SELF_CHECK_ADDRESS',
+    description:
+      '`host:port` the self-check connects to (e.g. `nginx:80`), sending the hostname being validated in the Host header. Unset: connect to the hostname itself, as the CA does.',
+    schema: z.string().refine(isHostPort, {
+      error: 'expected host:port, such as nginx:80, 10.0.0.5:80 or [fd00::5]:80 (port 1-65535)',
+    }),
+  }),
+  logLevel: setting({
+    key: 'logLevel',
+    env: 'LOG_LEVEL',
+    description: `Least severe log level written: ${LOG_LEVELS.map((l) => `\`${l}\``).join(', ')}.`,
+    default: 'info',
+    schema: oneOf(LOG_LEVELS),
+  }),
+  logFormat: setting({
+    key: 'logFormat',
+    env: 'LOG_FORMAT',
+    description: 'Log line format: `json` (one object per line) or `text` (for people).',
+    default: 'json',
+    schema: oneOf(LOG_FORMATS),
+  }),
+};
+
+/** Every setting, in README order. */
+export const SETTINGS: readonly Setting[] = Object.values(settingsByKey) as Setting[];

@@ -1,0 +1,208 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { SidecarError, errorMessage } from '../domain/errors.js';
+import type { CertBundle } from '../domain/types.js';
+import { ensureDir, fsyncDir, writeFileAtomic } from '../store/atomic.js';
+
+const NAME = /^[a-z0-9][a-z0-9._-]{0,199}$/;
+const VERSION = /^[0-9]+$/;
+/** Versions kept per name in archive/: the live one and the one before it. */
+const KEEP_VERSIONS = 2;
+const DIR_MODE = 0o700;
+
+const FILES = {
+  cert: { file: 'cert.pem', mode: 0o644 },
+  chain: { file: 'chain.pem', mode: 0o644 },
+  fullchain: { file: 'fullchain.pem', mode: 0o644 },
+  privkey: { file: 'privkey.pem', mode: 0o600 },
+} as const;
+type Part = keyof typeof FILES;
+const PARTS = Object.keys(FILES) as Part[];
+
+export interface LivePaths {
+  readonly dir: string;
+  readonly cert: string;
+  readonly chain: string;
+  readonly fullchain: string;
+  readonly privkey: string;
+}
+
+/**
+ * The certificates nginx serves, certbot-style:
+ * `<stateDir>/live/<name>/{cert,chain,fullchain,privkey}.pem`.
+ *
+ * Local to this machine on purpose (in cluster mode each replica
+ * materializes its own), and separate from CertStore, whose keys are not
+ * files. nginx must never see a half-written file or a key that does not
+ * match its certificate, so `live/<name>` is a relative symlink to a
+ * complete, fsynced `archive/<name>/<version>/` and a new version is
+ * published by renaming a new symlink over it: one atomic step for all
+ * four files (Kubernetes swaps its `..data` link for configmap volumes the
+ * same way). The link is relative so it resolves wherever the volume is
+ * mounted. nginx's master runs as root, so 0600 keys in 0700 directories
+ * are readable to it.
+ *
+ * Writes of one name must not run concurrently (the reconciler holds that
+ * certificate's lock); concurrent writes do not corrupt a version, but the
+ * last rename wins regardless of version order.
+ */
+export class LiveDir {
+  readonly stateDir: string;
+
+  constructor(stateDir: string) {
+    this.stateDir = resolve(stateDir);
+  }
+
+  /** Absolute paths nginx is configured with (through the link). */
+  path(name: string): LivePaths {
+    const dir = join(this.stateDir, 'live', checkName(name));
+    return {
+      dir,
+      cert: join(dir, FILES.cert.file),
+      chain: join(dir, FILES.chain.file),
+      fullchain: join(dir, FILES.fullchain.file),
+      privkey: join(dir, FILES.privkey.file),
+    };
+  }
+
+  async write(name: string, bundle: CertBundle): Promise<void> {
+    checkName(name);
+    const liveDir = join(this.stateDir, 'live');
+    const livePath = join(liveDir, name);
+    const archive = join(this.stateDir, 'archive', name);
+    await io(`write live/${name}`, async () => {
+      await ensureDir(liveDir, DIR_MODE);
+      await ensureDir(archive, DIR_MODE);
+
+      // A real directory left by another tool cannot be replaced by a link
+      // in one step (rename refuses to put a non-directory over a
+      // directory). Keep it as the previous version; live/<name> is then
+      // missing until the link below lands, which beats mixing files in it.
+      const current = await fs.lstat(livePath).catch(ignoreMissing);
+      if (current?.isDirectory()) {
+        await fs.rename(livePath, join(archive, String(await nextVersion(archive))));
+      }
+
+      const version = await claimVersion(archive);
+      const versionDir = join(archive, version);
+      for (const part of PARTS) {
+        const { file, mode } = FILES[part];
+        await writeFileAtomic(join(versionDir, file), bundle[part], { mode });
+      }
+      await fsyncDir(archive); // the version directory itself is durable
+
+      const tmpLink = join(liveDir, `.${name}.tmp-${randomBytes(6).toString('hex')}`);
+      await fs.symlink(join('..', 'archive', name, version), tmpLink);
+      try {
+        await fs.rename(tmpLink, livePath);
+      } catch (err) {
+        await fs.rm(tmpLink, { force: true });
+        throw err;
+      }
+      await fsyncDir(liveDir);
+
+      await prune(archive, version);
+    });
+  }
+
+  /**
+   * The bundle nginx would load now, or undefined if there is none. The link
+   * is resolved once and all four files are read from that version, so a
+   * concurrent write() cannot hand back a cert from one version and a key
+   * from another.
+   */
+  async read(name: string): Promise<CertBundle | undefined> {
+    const livePath = this.path(name).dir;
+    return io(`read live/${name}`, async () => {
+      // A version can be pruned between realpath and the reads (two more
+      // writes happened meanwhile): start again from the new link.
+      for (let attempt = 1; ; attempt++) {
+        const dir = await fs.realpath(livePath).catch(ignoreMissing);
+        if (dir === undefined) return undefined;
+        try {
+          const part = (p: Part) => fs.readFile(join(dir, FILES[p].file), 'utf8');
+          const [cert, chain, fullchain, privkey] = await Promise.all([
+            part('cert'),
+            part('chain'),
+            part('fullchain'),
+            part('privkey'),
+          ]);
+          return { cert, chain, fullchain, privkey };
+        } catch (err) {
+          if (!isCode(err, 'ENOENT') || attempt >= 5) throw err;
+        }
+      }
+    });
+  }
+
+  /** Removes live/<name> and its archive; a no-op if there is none. */
+  async remove(name: string): Promise<void> {
+    const livePath = this.path(name).dir;
+    await io(`remove live/${name}`, async () => {
+      // The link first, so nothing points into a half-deleted archive.
+      await fs.rm(livePath, { recursive: true, force: true });
+      await fs.rm(join(this.stateDir, 'archive', name), { recursive: true, force: true });
+    });
+  }
+}
+
+/** Untrusted (it may come from a label): checked before it is ever joined into a path. */
+function checkName(name: string): string {
+  if (!NAME.test(name) || name.includes('..')) {
+    throw new SidecarError('CERT_NAME_INVALID', `invalid certificate name ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+async function versions(archive: string): Promise<number[]> {
+  const names = await fs.readdir(archive);
+  return names
+    .filter((n) => VERSION.test(n))
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+async function nextVersion(archive: string): Promise<number> {
+  return ((await versions(archive)).at(-1) ?? 0) + 1;
+}
+
+/** Creates the next version directory; mkdir without -p is the claim, so two writers never share one. */
+async function claimVersion(archive: string): Promise<string> {
+  for (let v = await nextVersion(archive); ; v++) {
+    try {
+      await fs.mkdir(join(archive, String(v)), { mode: DIR_MODE });
+      return String(v);
+    } catch (err) {
+      if (!isCode(err, 'EEXIST')) throw err;
+    }
+  }
+}
+
+/** Deletes all but the newest KEEP_VERSIONS, never the one just made live. */
+async function prune(archive: string, live: string): Promise<void> {
+  const all = await versions(archive);
+  for (const v of all.slice(0, -KEEP_VERSIONS)) {
+    if (String(v) !== live) await fs.rm(join(archive, String(v)), { recursive: true, force: true });
+  }
+}
+
+function ignoreMissing(err: unknown): undefined {
+  if (isCode(err, 'ENOENT')) return undefined;
+  throw err;
+}
+
+function isCode(err: unknown, ...codes: string[]): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && codes.includes(code);
+}
+
+/** Filesystem failures carry a code like every other failure (there is no deploy-specific one yet). */
+async function io<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof SidecarError) throw err;
+    throw new SidecarError('STORE_IO', `${what}: ${errorMessage(err)}`, { cause: err });
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * Hostname and certificate-name validation, and the DOMAINS list syntax.
+ * Pure: no I/O, no clock.
+ *
+ * ## DOMAINS syntax
+ *
+ * - Entries are separated by commas and/or line breaks. Whitespace around an
+ *   entry, and around `=` and `+` inside it, is ignored.
+ * - Each entry is one certificate:
+ *   - `example.com`: one hostname; the certificate is named after it.
+ *   - `www.example.com+example.com`: several hostnames joined with `+` make
+ *     one multi-SAN certificate, named after the first hostname (which is
+ *     also its CN).
+ *   - `shop=shop.example.com+cdn.example.com`: a certificate name, then `=`,
+ *     then its hostnames. Names match `^[a-z0-9][a-z0-9._-]{0,199}$` and
+ *     contain no `..` (they become directory names).
+ * - Hostnames are lowercased, one trailing dot is dropped, and international
+ *   names are converted to punycode (`bücher.example` becomes
+ *   `xn--bcher-kva.example`). Wildcards, IP addresses and single-label names
+ *   (`localhost`) are refused: public CAs do not issue for them over HTTP-01.
+ * - A hostname listed twice in one certificate is kept once; order is kept.
+ * - An entry with any invalid hostname is reported and skipped as a whole
+ *   (a certificate silently missing a requested name would be surprising);
+ *   the other entries still go ahead.
+ * - Two entries with the same certificate name (including the same hostname
+ *   listed twice on its own, `a.com,a.com`): the first wins, the later ones
+ *   are reported as `duplicate-name`.
+ * - An empty item between two commas (`a.com,,b.com`) is reported as `empty`
+ *   (often a template variable that expanded to nothing). Empty items next
+ *   to a line break or at either end (a trailing comma, blank lines) are
+ *   ignored, so one-entry-per-line lists may end lines with commas.
+ */
+import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
+
+import type { CertSpec } from './types.js';
+
+export type HostnameResult =
+  | { readonly ok: true; readonly hostname: string }
+  | { readonly ok: false; readonly code: HostnameProblemCode; readonly message: string };
+
+/** Stable codes for why a hostname or a DOMAINS entry was refused. */
+export type HostnameProblemCode =
+  | 'empty'
+  | 'bad-character'
+  | 'wildcard'
+  | 'ip-literal'
+  | 'path-syntax'
+  | 'too-long'
+  | 'label-empty'
+  | 'label-too-long'
+  | 'label-hyphen'
+  | 'reserved-label'
+  | 'single-label'
+  | 'numeric-tld'
+  | 'idn-invalid';
+
+export type DomainListProblemCode = HostnameProblemCode | 'bad-name' | 'duplicate-name';
+
+export interface DomainListProblem {
+  readonly source: string;
+  /** The offending entry as written (trimmed). */
+  readonly value: string;
+  readonly code: DomainListProblemCode;
+  readonly message: string;
+}
+
+export interface DomainList {
+  readonly specs: CertSpec[];
+  readonly problems: DomainListProblem[];
+}
+
+/** RFC 1035 section 2.3.4: 255 octets on the wire, i.e. 253 characters written out. */
+const MAX_HOSTNAME_LENGTH = 253;
+/** RFC 1035 section 2.3.4. */
+const MAX_LABEL_LENGTH = 63;
+
+const CERT_NAME = /^[a-z0-9][a-z0-9._-]{0,199}$/;
+
+/** Whitespace, C0/C1 controls (NUL included). */
+const WHITESPACE_OR_CONTROL = /[\s\p{Cc}]/u;
+/**
+ * Characters that make the input a path, a URL or a host:port rather than a
+ * hostname. Checked on the raw input, before `domainToASCII`, because the
+ * WHATWG host parser would otherwise percent-decode (`ex%41mple.com` ->
+ * `example.com`) or cut at `/`, and we would validate a different name than
+ * the user wrote.
+ */
+const PATH_OR_URL_SYNTAX = /[/\\:@%?#[\]]|\.\./;
+/** A last label the WHATWG host parser reads as a number (decimal or hex). */
+const NUMERIC_LABEL = /^(?:[0-9]+|0x[0-9a-f]*)$/i;
+const LDH_LABEL = /^[a-z0-9-]+$/;
+
+function fail(input: string, code: HostnameProblemCode, why: string): HostnameResult {
+  return { ok: false, code, message: `hostname ${JSON.stringify(input)} ${why}` };
+}
+
+/**
+ * Turns user input into the lowercase, punycode hostname an ACME order needs,
+ * or says precisely why it cannot be one. Only names a public CA can validate
+ * with HTTP-01 pass (RFC 8555 section 8.3 validates a DNS name by fetching
+ * from it; RFC 8738 IP identifiers are not supported here).
+ */
+export function normalizeHostname(input: string): HostnameResult {
+  const trimmed = input.trim();
+  if (trimmed === '') return fail(input, 'empty', 'is empty');
+  if (WHITESPACE_OR_CONTROL.test(trimmed)) {
+    return fail(input, 'bad-character', 'contains whitespace or a control character');
+  }
+  if (trimmed.includes('*')) {
+    return fail(
+      input,
+      'wildcard',
+      'is a wildcard: HTTP-01 cannot validate wildcard names (they need DNS-01)',
+    );
+  }
+  const bracketed = /^\[(.*)\]\.?$/.exec(trimmed);
+  const undotted = trimmed.endsWith('.') ? trimmed.slice(0, -1) : trimmed;
+  if (isIP(bracketed?.[1] ?? undotted) !== 0) {
+    return fail(input, 'ip-literal', 'is an IP address; certificates here are for DNS names only');
+  }
+  if (PATH_OR_URL_SYNTAX.test(trimmed)) {
+    return fail(
+      input,
+      'path-syntax',
+      'contains path or URL syntax (one of / \\ : @ % ? # [ ] or ".."); give the bare hostname',
+    );
+  }
+  if (undotted === '') return fail(input, 'empty', 'is empty');
+
+  const lower = undotted.toLowerCase();
+  // UTS #46 processing (the WHATWG URL host parser): maps case and
+  // compatibility forms, converts to punycode, and returns '' on failure.
+  const ascii = domainToASCII(lower);
+  if (ascii !== '' && isIP(ascii) !== 0) {
+    return fail(input, 'ip-literal', `is read as the IP address ${ascii} by URL parsers`);
+  }
+  const rawTld = lower.slice(lower.lastIndexOf('.') + 1);
+  if (lower.includes('.') && NUMERIC_LABEL.test(rawTld)) {
+    return fail(input, 'numeric-tld', `has an all-numeric top-level label "${rawTld}"`);
+  }
+  if (ascii === '') {
+    return fail(input, 'idn-invalid', 'is not a valid internationalized domain name');
+  }
+  if (ascii.length > MAX_HOSTNAME_LENGTH) {
+    return fail(
+      input,
+      'too-long',
+      `is ${ascii.length} characters long; the limit is ${MAX_HOSTNAME_LENGTH}`,
+    );
+  }
+  const labels = ascii.split('.');
+  for (const label of labels) {
+    if (label === '') return fail(input, 'label-empty', 'has an empty label');
+    if (label.length > MAX_LABEL_LENGTH) {
+      return fail(
+        input,
+        'label-too-long',
+        `has a label of ${label.length} characters; the limit is ${MAX_LABEL_LENGTH}`,
+      );
+    }
+    if (!LDH_LABEL.test(label)) {
+      return fail(
+        input,
+        'bad-character',
+        `has a label "${label}" with characters other than a-z, 0-9 and "-"`,
+      );
+    }
+    if (label.startsWith('-') || label.endsWith('-')) {
+      return fail(input, 'label-hyphen', `has a label "${label}" that starts or ends with "-"`);
+    }
+    // RFC 5891 section 4.2.3.1: "--" in positions 3-4 is reserved for IDNA;
+    // only "xn--" labels (already checked by domainToASCII) may use it.
+    if (label.slice(2, 4) === '--' && !label.startsWith('xn--')) {
+      return fail(
+        input,
+        'reserved-label',
+        `has a label "${label}" with "--" in positions 3-4, which is reserved for IDNA`,
+      );
+    }
+  }
+  if (labels.length < 2) {
+    return fail(
+      input,
+      'single-label',
+      'has a single label; public CAs only issue for names with a registered domain',
+    );
+  }
+  if (/^[0-9]+$/.test(labels[labels.length - 1] ?? '')) {
+    return fail(input, 'numeric-tld', 'has an all-numeric top-level label');
+  }
+  return { ok: true, hostname: ascii };
+}
+
+/**
+ * True if `name` may name a certificate. Names become directory names under
+ * the state directory, so the pattern is strict and `..` is refused.
+ */
+export function isValidCertName(name: string): boolean {
+  return CERT_NAME.test(name) && !name.includes('..');
+}
+
+const CERT_NAME_RULE =
+  'use a-z, 0-9, ".", "_" and "-", starting with a letter or digit, at most 200 characters, no ".."';
+
+interface Item {
+  readonly text: string;
+  /** Both neighbouring separators are commas. */
+  readonly betweenCommas: boolean;
+}
+
+/** Splits on commas and line breaks, remembering which separators surround each item. */
+function splitItems(raw: string): Item[] {
+  const items: Item[] = [];
+  const separator = /,|\r?\n|\r/g;
+  let start = 0;
+  let before = '';
+  for (let m = separator.exec(raw); ; m = separator.exec(raw)) {
+    const end = m === null ? raw.length : m.index;
+    const after = m === null ? '' : m[0];
+    items.push({
+      text: raw.slice(start, end).trim(),
+      betweenCommas: before === ',' && after === ',',
+    });
+    if (m === null) return items;
+    start = end + after.length;
+    before = after;
+  }
+}
+
+/**
+ * Parses a DOMAINS-style list (syntax at the top of this file) into one
+ * CertSpec per valid entry, plus one problem per refused entry. Never throws.
+ */
+export function parseDomainList(raw: string, source: string): DomainList {
+  const specs: CertSpec[] = [];
+  const problems: DomainListProblem[] = [];
+  const seen = new Map<string, string>();
+  const report = (value: string, code: DomainListProblemCode, message: string): void => {
+    problems.push({ source, value, code, message });
+  };
+
+  for (const item of splitItems(raw)) {
+    const entry = item.text;
+    if (entry === '') {
+      if (item.betweenCommas) report(entry, 'empty', `${source}: empty entry between two commas`);
+      continue;
+    }
+    const where = `${source}: entry ${JSON.stringify(entry)}`;
+    const eq = entry.indexOf('=');
+    const explicitName = eq === -1 ? undefined : entry.slice(0, eq).trim();
+    const hostPart = eq === -1 ? entry : entry.slice(eq + 1);
+    if (explicitName !== undefined && !isValidCertName(explicitName)) {
+      report(
+        entry,
+        'bad-name',
+        `${where}: certificate name ${JSON.stringify(explicitName)} is invalid (${CERT_NAME_RULE})`,
+      );
+      continue;
+    }
+
+    const domains: string[] = [];
+    const failures: { code: HostnameProblemCode; message: string }[] = [];
+    let spaceInside = false;
+    for (const host of hostPart.split('+')) {
+      const result = normalizeHostname(host);
+      if (!result.ok) {
+        failures.push(result);
+        spaceInside ||= /\s/.test(host.trim());
+      } else if (!domains.includes(result.hostname)) domains.push(result.hostname);
+    }
+    const first = failures[0];
+    if (first !== undefined) {
+      const hint = spaceInside ? ' (separate entries with commas)' : '';
+      report(
+        entry,
+        first.code,
+        `${where}: ${failures.map((f) => f.message).join('; ')}${hint}; the certificate is skipped`,
+      );
+      continue;
+    }
+
+    const name = explicitName ?? domains[0] ?? '';
+    if (!isValidCertName(name)) {
+      // Only reachable for hostnames over 200 characters.
+      report(
+        entry,
+        'bad-name',
+        `${where}: the hostname is too long to name the certificate; give a name with "name=..."`,
+      );
+      continue;
+    }
+    const earlier = seen.get(name);
+    if (earlier !== undefined) {
+      report(
+        entry,
+        'duplicate-name',
+        `${where}: certificate ${JSON.stringify(name)} is already requested by ${JSON.stringify(earlier)}; this entry is ignored`,
+      );
+      continue;
+    }
+    seen.set(name, entry);
+    specs.push({ name, domains, source });
+  }
+  return { specs, problems };
+}

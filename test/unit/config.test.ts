@@ -1,0 +1,512 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { format } from 'prettier';
+
+import { renderSettingsTable } from '../../src/config/docs.js';
+import { loadConfig } from '../../src/config/load.js';
+import { SETTINGS, type Config } from '../../src/config/schema.js';
+import { ConfigError } from '../../src/domain/errors.js';
+
+type Env = Record<string, string | undefined>;
+
+const PEM = [
+  '-----BEGIN CERTIFICATE-----',
+  'MIIBszCCAVmgAwIBAgIUZmFrZWZha2VmYWtlZmFrZWZha2UwCgYIKoZIzj0EAwIw',
+  '-----END CERTIFICATE-----',
+  '',
+].join('\n');
+
+/** loadConfig with a fixed random source, so the schedule default is known. */
+const load = (env: Env): Config => loadConfig(env, { random: () => 0.5 });
+
+function configError(env: Env): ConfigError {
+  try {
+    load(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail(`expected ${JSON.stringify(env)} to be refused`);
+}
+
+const DEFAULTS: Config = {
+  domains: '',
+  platform: 'static',
+  staging: true,
+  webroot: '/var/www',
+  stateDir: '/etc/letsencrypt',
+  keyType: 'ecdsa-p384',
+  loopTimeSeconds: 300,
+  checkSchedule: '30 12 * * *',
+  stagingDirectoryUrl: 'https://acme-staging-v02.api.letsencrypt.org/directory',
+  productionDirectoryUrl: 'https://acme-v02.api.letsencrypt.org/directory',
+  acmeTimeoutMs: 30000,
+  selfCheck: true,
+  logLevel: 'info',
+  logFormat: 'json',
+};
+
+describe('loadConfig', () => {
+  let dir: string;
+  let bundle: string;
+  let notPem: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'config-test-'));
+    bundle = join(dir, 'ca.pem');
+    writeFileSync(bundle, PEM);
+    notPem = join(dir, 'not.pem');
+    writeFileSync(notPem, 'just text\n');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('uses the defaults for an empty environment', () => {
+    assert.deepEqual(load({}), DEFAULTS);
+  });
+
+  it('treats empty and blank values as unset', () => {
+    assert.deepEqual(load({ STAGING: '', LOG_LEVEL: '   ', ACME_EMAIL: '' }), DEFAULTS);
+  });
+
+  it('parses every variable', () => {
+    const env: Env = {
+      DOMAINS: 'a.example.com,shop=b.example.com+c.example.com',
+      PLATFORM: 'static',
+      STAGING: 'false',
+      ACME_EMAIL: 'admin@example.com',
+      WEBROOT: '/srv/www/',
+      STATE_DIR: '/data/acme',
+      KEY_TYPE: 'rsa-2048',
+      RENEW_BEFORE_DAYS: '0.5',
+      LOOP_TIME: '0',
+      CHECK_SCHEDULE: ' 17  3 * * mon ',
+      ACME_STAGING_DIRECTORY_URL: 'https://localhost:14000/dir',
+      ACME_PRODUCTION_DIRECTORY_URL: 'http://127.0.0.1:14000/dir',
+      ACME_CA_BUNDLE: bundle,
+      ACME_TIMEOUT_SECONDS: '2.5',
+      EAB_KID: 'kid-1',
+      EAB_HMAC_KEY: 'c2VjcmV0LWhtYWMta2V5',
+      SELF_CHECK: 'no',
+      SELF_CHECK_ADDRESS: '[fd00::5]:8080',
+      LOG_LEVEL: 'DEBUG',
+      LOG_FORMAT: 'text',
+    };
+    const expected: Config = {
+      domains: 'a.example.com,shop=b.example.com+c.example.com',
+      platform: 'static',
+      staging: false,
+      acmeEmail: 'admin@example.com',
+      webroot: '/srv/www',
+      stateDir: '/data/acme',
+      keyType: 'rsa-2048',
+      renewBeforeDays: 0.5,
+      loopTimeSeconds: 0,
+      checkSchedule: '17 3 * * mon',
+      stagingDirectoryUrl: 'https://localhost:14000/dir',
+      productionDirectoryUrl: 'http://127.0.0.1:14000/dir',
+      acmeCaBundle: bundle,
+      acmeTimeoutMs: 2500,
+      eabKid: 'kid-1',
+      eabHmacKey: 'c2VjcmV0LWhtYWMta2V5',
+      selfCheck: false,
+      selfCheckAddress: '[fd00::5]:8080',
+      logLevel: 'debug',
+      logFormat: 'text',
+    };
+    assert.deepEqual(load(env), expected);
+    const everyVariable = SETTINGS.map((s) => s.env).sort();
+    assert.deepEqual(Object.keys(env).sort(), everyVariable, 'this test should set every variable');
+  });
+
+  describe('boolean values', () => {
+    const cases: [string, boolean][] = [
+      ['true', true],
+      ['True', true],
+      ['TRUE', true],
+      ['1', true],
+      ['yes', true],
+      ['false', false],
+      ['False', false],
+      ['FALSE', false],
+      ['0', false],
+      ['no', false],
+    ];
+    for (const [value, expected] of cases) {
+      it(`reads STAGING=${value} as ${expected}`, () => {
+        assert.equal(load({ STAGING: value }).staging, expected);
+      });
+    }
+  });
+
+  describe('aliases', () => {
+    it('reads ACME_EMAIL from CERTBOT_EMAIL', () => {
+      assert.equal(load({ CERTBOT_EMAIL: 'a@example.com' }).acmeEmail, 'a@example.com');
+    });
+    it('reads ACME_EMAIL from LETSENCRYPT_EMAIL', () => {
+      assert.equal(load({ LETSENCRYPT_EMAIL: 'b@example.com' }).acmeEmail, 'b@example.com');
+    });
+    it('reads WEBROOT from CERTBOT_WEBROOT', () => {
+      assert.equal(load({ CERTBOT_WEBROOT: '/webroot' }).webroot, '/webroot');
+    });
+    it('prefers the main name over an alias', () => {
+      const env = { ACME_EMAIL: 'main@example.com', CERTBOT_EMAIL: 'alias@example.com' };
+      assert.equal(load(env).acmeEmail, 'main@example.com');
+    });
+    it('prefers the first alias over the second', () => {
+      const env = { CERTBOT_EMAIL: 'first@example.com', LETSENCRYPT_EMAIL: 'second@example.com' };
+      assert.equal(load(env).acmeEmail, 'first@example.com');
+    });
+    it('falls through an empty main name to the alias', () => {
+      assert.equal(
+        load({ ACME_EMAIL: '', CERTBOT_EMAIL: 'c@example.com' }).acmeEmail,
+        'c@example.com',
+      );
+    });
+    it('names the alias that was used when its value is bad', () => {
+      const err = configError({ CERTBOT_EMAIL: 'nope' });
+      assert.deepEqual(
+        err.problems.map((p) => p.variable),
+        ['CERTBOT_EMAIL'],
+      );
+    });
+  });
+
+  describe('the check schedule default', () => {
+    it('is daily at a minute and hour drawn from the random source', () => {
+      assert.equal(loadConfig({}, { random: () => 0 }).checkSchedule, '0 0 * * *');
+      assert.equal(loadConfig({}, { random: () => 0.999999 }).checkSchedule, '59 23 * * *');
+    });
+    it('stays in range even if the random source returns 1', () => {
+      assert.equal(loadConfig({}, { random: () => 1 }).checkSchedule, '59 23 * * *');
+    });
+    it('uses Math.random when no source is given', () => {
+      assert.match(
+        loadConfig({}).checkSchedule,
+        /^([0-9]|[1-5][0-9]) ([0-9]|1[0-9]|2[0-3]) \* \* \*$/,
+      );
+    });
+  });
+
+  describe('the CA bundle', () => {
+    it('reads the file through the injected reader', () => {
+      const read: string[] = [];
+      const readFile = (path: string): string => {
+        read.push(path);
+        return PEM;
+      };
+      assert.equal(loadConfig({ ACME_CA_BUNDLE: '/ca.pem' }, { readFile }).acmeCaBundle, '/ca.pem');
+      assert.deepEqual(read, ['/ca.pem']);
+    });
+  });
+
+  const badValues: { name: string; env: Env; variable: string; expected: string }[] = [
+    {
+      name: 'refuses a STAGING value that is not a boolean word',
+      env: { STAGING: 'maybe' },
+      variable: 'STAGING',
+      expected: 'expected one of true, false, 1, 0',
+    },
+    {
+      name: 'refuses a SELF_CHECK value that is not a boolean word',
+      env: { SELF_CHECK: 'on' },
+      variable: 'SELF_CHECK',
+      expected: 'expected one of true, false, 1, 0',
+    },
+    {
+      name: 'refuses an email address without a domain',
+      env: { ACME_EMAIL: 'admin' },
+      variable: 'ACME_EMAIL',
+      expected: 'expected an email address',
+    },
+    {
+      name: 'refuses a relative WEBROOT',
+      env: { WEBROOT: 'www' },
+      variable: 'WEBROOT',
+      expected: 'expected an absolute path',
+    },
+    {
+      name: 'refuses a relative STATE_DIR',
+      env: { STATE_DIR: './state' },
+      variable: 'STATE_DIR',
+      expected: 'expected an absolute path',
+    },
+    {
+      name: 'refuses an unknown KEY_TYPE and lists the valid ones',
+      env: { KEY_TYPE: 'rsa-1024' },
+      variable: 'KEY_TYPE',
+      expected: 'expected one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096',
+    },
+    {
+      name: 'refuses a RENEW_BEFORE_DAYS of zero',
+      env: { RENEW_BEFORE_DAYS: '0' },
+      variable: 'RENEW_BEFORE_DAYS',
+      expected: 'expected a positive number of days',
+    },
+    {
+      name: 'refuses a RENEW_BEFORE_DAYS that is not a number',
+      env: { RENEW_BEFORE_DAYS: '30d' },
+      variable: 'RENEW_BEFORE_DAYS',
+      expected: 'expected a positive number of days',
+    },
+    {
+      name: 'refuses a negative LOOP_TIME',
+      env: { LOOP_TIME: '-1' },
+      variable: 'LOOP_TIME',
+      expected: 'expected a whole number of seconds from 0 to 86400',
+    },
+    {
+      name: 'refuses a fractional LOOP_TIME',
+      env: { LOOP_TIME: '1.5' },
+      variable: 'LOOP_TIME',
+      expected: 'expected a whole number of seconds',
+    },
+    {
+      name: 'refuses a cron expression with a seconds field',
+      env: { CHECK_SCHEDULE: '0 0 3 * * *' },
+      variable: 'CHECK_SCHEDULE',
+      expected: 'expected a 5-field cron expression',
+    },
+    {
+      name: 'refuses a cron expression with an out-of-range minute',
+      env: { CHECK_SCHEDULE: '61 3 * * *' },
+      variable: 'CHECK_SCHEDULE',
+      expected: 'expected a 5-field cron expression',
+    },
+    {
+      name: 'refuses a plain-http staging directory on a public host',
+      env: { ACME_STAGING_DIRECTORY_URL: 'http://acme.example.com/directory' },
+      variable: 'ACME_STAGING_DIRECTORY_URL',
+      expected: 'expected an https:// URL (http:// only for localhost, 127.0.0.1 or [::1])',
+    },
+    {
+      name: 'refuses a production directory that is not a URL',
+      env: { ACME_PRODUCTION_DIRECTORY_URL: 'acme-v02.api.letsencrypt.org' },
+      variable: 'ACME_PRODUCTION_DIRECTORY_URL',
+      expected: 'expected an https:// URL',
+    },
+    {
+      name: 'refuses a CA bundle that does not exist',
+      env: { ACME_CA_BUNDLE: '/nonexistent/ca.pem' },
+      variable: 'ACME_CA_BUNDLE',
+      expected:
+        'expected a readable PEM file containing a CERTIFICATE block (could not read it: ENOENT)',
+    },
+    {
+      name: 'refuses a SELF_CHECK_ADDRESS without a port',
+      env: { SELF_CHECK_ADDRESS: 'nginx' },
+      variable: 'SELF_CHECK_ADDRESS',
+      expected: 'expected host:port',
+    },
+    {
+      name: 'refuses a SELF_CHECK_ADDRESS with port 0',
+      env: { SELF_CHECK_ADDRESS: 'nginx:0' },
+      variable: 'SELF_CHECK_ADDRESS',
+      expected: 'port 1-65535',
+    },
+    {
+      name: 'refuses an unbracketed IPv6 SELF_CHECK_ADDRESS',
+      env: { SELF_CHECK_ADDRESS: 'fd00::5:80' },
+      variable: 'SELF_CHECK_ADDRESS',
+      expected: 'expected host:port',
+    },
+    {
+      name: 'refuses a zero ACME timeout',
+      env: { ACME_TIMEOUT_SECONDS: '0' },
+      variable: 'ACME_TIMEOUT_SECONDS',
+      expected: 'expected a positive number of seconds',
+    },
+    {
+      name: 'refuses an unknown LOG_LEVEL and lists the valid ones',
+      env: { LOG_LEVEL: 'verbose' },
+      variable: 'LOG_LEVEL',
+      expected: 'expected one of error, warn, info, debug',
+    },
+    {
+      name: 'refuses an unknown LOG_FORMAT and lists the valid ones',
+      env: { LOG_FORMAT: 'xml' },
+      variable: 'LOG_FORMAT',
+      expected: 'expected one of json, text',
+    },
+    {
+      name: 'refuses a platform that does not exist yet',
+      env: { PLATFORM: 'rancher' },
+      variable: 'PLATFORM',
+      expected: 'expected one of static',
+    },
+  ];
+
+  describe('bad values', () => {
+    for (const c of badValues) {
+      it(c.name, () => {
+        const err = configError(c.env);
+        const value = Object.values(c.env)[0] ?? '';
+        assert.deepEqual(
+          err.problems.map((p) => [p.variable, p.value]),
+          [[c.variable, value]],
+        );
+        const line = err.message.split('\n').find((l) => l.includes(`${c.variable}=`)) ?? '';
+        assert.ok(
+          line.startsWith(`  ${c.variable}=${JSON.stringify(value)}: expected`) &&
+            line.includes(c.expected),
+          `message lacks variable, value or "${c.expected}":\n${err.message}`,
+        );
+        assert.equal(err.code, 'CONFIG_INVALID');
+      });
+    }
+
+    it('refuses a CA bundle without a CERTIFICATE block', () => {
+      const err = configError({ ACME_CA_BUNDLE: notPem });
+      assert.match(
+        err.message,
+        /ACME_CA_BUNDLE=".*not\.pem": expected a PEM file containing a CERTIFICATE block/,
+      );
+    });
+
+    it('reports every bad value at once', () => {
+      const err = configError({
+        STAGING: 'maybe',
+        LOG_LEVEL: 'loud',
+        LOOP_TIME: 'soon',
+        WEBROOT: 'relative',
+      });
+      assert.deepEqual(err.problems.map((p) => p.variable).sort(), [
+        'LOG_LEVEL',
+        'LOOP_TIME',
+        'STAGING',
+        'WEBROOT',
+      ]);
+      for (const v of [
+        'STAGING="maybe"',
+        'LOG_LEVEL="loud"',
+        'LOOP_TIME="soon"',
+        'WEBROOT="relative"',
+      ]) {
+        assert.ok(err.message.includes(v), `message lacks ${v}:\n${err.message}`);
+      }
+    });
+
+    it('shows the value as given, surrounding blanks included', () => {
+      const err = configError({ KEY_TYPE: ' rsa ' });
+      assert.equal(err.problems[0]?.value, ' rsa ');
+    });
+  });
+
+  describe('External Account Binding', () => {
+    const SECRET = 'not base64 because of spaces!';
+
+    it('redacts a bad secret value', () => {
+      const err = configError({ EAB_KID: 'kid', EAB_HMAC_KEY: SECRET });
+      assert.deepEqual(
+        err.problems.map((p) => [p.variable, p.value]),
+        [['EAB_HMAC_KEY', '***']],
+      );
+      assert.match(err.message, /EAB_HMAC_KEY="\*\*\*": expected the base64url-encoded HMAC key/);
+      assert.ok(!err.message.includes('spaces'), 'the secret leaked into the message');
+      assert.ok(
+        !JSON.stringify(err.problems).includes('spaces'),
+        'the secret leaked into problems',
+      );
+    });
+
+    it('does not show a good secret when other values are bad', () => {
+      const secret = 'c2VjcmV0LWhtYWMta2V5';
+      const err = configError({ EAB_HMAC_KEY: secret, STAGING: 'maybe' });
+      assert.ok(!err.message.includes(secret), err.message);
+      assert.ok(!JSON.stringify(err.problems).includes(secret));
+    });
+
+    it('marks EAB_HMAC_KEY as secret and EAB_KID as not', () => {
+      const secret = (env: string): boolean | undefined =>
+        SETTINGS.find((s) => s.env === env)?.secret;
+      assert.equal(secret('EAB_HMAC_KEY'), true);
+      assert.notEqual(secret('EAB_KID'), true);
+    });
+
+    it('refuses a key id without an HMAC key', () => {
+      const err = configError({ EAB_KID: 'kid' });
+      assert.deepEqual(err.problems, [
+        {
+          variable: 'EAB_HMAC_KEY',
+          value: undefined,
+          expected: 'expected to be set together with EAB_KID',
+        },
+      ]);
+    });
+
+    it('refuses an HMAC key without a key id, without showing the key', () => {
+      const err = configError({ EAB_HMAC_KEY: 'c2VjcmV0' });
+      assert.deepEqual(
+        err.problems.map((p) => p.variable),
+        ['EAB_KID'],
+      );
+      assert.ok(!err.message.includes('c2VjcmV0'));
+    });
+  });
+});
+
+describe('SETTINGS', () => {
+  it('describes every variable once, with no name used twice', () => {
+    const names = SETTINGS.flatMap((s) => [s.env, ...(s.aliases ?? [])]);
+    assert.equal(new Set(names).size, names.length, names.join(', '));
+    assert.equal(new Set(SETTINGS.map((s) => s.key)).size, SETTINGS.length);
+  });
+
+  it('gives every setting a description ending in a full stop', () => {
+    for (const s of SETTINGS) assert.match(s.description, /\.$/, s.env);
+  });
+});
+
+describe('renderSettingsTable', () => {
+  const table = renderSettingsTable();
+
+  it('has a row for every variable, with its aliases', () => {
+    for (const s of SETTINGS) {
+      const row = table.split('\n').find((line) => line.startsWith(`| \`${s.env}\``));
+      assert.ok(row !== undefined, `no row for ${s.env}`);
+      for (const alias of s.aliases ?? []) assert.ok(row.includes(`\`${alias}\``), alias);
+    }
+  });
+
+  it('says a secret is never logged', () => {
+    const row = table.split('\n').find((line) => line.startsWith('| `EAB_HMAC_KEY`'));
+    assert.match(row ?? '', /Secret: never logged/);
+  });
+
+  it('is already formatted as prettier formats it', async () => {
+    const formatted = await format(table, {
+      parser: 'markdown',
+      printWidth: 100,
+      proseWrap: 'preserve',
+    });
+    assert.equal(formatted.trim(), table);
+  });
+
+  it('matches the settings table in README.md', () => {
+    const readmePath = new URL('../../README.md', import.meta.url);
+    const regenerate =
+      'run `npx tsx scripts/settings-table.ts` and paste its output between ' +
+      '<!-- settings:start --> and <!-- settings:end --> in README.md';
+    let readme: string;
+    try {
+      readme = readFileSync(readmePath, 'utf8');
+    } catch {
+      assert.fail(`README.md not found; ${regenerate}`);
+    }
+    const block = /<!-- settings:start -->([\s\S]*?)<!-- settings:end -->/.exec(readme)?.[1];
+    assert.ok(block !== undefined, `README.md has no settings block; ${regenerate}`);
+    // Column padding is prettier's business; compare the cells.
+    const cells = (md: string): string[] =>
+      md
+        .trim()
+        .split(/\r?\n/)
+        .map((line) => line.trim().replace(/ +/g, ' ').replace(/-{3,}/g, '---'));
+    assert.deepEqual(
+      cells(block),
+      cells(table),
+      `README settings table is out of date; ${regenerate}`,
+    );
+  });
+});
