@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# Build stage: compile TypeScript with the dev dependencies.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json
+
+# Runtime stage: production dependencies and the compiled code only.
+FROM node:20-bookworm-slim
+LABEL org.opencontainers.image.title="acme-sidecar" \
+      org.opencontainers.image.description="Certificates from an ACME CA for the nginx beside it: HTTP-01 through a shared webroot." \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.source="https://github.com/acme-sidecar/acme-sidecar"
+ENV NODE_ENV=production \
+    WEBROOT=/var/www \
+    STATE_DIR=/etc/letsencrypt
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+COPY --from=build /app/dist/src ./dist/src
+# The volumes are created owned by the unprivileged `node` user, so a fresh
+# named volume inherits that ownership and the sidecar never needs root.
+RUN mkdir -p /var/www/.well-known/acme-challenge /etc/letsencrypt \
+ && chown -R node:node /var/www /etc/letsencrypt \
+ && chmod 0755 /var/www /var/www/.well-known /var/www/.well-known/acme-challenge
+USER node
+VOLUME ["/var/www", "/etc/letsencrypt"]
+ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+CMD ["run"]

@@ -1,0 +1,246 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { readFile, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { accountPrefix } from '../../src/acme/acme-issuer.js';
+import { startDevEnv, tlsServedCert, type DevEnv } from '../../devenv/index.js';
+import { chainVerifiesTo, dnsNames, keyMatches } from '../../src/util/x509.js';
+import { runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';
+
+async function liveFiles(env: DevEnv, name: string) {
+  const dir = path.join(env.certDir, 'live', name);
+  const [cert, chain, fullchain, privkey] = await Promise.all(
+    ['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey.pem'].map((f) =>
+      readFile(path.join(dir, f), 'utf8'),
+    ),
+  );
+  return { cert: cert!, chain: chain!, fullchain: fullchain!, privkey: privkey! };
+}
+
+/** The persisted account records of the staging and production CAs. */
+async function accounts(env: DevEnv): Promise<string> {
+  const files = [env.staging.directoryUrl, env.production.directoryUrl].map((u) =>
+    path.join(env.certDir, accountPrefix(u), 'account.json'),
+  );
+  return (await Promise.all(files.map((f) => readFile(f, 'utf8')))).join(',');
+}
+
+function orders(r: RunResult): { phase: unknown; reason: unknown; cert: unknown }[] {
+  return r.logs
+    .filter((l) => l.message === 'ordering certificate')
+    .map((l) => ({ phase: l.phase, reason: l.reason, cert: l.cert }));
+}
+
+function explain(r: RunResult): string {
+  return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr.slice(-4000)}`;
+}
+
+describe('e2e: core path against real Pebble and nginx', function () {
+  this.timeout(180_000);
+  let env: DevEnv;
+  const A = 'a.demo.test';
+  const MULTI = 'multi';
+  const DOMAINS = `${A}, ${MULTI}=www.b.demo.test+b.demo.test`;
+  let stagingRoot: string;
+  let productionRoot: string;
+
+  before(async () => {
+    env = await startDevEnv();
+    stagingRoot = await env.staging.getRootPem();
+    productionRoot = await env.production.getRootPem();
+  });
+  after(async () => {
+    await env?.stop();
+  });
+
+  it('writes a self-signed placeholder first, even when the CA is unreachable, and says why it failed', async () => {
+    const r = await runSidecar(
+      ['once'],
+      sidecarEnv(env, {
+        DOMAINS,
+        ACME_STAGING_DIRECTORY_URL: 'https://127.0.0.1:1/dir',
+        ACME_TIMEOUT_SECONDS: '5',
+      }),
+    );
+    assert.equal(r.code, 1, explain(r));
+    assert.match(
+      r.stdout,
+      /FAIL a\.demo\.test .*phase=self-signed.*ACME_CA_UNREACHABLE/,
+      explain(r),
+    );
+    for (const [name, sans] of [
+      [A, [A]],
+      [MULTI, ['b.demo.test', 'www.b.demo.test']],
+    ] as const) {
+      const files = await liveFiles(env, name);
+      const leaf = new X509Certificate(files.cert);
+      assert.equal(leaf.issuer, leaf.subject, 'self-signed');
+      assert.deepEqual(dnsNames(leaf), [...sans].sort());
+      assert.ok(keyMatches(files.cert, files.privkey));
+    }
+    // nginx can now start its TLS servers on the placeholders.
+    await env.nginx.reload({
+      tlsServers: [
+        { certName: A, serverNames: [A] },
+        { certName: MULTI, serverNames: ['www.b.demo.test', 'b.demo.test'] },
+      ],
+    });
+    const served = await tlsServedCert(env.ports.https, A);
+    assert.equal(
+      served.serialNumber,
+      new X509Certificate((await liveFiles(env, A)).cert).serialNumber,
+    );
+  });
+
+  let stagingSerial: string;
+  it('issues from the staging CA through nginx, verifying against staging root only', async () => {
+    const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS }));
+    assert.equal(r.code, 0, explain(r));
+    assert.deepEqual(
+      orders(r).map((o) => o.phase),
+      ['staging', 'staging'],
+    );
+    for (const [name, sans] of [
+      [A, [A]],
+      [MULTI, ['b.demo.test', 'www.b.demo.test']],
+    ] as const) {
+      const files = await liveFiles(env, name);
+      assert.ok(
+        chainVerifiesTo(files.fullchain, stagingRoot),
+        `${name} verifies against staging root`,
+      );
+      assert.ok(!chainVerifiesTo(files.fullchain, productionRoot), `${name} not from production`);
+      assert.deepEqual(dnsNames(new X509Certificate(files.cert)), [...sans].sort());
+      assert.ok(keyMatches(files.cert, files.privkey), 'key matches');
+      assert.equal(files.fullchain, files.cert + files.chain);
+    }
+    stagingSerial = new X509Certificate((await liveFiles(env, A)).cert).serialNumber;
+    await env.nginx.reload();
+    assert.equal((await tlsServedCert(env.ports.https, A)).serialNumber, stagingSerial);
+  });
+
+  let prodSerial: string;
+  let accountJson: string;
+  it('with STAGING=false, promotes to the production CA and nginx serves it after a reload', async () => {
+    const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS, STAGING: 'false' }));
+    assert.equal(r.code, 0, explain(r));
+    assert.deepEqual(
+      orders(r).map((o) => `${String(o.phase)}/${String(o.reason)}`),
+      ['production/StagingOnly', 'production/StagingOnly'],
+    );
+    const files = await liveFiles(env, A);
+    assert.ok(chainVerifiesTo(files.fullchain, productionRoot), 'verifies against production root');
+    assert.ok(!chainVerifiesTo(files.fullchain, stagingRoot));
+    assert.ok(keyMatches(files.cert, files.privkey));
+    prodSerial = new X509Certificate(files.cert).serialNumber;
+    assert.notEqual(prodSerial, stagingSerial);
+    await env.nginx.reload();
+    assert.equal((await tlsServedCert(env.ports.https, A)).serialNumber, prodSerial);
+    const multi = await tlsServedCert(env.ports.https, 'www.b.demo.test');
+    assert.equal(
+      multi.serialNumber,
+      new X509Certificate((await liveFiles(env, MULTI)).cert).serialNumber,
+    );
+    accountJson = await accounts(env);
+    const urls = JSON.parse(`[${accountJson}]`) as { url: string; directoryUrl: string }[];
+    assert.deepEqual(
+      urls.map((a) => a.directoryUrl),
+      [env.staging.directoryUrl, env.production.directoryUrl],
+    );
+    assert.notEqual(urls[0]?.url, urls[1]?.url);
+  });
+
+  it('after a restart reuses the accounts and orders nothing for valid certificates', async () => {
+    const before = await readlink(path.join(env.certDir, 'live', A));
+    const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS, STAGING: 'false' }));
+    assert.equal(r.code, 0, explain(r));
+    assert.deepEqual(orders(r), []);
+    assert.equal(r.logs.filter((l) => l.message === 'ACME account registered').length, 0);
+    assert.equal(await accounts(env), accountJson);
+    assert.equal(await readlink(path.join(env.certDir, 'live', A)), before, 'live/ untouched');
+  });
+
+  it('re-issues a certificate whose hostnames changed, through staging, and leaves the others alone', async () => {
+    const domains = `${A}, ${MULTI}=www.b.demo.test+b.demo.test+c.demo.test`;
+    const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS: domains, STAGING: 'false' }));
+    assert.equal(r.code, 0, explain(r));
+    assert.deepEqual(orders(r), [
+      { phase: 'staging', reason: 'StagingFirst', cert: MULTI },
+      { phase: 'production', reason: 'DomainsChanged', cert: MULTI },
+    ]);
+    const files = await liveFiles(env, MULTI);
+    assert.deepEqual(dnsNames(new X509Certificate(files.cert)), [
+      'b.demo.test',
+      'c.demo.test',
+      'www.b.demo.test',
+    ]);
+    assert.ok(chainVerifiesTo(files.fullchain, productionRoot));
+    assert.equal(new X509Certificate((await liveFiles(env, A)).cert).serialNumber, prodSerial);
+  });
+
+  it('reports a bad hostname, skips it, and still serves the others', async () => {
+    const r = await runSidecar(
+      ['once'],
+      sidecarEnv(env, { DOMAINS: `${A}, *.demo.test, ../etc`, STAGING: 'false' }),
+    );
+    assert.equal(r.code, 1, explain(r));
+    assert.match(r.stdout, /ok {3}a\.demo\.test/);
+    assert.match(r.stdout, /SKIP "\*\.demo\.test".*wildcard/);
+    assert.match(r.stdout, /SKIP "\.\.\/etc"/);
+    assert.ok(r.logs.some((l) => l.message === 'hostname skipped' && l.value === '*.demo.test'));
+  });
+});
+
+describe('e2e: renewal of short-lived certificates', function () {
+  this.timeout(120_000);
+  let env: DevEnv;
+  before(async () => {
+    // 16-second certificates: the renewal window (half the lifetime) opens after 8 s.
+    env = await startDevEnv({ pebble: { certificateValidityPeriod: 16 } });
+  });
+  after(async () => {
+    await env?.stop();
+  });
+
+  it('renews a certificate inside its renewal window and nginx serves the new one', async () => {
+    const vars = sidecarEnv(env, { DOMAINS: 'r.demo.test', STAGING: 'false' });
+    const first = await runSidecar(['once'], vars);
+    assert.equal(first.code, 0, explain(first));
+    const files = await liveFiles(env, 'r.demo.test');
+    const leaf = new X509Certificate(files.cert);
+    await env.nginx.reload({
+      tlsServers: [{ certName: 'r.demo.test', serverNames: ['r.demo.test'] }],
+    });
+    assert.equal(
+      (await tlsServedCert(env.ports.https, 'r.demo.test')).serialNumber,
+      leaf.serialNumber,
+    );
+
+    const notBefore = new Date(leaf.validFrom).getTime();
+    const notAfter = new Date(leaf.validTo).getTime();
+    const windowOpens = notBefore + (notAfter - notBefore) / 2;
+    // Before the window: nothing to do.
+    const early = await runSidecar(['once'], vars);
+    if (Date.now() < windowOpens) assert.deepEqual(orders(early), []);
+    await new Promise((r) => setTimeout(r, Math.max(0, windowOpens - Date.now() + 500)));
+    const renewed = await runSidecar(['once'], vars);
+    assert.equal(renewed.code, 0, explain(renewed));
+    assert.deepEqual(
+      orders(renewed).map((o) => `${String(o.phase)}/${String(o.reason)}`),
+      ['production/NearingExpiry'],
+    );
+    const after = new X509Certificate((await liveFiles(env, 'r.demo.test')).cert);
+    assert.notEqual(after.serialNumber, leaf.serialNumber);
+    assert.ok(
+      chainVerifiesTo(
+        (await liveFiles(env, 'r.demo.test')).fullchain,
+        await env.production.getRootPem(),
+      ),
+    );
+    await env.nginx.reload();
+    assert.equal(
+      (await tlsServedCert(env.ports.https, 'r.demo.test')).serialNumber,
+      after.serialNumber,
+    );
+  });
+});

@@ -1,0 +1,87 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DevEnv } from '../../devenv/index.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = path.join(ROOT, 'src', 'cli.ts');
+
+/** Every sidecar output seen in this test process (the secrets grep reads it). */
+export const allOutput: string[] = [];
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** JSON log lines from stderr. */
+  logs: Record<string, unknown>[];
+}
+
+/** Environment for a sidecar that uses the devenv's CAs, nginx and directories. */
+export function sidecarEnv(
+  env: DevEnv,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    STATE_DIR: env.certDir,
+    WEBROOT: env.webroot,
+    ACME_STAGING_DIRECTORY_URL: env.staging.directoryUrl,
+    ACME_PRODUCTION_DIRECTORY_URL: env.production.directoryUrl,
+    ACME_CA_BUNDLE: env.caPemPath,
+    SELF_CHECK_ADDRESS: `127.0.0.1:${env.ports.http}`,
+    KEY_TYPE: 'ecdsa-p256',
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'info',
+    ...extra,
+  };
+}
+
+function parseLogs(text: string): Record<string, unknown>[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    });
+}
+
+/** Starts the real CLI (TypeScript through tsx) with only the given environment. */
+export function startSidecar(args: string[], env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs the CLI to completion. */
+export function runSidecar(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 120_000,
+): Promise<RunResult> {
+  const child = startSidecar(args, env);
+  return collect(child, timeoutMs);
+}
+
+export function collect(child: ChildProcess, timeoutMs = 120_000): Promise<RunResult> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`sidecar did not finish in ${timeoutMs} ms:\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      allOutput.push(stdout, stderr);
+      resolve({ code, stdout, stderr, logs: parseLogs(stderr) });
+    });
+  });
+}
