@@ -1,40 +1,122 @@
-// `npm run demo` (script: "tsx devenv/demo.ts"): start the local ACME
-// environment, print how to reach it, and keep it up until Ctrl-C.
-import { checkPrereqs, startDevEnv } from './index.js';
+// `npm run demo`: the whole product on loopback, with no domain and no
+// platform. Starts a local DNS helper, two Pebble CAs ("staging",
+// "production") and nginx (the same startup code the e2e tests use), then
+// runs the real sidecar against them: self-signed placeholder -> staging ->
+// production, served by nginx. Ctrl-C stops everything it started.
+//
+//   npm run demo                 run until Ctrl-C
+//   npm run demo -- --once       exit after the first full pass (0 = all issued)
+//   npm run demo -- --keep       keep the temp dir (certificates, logs) on exit
+//   npm run demo -- --install    as root: apt-get install what is missing first
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config/load.js';
+import { buildApp } from '../src/main.js';
+import { createLogger } from '../src/util/log.js';
+import { checkPrereqs, startDevEnv, tlsServedCert, type DevEnv } from './index.js';
 
-const pre = checkPrereqs();
-if (!pre.ok) {
-  console.error(pre.message);
+const DEMO_DOMAINS = 'www.demo.test, api.demo.test, shop=shop.demo.test+cdn.demo.test';
+
+const { values: flags } = parseArgs({
+  options: {
+    once: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    install: { type: 'boolean', default: false },
+  },
+});
+
+function ensurePrereqs(): void {
+  let pre = checkPrereqs();
+  if (pre.ok) return;
+  if (flags.install && process.getuid?.() === 0) {
+    const pkgs = /apt-get install -y (.*)$/.exec(pre.message)?.[1]?.split(' ') ?? [];
+    console.log(`installing ${pkgs.join(' ')} with apt-get...`);
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    execFileSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: 'inherit' });
+    pre = checkPrereqs();
+    if (pre.ok) return;
+  }
+  console.error(
+    pre.message + (flags.install ? '' : '\n(or run: npm run demo -- --install as root)'),
+  );
   process.exit(1);
 }
 
-const env = await startDevEnv({ keepTempDir: process.env.DEVENV_KEEP === '1' });
-console.log(`acme-sidecar devenv is up (everything on 127.0.0.1):
-  staging    ACME directory  ${env.staging.directoryUrl}
-             root/intermed.  ${env.staging.managementUrl}/roots/0  /intermediates/0
-  production ACME directory  ${env.production.directoryUrl}
-             root/intermed.  ${env.production.managementUrl}/roots/0  /intermediates/0
-  trust Pebble's API via     ${env.caPemPath}
-  DNS (challtestsrv)         ${env.dns.dnsAddress}  management ${env.dns.managementUrl}
-  nginx HTTP (HTTP-01)       http://127.0.0.1:${env.ports.http}/.well-known/acme-challenge/
-  nginx HTTPS                127.0.0.1:${env.ports.https} (no TLS servers until certificates exist)
-  webroot                    ${env.webroot}
-  certificates dir           ${env.certDir}/live/<name>/{fullchain,privkey}.pem
-  logs                       ${env.dir}/*.log, ${env.nginx.prefixDir}/error.log
-Ctrl-C to stop${process.env.DEVENV_KEEP === '1' ? ' (temp dir kept)' : ''}.`);
+async function main(): Promise<number> {
+  ensurePrereqs();
+  const env = await startDevEnv({ keepTempDir: flags.keep });
+  let stopped = false;
+  const stopEnv = async () => {
+    if (stopped) return;
+    stopped = true;
+    await env.stop();
+  };
+  try {
+    return await runDemo(env);
+  } finally {
+    await stopEnv();
+  }
+}
 
-let stopping = false;
-const shutdown = (): void => {
-  if (stopping) return;
-  stopping = true;
-  console.log('\nstopping...');
-  env.stop().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
+async function runDemo(env: DevEnv): Promise<number> {
+  // The sidecar is configured exactly as a user would: environment variables.
+  const config = loadConfig({
+    DOMAINS: DEMO_DOMAINS,
+    STAGING: 'false',
+    STATE_DIR: env.certDir,
+    WEBROOT: env.webroot,
+    ACME_STAGING_DIRECTORY_URL: env.staging.directoryUrl,
+    ACME_PRODUCTION_DIRECTORY_URL: env.production.directoryUrl,
+    ACME_CA_BUNDLE: env.caPemPath,
+    SELF_CHECK_ADDRESS: `127.0.0.1:${env.ports.http}`,
+    KEY_TYPE: 'ecdsa-p256',
+    LOOP_TIME: '30',
+    LOG_FORMAT: 'text',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+  });
+  const log = createLogger({ level: config.logLevel, format: 'text' });
+  const app = buildApp(config, { log });
+  console.log('demo: local CAs and nginx are up on 127.0.0.1; running the sidecar...\n');
+
+  const result = await app.pass();
+  const names = result.certificates.map((c) => c.name);
+  const prodRoot = await env.production.getRootPem();
+  await writeFile(path.join(env.dir, 'production-root.pem'), prodRoot);
+  await env.nginx.reload({
+    tlsServers: result.certificates.map((c) => ({ certName: c.name, serverNames: c.domains })),
+  });
+
+  console.log('\ndemo: first pass done');
+  for (const c of result.certificates) {
+    const served = await tlsServedCert(env.ports.https, c.domains[0] ?? c.name);
+    console.log(
+      `  ${c.ready ? 'ok  ' : 'FAIL'} ${c.name.padEnd(14)} ${c.phase.padEnd(11)} ` +
+        `${path.join(env.certDir, 'live', c.name)}/  nginx serves serial ${served.serialNumber}` +
+        (c.lastError ? `  error: ${c.lastError.message}` : ''),
+    );
+  }
+  console.log(`
+  production CA root      ${path.join(env.dir, 'production-root.pem')}
+  try it                  curl --cacert ${path.join(env.dir, 'production-root.pem')} --resolve www.demo.test:${env.ports.https}:127.0.0.1 https://www.demo.test:${env.ports.https}/
+  logs                    ${env.dir}/*.log
+  processes               ${env.pids().join(' ')}`);
+  const ok =
+    result.certificates.length === names.length && result.certificates.every((c) => c.ready);
+  if (flags.once) return ok ? 0 : 1;
+
+  console.log(
+    '\ndemo: the sidecar keeps running (renewal checks, LOOP_TIME=30s). Ctrl-C stops everything.',
   );
-};
-process.on('SIGINT', shutdown);
-process.on('SIGTERM', shutdown);
+  await app.runDaemon();
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -76,13 +76,13 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+  // Exit explicitly: an abandoned ACME poll or a keep-alive socket must not
+  // hold a finished process open.
+  (code) => process.exit(code),
   (err: unknown) => {
     process.stderr.write(
       `acme-sidecar: fatal: ${err instanceof Error ? err.stack : String(err)}\n`,
     );
-    process.exitCode = 1;
+    process.exit(1);
   },
 );
