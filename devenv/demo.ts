@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load.js';
 import { buildApp } from '../src/main.js';
 import { createLogger } from '../src/util/log.js';
-import { checkPrereqs, startDevEnv, tlsServedCert, type DevEnv } from './index.js';
+import { checkPrereqs, sidecarEnvFor, startDevEnv, tlsServedCert, type DevEnv } from './index.js';
 
 const DEMO_DOMAINS = 'www.demo.test, api.demo.test, shop=shop.demo.test+cdn.demo.test';
 
@@ -62,20 +62,15 @@ async function main(): Promise<number> {
 
 async function runDemo(env: DevEnv): Promise<number> {
   // The sidecar is configured exactly as a user would: environment variables.
-  const config = loadConfig({
-    DOMAINS: DEMO_DOMAINS,
-    STAGING: 'false',
-    STATE_DIR: env.certDir,
-    WEBROOT: env.webroot,
-    ACME_STAGING_DIRECTORY_URL: env.staging.directoryUrl,
-    ACME_PRODUCTION_DIRECTORY_URL: env.production.directoryUrl,
-    ACME_CA_BUNDLE: env.caPemPath,
-    SELF_CHECK_ADDRESS: `127.0.0.1:${env.ports.http}`,
-    KEY_TYPE: 'ecdsa-p256',
-    LOOP_TIME: '30',
-    LOG_FORMAT: 'text',
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
-  });
+  const config = loadConfig(
+    sidecarEnvFor(env, {
+      DOMAINS: DEMO_DOMAINS,
+      STAGING: 'false',
+      LOOP_TIME: '30',
+      LOG_FORMAT: 'text',
+      LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+    }),
+  );
   const log = createLogger({ level: config.logLevel, format: 'text' });
   const app = buildApp(config, { log });
   console.log('demo: local CAs and nginx are up on 127.0.0.1; running the sidecar...\n');

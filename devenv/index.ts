@@ -220,3 +220,23 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
     throw err;
   }
 }
+
+/**
+ * The sidecar's environment variables for this devenv: its CAs, webroot,
+ * certificate directory and nginx. Used by the e2e tests and the demo.
+ */
+export function sidecarEnvFor(
+  env: DevEnv,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    STATE_DIR: env.certDir,
+    WEBROOT: env.webroot,
+    ACME_STAGING_DIRECTORY_URL: env.staging.directoryUrl,
+    ACME_PRODUCTION_DIRECTORY_URL: env.production.directoryUrl,
+    ACME_CA_BUNDLE: env.caPemPath,
+    SELF_CHECK_ADDRESS: `127.0.0.1:${env.ports.http}`,
+    KEY_TYPE: 'ecdsa-p256',
+    ...extra,
+  };
+}

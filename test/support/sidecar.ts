@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DevEnv } from '../../devenv/index.js';
+import { sidecarEnvFor, type DevEnv } from '../../devenv/index.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'src', 'cli.ts');
@@ -17,23 +17,12 @@ export interface RunResult {
   logs: Record<string, unknown>[];
 }
 
-/** Environment for a sidecar that uses the devenv's CAs, nginx and directories. */
+/** Environment for a sidecar that uses the devenv's CAs, nginx and directories, logging JSON. */
 export function sidecarEnv(
   env: DevEnv,
   extra: Record<string, string> = {},
 ): Record<string, string> {
-  return {
-    STATE_DIR: env.certDir,
-    WEBROOT: env.webroot,
-    ACME_STAGING_DIRECTORY_URL: env.staging.directoryUrl,
-    ACME_PRODUCTION_DIRECTORY_URL: env.production.directoryUrl,
-    ACME_CA_BUNDLE: env.caPemPath,
-    SELF_CHECK_ADDRESS: `127.0.0.1:${env.ports.http}`,
-    KEY_TYPE: 'ecdsa-p256',
-    LOG_FORMAT: 'json',
-    LOG_LEVEL: 'info',
-    ...extra,
-  };
+  return sidecarEnvFor(env, { LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...extra });
 }
 
 function parseLogs(text: string): Record<string, unknown>[] {
