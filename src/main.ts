@@ -14,6 +14,8 @@ import type { CertSpec } from './domain/types.js';
 import { systemClock, type Clock } from './lifecycle/clock.js';
 import type { DiscoveryProblem, Platform } from './platform/platform.js';
 import { StaticPlatform } from './platform/static-platform.js';
+import { CattleClient } from './platform/rancher/cattle-client.js';
+import { RancherPlatform } from './platform/rancher/rancher-platform.js';
 import { Reconciler, type CertStatus } from './reconcile/reconciler.js';
 import { FsCertStore } from './store/fs-store.js';
 import type { Logger } from './util/log.js';
@@ -32,6 +34,26 @@ export interface App {
   /** Runs until SIGTERM/SIGINT (or `stop()`); resolves when shut down cleanly. */
   runDaemon(): Promise<void>;
   stop(): void;
+}
+
+function buildPlatform(config: Config, log: Logger): Platform {
+  if (config.platform === 'rancher') {
+    const client = new CattleClient({
+      // loadConfig guarantees these with PLATFORM=rancher.
+      url: config.cattleUrl ?? '',
+      accessKey: config.cattleAccessKey ?? '',
+      secretKey: config.cattleSecretKey ?? '',
+      timeoutMs: config.cattleTimeoutMs,
+      ...(config.cattleCaBundle && { caBundlePem: readFileSync(config.cattleCaBundle, 'utf8') }),
+      ...(config.cattleCertSha256 && { pinSha256: config.cattleCertSha256 }),
+      log: log.child({ component: 'rancher' }),
+    });
+    return new RancherPlatform(client, {
+      domains: config.domains,
+      log: log.child({ component: 'rancher' }),
+    });
+  }
+  return new StaticPlatform(config.domains);
 }
 
 export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): App {
@@ -63,7 +85,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       ...(config.acmeEmail && { email: config.acmeEmail }),
       ...(eab && { eab }),
     });
-  const platform: Platform = new StaticPlatform(config.domains);
+  const platform = buildPlatform(config, log);
   const reconciler = new Reconciler({
     store,
     live,

@@ -63,6 +63,24 @@ export function loadConfig(
     values[s.key] = parsed.data;
   }
 
+  // The Rancher platform cannot work without what Rancher injects.
+  if (values.platform === 'rancher') {
+    for (const [key, variable] of [
+      ['cattleUrl', 'CATTLE_URL'],
+      ['cattleAccessKey', 'CATTLE_ACCESS_KEY'],
+      ['cattleSecretKey', 'CATTLE_SECRET_KEY'],
+    ] as const) {
+      if (!setVariables.has(key)) {
+        problems.push({
+          variable,
+          value: undefined,
+          expected:
+            'expected to be set with PLATFORM=rancher (Rancher injects it into a service labelled io.rancher.container.agent.role=environment)',
+        });
+      }
+    }
+  }
+
   // External Account Binding needs both halves (RFC 8555 section 7.3.4).
   const kid = setVariables.get('eabKid');
   const hmac = setVariables.get('eabHmacKey');

@@ -21,7 +21,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['json', 'text'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 /** Only `static` for now; `rancher` and `docker` come later. */
-export const PLATFORMS = ['static'] as const;
+export const PLATFORMS = ['static', 'rancher'] as const;
 export type PlatformName = (typeof PLATFORMS)[number];
 
 export interface Config {
@@ -53,6 +53,16 @@ export interface Config {
   logLevel: LogLevel;
   logFormat: LogFormat;
   platform: PlatformName;
+  /** Rancher 1.x API base, as Rancher injects it (e.g. http://rancher:8080/v1). */
+  cattleUrl?: string;
+  cattleAccessKey?: string;
+  /** Secret: never log. */
+  cattleSecretKey?: string;
+  /** PEM file trusted for an https CATTLE_URL. */
+  cattleCaBundle?: string;
+  /** Pinned SHA-256 fingerprint of the Cattle server's certificate, 64 hex digits. */
+  cattleCertSha256?: string;
+  cattleTimeoutMs: number;
 }
 
 /** What defaults and checks may use instead of reaching for globals. */
@@ -169,6 +179,19 @@ const cronExpression = z
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
 
+function pemFileProblem(path: string, { readFile }: SettingContext): string | undefined {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    return `expected a readable PEM file containing a CERTIFICATE block (could not read it: ${code})`;
+  }
+  return PEM_CERTIFICATE.test(text)
+    ? undefined
+    : 'expected a PEM file containing a CERTIFICATE block (found none)';
+}
+
 // --------------------------------------------------------------- settings
 
 function setting<K extends keyof Config>(s: Setting<K>): Setting<K> {
@@ -188,7 +211,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     key: 'platform',
     env: 'PLATFORM',
     description:
-      'Where hostnames come from and certificates go. Only `static` for now: hostnames from `DOMAINS`, certificates in `STATE_DIR`.',
+      'Where hostnames come from and certificates go. `static`: hostnames from `DOMAINS`, certificates in `STATE_DIR` only. `rancher`: also hostnames from Rancher 1.x service labels, and every certificate pushed to the Cattle API (needs `CATTLE_URL`, `CATTLE_ACCESS_KEY`, `CATTLE_SECRET_KEY`).',
     default: 'static',
     schema: oneOf(PLATFORMS),
   }),
@@ -276,24 +299,73 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     default: 'https://acme-v02.api.letsencrypt.org/directory',
     schema: directoryUrl,
   }),
+  cattleUrl: setting({
+    key: 'cattleUrl',
+    env: 'CATTLE_URL',
+    description:
+      "Rancher API URL, injected by Rancher into a service labelled `io.rancher.container.create_agent: true` and `io.rancher.container.agent.role: environment`. `/v1` is used as `/v2-beta`, like Rancher's Go client.",
+    schema: z.string().refine(
+      (u) => {
+        try {
+          const url = new URL(u);
+          return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+        } catch {
+          return false;
+        }
+      },
+      { error: 'expected an http:// or https:// URL such as http://rancher-server:8080/v1' },
+    ),
+  }),
+  cattleAccessKey: setting({
+    key: 'cattleAccessKey',
+    env: 'CATTLE_ACCESS_KEY',
+    description: 'Rancher environment API access key (injected by Rancher).',
+    schema: z.string(),
+  }),
+  cattleSecretKey: setting({
+    key: 'cattleSecretKey',
+    env: 'CATTLE_SECRET_KEY',
+    description: 'Rancher environment API secret key (injected by Rancher). Secret: never logged.',
+    schema: z.string(),
+    secret: true,
+  }),
+  cattleCaBundle: setting({
+    key: 'cattleCaBundle',
+    env: 'CATTLE_CA_BUNDLE',
+    description:
+      'PEM file of CA certificates trusted, in addition to the system roots, for an `https://` `CATTLE_URL`.',
+    schema: z.string(),
+    check: (path, ctx) => pemFileProblem(path, ctx),
+  }),
+  cattleCertSha256: setting({
+    key: 'cattleCertSha256',
+    env: 'CATTLE_CERT_SHA256',
+    description:
+      "Pin the Rancher server's TLS certificate: its SHA-256 fingerprint (64 hex digits, colons allowed, as `openssl x509 -fingerprint -sha256` prints it). A server presenting another certificate is refused.",
+    schema: z
+      .string()
+      .transform((v) => v.replace(/:/g, '').toLowerCase())
+      .refine((v) => /^[0-9a-f]{64}$/.test(v), {
+        error: 'expected a SHA-256 fingerprint: 64 hex digits, colons allowed',
+      }),
+  }),
+  cattleTimeoutMs: setting({
+    key: 'cattleTimeoutMs',
+    env: 'CATTLE_TIMEOUT_SECONDS',
+    description: 'Timeout of each request to the Rancher API, in seconds.',
+    default: '10',
+    schema: positiveNumber(
+      'expected a positive number of seconds up to 600, such as 10',
+      600,
+    ).transform((s) => Math.round(s * 1000)),
+  }),
   acmeCaBundle: setting({
     key: 'acmeCaBundle',
     env: 'ACME_CA_BUNDLE',
     description:
       "PEM file of CA certificates trusted, in addition to the system roots, for HTTPS to the ACME server (e.g. a test CA such as Pebble's).",
     schema: z.string(),
-    check(path, { readFile }) {
-      let text: string;
-      try {
-        text = readFile(path);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? String(err);
-        return `expected a readable PEM file containing a CERTIFICATE block (could not read it: ${code})`;
-      }
-      return PEM_CERTIFICATE.test(text)
-        ? undefined
-        : 'expected a PEM file containing a CERTIFICATE block (found none)';
-    },
+    check: (path, ctx) => pemFileProblem(path, ctx),
   }),
   acmeTimeoutMs: setting({
     key: 'acmeTimeoutMs',

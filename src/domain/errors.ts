@@ -20,7 +20,14 @@ export type ErrorCode =
   | 'ACME_BAD_RESPONSE'
   | 'SELF_CHECK_FAILED'
   | 'CHAIN_INVALID'
-  | 'ABORTED';
+  | 'ABORTED'
+  | 'PLATFORM_UNAUTHORIZED'
+  | 'PLATFORM_NOT_FOUND'
+  | 'PLATFORM_REJECTED'
+  | 'PLATFORM_UNAVAILABLE'
+  | 'PLATFORM_BAD_RESPONSE'
+  | 'PLATFORM_TLS'
+  | 'PLATFORM_CONFLICT';
 
 export class SidecarError extends Error {
   readonly code: ErrorCode;

@@ -1,4 +1,4 @@
-import type { CertMeta, CertSpec, StoredCert } from '../domain/types.js';
+import type { CertSpec, StoredCert } from '../domain/types.js';
 
 /** A hostname or label the platform handed us that we could not use. */
 export interface DiscoveryProblem {
@@ -13,16 +13,30 @@ export interface Discovery {
   readonly problems: readonly DiscoveryProblem[];
 }
 
+/** What the platform holds under a certificate's name. */
+export interface PlatformCopy {
+  /** The platform's own id for it, when it has one. */
+  readonly id?: string;
+  /** Serial number, upper-case hex without leading zeros. */
+  readonly serial: string;
+  /** ISO 8601, when the platform says. */
+  readonly notAfter?: string;
+  /** Created by this sidecar; anything else is never overwritten. */
+  readonly ours: boolean;
+}
+
 /**
  * The container platform: where hostnames come from and where certificates
  * go so its load balancers serve them.
  */
 export interface Platform {
   readonly name: string;
+  /** False when certificates only live on disk (nothing to read back or push). */
+  readonly holdsCertificates: boolean;
   /** Every certificate wanted now. Throws on failure: never "nothing" on error. */
   discover(): Promise<Discovery>;
   /** The platform's copy of a certificate, if it has one. */
-  read(name: string): Promise<CertMeta | undefined>;
-  /** Give the platform this certificate (create or update in place). */
-  push(cert: StoredCert): Promise<void>;
+  read(name: string): Promise<PlatformCopy | undefined>;
+  /** Give the platform this certificate: update `existing` in place, or create it. */
+  push(cert: StoredCert, existing?: PlatformCopy): Promise<void>;
 }

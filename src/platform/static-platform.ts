@@ -8,6 +8,7 @@ import type { Discovery, Platform } from './platform.js';
  */
 export class StaticPlatform implements Platform {
   readonly name = 'static';
+  readonly holdsCertificates = false;
 
   constructor(private readonly domains: string) {}
 

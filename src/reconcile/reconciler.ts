@@ -1,6 +1,13 @@
 import type { Issuer } from '../acme/issuer.js';
 import { SidecarError, errorCode, errorMessage } from '../domain/errors.js';
-import type { AcmePhase, CertSpec, KeyType, Phase, StoredCert } from '../domain/types.js';
+import {
+  PHASES,
+  type AcmePhase,
+  type CertSpec,
+  type KeyType,
+  type Phase,
+  type StoredCert,
+} from '../domain/types.js';
 import type { Clock } from '../lifecycle/clock.js';
 import {
   decide,
@@ -10,6 +17,7 @@ import {
   type LiveFacts,
 } from '../lifecycle/policy.js';
 import type { Reason } from '../lifecycle/reasons.js';
+import { decidePlatform } from '../lifecycle/platform-policy.js';
 import type { Platform } from '../platform/platform.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
@@ -113,10 +121,12 @@ export class Reconciler {
       return st;
     }
     try {
+      await this.noteLostLocalCopy(spec, log);
       for (let step = 0; step < MAX_STEPS; step++) {
         if (signal?.aborted) throw new SidecarError('ABORTED', 'shutting down');
         const action = decide(await this.gather(spec), clock.now());
         if (action.kind === 'none') {
+          await this.syncPlatform(spec, log);
           this.settle(st, action);
           return st;
         }
@@ -229,7 +239,7 @@ export class Reconciler {
   }
 
   private async act(spec: CertSpec, action: Action, log: Logger, signal?: AbortSignal) {
-    const { store, live, issuers, clock, settings, platform } = this.deps;
+    const { store, live, issuers, clock, settings } = this.deps;
     switch (action.kind) {
       case 'none':
         return;
@@ -280,10 +290,77 @@ export class Reconciler {
           reason: action.reason,
           serial: stored.meta.serial,
         });
-        await platform.push(stored);
         return;
       }
     }
+  }
+
+  /**
+   * Makes the platform hold what nginx serves here (see
+   * lifecycle/platform-policy.ts for when it does not).
+   */
+  private async syncPlatform(spec: CertSpec, log: Logger): Promise<void> {
+    const { platform, clock } = this.deps;
+    if (!platform.holdsCertificates) return;
+    const [facts, copy, records] = await Promise.all([
+      this.gather(spec),
+      platform.read(spec.name),
+      this.loadAll(spec.name),
+    ]);
+    const serials = Object.fromEntries(
+      Object.entries(records).map(([phase, r]) => [phase, r?.meta.serial]),
+    ) as Partial<Record<Phase, string>>;
+    const action = decidePlatform(
+      { ...(facts.live && { live: facts.live }), ...(copy && { copy }), serials },
+      clock.now(),
+    );
+    if (action.kind === 'none') return;
+    if (action.kind === 'conflict') {
+      throw new SidecarError(
+        'PLATFORM_CONFLICT',
+        `${platform.name} already has a certificate named ${spec.name} that acme-sidecar did not create; not overwriting it`,
+      );
+    }
+    const phase = facts.live?.phase;
+    const record = phase && phase !== 'foreign' ? records[phase] : undefined;
+    if (!record) return;
+    log.info('pushing certificate to the platform', {
+      platform: platform.name,
+      reason: action.reason,
+      phase: record.meta.phase,
+      serial: record.meta.serial,
+    });
+    await platform.push(record, copy);
+  }
+
+  /**
+   * The store holds nothing for this certificate but the platform holds a
+   * valid one of ours: the local volume was lost. Cattle never returns a
+   * private key after create, so a new certificate must be issued; say so.
+   */
+  private async noteLostLocalCopy(spec: CertSpec, log: Logger): Promise<void> {
+    const { platform, clock } = this.deps;
+    if (!platform.holdsCertificates || this.status.get(spec.name)?.attempts) return;
+    const records = await this.loadAll(spec.name);
+    if (Object.values(records).some(Boolean)) return;
+    const copy = await platform.read(spec.name);
+    if (copy?.ours && (!copy.notAfter || clock.now() < new Date(copy.notAfter))) {
+      log.warn(
+        'local copy lost: the platform holds a valid certificate of ours, but its private key cannot be read back from it; issuing a new certificate',
+        { reason: 'LocalLost', serial: copy.serial, platform: platform.name },
+      );
+    }
+  }
+
+  private async loadAll(name: string): Promise<Partial<Record<Phase, StoredCert>>> {
+    const [selfSigned, staging, production] = await Promise.all(
+      PHASES.map((p) => this.loadStored(name, p)),
+    );
+    return {
+      ...(selfSigned && { 'self-signed': selfSigned }),
+      ...(staging && { staging }),
+      ...(production && { production }),
+    };
   }
 
   private describe(spec: CertSpec, bundle: CertBundle, phase: Phase, directoryUrl: string) {

@@ -44,6 +44,7 @@ const DEFAULTS: Config = {
   stagingDirectoryUrl: 'https://acme-staging-v02.api.letsencrypt.org/directory',
   productionDirectoryUrl: 'https://acme-v02.api.letsencrypt.org/directory',
   acmeTimeoutMs: 30000,
+  cattleTimeoutMs: 10000,
   selfCheck: true,
   logLevel: 'info',
   logFormat: 'json',
@@ -74,7 +75,13 @@ describe('loadConfig', () => {
   it('parses every variable', () => {
     const env: Env = {
       DOMAINS: 'a.example.com,shop=b.example.com+c.example.com',
-      PLATFORM: 'static',
+      PLATFORM: 'Rancher',
+      CATTLE_URL: 'https://rancher.example.com:8443/v1',
+      CATTLE_ACCESS_KEY: 'AK123',
+      CATTLE_SECRET_KEY: 'sekrit',
+      CATTLE_CA_BUNDLE: bundle,
+      CATTLE_CERT_SHA256: 'AB:'.repeat(31) + 'AB',
+      CATTLE_TIMEOUT_SECONDS: '3',
       STAGING: 'false',
       ACME_EMAIL: 'admin@example.com',
       WEBROOT: '/srv/www/',
@@ -96,7 +103,13 @@ describe('loadConfig', () => {
     };
     const expected: Config = {
       domains: 'a.example.com,shop=b.example.com+c.example.com',
-      platform: 'static',
+      platform: 'rancher',
+      cattleUrl: 'https://rancher.example.com:8443/v1',
+      cattleAccessKey: 'AK123',
+      cattleSecretKey: 'sekrit',
+      cattleCaBundle: bundle,
+      cattleCertSha256: 'ab'.repeat(32),
+      cattleTimeoutMs: 3000,
       staging: false,
       acmeEmail: 'admin@example.com',
       webroot: '/srv/www',
@@ -119,6 +132,15 @@ describe('loadConfig', () => {
     assert.deepEqual(load(env), expected);
     const everyVariable = SETTINGS.map((s) => s.env).sort();
     assert.deepEqual(Object.keys(env).sort(), everyVariable, 'this test should set every variable');
+  });
+
+  it('with PLATFORM=rancher, names each missing Cattle variable', () => {
+    const err = configError({ PLATFORM: 'rancher', CATTLE_URL: 'http://rancher:8080/v1' });
+    assert.deepEqual(
+      err.problems.map((p) => p.variable),
+      ['CATTLE_ACCESS_KEY', 'CATTLE_SECRET_KEY'],
+    );
+    assert.match(err.message, /CATTLE_SECRET_KEY=.*expected to be set with PLATFORM=rancher/);
   });
 
   describe('boolean values', () => {
@@ -331,10 +353,22 @@ describe('loadConfig', () => {
       expected: 'expected one of json, text',
     },
     {
-      name: 'refuses a platform that does not exist yet',
-      env: { PLATFORM: 'rancher' },
+      name: 'refuses a platform that does not exist',
+      env: { PLATFORM: 'kubernetes' },
       variable: 'PLATFORM',
-      expected: 'expected one of static',
+      expected: 'expected one of static, rancher',
+    },
+    {
+      name: 'refuses a pinned fingerprint that is not SHA-256',
+      env: { CATTLE_CERT_SHA256: 'abc123' },
+      variable: 'CATTLE_CERT_SHA256',
+      expected: 'expected a SHA-256 fingerprint: 64 hex digits, colons allowed',
+    },
+    {
+      name: 'refuses a CATTLE_URL that is not http(s)',
+      env: { CATTLE_URL: 'ftp://rancher/v1' },
+      variable: 'CATTLE_URL',
+      expected: 'expected an http:// or https:// URL such as http://rancher-server:8080/v1',
     },
   ];
 

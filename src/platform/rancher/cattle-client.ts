@@ -1,0 +1,320 @@
+import https from 'node:https';
+import { isIP } from 'node:net';
+import tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import { SidecarError, type ErrorCode } from '../../domain/errors.js';
+import type { Logger } from '../../util/log.js';
+
+/**
+ * A small client for the Rancher 1.x (Cattle) API: basic auth, timeouts,
+ * bounded retries with backoff, every page of a collection. Errors carry
+ * codes and never the credentials: axios errors hold the Authorization
+ * header in their config, so none is ever wrapped or attached as a cause.
+ * See ../shared/docs/rancher-api.md for the contract.
+ */
+export interface CattleClientOptions {
+  readonly url: string;
+  readonly accessKey: string;
+  readonly secretKey: string;
+  readonly timeoutMs: number;
+  /** Extra PEM roots for an https URL. */
+  readonly caBundlePem?: string;
+  /** SHA-256 fingerprint (lowercase hex, no colons) the server's certificate must have. */
+  readonly pinSha256?: string;
+  /** Attempts per request for transient failures (default 3). */
+  readonly attempts?: number;
+  /** Base delay of the retry backoff in ms (default 500). */
+  readonly backoffMs?: number;
+  readonly log: Logger;
+  /** Largest number of items read from one collection, against a runaway server. */
+  readonly maxItems?: number;
+}
+
+export interface CattleCollection<T> {
+  type: 'collection';
+  data: T[];
+  pagination?: { next?: string | null } | null;
+}
+
+/** Go client habit: `/v1...` is served as `/v2-beta...`, an empty path as `/v2-beta`. */
+export function normalizeCattleUrl(raw: string): string {
+  const u = new URL(raw);
+  let p = u.pathname.replace(/\/+$/, '');
+  if (p === '' || p === '/') p = '/v2-beta';
+  else if (p === '/v1' || p.startsWith('/v1/')) p = '/v2-beta' + p.slice(3);
+  u.pathname = p;
+  u.search = '';
+  u.hash = '';
+  return u.toString().replace(/\/+$/, '');
+}
+
+function fingerprint(raw: Buffer): string {
+  return new X509Certificate(raw).fingerprint256.replace(/:/g, '').toLowerCase();
+}
+
+/**
+ * An agent that trusts exactly the pinned certificate (like `lxc remote add`
+ * pins a server). The certificate is fetched first by a handshake that sends
+ * no data; only if its fingerprint matches is it made a trust anchor, and the
+ * fingerprint is checked again on every later connection.
+ */
+async function pinnedAgent(
+  base: URL,
+  pin: string,
+  opts: CattleClientOptions,
+): Promise<https.Agent> {
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const socket = tls.connect({
+      host: base.hostname.replace(/^\[|\]$/g, ''),
+      port: Number(base.port || 443),
+      ...(isIP(base.hostname.replace(/^\[|\]$/g, '')) ? {} : { servername: base.hostname }),
+      rejectUnauthorized: false,
+      timeout: opts.timeoutMs,
+    });
+    socket.once('secureConnect', () => {
+      const cert = socket.getPeerCertificate(false);
+      socket.destroy();
+      resolve(cert.raw);
+    });
+    socket.once('timeout', () => socket.destroy(new Error('timeout')));
+    socket.once('error', reject);
+  }).catch((err: unknown) => {
+    throw new SidecarError(
+      'PLATFORM_UNAVAILABLE',
+      `cannot reach ${base.origin} to check its certificate: ${(err as Error).message}`,
+      { retryable: true },
+    );
+  });
+  const seen = fingerprint(raw);
+  if (seen !== pin) {
+    throw new SidecarError(
+      'PLATFORM_TLS',
+      `the certificate of ${base.origin} has SHA-256 fingerprint ${seen}, not the pinned ${pin} (CATTLE_CERT_SHA256); refusing to send credentials`,
+    );
+  }
+  const pem = new X509Certificate(raw).toString();
+  return new https.Agent({
+    keepAlive: true,
+    ca: [...tls.rootCertificates, pem, ...(opts.caBundlePem ? [opts.caBundlePem] : [])],
+    // The pin replaces the hostname check: it is the stronger statement.
+    checkServerIdentity: (_host, cert) =>
+      fingerprint(cert.raw) === pin
+        ? undefined
+        : new Error(`certificate fingerprint changed (CATTLE_CERT_SHA256 is ${pin})`),
+  });
+}
+
+const TRANSIENT_NET = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EPIPE',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
+
+export class CattleClient {
+  readonly base: string;
+  private readonly origin: string;
+  private http?: Promise<AxiosInstance>;
+  private project?: Promise<string>;
+
+  constructor(private readonly opts: CattleClientOptions) {
+    this.base = normalizeCattleUrl(opts.url);
+    this.origin = new URL(this.base).origin;
+  }
+
+  private instance(): Promise<AxiosInstance> {
+    this.http ??= (async () => {
+      const base = new URL(this.base);
+      let httpsAgent: https.Agent | undefined;
+      if (base.protocol === 'https:') {
+        httpsAgent = this.opts.pinSha256
+          ? await pinnedAgent(base, this.opts.pinSha256, this.opts)
+          : new https.Agent({
+              keepAlive: true,
+              ...(this.opts.caBundlePem && {
+                ca: [...tls.rootCertificates, this.opts.caBundlePem],
+              }),
+            });
+      }
+      return axios.create({
+        timeout: this.opts.timeoutMs,
+        auth: { username: this.opts.accessKey, password: this.opts.secretKey },
+        headers: { Accept: 'application/json' },
+        proxy: false,
+        maxRedirects: 0,
+        // Against a huge or endless response.
+        maxContentLength: 64 * 1024 * 1024,
+        responseType: 'text',
+        transformResponse: (d: unknown) => d,
+        validateStatus: () => true,
+        ...(httpsAgent && { httpsAgent }),
+      });
+    })().catch((err: unknown) => {
+      this.http = undefined;
+      throw err;
+    });
+    return this.http;
+  }
+
+  /** Resolves a collection path or an absolute link; links must stay on our server. */
+  url(pathOrUrl: string): string {
+    if (/^https?:\/\//.test(pathOrUrl)) {
+      if (new URL(pathOrUrl).origin !== this.origin) {
+        throw new SidecarError(
+          'PLATFORM_BAD_RESPONSE',
+          `the Rancher API sent a link to another server (${new URL(pathOrUrl).origin}); not following it with our credentials`,
+        );
+      }
+      return pathOrUrl;
+    }
+    return `${this.base}/${pathOrUrl.replace(/^\/+/, '')}`;
+  }
+
+  async request<T>(method: 'GET' | 'POST' | 'PUT', pathOrUrl: string, body?: unknown): Promise<T> {
+    const url = this.url(pathOrUrl);
+    const what = `${method} ${new URL(url).pathname}`;
+    const attempts = this.opts.attempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      let failure: SidecarError;
+      try {
+        const http = await this.instance();
+        const resp = await http.request<string>({ method, url, data: body });
+        if (resp.status >= 200 && resp.status < 300) return parseJson<T>(resp, what);
+        failure = statusError(resp, what);
+      } catch (err) {
+        failure = err instanceof SidecarError ? err : networkError(err, what, this.opts.timeoutMs);
+      }
+      if (!failure.retryable || attempt >= attempts) throw failure;
+      const delay = (this.opts.backoffMs ?? 500) * 2 ** (attempt - 1) * (0.75 + Math.random() / 2);
+      this.opts.log.warn('Rancher API request failed; retrying', {
+        request: what,
+        code: failure.code,
+        error: failure.message,
+        attempt,
+      });
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  get<T>(pathOrUrl: string): Promise<T> {
+    return this.request<T>('GET', pathOrUrl);
+  }
+
+  /** Every item of a collection, following `pagination.next` to the end. */
+  async list<T>(collection: string, query: Record<string, string> = {}): Promise<T[]> {
+    const qs = new URLSearchParams({ limit: '1000', ...query }).toString();
+    let next: string | null | undefined = `${collection}?${qs}`;
+    const items: T[] = [];
+    const maxItems = this.opts.maxItems ?? 100_000;
+    for (let page = 0; next; page++) {
+      const c: CattleCollection<T> = await this.get<CattleCollection<T>>(next);
+      if (c === null || typeof c !== 'object' || !Array.isArray(c.data)) {
+        throw new SidecarError(
+          'PLATFORM_BAD_RESPONSE',
+          `GET ${collection}: expected a collection, got ${truncate(JSON.stringify(c))}`,
+          { retryable: true },
+        );
+      }
+      items.push(...c.data);
+      if (items.length > maxItems) {
+        throw new SidecarError(
+          'PLATFORM_BAD_RESPONSE',
+          `GET ${collection}: more than ${maxItems} items; refusing to read further`,
+        );
+      }
+      next = c.pagination?.next ?? null;
+    }
+    return items;
+  }
+
+  /** The environment's project id (`GET <base>/projects` -> data[0].id). */
+  projectId(): Promise<string> {
+    this.project ??= this.list<{ id: string }>('projects')
+      .then((ps) => {
+        const id = ps[0]?.id;
+        if (typeof id !== 'string' || !/^[A-Za-z0-9]+$/.test(id)) {
+          throw new SidecarError('PLATFORM_BAD_RESPONSE', 'GET projects: no usable project id');
+        }
+        return id;
+      })
+      .catch((err: unknown) => {
+        this.project = undefined;
+        throw err;
+      });
+    return this.project;
+  }
+}
+
+function truncate(s: string | undefined, n = 200): string {
+  const t = s ?? String(s);
+  return t.length > n ? `${t.slice(0, n)}...` : t;
+}
+
+function parseJson<T>(resp: AxiosResponse<string>, what: string): T {
+  try {
+    return JSON.parse(resp.data) as T;
+  } catch {
+    throw new SidecarError(
+      'PLATFORM_BAD_RESPONSE',
+      `${what}: the response is not valid JSON (${resp.data.length} bytes: ${truncate(resp.data, 80)})`,
+      { retryable: true },
+    );
+  }
+}
+
+function statusError(resp: AxiosResponse<string>, what: string): SidecarError {
+  let detail = '';
+  try {
+    const body = JSON.parse(resp.data) as Record<string, unknown>;
+    detail = [
+      body.code,
+      body.message ?? body.detail,
+      body.fieldName && `field ${String(body.fieldName)}`,
+    ]
+      .filter((x) => typeof x === 'string' && x)
+      .join(': ');
+  } catch {
+    detail = truncate(resp.data, 120);
+  }
+  const s = resp.status;
+  const code: ErrorCode =
+    s === 401 || s === 403
+      ? 'PLATFORM_UNAUTHORIZED'
+      : s === 404
+        ? 'PLATFORM_NOT_FOUND'
+        : s >= 500 || s === 429
+          ? 'PLATFORM_UNAVAILABLE'
+          : 'PLATFORM_REJECTED';
+  const hint =
+    code === 'PLATFORM_UNAUTHORIZED' ? ' (check CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY)' : '';
+  return new SidecarError(code, `${what}: HTTP ${s}${detail ? ` ${detail}` : ''}${hint}`, {
+    retryable: code === 'PLATFORM_UNAVAILABLE',
+  });
+}
+
+function networkError(err: unknown, what: string, timeoutMs: number): SidecarError {
+  const code = String((err as { code?: unknown }).code ?? '');
+  const message = (err as Error).message ?? String(err);
+  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || /timeout/i.test(message)) {
+    return new SidecarError('PLATFORM_UNAVAILABLE', `${what}: no answer within ${timeoutMs} ms`, {
+      retryable: true,
+    });
+  }
+  if (/certificate|self.signed|CERT_|fingerprint/i.test(code + message)) {
+    return new SidecarError('PLATFORM_TLS', `${what}: TLS: ${message}`);
+  }
+  if (code === 'ERR_FR_MAX_BODY_LENGTH_EXCEEDED' || /maxContentLength/.test(message)) {
+    return new SidecarError('PLATFORM_BAD_RESPONSE', `${what}: response too large`);
+  }
+  return new SidecarError(
+    'PLATFORM_UNAVAILABLE',
+    `${what}: ${TRANSIENT_NET.has(code) ? code : message}`,
+    { retryable: true },
+  );
+}

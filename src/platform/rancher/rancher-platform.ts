@@ -1,0 +1,287 @@
+import { SidecarError } from '../../domain/errors.js';
+import { normalizeHostname, parseDomainList } from '../../domain/hostnames.js';
+import type { CertSpec, StoredCert } from '../../domain/types.js';
+import type { Logger } from '../../util/log.js';
+import type { Discovery, DiscoveryProblem, Platform, PlatformCopy } from '../platform.js';
+import type { CattleClient } from './cattle-client.js';
+
+/** The label the Dent sidecar read: comma-separated hostnames, one certificate each. */
+export const DENT_LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
+/** This project's label: the DOMAINS syntax (multi-SAN with `+`, names with `name=`). */
+export const DOMAINS_LABEL = 'io.acme-sidecar.domains';
+/** In the `description` of every certificate this sidecar creates. */
+export const OWNER_MARKER = 'managed-by=acme-sidecar';
+
+const GONE_STATES = new Set(['removed', 'purged', 'removing', 'purging']);
+
+interface CattleService {
+  id: string;
+  name?: string;
+  state?: string;
+  launchConfig?: { labels?: Record<string, unknown> } | null;
+  secondaryLaunchConfigs?: { labels?: Record<string, unknown> }[] | null;
+}
+
+interface CattleCertificate {
+  id: string;
+  name?: string;
+  state?: string;
+  removed?: string | null;
+  description?: string | null;
+  serialNumber?: string | null;
+  expiresAt?: string | null;
+  transitioning?: string | null;
+  transitioningMessage?: string | null;
+  links?: { self?: string };
+}
+
+interface CattleLoadBalancer {
+  id: string;
+  state?: string;
+  lbConfig?: { defaultCertificateId?: string | null; certificateIds?: string[] | null } | null;
+  actions?: { update?: string };
+}
+
+const MONTHS = 'Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec'.split(' ');
+
+/** Cattle dates are Java's Date#toString: `Thu Dec 24 18:53:38 UTC 2026`. */
+export function parseCattleDate(s: string | null | undefined): Date | undefined {
+  if (!s) return undefined;
+  const m = /^\w{3} (\w{3}) (\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (UTC|GMT|Z) (\d{4})$/.exec(s.trim());
+  if (m) {
+    const [, mon, d, hh, mm, ss, , y] = m;
+    const month = MONTHS.indexOf(mon ?? '');
+    if (month >= 0) {
+      return new Date(Date.UTC(Number(y), month, Number(d), Number(hh), Number(mm), Number(ss)));
+    }
+  }
+  const iso = Date.parse(s);
+  return Number.isNaN(iso) ? undefined : new Date(iso);
+}
+
+/** Cattle's serialNumber is decimal; ours is hex. */
+export function cattleSerialToHex(s: string | null | undefined): string | undefined {
+  if (!s || !/^\d+$/.test(s.trim())) return undefined;
+  return BigInt(s.trim()).toString(16).toUpperCase();
+}
+
+function labelsOf(svc: CattleService): Record<string, string>[] {
+  const all = [
+    svc.launchConfig?.labels,
+    ...(svc.secondaryLaunchConfigs ?? []).map((c) => c?.labels),
+  ];
+  return all
+    .filter((l): l is Record<string, unknown> => !!l && typeof l === 'object')
+    .map((l) =>
+      Object.fromEntries(
+        Object.entries(l).filter((e): e is [string, string] => typeof e[1] === 'string'),
+      ),
+    );
+}
+
+export interface RancherPlatformOptions {
+  /** DOMAINS from the environment, unioned with the labels. */
+  readonly domains: string;
+  readonly log: Logger;
+  /** How long to wait for a certificate update to settle (`transitioning`). */
+  readonly transitionTimeoutMs?: number;
+}
+
+/**
+ * Rancher 1.x: hostnames from service labels (plus DOMAINS), certificates
+ * pushed to the Cattle `certificate` resource, updated in place so load
+ * balancers that reference them by id keep working.
+ */
+export class RancherPlatform implements Platform {
+  readonly name = 'rancher';
+  readonly holdsCertificates = true;
+
+  constructor(
+    private readonly client: CattleClient,
+    private readonly opts: RancherPlatformOptions,
+  ) {}
+
+  async discover(): Promise<Discovery> {
+    const fromEnv = parseDomainList(this.opts.domains, 'env:DOMAINS');
+    const specs: CertSpec[] = [...fromEnv.specs];
+    const problems: DiscoveryProblem[] = [...fromEnv.problems];
+    // Both collections, de-duplicated by id: a load balancer can carry labels too.
+    const [services, lbs] = await Promise.all([
+      this.client.list<CattleService>('services'),
+      this.client.list<CattleService>('loadBalancerServices'),
+    ]);
+    const seen = new Set<string>();
+    for (const svc of [...services, ...lbs]) {
+      if (!svc || typeof svc.id !== 'string' || seen.has(svc.id)) continue;
+      seen.add(svc.id);
+      if (GONE_STATES.has(svc.state ?? '')) continue;
+      const source = `rancher:service/${svc.name ?? '?'}(${svc.id})`;
+      for (const labels of labelsOf(svc)) {
+        const dent = labels[DENT_LABEL];
+        if (dent !== undefined) {
+          for (const raw of dent.split(',')) {
+            if (raw.trim() === '') continue;
+            const h = normalizeHostname(raw);
+            if (h.ok)
+              specs.push({
+                name: h.hostname,
+                domains: [h.hostname],
+                source: `${source}:${DENT_LABEL}`,
+              });
+            else
+              problems.push({
+                source: `${source}:${DENT_LABEL}`,
+                value: raw,
+                code: h.code,
+                message: h.message,
+              });
+          }
+        }
+        const own = labels[DOMAINS_LABEL];
+        if (own !== undefined) {
+          const parsed = parseDomainList(own, `${source}:${DOMAINS_LABEL}`);
+          specs.push(...parsed.specs);
+          problems.push(...parsed.problems);
+        }
+      }
+    }
+    return mergeSpecs(specs, problems);
+  }
+
+  private async findByName(name: string): Promise<CattleCertificate | undefined> {
+    // Filters are applied server-side when known and ignored when not:
+    // filter on our side too. Names match case-insensitively in Cattle.
+    const all = await this.client.list<CattleCertificate>('certificates', {
+      name,
+      removed_null: 'true',
+    });
+    return all.find(
+      (c) =>
+        typeof c?.id === 'string' &&
+        c.name?.toLowerCase() === name.toLowerCase() &&
+        !c.removed &&
+        !GONE_STATES.has(c.state ?? ''),
+    );
+  }
+
+  async read(name: string): Promise<PlatformCopy | undefined> {
+    const c = await this.findByName(name);
+    if (!c) return undefined;
+    const notAfter = parseCattleDate(c.expiresAt);
+    return {
+      id: c.id,
+      serial: cattleSerialToHex(c.serialNumber) ?? '',
+      ...(notAfter && { notAfter: notAfter.toISOString() }),
+      ours: (c.description ?? '').includes(OWNER_MARKER),
+    };
+  }
+
+  async push(cert: StoredCert, existing?: PlatformCopy): Promise<void> {
+    const { meta, bundle } = cert;
+    const body = {
+      type: 'certificate',
+      name: meta.name,
+      // The leaf alone, and only the intermediates: the full chain in
+      // certChain made load balancers serve the leaf twice.
+      cert: bundle.cert,
+      certChain: bundle.chain,
+      key: bundle.privkey,
+      description: `${meta.phase} certificate for ${meta.domains.join(', ')} (${OWNER_MARKER}; changes are overwritten)`,
+    };
+    const project = await this.client.projectId();
+    let target = existing;
+    if (!target?.id) {
+      try {
+        await this.client.request('POST', `projects/${project}/certificates`, body);
+        this.opts.log.info('certificate created in Rancher', {
+          cert: meta.name,
+          serial: meta.serial,
+        });
+        return;
+      } catch (err) {
+        // Someone created it since we looked: take it over only if it is ours.
+        if (!(err instanceof SidecarError && /NotUnique/.test(err.message))) throw err;
+        target = await this.read(meta.name);
+        if (!target?.id) throw err;
+      }
+    }
+    if (!target.ours) {
+      throw new SidecarError(
+        'PLATFORM_CONFLICT',
+        `Rancher already has a certificate named ${meta.name} that acme-sidecar did not create; leaving it alone`,
+      );
+    }
+    await this.client.request('PUT', `projects/${project}/certificates/${target.id}`, body);
+    await this.waitSettled(target.id);
+    await this.reloadLoadBalancers(target.id);
+    this.opts.log.info('certificate updated in Rancher', {
+      cert: meta.name,
+      serial: meta.serial,
+      id: target.id,
+    });
+  }
+
+  /** Polls while `transitioning` is `yes`: 150 ms growing to 2 s, bounded. */
+  private async waitSettled(id: string): Promise<void> {
+    const until = Date.now() + (this.opts.transitionTimeoutMs ?? 120_000);
+    for (let delay = 150; ; delay = Math.min(delay * 2, 2000)) {
+      const c = await this.client.get<CattleCertificate>(`certificates/${id}`);
+      if (c.transitioning === 'error') {
+        throw new SidecarError(
+          'PLATFORM_REJECTED',
+          `Rancher could not apply certificate ${id}: ${c.transitioningMessage ?? 'error'}`,
+        );
+      }
+      if (c.transitioning !== 'yes') return;
+      if (Date.now() > until) {
+        throw new SidecarError(
+          'PLATFORM_UNAVAILABLE',
+          `certificate ${id} still transitioning after the timeout`,
+          {
+            retryable: true,
+          },
+        );
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /** Load balancers that reference the certificate reload it through their `update` action. */
+  private async reloadLoadBalancers(id: string): Promise<void> {
+    const lbs = await this.client.list<CattleLoadBalancer>('loadBalancerServices');
+    for (const lb of lbs) {
+      if (GONE_STATES.has(lb.state ?? '')) continue;
+      const cfg = lb.lbConfig ?? {};
+      const uses = cfg.defaultCertificateId === id || (cfg.certificateIds ?? []).includes(id);
+      if (!uses || !lb.actions?.update) continue;
+      await this.client.request('POST', lb.actions.update, {});
+      this.opts.log.info('load balancer asked to reload its certificates', {
+        loadBalancer: lb.id,
+        certificate: id,
+      });
+    }
+  }
+}
+
+/**
+ * One certificate per name. The same name asked for twice with the same
+ * hostnames (two services sharing a hostname) is one request; with other
+ * hostnames, the first wins and the later one is reported.
+ */
+export function mergeSpecs(specs: readonly CertSpec[], problems: DiscoveryProblem[]): Discovery {
+  const byName = new Map<string, CertSpec>();
+  for (const s of specs) {
+    const prior = byName.get(s.name);
+    if (!prior) {
+      byName.set(s.name, s);
+    } else if ([...prior.domains].sort().join() !== [...s.domains].sort().join()) {
+      problems.push({
+        source: s.source,
+        value: `${s.name}=${s.domains.join('+')}`,
+        code: 'duplicate-name',
+        message: `certificate ${s.name} is already requested by ${prior.source} with other hostnames (${prior.domains.join(', ')})`,
+      });
+    }
+  }
+  return { specs: [...byName.values()], problems };
+}
