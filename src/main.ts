@@ -9,13 +9,12 @@ import { SelfSignedIssuer } from './acme/self-signed-issuer.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
 import type { Config } from './config/schema.js';
 import { LiveDir } from './deploy/live-dir.js';
-import { errorMessage } from './domain/errors.js';
-import type { CertSpec } from './domain/types.js';
 import { systemClock, type Clock } from './lifecycle/clock.js';
 import type { DiscoveryProblem, Platform } from './platform/platform.js';
 import { StaticPlatform } from './platform/static-platform.js';
 import { CattleClient } from './platform/rancher/cattle-client.js';
 import { RancherPlatform } from './platform/rancher/rancher-platform.js';
+import { Discoverer } from './reconcile/discoverer.js';
 import { Reconciler, type CertStatus } from './reconcile/reconciler.js';
 import { FsCertStore } from './store/fs-store.js';
 import type { Logger } from './util/log.js';
@@ -108,31 +107,17 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     },
   });
 
-  // A failed discovery is never taken as "no hostnames": keep the last set.
-  let lastSpecs: readonly CertSpec[] = [];
+  const discoverer = new Discoverer(platform, log.child({ component: 'discovery' }));
   const controller = new AbortController();
 
   async function pass(signal?: AbortSignal): Promise<PassResult> {
-    let problems: readonly DiscoveryProblem[] = [];
-    let discoveryError: string | undefined;
-    try {
-      const found = await platform.discover();
-      lastSpecs = found.specs;
-      problems = found.problems;
-      for (const p of problems) {
-        log.warn('hostname skipped', {
-          source: p.source,
-          value: p.value,
-          code: p.code,
-          error: p.message,
-        });
-      }
-    } catch (err) {
-      discoveryError = errorMessage(err);
-      log.error('discovery failed; keeping the last known certificates', { error: discoveryError });
-    }
-    const certificates = await reconciler.reconcileAll(lastSpecs, signal);
-    return { certificates, problems, ...(discoveryError && { discoveryError }) };
+    const found = await discoverer.discover();
+    const certificates = await reconciler.reconcileAll(found.specs, signal);
+    return {
+      certificates,
+      problems: found.problems,
+      ...(found.error && { discoveryError: `${found.error.code}: ${found.error.message}` }),
+    };
   }
 
   async function runDaemon(): Promise<void> {

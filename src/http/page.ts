@@ -1,5 +1,6 @@
 import {
   certState,
+  EXPIRING_SOON_SECONDS,
   type CertState,
   type StatusCertificate,
   type StatusSnapshot,
@@ -51,7 +52,7 @@ export function renderStatusPage(s: StatusSnapshot, now: Date): string {
     <div><dt>Target CA</dt><dd>${phaseBadge(s.target)}</dd></div>
     <div><dt>Platform</dt><dd><strong>${esc(s.platform)}</strong></dd></div>
     <div><dt>Last pass</dt><dd>${lastPass(s, now)}</dd></div>
-    <div><dt>Certificates</dt><dd><span class="tally"><b class="t-ok">${count('ok')}</b> healthy · <b class="t-warning">${count('warning')}</b> expiring · <b class="t-error">${count('error')}</b> failing</span></dd></div>
+    <div><dt>Certificates</dt><dd><span class="tally"><b class="t-ok">${count('ok')}</b> healthy · <b class="t-warning">${count('warning')}</b> expiring soon · <b class="t-error">${count('error')}</b> need attention</span></dd></div>
   </dl>
 </header>
 <main>
@@ -79,7 +80,7 @@ function card(c: StatusCertificate, state: CertState, now: Date): string {
   const hosts = c.domains.map((d) => `<li>${esc(d)}</li>`).join('');
   const err = c.lastError
     ? `<div class="err" role="alert">
-        <div class="err-head"><code class="code">${esc(c.lastError.code)}</code><span class="muted">${esc(fmtTime(c.lastError.at))}</span></div>
+        <div class="err-head"><code class="code">${esc(c.lastError.code)}</code><span class="muted">failed ${esc(fmtTime(c.lastError.at))} · ${esc(relative(c.lastError.at, now))}</span></div>
         <p class="msg">${esc(c.lastError.message)}</p>
         <p class="retry">Attempt ${c.attempts}${c.nextRetry ? ` · next retry ${esc(fmtTime(c.nextRetry))} (${esc(relative(c.nextRetry, now))})` : ''}</p>
       </div>`
@@ -93,14 +94,14 @@ function card(c: StatusCertificate, state: CertState, now: Date): string {
   </div>
   <div class="phase">${phaseBadge(c.phase)}</div>
   <div class="life">
-    <div class="bar" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${Math.round(frac * 100)}" aria-label="validity left, of 90 days"><div class="fill" style="width:${(frac * 100).toFixed(1)}%"></div></div>
+    <div class="bar ${barClass(c, left, renewIn)}" role="meter" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${Math.round(frac * 100)}" aria-label="validity left, of 90 days"><div class="fill" style="width:${(frac * 100).toFixed(1)}%"></div></div>
     <div class="left">${esc(timeLeftText(left))}</div>
-    <div class="muted">${c.notAfter ? `expires ${esc(fmtDate(c.notAfter))}` : 'no certificate served'}</div>
+    <div class="muted">${c.notAfter ? `${left !== null && left <= 0 ? 'expired' : 'expires'} ${esc(fmtDate(c.notAfter))}` : 'no certificate served'}</div>
   </div>
   <div class="renew">
     <div class="label">Renewal</div>
     <div>${c.renewAt ? esc(fmtDate(c.renewAt)) : '—'}</div>
-    <div class="muted">${renewIn === null ? '' : renewIn <= 0 ? '<span class="due">due now</span>' : esc(relative(c.renewAt ?? '', now))}</div>
+    <div class="muted">${renewIn === null ? '' : renewIn <= 0 ? `<span class="due">${renewIn < -3600 ? `overdue by ${esc(span(-renewIn))}` : 'due now'}</span>` : esc(relative(c.renewAt ?? '', now))}</div>
   </div>
   <div class="state">
     <span class="st st-${state}">${STATE_LABEL[state]}</span>
@@ -110,9 +111,24 @@ function card(c: StatusCertificate, state: CertState, now: Date): string {
 </article>`;
 }
 
+/**
+ * The bar tells time only: green, amber under 7 days or past renewal, red
+ * under a day. Grey when what is served is not trusted anyway (placeholder,
+ * staging): its clock is not what matters.
+ */
+function barClass(c: StatusCertificate, left: number | null, renewIn: number | null): string {
+  if (!c.ready) return 'bar-untrusted';
+  if (left === null || left < 86400) return 'bar-critical';
+  if (left < EXPIRING_SOON_SECONDS || (renewIn !== null && renewIn <= 0)) return 'bar-soon';
+  return 'bar-fine';
+}
+
 function notReadyText(c: StatusCertificate): string {
   if (c.phase === 'none') return 'Nothing served yet for these hostnames.';
   if (c.phase === 'self-signed') return 'Serving a self-signed placeholder: browsers will warn.';
+  if (c.phase === 'staging')
+    return 'Serving a staging certificate: browsers will not trust it until production is issued.';
+  if (c.phase === 'foreign') return 'Serving a certificate the sidecar did not issue.';
   return `Not yet served from the target CA (${c.reason}).`;
 }
 
@@ -179,7 +195,7 @@ export function timeLeftText(seconds: number | null): string {
 function relative(iso: string, now: Date): string {
   const s = secondsUntil(iso, now);
   if (s === null) return '';
-  if (Math.abs(s) < 5) return 'now';
+  if (Math.abs(s) < 5) return s >= 0 ? 'now' : 'just now';
   return s > 0 ? `in ${span(s)}` : `${span(-s)} ago`;
 }
 
@@ -263,7 +279,7 @@ h3{margin:0 0 3px;font-size:15px;font-weight:650;overflow-wrap:anywhere}
 .b-none{background:transparent;color:var(--grey);border-color:#c4cbd3;border-style:dashed}
 .bar{height:10px;background:#e5e8ec;border-radius:5px;overflow:hidden}
 .fill{height:100%;background:var(--ok);border-radius:5px}
-.s-warning .fill{background:#d4a72c}.s-error .fill{background:var(--err)}
+.bar-soon .fill{background:#d4a72c}.bar-critical .fill{background:var(--err)}.bar-untrusted .fill{background:#8c959f}
 .left{font-weight:650;margin-top:4px}
 .muted{color:var(--muted);font-size:12.5px}
 .label{font-size:11px;text-transform:uppercase;letter-spacing:.6px;color:var(--muted)}

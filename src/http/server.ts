@@ -145,10 +145,19 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           });
           return { status: 500, type: TEXT, body: 'internal error\n' } satisfies Reply;
         })
-        .then((r) => send(res, method, r));
+        .then((r) => send(res, method, r))
+        // Only a malformed header (say, a bad metrics content type) gets here.
+        .catch((err: unknown) => {
+          opts.log?.warn('http response failed', {
+            component: 'http',
+            path: pathname,
+            error: err instanceof Error ? err.message : String(err),
+          });
+          res.destroy();
+        });
     },
   );
-  // Bodies are not read on any route; a client sending one gets no more time for it.
+  // A socket silent for this long (mid-request or between keep-alive requests) is dropped.
   server.timeout = requestTimeout;
 
   await new Promise<void>((resolve, reject) => {

@@ -188,7 +188,10 @@ export class CattleClient {
         if (resp.status >= 200 && resp.status < 300) return parseJson<T>(resp, what);
         failure = statusError(resp, what);
       } catch (err) {
-        failure = err instanceof SidecarError ? err : networkError(err, what, this.opts.timeoutMs);
+        failure =
+          err instanceof SidecarError
+            ? err
+            : networkError(err, what, this.opts.timeoutMs, (m) => this.scrub(m));
       }
       if (!failure.retryable || attempt >= attempts) throw failure;
       const delay = (this.opts.backoffMs ?? 500) * 2 ** (attempt - 1) * (0.75 + Math.random() / 2);
@@ -200,6 +203,21 @@ export class CattleClient {
       });
       await new Promise((r) => setTimeout(r, delay));
     }
+  }
+
+  /**
+   * Removes the credentials, plain or as a Basic header, from a message that
+   * came from elsewhere (a library's error text can quote request headers).
+   */
+  private scrub(message: string): string {
+    const { accessKey, secretKey } = this.opts;
+    const basic = Buffer.from(`${accessKey}:${secretKey}`).toString('base64');
+    return message
+      .split(basic)
+      .join('***')
+      .split(secretKey)
+      .join('***')
+      .replace(/(authorization"?\s*[:=]\s*"?)(basic|bearer)\s+[^\s",}]+/gi, '$1$2 ***');
   }
 
   get<T>(pathOrUrl: string): Promise<T> {
@@ -298,9 +316,14 @@ function statusError(resp: AxiosResponse<string>, what: string): SidecarError {
   });
 }
 
-function networkError(err: unknown, what: string, timeoutMs: number): SidecarError {
+function networkError(
+  err: unknown,
+  what: string,
+  timeoutMs: number,
+  scrub: (m: string) => string,
+): SidecarError {
   const code = String((err as { code?: unknown }).code ?? '');
-  const message = (err as Error).message ?? String(err);
+  const message = scrub(((err as Error).message ?? String(err)).slice(0, 300));
   if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || /timeout/i.test(message)) {
     return new SidecarError('PLATFORM_UNAVAILABLE', `${what}: no answer within ${timeoutMs} ms`, {
       retryable: true,
