@@ -101,7 +101,7 @@ function card(c: StatusCertificate, state: CertState, now: Date): string {
   <div class="renew">
     <div class="label">Renewal</div>
     <div>${c.renewAt ? esc(fmtDate(c.renewAt)) : '—'}</div>
-    <div class="muted">${renewIn === null ? '' : renewIn <= 0 ? `<span class="due">${renewIn < -3600 ? `overdue by ${esc(span(-renewIn))}` : 'due now'}</span>` : esc(relative(c.renewAt ?? '', now))}</div>
+    <div class="muted">${renewIn === null ? '' : renewIn <= 0 ? `<span class="due">${renewIn < -3600 ? `${esc(span(-renewIn))} overdue` : 'due now'}</span>` : esc(relative(c.renewAt ?? '', now))}</div>
   </div>
   <div class="state">
     <span class="st st-${state}">${STATE_LABEL[state]}</span>
@@ -263,7 +263,7 @@ main{padding:8px 28px 24px;max-width:1400px}
 h2{font-size:15px;margin:18px 0 10px;color:var(--ink)}
 .count{display:inline-block;min-width:20px;padding:0 7px;border-radius:999px;background:var(--warn-bg);color:var(--warn);font-size:12px;text-align:center}
 .certs{display:flex;flex-direction:column;gap:10px}
-.cert{display:grid;grid-template-columns:minmax(220px,2.2fr) 110px minmax(200px,2fr) 130px 150px;gap:6px 22px;align-items:center;
+.cert{display:grid;grid-template-columns:minmax(220px,2.2fr) 110px minmax(200px,2fr) 150px 150px;gap:6px 22px;align-items:center;
 background:var(--card);border:1px solid var(--line);border-left:6px solid var(--ok);border-radius:8px;padding:14px 18px}
 .cert.s-warning{border-color:var(--warn-line);border-left-color:var(--warn-line);background:#fffdf0}
 .cert.s-error{border-color:#ff8182;border-left-color:var(--err);background:#fff7f7}

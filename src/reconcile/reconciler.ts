@@ -130,6 +130,7 @@ export class Reconciler {
           this.settle(st, action);
           return st;
         }
+        st.reason = action.reason;
         await this.withLock(spec.name, async () => {
           // Someone may have done the work while we waited for the lock.
           const again = decide(await this.gather(spec), clock.now());
@@ -383,10 +384,12 @@ export class Reconciler {
         st.notAfter = live.notAfter;
         st.serial = live.serial;
       }
-      // Steady (nothing left to do) and serving a CA-issued certificate.
+      // Steady (nothing left to do), serving a CA-issued certificate, and
+      // the pass (platform push included) ended without an error.
       st.ready =
         (live?.phase === 'staging' || live?.phase === 'production') &&
-        decide(facts, this.deps.clock.now()).kind === 'none';
+        decide(facts, this.deps.clock.now()).kind === 'none' &&
+        st.lastError === undefined;
     } catch {
       st.ready = false;
     }

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { startDevEnv, type DevEnv } from '../../devenv/index.js';
+import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
+import { systemClock } from '../../src/lifecycle/clock.js';
+import {
+  DENT_LABEL,
+  DOMAINS_LABEL,
+  OWNER_MARKER,
+} from '../../src/platform/rancher/rancher-platform.js';
+import { chainVerifiesTo, keyMatches } from '../../src/util/x509.js';
+import { startFakeCattle, type CattleObject, type FakeCattle } from '../support/fake-cattle.js';
+import { allOutput, runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';
+
+function explain(r: RunResult): string {
+  return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr.slice(-4000)}`;
+}
+
+const orders = (r: RunResult) =>
+  r.logs
+    .filter((l) => l.message === 'ordering certificate')
+    .map((l) => `${String(l.cert)}/${String(l.phase)}`);
+
+function byName(cattle: FakeCattle): Map<string, CattleObject> {
+  return new Map(
+    cattle
+      .certificates()
+      .filter((c) => !c.removed)
+      .map((c) => [String(c.name), c]),
+  );
+}
+
+/** The pushed certificate verifies against `root`, its chain is intermediates only, and its key matches. */
+function assertPushed(c: CattleObject | undefined, root: string, name: string): void {
+  assert.ok(c, `${name} is on the platform`);
+  const cert = String(c.cert);
+  const chain = String(c.certChain);
+  assert.ok(chainVerifiesTo(cert + chain, root), `${name} verifies against the CA root`);
+  assert.ok(!chain.includes(cert.trim()), 'certChain holds intermediates only');
+  assert.ok(keyMatches(cert, String(c.key)), `${name}: key matches`);
+  assert.match(String(c.description), new RegExp(OWNER_MARKER));
+}
+
+describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', function () {
+  this.timeout(180_000);
+  let env: DevEnv;
+  let cattle: FakeCattle;
+  let vars: (extra?: Record<string, string>) => Record<string, string>;
+  let web: CattleObject;
+  let foreignSerial: unknown;
+
+  before(async () => {
+    env = await startDevEnv();
+    cattle = await startFakeCattle({ accessKey: 'AK-e2e', secretKey: 'SK-e2e-secret-9c1d' });
+    vars = (extra = {}) =>
+      sidecarEnv(env, {
+        PLATFORM: 'rancher',
+        CATTLE_URL: cattle.url,
+        CATTLE_ACCESS_KEY: cattle.accessKey,
+        CATTLE_SECRET_KEY: cattle.secretKey,
+        ...extra,
+      });
+    web = cattle.addService({ name: 'web', labels: { [DENT_LABEL]: 'a.demo.test,b.demo.test' } });
+    cattle.addService({
+      name: 'shop',
+      labels: { [DOMAINS_LABEL]: 'shop=shop.demo.test+cdn.demo.test' },
+    });
+    cattle.addService({
+      name: 'old',
+      labels: { [DENT_LABEL]: 'gone.demo.test' },
+      state: 'removed',
+    });
+    cattle.addService({ name: 'bad', labels: { [DENT_LABEL]: '*.demo.test' } });
+    // A certificate someone else created, with a name a label asks for.
+    const other = await new SelfSignedIssuer(systemClock).issue(
+      { name: 'foreign.demo.test', domains: ['foreign.demo.test'], source: 't' },
+      'ecdsa-p256',
+    );
+    const foreign = cattle.addCertificate({
+      name: 'foreign.demo.test',
+      cert: other.cert,
+      key: other.privkey,
+      description: 'uploaded by hand',
+    });
+    foreignSerial = foreign.serialNumber;
+    cattle.addService({ name: 'legacy', labels: { [DENT_LABEL]: 'foreign.demo.test' } });
+  });
+  after(async () => {
+    await cattle?.close();
+    await env?.stop();
+  });
+
+  it('issues a certificate for every labelled service and pushes it to Cattle; reports the bad and the foreign ones', async () => {
+    const r = await runSidecar(['once'], vars());
+    assert.equal(r.code, 1, explain(r)); // the foreign certificate and the wildcard are reported
+    const certs = byName(cattle);
+    const root = await env.staging.getRootPem();
+    for (const name of ['a.demo.test', 'b.demo.test', 'shop'])
+      assertPushed(certs.get(name), root, name);
+    const sans = (certs.get('shop')?.subjectAlternativeNames as string[] | undefined) ?? [];
+    assert.deepEqual([...sans].sort(), ['cdn.demo.test', 'shop.demo.test']);
+    assert.equal(certs.has('gone.demo.test'), false, 'removed services do not count');
+    assert.equal(certs.get('foreign.demo.test')?.serialNumber, foreignSerial, 'foreign left alone');
+    assert.match(r.stdout, /FAIL foreign\.demo\.test .*PLATFORM_CONFLICT/);
+    assert.match(r.stdout, /SKIP "\*\.demo\.test".*wildcard/);
+    assert.match(r.stdout, /ok {3}a\.demo\.test/);
+    assert.ok(!cattle.requests.some((q) => q.method === 'DELETE'), 'never deletes');
+  });
+
+  it('with STAGING=false updates each certificate in place and asks the load balancer using it to reload', async () => {
+    const before = byName(cattle);
+    const aId = String(before.get('a.demo.test')?.id);
+    const lb = cattle.addService({
+      name: 'lb',
+      kind: 'loadBalancerService',
+      lbConfig: { defaultCertificateId: aId },
+    });
+    const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
+    assert.equal(r.code, 1, explain(r)); // still the foreign conflict
+    const after = byName(cattle);
+    const root = await env.production.getRootPem();
+    for (const name of ['a.demo.test', 'b.demo.test', 'shop']) {
+      assertPushed(after.get(name), root, name);
+      assert.equal(after.get(name)?.id, before.get(name)?.id, `${name} updated in place`);
+    }
+    assert.ok(cattle.lbUpdateCalls.includes(lb.id), 'the load balancer was asked to reload');
+  });
+
+  it('a second pass with everything valid makes no ACME order and no platform write', async () => {
+    const writes = cattle.requests.filter((q) => q.method !== 'GET').length;
+    const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
+    assert.deepEqual(orders(r), []);
+    assert.equal(cattle.requests.filter((q) => q.method !== 'GET').length, writes);
+  });
+
+  it('a changed label issues the new certificate; a removed hostname stops renewing and is left in place', async () => {
+    cattle.setLabels(web.id, { [DENT_LABEL]: 'a.demo.test,c.demo.test' });
+    const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
+    assert.deepEqual(orders(r).sort(), ['c.demo.test/production', 'c.demo.test/staging']);
+    const certs = byName(cattle);
+    assertPushed(certs.get('c.demo.test'), await env.production.getRootPem(), 'c.demo.test');
+    assert.ok(certs.has('b.demo.test'), 'b is left on the platform');
+    assert.doesNotMatch(r.stdout, /b\.demo\.test/, 'b is no longer managed');
+  });
+
+  it('when the local volume is lost, issues a new certificate (Cattle never returns keys) and updates in place', async () => {
+    const before = byName(cattle).get('a.demo.test');
+    await rm(path.join(env.certDir, 'certs', 'a.demo.test'), { recursive: true, force: true });
+    await rm(path.join(env.certDir, 'live', 'a.demo.test'), { force: true });
+    const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
+    assert.ok(
+      r.logs.some((l) => l.reason === 'LocalLost' && l.cert === 'a.demo.test'),
+      explain(r),
+    );
+    const after = byName(cattle).get('a.demo.test');
+    assert.equal(after?.id, before?.id);
+    assert.notEqual(after?.serialNumber, before?.serialNumber);
+    assertPushed(after, await env.production.getRootPem(), 'a.demo.test');
+    const served = new X509Certificate(String(after?.cert));
+    assert.ok(served.checkHost('a.demo.test'));
+  });
+
+  it('never printed the Cattle secret key', () => {
+    assert.ok(allOutput.length > 0);
+    const all = allOutput.join('\n');
+    const at = all.indexOf(cattle.secretKey);
+    assert.ok(at < 0, `secret printed: ...${all.slice(Math.max(0, at - 300), at + 100)}`);
+    const basic = Buffer.from(`${cattle.accessKey}:${cattle.secretKey}`).toString('base64');
+    assert.ok(!allOutput.join('\n').includes(basic));
+  });
+});
