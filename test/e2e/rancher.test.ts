@@ -11,7 +11,7 @@ import {
   OWNER_MARKER,
 } from '../../src/platform/rancher/rancher-platform.js';
 import { chainVerifiesTo, keyMatches } from '../../src/util/x509.js';
-import { startFakeCattle, type CattleObject, type FakeCattle } from '../support/fake-cattle.js';
+import { startFakeCattle, type CattleObject, type FakeCattle } from '../../devenv/fake-cattle.js';
 import { allOutput, runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';
 
 function explain(r: RunResult): string {

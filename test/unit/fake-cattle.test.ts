@@ -1,4 +1,4 @@
-// Contract tests of the fake Cattle API (test/support/fake-cattle.ts), so the
+// Contract tests of the fake Cattle API (devenv/fake-cattle.ts), so the
 // fixture cannot drift from /work/shared/docs/rancher-api.md unnoticed.
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey, webcrypto } from 'node:crypto';
@@ -10,7 +10,7 @@ import {
   startFakeCattle,
   type CattleObject,
   type FakeCattle,
-} from '../support/fake-cattle.js';
+} from '../../devenv/fake-cattle.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
