@@ -8,6 +8,8 @@
 //   npm run demo -- --once       exit after the first full pass (0 = all issued)
 //   npm run demo -- --keep       keep the temp dir (certificates, logs) on exit
 //   npm run demo -- --install    as root: apt-get install what is missing first
+//   PLATFORM=rancher npm run demo   also a local fake Rancher (Cattle) API seeded
+//                                with labelled services: label -> certificate -> platform
 import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,9 +17,12 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load.js';
 import { buildApp } from '../src/main.js';
 import { createLogger } from '../src/util/log.js';
+import { DENT_LABEL, DOMAINS_LABEL } from '../src/platform/rancher/rancher-platform.js';
+import { startFakeCattle, type FakeCattle } from './fake-cattle.js';
 import { checkPrereqs, sidecarEnvFor, startDevEnv, tlsServedCert, type DevEnv } from './index.js';
 
 const DEMO_DOMAINS = 'www.demo.test, api.demo.test, shop=shop.demo.test+cdn.demo.test';
+const RANCHER = process.env.PLATFORM === 'rancher';
 
 const { values: flags } = parseArgs({
   options: {
@@ -47,28 +52,41 @@ function ensurePrereqs(): void {
 async function main(): Promise<number> {
   ensurePrereqs();
   const env = await startDevEnv({ keepTempDir: flags.keep });
-  let stopped = false;
-  const stopEnv = async () => {
-    if (stopped) return;
-    stopped = true;
-    await env.stop();
-  };
+  const cattle = RANCHER ? await startFakeCattle() : undefined;
   try {
-    return await runDemo(env);
+    return await runDemo(env, cattle);
   } finally {
-    await stopEnv();
+    await cattle?.close();
+    await env.stop();
   }
 }
 
-async function runDemo(env: DevEnv): Promise<number> {
+/** A few services as a Rancher user would label them. */
+function seed(cattle: FakeCattle): void {
+  cattle.addService({ name: 'web', labels: { [DENT_LABEL]: 'www.demo.test,api.demo.test' } });
+  cattle.addService({
+    name: 'shop',
+    labels: { [DOMAINS_LABEL]: 'shop=shop.demo.test+cdn.demo.test' },
+  });
+  cattle.addService({ name: 'lb', kind: 'loadBalancerService' });
+}
+
+async function runDemo(env: DevEnv, cattle: FakeCattle | undefined): Promise<number> {
+  if (cattle) seed(cattle);
   // The sidecar is configured exactly as a user would: environment variables.
   const config = loadConfig(
     sidecarEnvFor(env, {
-      DOMAINS: DEMO_DOMAINS,
+      DOMAINS: cattle ? '' : DEMO_DOMAINS,
       STAGING: 'false',
       LOOP_TIME: '30',
       LOG_FORMAT: 'text',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+      ...(cattle && {
+        PLATFORM: 'rancher',
+        CATTLE_URL: cattle.url,
+        CATTLE_ACCESS_KEY: cattle.accessKey,
+        CATTLE_SECRET_KEY: cattle.secretKey,
+      }),
     }),
   );
   const log = createLogger({ level: config.logLevel, format: 'text' });
@@ -91,6 +109,14 @@ async function runDemo(env: DevEnv): Promise<number> {
         `${path.join(env.certDir, 'live', c.name)}/  nginx serves serial ${served.serialNumber}` +
         (c.lastError ? `  error: ${c.lastError.message}` : ''),
     );
+  }
+  if (cattle) {
+    console.log(`\n  fake Rancher API ${cattle.url} (labelled services: web, shop) now holds:`);
+    for (const c of cattle.certificates().filter((x) => !x.removed)) {
+      console.log(
+        `    certificate ${String(c.name).padEnd(14)} id=${c.id} serial=${String(c.serialNumber)} expires ${String(c.expiresAt)}`,
+      );
+    }
   }
   console.log(`
   production CA root      ${path.join(env.dir, 'production-root.pem')}

@@ -112,6 +112,13 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
 
   async function pass(signal?: AbortSignal): Promise<PassResult> {
     const found = await discoverer.discover();
+    if (found.specs.length === 0 && found.problems.length === 0 && !found.error) {
+      log.warn(
+        config.platform === 'rancher'
+          ? 'no certificates configured: set DOMAINS or label services with io.acme-sidecar.domains'
+          : 'no certificates configured: set DOMAINS, e.g. DOMAINS=www.example.com',
+      );
+    }
     const certificates = await reconciler.reconcileAll(found.specs, signal);
     return {
       certificates,

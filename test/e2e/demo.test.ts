@@ -9,12 +9,12 @@ import { chainVerifiesTo } from '../../src/util/x509.js';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** Runs `npm run demo -- <args>` in its own process group, like a terminal would. */
-function demo(args: string[]) {
+function demo(args: string[], extraEnv: Record<string, string> = {}) {
   const child = spawn('npm', ['run', '-s', 'demo', '--', ...args], {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'warn' },
+    env: { ...process.env, LOG_LEVEL: 'warn', ...extraEnv },
   });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -74,6 +74,36 @@ describe('e2e: npm run demo', function () {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('PLATFORM=rancher pushes each certificate from the labelled services to the fake Rancher API', async () => {
+    const run = demo(['--once'], { PLATFORM: 'rancher' });
+    const code = await run.done;
+    const out = run.output();
+    assert.equal(code, 0, out);
+    const served = new Map(
+      [...out.matchAll(/ok {3}(\S+)\s+production .* nginx serves serial (\w+)/g)].map((m) => [
+        m[1],
+        m[2],
+      ]),
+    );
+    const pushed = new Map(
+      [...out.matchAll(/certificate (\S+)\s+id=\w+ serial=(\d+)/g)].map((m) => [
+        m[1],
+        BigInt(m[2] ?? '0')
+          .toString(16)
+          .toUpperCase(),
+      ]),
+    );
+    assert.deepEqual([...pushed.keys()].sort(), ['api.demo.test', 'shop', 'www.demo.test']);
+    for (const [name, serial] of pushed) {
+      assert.equal(
+        BigInt(`0x${served.get(name) ?? '0'}`),
+        BigInt(`0x${serial}`),
+        `${name}: platform holds what nginx serves`,
+      );
+    }
+    assert.deepEqual(await waitGone(startedPids(out)), []);
   });
 
   it('Ctrl-C stops the sidecar and everything the demo started', async () => {

@@ -1,0 +1,60 @@
+/**
+ * One sidecar pass, run by scripts/bench.ts in a child process so its RSS
+ * and CPU time are its own. Configuration comes from the environment, like
+ * the real sidecar; logs (warn and worse) go to stderr. Prints one JSON line
+ * to stdout and exits.
+ */
+import { acmeRequestCounts, totalAcmeRequests } from '../src/acme/http.js';
+import { loadConfig } from '../src/config/load.js';
+import { buildApp } from '../src/main.js';
+import { createLogger } from '../src/util/log.js';
+
+export interface PassReport {
+  wallMs: number;
+  ready: number;
+  total: number;
+  notReady: { name: string; reason: string; error?: string }[];
+  problems: number;
+  discoveryError?: string;
+  acmeRequests: number;
+  acmeByStep: Record<string, number>;
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  maxRssMB: number;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const app = buildApp(config, { log: createLogger({ level: 'warn', format: 'json' }) });
+  const t0 = performance.now();
+  const result = await app.pass();
+  const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage();
+  const report: PassReport = {
+    wallMs,
+    ready: result.certificates.filter((c) => c.ready).length,
+    total: result.certificates.length,
+    notReady: result.certificates
+      .filter((c) => !c.ready)
+      .slice(0, 5)
+      .map((c) => ({
+        name: c.name,
+        reason: c.reason,
+        ...(c.lastError && { error: `${c.lastError.code}: ${c.lastError.message}` }),
+      })),
+    problems: result.problems.length,
+    ...(result.discoveryError && { discoveryError: result.discoveryError }),
+    acmeRequests: totalAcmeRequests(),
+    acmeByStep: Object.fromEntries(acmeRequestCounts),
+    cpuUserMs: cpu.user / 1000,
+    cpuSystemMs: cpu.system / 1000,
+    // maxRSS is in kilobytes.
+    maxRssMB: process.resourceUsage().maxRSS / 1024,
+  };
+  process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(0));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench-pass failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
