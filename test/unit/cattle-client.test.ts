@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
+import { systemClock } from '../../src/lifecycle/clock.js';
+import { CattleClient } from '../../src/platform/rancher/cattle-client.js';
+import { DENT_LABEL, RancherPlatform } from '../../src/platform/rancher/rancher-platform.js';
+import { silentLogger } from '../../src/util/log.js';
+import { startFakeCattle } from '../../devenv/fake-cattle.js';
+
+describe('rancher: Cattle client TLS (CA bundle, certificate pinning)', () => {
+  let server: https.Server;
+  let port: number;
+  let certPem: string;
+  let fingerprint: string;
+  const seenAuth: string[] = [];
+
+  before(async () => {
+    const b = await new SelfSignedIssuer(systemClock).issue(
+      { name: 'localhost', domains: ['localhost'], source: 't' },
+      'ecdsa-p256',
+    );
+    certPem = b.cert;
+    fingerprint = new X509Certificate(b.cert).fingerprint256.replace(/:/g, '').toLowerCase();
+    server = https.createServer({ cert: b.cert, key: b.privkey }, (req, res) => {
+      seenAuth.push(String(req.headers.authorization ?? ''));
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify({ type: 'collection', data: [{ id: '1a5' }], pagination: { next: null } }),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+  beforeEach(() => (seenAuth.length = 0));
+
+  const client = (opts: { pin?: string; ca?: string; host?: string }) =>
+    new CattleClient({
+      url: `https://${opts.host ?? '127.0.0.1'}:${port}/v1`,
+      accessKey: 'ak',
+      secretKey: 'sk',
+      timeoutMs: 2000,
+      attempts: 1,
+      log: silentLogger,
+      ...(opts.pin && { pinSha256: opts.pin }),
+      ...(opts.ca && { caBundlePem: opts.ca }),
+    });
+
+  it('refuses a self-signed server without a CA bundle or pin, before sending credentials', async () => {
+    await assert.rejects(client({}).projectId(), { code: 'PLATFORM_TLS' });
+    assert.deepEqual(seenAuth, []);
+  });
+  it('trusts the server through CATTLE_CA_BUNDLE', async () => {
+    assert.equal(await client({ ca: certPem, host: 'localhost' }).projectId(), '1a5');
+  });
+  it('trusts exactly the pinned certificate, even by IP address', async () => {
+    assert.equal(await client({ pin: fingerprint }).projectId(), '1a5');
+    assert.equal(seenAuth.length, 1);
+  });
+  it('rejects a server whose certificate does not match the pin, without sending credentials', async () => {
+    const wrong = 'ab'.repeat(32);
+    const err = await client({ pin: wrong })
+      .projectId()
+      .catch((e: unknown) => e);
+    assert.equal((err as { code?: string }).code, 'PLATFORM_TLS');
+    assert.match(
+      String((err as Error).message),
+      new RegExp(`fingerprint ${fingerprint}, not the pinned ${wrong}`),
+    );
+    assert.deepEqual(seenAuth, [], 'no request reached the server');
+  });
+});
+
+describe('rancher: discovery reads every page', () => {
+  it('finds all 1200 labelled services, across pages of at most 1000', async function () {
+    this.timeout(30_000);
+    const cattle = await startFakeCattle();
+    try {
+      for (let i = 0; i < 1200; i++) {
+        cattle.addService({ name: `s${i}`, labels: { [DENT_LABEL]: `h${i}.example.com` } });
+      }
+      const client = new CattleClient({
+        url: cattle.url,
+        accessKey: cattle.accessKey,
+        secretKey: cattle.secretKey,
+        timeoutMs: 5000,
+        log: silentLogger,
+      });
+      const found = await new RancherPlatform(client, {
+        domains: '',
+        log: silentLogger,
+      }).discover();
+      assert.equal(found.specs.length, 1200);
+      const pages = cattle.requests.filter((r) => r.path.endsWith('/services'));
+      assert.equal(pages.length, 2, 'two pages of services');
+      assert.match(pages[1]?.query ?? '', /marker=m1000/);
+    } finally {
+      await cattle.close();
+    }
+  });
+});
