@@ -19,6 +19,7 @@ import { buildApp } from '../src/main.js';
 import { createLogger } from '../src/util/log.js';
 import { DENT_LABEL, DOMAINS_LABEL } from '../src/platform/rancher/rancher-platform.js';
 import { startFakeCattle, type FakeCattle } from './fake-cattle.js';
+import { freePort } from './proc.js';
 import { checkPrereqs, sidecarEnvFor, startDevEnv, tlsServedCert, type DevEnv } from './index.js';
 
 const DEMO_DOMAINS = 'www.demo.test, api.demo.test, shop=shop.demo.test+cdn.demo.test';
@@ -73,6 +74,7 @@ function seed(cattle: FakeCattle): void {
 
 async function runDemo(env: DevEnv, cattle: FakeCattle | undefined): Promise<number> {
   if (cattle) seed(cattle);
+  const statusPort = await freePort();
   // The sidecar is configured exactly as a user would: environment variables.
   const config = loadConfig(
     sidecarEnvFor(env, {
@@ -81,6 +83,7 @@ async function runDemo(env: DevEnv, cattle: FakeCattle | undefined): Promise<num
       LOOP_TIME: '30',
       LOG_FORMAT: 'text',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+      STATUS_ADDRESS: `127.0.0.1:${statusPort}`,
       ...(cattle && {
         PLATFORM: 'rancher',
         CATTLE_URL: cattle.url,
@@ -128,7 +131,9 @@ async function runDemo(env: DevEnv, cattle: FakeCattle | undefined): Promise<num
   if (flags.once) return ok ? 0 : 1;
 
   console.log(
-    '\ndemo: the sidecar keeps running (renewal checks, LOOP_TIME=30s). Ctrl-C stops everything.',
+    `\ndemo: the sidecar keeps running (renewal checks, LOOP_TIME=30s).` +
+      `\n  status page             http://127.0.0.1:${statusPort}/  (also /status, /metrics)` +
+      `\nCtrl-C stops everything.`,
   );
   await app.runDaemon();
   return 0;

@@ -237,6 +237,8 @@ export function sidecarEnvFor(
     ACME_CA_BUNDLE: env.caPemPath,
     SELF_CHECK_ADDRESS: `127.0.0.1:${env.ports.http}`,
     KEY_TYPE: 'ecdsa-p256',
+    // Never the default 0.0.0.0:8080 here: tests pass a loopback port when they want it.
+    STATUS_ADDRESS: 'off',
     ...extra,
   };
 }

@@ -4,7 +4,10 @@
 import { readFileSync } from 'node:fs';
 import cron from 'node-cron';
 import { AcmeIssuer } from './acme/acme-issuer.js';
-import { configureAcmeHttp } from './acme/http.js';
+import { configureAcmeHttp, onAcmeRequest } from './acme/http.js';
+import { startHttpServer } from './http/server.js';
+import { buildStatusSnapshot, type LastPass, type StatusSnapshot } from './http/status.js';
+import { Metrics } from './metrics/metrics.js';
 import { SelfSignedIssuer } from './acme/self-signed-issuer.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
 import type { Config } from './config/schema.js';
@@ -28,6 +31,9 @@ export interface PassResult {
 
 export interface App {
   readonly reconciler: Reconciler;
+  readonly metrics: Metrics;
+  /** What /status serves. */
+  snapshot(): StatusSnapshot;
   /** Discover, then reconcile every certificate once. Never throws. */
   pass(signal?: AbortSignal): Promise<PassResult>;
   /** Runs until SIGTERM/SIGINT (or `stop()`); resolves when shut down cleanly. */
@@ -35,7 +41,7 @@ export interface App {
   stop(): void;
 }
 
-function buildPlatform(config: Config, log: Logger): Platform {
+function buildPlatform(config: Config, log: Logger, metrics: Metrics): Platform {
   if (config.platform === 'rancher') {
     const client = new CattleClient({
       // loadConfig guarantees these with PLATFORM=rancher.
@@ -46,6 +52,7 @@ function buildPlatform(config: Config, log: Logger): Platform {
       ...(config.cattleCaBundle && { caBundlePem: readFileSync(config.cattleCaBundle, 'utf8') }),
       ...(config.cattleCertSha256 && { pinSha256: config.cattleCertSha256 }),
       log: log.child({ component: 'rancher' }),
+      onRequest: (method, status) => metrics.platformRequest(method, status),
     });
     return new RancherPlatform(client, {
       domains: config.domains,
@@ -84,8 +91,18 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       ...(config.acmeEmail && { email: config.acmeEmail }),
       ...(eab && { eab }),
     });
-  const platform = buildPlatform(config, log);
+  // Filled in below; the metrics read the reconciler's status at scrape time.
+  let lastPass: LastPass | undefined;
+  let reconcilerRef: Reconciler | undefined;
+  const metrics = new Metrics({
+    platform: config.platform,
+    certificates: () => [...(reconcilerRef?.status.values() ?? [])],
+    lastPass: () => lastPass,
+  });
+  onAcmeRequest((e) => metrics.acmeRequest(e));
+  const platform = buildPlatform(config, log, metrics);
   const reconciler = new Reconciler({
+    onFailure: (name, code) => metrics.failure(name, code),
     store,
     live,
     platform,
@@ -107,10 +124,15 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     },
   });
 
+  reconcilerRef = reconciler;
   const discoverer = new Discoverer(platform, log.child({ component: 'discovery' }));
   const controller = new AbortController();
 
+  let lastProblems: PassResult['problems'] = [];
+  let storeOk = true;
+
   async function pass(signal?: AbortSignal): Promise<PassResult> {
+    const startedAt = new Date().toISOString();
     const found = await discoverer.discover();
     if (found.specs.length === 0 && found.problems.length === 0 && !found.error) {
       log.warn(
@@ -120,11 +142,49 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       );
     }
     const certificates = await reconciler.reconcileAll(found.specs, signal);
-    return {
-      certificates,
-      problems: found.problems,
-      ...(found.error && { discoveryError: `${found.error.code}: ${found.error.message}` }),
+    storeOk = await store.list('').then(
+      () => true,
+      () => false,
+    );
+    const discoveryError = found.error && `${found.error.code}: ${found.error.message}`;
+    lastProblems = found.problems;
+    lastPass = {
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      ok: !discoveryError && found.problems.length === 0 && certificates.every((c) => c.ready),
+      ...(discoveryError && { discoveryError }),
     };
+    return { certificates, problems: found.problems, ...(discoveryError && { discoveryError }) };
+  }
+
+  function snapshot(): StatusSnapshot {
+    return buildStatusSnapshot(
+      {
+        certificates: [...reconciler.status.values()],
+        problems: lastProblems,
+        target: config.staging ? 'staging' : 'production',
+        platform: config.platform,
+        ...(lastPass && { lastPass }),
+      },
+      clock.now(),
+    );
+  }
+
+  /** Ready: the store answers and a pass finished recently with discovery working. */
+  function readiness(): { ok: boolean; reasons: string[] } {
+    const reasons: string[] = [];
+    if (!lastPass) reasons.push('the first pass has not finished yet');
+    else {
+      if (lastPass.discoveryError) reasons.push(`discovery failed: ${lastPass.discoveryError}`);
+      // Passes run every LOOP_TIME, or daily on the schedule when it is 0.
+      const maxAgeMs =
+        config.loopTimeSeconds > 0 ? 3 * config.loopTimeSeconds * 1000 + 60_000 : 26 * 3600_000;
+      if (clock.now().getTime() - new Date(lastPass.finishedAt).getTime() > maxAgeMs) {
+        reasons.push(`no pass finished since ${lastPass.finishedAt}`);
+      }
+    }
+    if (!storeOk) reasons.push(`the store under ${config.stateDir} cannot be read`);
+    return { ok: reasons.length === 0, reasons };
   }
 
   async function runDaemon(): Promise<void> {
@@ -151,6 +211,22 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
         ? setInterval(() => trigger('loop'), config.loopTimeSeconds * 1000)
         : undefined;
     const task = cron.schedule(config.checkSchedule, () => trigger('schedule'));
+    const server =
+      config.statusAddress === 'off'
+        ? undefined
+        : await startHttpServer({
+            host: config.statusAddress.host,
+            port: config.statusAddress.port,
+            status: snapshot,
+            ready: readiness,
+            metrics: () => metrics.render(),
+            log: log.child({ component: 'http' }),
+          });
+    if (server && config.statusAddress !== 'off') {
+      log.info('status server listening', {
+        address: `${config.statusAddress.host}:${server.port}`,
+      });
+    }
     log.info('acme-sidecar started', {
       target: config.staging ? 'staging' : 'production',
       loopTime: config.loopTimeSeconds,
@@ -175,8 +251,9 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     const grace = new Promise((r) => setTimeout(r, 20_000).unref());
     await Promise.race([running, grace]);
     await responder.cleanupAll();
+    await server?.close();
     log.info('stopped');
   }
 
-  return { reconciler, pass, runDaemon, stop: () => controller.abort() };
+  return { reconciler, metrics, pass, snapshot, runDaemon, stop: () => controller.abort() };
 }

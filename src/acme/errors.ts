@@ -27,6 +27,11 @@ export function classifyAcmeError(
         cause: err,
         ...(last.retryAfter !== undefined && { retryAfter: last.retryAfter }),
       });
+    if (last.source === 'validation') {
+      // The CA could not fetch or match our answer (nginx, DNS, a firewall):
+      // worth retrying on the backoff schedule once someone fixes it.
+      return mk('ACME_VALIDATION_FAILED', true);
+    }
     switch (type) {
       case 'rateLimited':
         return mk('ACME_RATE_LIMITED', true);

@@ -6,6 +6,12 @@ import axios, { type AxiosResponse, type InternalAxiosRequestConfig } from 'axio
 
 /** An RFC 8555 §6.7 problem document, as the CA sent it. */
 export interface AcmeProblem {
+  /**
+   * 'response': the CA answered a request with a problem document (§6.7).
+   * 'validation': a challenge or authorization came back invalid with an
+   * `error` (§7.1.4, §8): the CA could not validate our answer.
+   */
+  readonly source: 'response' | 'validation';
   readonly type: string;
   readonly detail: string;
   readonly status: number;
@@ -31,6 +37,22 @@ const context = new AsyncLocalStorage<AcmeCallContext>();
 
 /** ACME requests made, keyed "<step> <HTTP status>" (nonce fetches included). */
 export const acmeRequestCounts = new Map<string, number>();
+
+export interface AcmeRequestEvent {
+  readonly host: string;
+  /** The issuance step (newOrder, finalize...): URLs carry ids, steps do not. */
+  readonly step: string;
+  readonly method: string;
+  /** HTTP status, or the network error code. */
+  readonly status: string;
+  readonly seconds: number;
+}
+const requestListeners: ((e: AcmeRequestEvent) => void)[] = [];
+
+/** Called after every ACME HTTP exchange (metrics). */
+export function onAcmeRequest(listener: (e: AcmeRequestEvent) => void): void {
+  requestListeners.push(listener);
+}
 
 let installed = false;
 
@@ -67,23 +89,77 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
   installed = true;
   const inner = axios.getAdapter('http');
   ax.defaults.adapter = async (config: InternalAxiosRequestConfig) => {
-    try {
-      const resp = await inner(config);
+    const started = process.hrtime.bigint();
+    const emit = (status: string) => {
+      const event: AcmeRequestEvent = {
+        host: hostOf(config.url),
+        step: context.getStore()?.step ?? 'other',
+        method: (config.method ?? 'get').toUpperCase(),
+        status,
+        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      };
+      for (const l of requestListeners) l(event);
+    };
+    // acme-client's request interceptor makes every status "invalid", so
+    // the inner adapter rejects even a 200, with the response attached:
+    // whatever carries a response is an answer from the CA.
+    const answered = (resp: AxiosResponse) => {
+      emit(String(resp.status));
       record(resp);
       // A rate limit's Retry-After can be hours: acme-client would sleep
       // that long inside the request. Fail now; the backoff honours it.
       if (resp.status === 429) {
         (config as { retryAttempt?: number }).retryAttempt = settings.retryMaxAttempts;
       }
-      return resp;
+    };
+    let resp: AxiosResponse;
+    try {
+      resp = await inner(config);
     } catch (err) {
+      const response = (err as { response?: AxiosResponse }).response;
+      if (response) {
+        answered(response);
+        throw err;
+      }
       const code = (err as { code?: unknown }).code;
       const ctx = context.getStore();
       if (ctx && typeof code === 'string') ctx.networkError = code;
       countRequest(ctx, String(code ?? 'error'));
+      emit(String(code ?? 'error'));
       throw err;
     }
+    answered(resp);
+    return resp;
   };
+}
+
+/** The `error` of an invalid challenge, or of the first invalid challenge of an authorization. */
+function invalidObjectError(
+  body: Record<string, unknown>,
+): { type: string; detail: string } | undefined {
+  if (body.status !== 'invalid') return undefined;
+  const candidates = [
+    body,
+    ...(Array.isArray(body.challenges) ? (body.challenges as unknown[]) : []),
+  ];
+  for (const c of candidates) {
+    const err = (c as { error?: { type?: unknown; detail?: unknown } } | null)?.error;
+    if (err && typeof err === 'object') {
+      return {
+        type: typeof err.type === 'string' ? err.type : '',
+        detail: typeof err.detail === 'string' ? err.detail : '',
+      };
+    }
+  }
+  return undefined;
+}
+
+function hostOf(url: string | undefined): string {
+  try {
+    return new URL(url ?? '').host;
+  } catch {
+    return '';
+  }
 }
 
 interface AcmeSettings {
@@ -112,12 +188,26 @@ function countRequest(ctx: AcmeCallContext | undefined, outcome: string): void {
 function record(resp: AxiosResponse): void {
   const ctx = context.getStore();
   countRequest(ctx, String(resp.status));
-  if (resp.status < 400) return;
-  const data: unknown = resp.data;
+  // The adapter sees the body before axios parses it (transformResponse
+  // runs after the adapter): parse JSON here.
+  let data: unknown = resp.data;
+  if (typeof data === 'string' || Buffer.isBuffer(data)) {
+    try {
+      data = JSON.parse(data.toString());
+    } catch {
+      data = undefined;
+    }
+  }
   const body = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
+  if (resp.status < 400) {
+    const error = invalidObjectError(body);
+    if (error) ctx?.problems.push({ source: 'validation', status: resp.status, ...error });
+    return;
+  }
   const header = resp.headers?.['retry-after'] as string | undefined;
   const retryAfter = parseRetryAfter(header);
   ctx?.problems.push({
+    source: 'response',
     type: typeof body.type === 'string' ? body.type : '',
     detail: typeof body.detail === 'string' ? body.detail : '',
     status: resp.status,

@@ -63,6 +63,8 @@ export interface Config {
   /** Pinned SHA-256 fingerprint of the Cattle server's certificate, 64 hex digits. */
   cattleCertSha256?: string;
   cattleTimeoutMs: number;
+  /** Where the read-only status server listens, or 'off'. */
+  statusAddress: { host: string; port: number } | 'off';
 }
 
 /** What defaults and checks may use instead of reaching for globals. */
@@ -298,6 +300,23 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
       'ACME directory of the production CA. `https://` (`http://` only for localhost, `127.0.0.1` or `[::1]`).',
     default: 'https://acme-v02.api.letsencrypt.org/directory',
     schema: directoryUrl,
+  }),
+  statusAddress: setting({
+    key: 'statusAddress',
+    env: 'STATUS_ADDRESS',
+    description:
+      'Where `acme-sidecar run` serves its read-only status: `/` (status page), `/status` (JSON), `/metrics` (Prometheus, cert-manager metric names), `/healthz`, `/readyz`. `host:port`; `off` turns it off.',
+    default: '0.0.0.0:8080',
+    schema: z
+      .string()
+      .refine((v) => v.toLowerCase() === 'off' || isHostPort(v), {
+        error: 'expected host:port such as 0.0.0.0:8080 or 127.0.0.1:9090, or off',
+      })
+      .transform((v): { host: string; port: number } | 'off' => {
+        if (v.toLowerCase() === 'off') return 'off';
+        const i = v.lastIndexOf(':');
+        return { host: v.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(v.slice(i + 1)) };
+      }),
   }),
   cattleUrl: setting({
     key: 'cattleUrl',

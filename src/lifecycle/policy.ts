@@ -49,6 +49,7 @@ export interface CertFacts {
 
 export interface LiveFacts {
   readonly serial: string;
+  readonly notBefore?: string;
   readonly notAfter: string;
   /** Which stored certificate it is; 'foreign' if none of ours matches. */
   readonly phase: Phase | 'foreign';

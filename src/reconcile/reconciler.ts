@@ -41,6 +41,8 @@ export interface ReconcilerSettings {
 }
 
 export interface ReconcilerDeps {
+  /** Told of every failed step (metrics). */
+  readonly onFailure?: (name: string, code: string) => void;
   readonly store: CertStore;
   readonly live: LiveTarget;
   readonly issuers: Readonly<Record<Phase, Issuer>>;
@@ -57,6 +59,7 @@ export interface CertStatus {
   readonly domains: readonly string[];
   /** Phase of the certificate nginx serves now. */
   phase: Phase | 'foreign' | 'none';
+  notBefore?: string;
   notAfter?: string;
   serial?: string;
   renewAt?: string;
@@ -181,6 +184,7 @@ export class Reconciler {
       ).toISOString();
     }
     st.lastError = { code: errorCode(err), message: errorMessage(err), at: now.toISOString() };
+    this.deps.onFailure?.(st.name, st.lastError.code);
     (aborted ? log.info : log.error).call(log, 'certificate step failed', {
       code: st.lastError.code,
       error: st.lastError.message,
@@ -220,6 +224,7 @@ export class Reconciler {
       const known = [production, staging, placeholder].find((c) => c?.meta.serial === serial);
       live = {
         serial,
+        notBefore: new Date(leaf.validFrom).toISOString(),
         notAfter: new Date(leaf.validTo).toISOString(),
         phase: known?.meta.phase ?? 'foreign',
       };
@@ -381,6 +386,7 @@ export class Reconciler {
       const live = facts.live;
       st.phase = live?.phase ?? 'none';
       if (live) {
+        st.notBefore = live.notBefore;
         st.notAfter = live.notAfter;
         st.serial = live.serial;
       }

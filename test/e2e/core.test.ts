@@ -178,6 +178,24 @@ describe('e2e: core path against real Pebble and nginx', function () {
     assert.equal(new X509Certificate((await liveFiles(env, A)).cert).serialNumber, prodSerial);
   });
 
+  it('reports a failed validation at the CA with its reason, and keeps the other certificates', async () => {
+    // SELF_CHECK off and a webroot nginx does not serve: the CA itself fails to fetch the token.
+    const { mkdtemp } = await import('node:fs/promises');
+    const stray = await mkdtemp(path.join(env.dir, 'not-served-'));
+    const r = await runSidecar(
+      ['once'],
+      sidecarEnv(env, {
+        DOMAINS: `${A}, v.demo.test`,
+        STAGING: 'false',
+        SELF_CHECK: 'false',
+        WEBROOT: stray,
+      }),
+    );
+    assert.equal(r.code, 1, explain(r));
+    assert.match(r.stdout, /FAIL v\.demo\.test .*ACME_VALIDATION_FAILED: \w+: .*404/, explain(r));
+    assert.match(r.stdout, /ok {3}a\.demo\.test/);
+  });
+
   it('reports a bad hostname, skips it, and still serves the others', async () => {
     const r = await runSidecar(
       ['once'],
@@ -242,5 +260,25 @@ describe('e2e: renewal of short-lived certificates', function () {
       (await tlsServedCert(env.ports.https, 'r.demo.test')).serialNumber,
       after.serialNumber,
     );
+  });
+});
+
+describe('e2e: CA problems from real Pebble are classified', function () {
+  this.timeout(120_000);
+  let env: DevEnv;
+  before(async () => {
+    // Pebble's own fault injection: every nonce is rejected as badNonce.
+    env = await startDevEnv({ pebble: { nonceRejectPercent: 100 } });
+  });
+  after(async () => {
+    await env?.stop();
+  });
+
+  it('names a badNonce storm as ACME_BAD_NONCE (retryable), not an unknown error', async () => {
+    const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS: 'n.demo.test' }));
+    assert.equal(r.code, 1, explain(r));
+    assert.match(r.stdout, /FAIL n\.demo\.test .*error=ACME_BAD_NONCE: badNonce: /, explain(r));
+    const failure = r.logs.find((l) => l.message === 'certificate step failed');
+    assert.ok(failure?.nextRetry, 'scheduled for a retry');
   });
 });

@@ -9,6 +9,7 @@ import { SidecarError } from '../../src/domain/errors.js';
 import { silentLogger } from '../../src/util/log.js';
 
 const problem = (type: string, status: number, retryAfter?: number): AcmeProblem => ({
+  source: 'response',
   type: type ? `urn:ietf:params:acme:error:${type}` : '',
   detail: `detail of ${type || status}`,
   status,

@@ -45,6 +45,7 @@ const DEFAULTS: Config = {
   productionDirectoryUrl: 'https://acme-v02.api.letsencrypt.org/directory',
   acmeTimeoutMs: 30000,
   cattleTimeoutMs: 10000,
+  statusAddress: { host: '0.0.0.0', port: 8080 },
   selfCheck: true,
   logLevel: 'info',
   logFormat: 'json',
@@ -82,6 +83,7 @@ describe('loadConfig', () => {
       CATTLE_CA_BUNDLE: bundle,
       CATTLE_CERT_SHA256: 'AB:'.repeat(31) + 'AB',
       CATTLE_TIMEOUT_SECONDS: '3',
+      STATUS_ADDRESS: '[::1]:9090',
       STAGING: 'false',
       ACME_EMAIL: 'admin@example.com',
       WEBROOT: '/srv/www/',
@@ -110,6 +112,7 @@ describe('loadConfig', () => {
       cattleCaBundle: bundle,
       cattleCertSha256: 'ab'.repeat(32),
       cattleTimeoutMs: 3000,
+      statusAddress: { host: '::1', port: 9090 },
       staging: false,
       acmeEmail: 'admin@example.com',
       webroot: '/srv/www',
@@ -132,6 +135,10 @@ describe('loadConfig', () => {
     assert.deepEqual(load(env), expected);
     const everyVariable = SETTINGS.map((s) => s.env).sort();
     assert.deepEqual(Object.keys(env).sort(), everyVariable, 'this test should set every variable');
+  });
+
+  it('turns the status server off with STATUS_ADDRESS=off', () => {
+    assert.equal(load({ STATUS_ADDRESS: 'OFF' }).statusAddress, 'off');
   });
 
   it('with PLATFORM=rancher, names each missing Cattle variable', () => {
@@ -357,6 +364,12 @@ describe('loadConfig', () => {
       env: { PLATFORM: 'kubernetes' },
       variable: 'PLATFORM',
       expected: 'expected one of static, rancher',
+    },
+    {
+      name: 'refuses a status address without a port',
+      env: { STATUS_ADDRESS: '127.0.0.1' },
+      variable: 'STATUS_ADDRESS',
+      expected: 'expected host:port such as 0.0.0.0:8080 or 127.0.0.1:9090, or off',
     },
     {
       name: 'refuses a pinned fingerprint that is not SHA-256',

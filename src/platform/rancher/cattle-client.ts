@@ -29,6 +29,8 @@ export interface CattleClientOptions {
   readonly log: Logger;
   /** Largest number of items read from one collection, against a runaway server. */
   readonly maxItems?: number;
+  /** Told of every request's outcome: HTTP status or error code (metrics). */
+  readonly onRequest?: (method: string, status: string) => void;
 }
 
 export interface CattleCollection<T> {
@@ -185,6 +187,7 @@ export class CattleClient {
       try {
         const http = await this.instance();
         const resp = await http.request<string>({ method, url, data: body });
+        this.opts.onRequest?.(method, String(resp.status));
         if (resp.status >= 200 && resp.status < 300) return parseJson<T>(resp, what);
         failure = statusError(resp, what);
       } catch (err) {
@@ -192,6 +195,7 @@ export class CattleClient {
           err instanceof SidecarError
             ? err
             : networkError(err, what, this.opts.timeoutMs, (m) => this.scrub(m));
+        if (!(err instanceof SidecarError)) this.opts.onRequest?.(method, failure.code);
       }
       if (!failure.retryable || attempt >= attempts) throw failure;
       const delay = (this.opts.backoffMs ?? 500) * 2 ** (attempt - 1) * (0.75 + Math.random() / 2);

@@ -1,0 +1,154 @@
+import { Counter, Gauge, Registry, Summary, collectDefaultMetrics } from 'prom-client';
+import type { AcmeRequestEvent } from '../acme/http.js';
+import type { CertStatus } from '../reconcile/reconciler.js';
+
+/**
+ * Prometheus metrics. The certificate and ACME client series use
+ * cert-manager's exact names and label names, so dashboards and alerts
+ * written for cert-manager (e.g. "expires in under 7 days") work unchanged:
+ * `name` is the certificate, `namespace` the platform, `issuer_name` the
+ * phase of the certificate served (self-signed, staging, production).
+ * Series of our own are prefixed `acme_sidecar_`.
+ */
+export interface MetricsSource {
+  readonly platform: string;
+  certificates(): readonly CertStatus[];
+  lastPass(): { finishedAt: string; ok: boolean } | undefined;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly acmeRequests: Counter;
+  private readonly acmeDuration: Summary;
+  private readonly platformRequests: Counter;
+  private readonly failures: Counter;
+
+  constructor(private readonly source: MetricsSource) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    const certLabels = ['name', 'namespace', 'issuer_name', 'issuer_kind', 'issuer_group'];
+    const labelsOf = (c: CertStatus) => ({
+      name: c.name,
+      namespace: source.platform,
+      issuer_name: c.phase,
+      issuer_kind: 'ACMEIssuer',
+      issuer_group: 'acme-sidecar',
+    });
+    const certs = () => source.certificates();
+    const timestampGauge = (
+      name: string,
+      help: string,
+      pick: (c: CertStatus) => string | undefined,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: certLabels,
+        registers,
+        collect() {
+          this.reset();
+          for (const c of certs()) {
+            const t = pick(c);
+            if (t) this.set(labelsOf(c), Math.floor(new Date(t).getTime() / 1000));
+          }
+        },
+      });
+    timestampGauge(
+      'certmanager_certificate_expiration_timestamp_seconds',
+      'The date after which the certificate expires, as a Unix timestamp.',
+      (c) => c.notAfter,
+    );
+    timestampGauge(
+      'certmanager_certificate_not_before_timestamp_seconds',
+      'The date before which the certificate is not valid, as a Unix timestamp.',
+      (c) => c.notBefore,
+    );
+    timestampGauge(
+      'certmanager_certificate_renewal_timestamp_seconds',
+      'The date after which the certificate will be renewed, as a Unix timestamp.',
+      (c) => c.renewAt,
+    );
+    new Gauge({
+      name: 'certmanager_certificate_ready_status',
+      help: 'The ready status of the certificate (1 for the current condition).',
+      labelNames: [...certLabels, 'condition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of certs()) {
+          for (const condition of ['True', 'False', 'Unknown']) {
+            const now = c.ready ? 'True' : c.phase === 'none' ? 'Unknown' : 'False';
+            this.set({ ...labelsOf(c), condition }, condition === now ? 1 : 0);
+          }
+        }
+      },
+    });
+    const acmeLabels = ['scheme', 'host', 'path', 'method', 'status'];
+    this.acmeRequests = new Counter({
+      name: 'certmanager_http_acme_client_request_count',
+      help: 'The number of requests made by the ACME client; path is the issuance step.',
+      labelNames: acmeLabels,
+      registers,
+    });
+    this.acmeDuration = new Summary({
+      name: 'certmanager_http_acme_client_request_duration_seconds',
+      help: 'The HTTP request latencies in seconds for the ACME client; path is the issuance step.',
+      labelNames: acmeLabels,
+      registers,
+    });
+    this.platformRequests = new Counter({
+      name: 'acme_sidecar_platform_requests_total',
+      help: 'Requests to the platform API, by method and outcome (HTTP status or error code).',
+      labelNames: ['platform', 'method', 'status'],
+      registers,
+    });
+    this.failures = new Counter({
+      name: 'acme_sidecar_certificate_failures_total',
+      help: 'Failed certificate steps, by certificate and error code.',
+      labelNames: ['name', 'code'],
+      registers,
+    });
+    new Gauge({
+      name: 'acme_sidecar_last_pass_timestamp_seconds',
+      help: 'When the last discovery and reconcile pass finished, as a Unix timestamp.',
+      registers,
+      collect() {
+        const p = source.lastPass();
+        if (p) this.set(Math.floor(new Date(p.finishedAt).getTime() / 1000));
+      },
+    });
+    new Gauge({
+      name: 'acme_sidecar_last_pass_success',
+      help: '1 if the last pass ended with every certificate ready and discovery working.',
+      registers,
+      collect() {
+        const p = source.lastPass();
+        if (p) this.set(p.ok ? 1 : 0);
+      },
+    });
+  }
+
+  acmeRequest(e: AcmeRequestEvent): void {
+    const labels = {
+      scheme: 'https',
+      host: e.host,
+      path: e.step,
+      method: e.method,
+      status: e.status,
+    };
+    this.acmeRequests.inc(labels);
+    this.acmeDuration.observe(labels, e.seconds);
+  }
+
+  platformRequest(method: string, status: string): void {
+    this.platformRequests.inc({ platform: this.source.platform, method, status });
+  }
+
+  failure(name: string, code: string): void {
+    this.failures.inc({ name, code });
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

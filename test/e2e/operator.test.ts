@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startDevEnv, type DevEnv } from '../../devenv/index.js';
+import { freePort } from '../../devenv/proc.js';
+import { collect, sidecarEnv, startSidecar } from '../support/sidecar.js';
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Prometheus text exposition format (0.0.4): enough of it to check series and values. */
+function parseMetrics(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(m, `not a Prometheus sample line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[l[1] as string] = l[2] as string;
+    }
+    samples.push({ name: m[1] as string, labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+describe('e2e: operator surface of a running sidecar (status, metrics, health)', function () {
+  this.timeout(120_000);
+  let env: DevEnv;
+  before(async () => {
+    env = await startDevEnv();
+  });
+  after(async () => {
+    await env?.stop();
+  });
+
+  it('serves /healthz, /readyz, /status matching the store, /metrics in Prometheus format, and the page', async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const child = startSidecar(
+      ['run'],
+      sidecarEnv(env, {
+        DOMAINS: 'm1.demo.test, multi=m2.demo.test+m3.demo.test, *.demo.test',
+        STAGING: 'false',
+        LOOP_TIME: '0',
+        STATUS_ADDRESS: `127.0.0.1:${port}`,
+      }),
+    );
+    const done = collect(child, 100_000);
+    try {
+      let ready: Response | undefined;
+      const until = Date.now() + 60_000;
+      while (Date.now() < until) {
+        ready = await fetch(`${base}/readyz`).catch(() => undefined);
+        if (ready?.status === 200) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(ready?.status, 200, 'ready after the first pass');
+      assert.equal(await (await fetch(`${base}/healthz`)).text(), 'ok');
+
+      const status = (await (await fetch(`${base}/status`)).json()) as {
+        target: string;
+        certificates: {
+          name: string;
+          phase: string;
+          ready: boolean;
+          notAfter: string;
+          domains: string[];
+        }[];
+        problems: { value: string; code: string }[];
+      };
+      assert.equal(status.target, 'production');
+      assert.deepEqual(
+        status.certificates.map((c) => c.name),
+        ['m1.demo.test', 'multi'],
+      );
+      for (const c of status.certificates) {
+        const leaf = new X509Certificate(
+          await readFile(path.join(env.certDir, 'live', c.name, 'cert.pem'), 'utf8'),
+        );
+        assert.equal(c.phase, 'production');
+        assert.equal(c.ready, true);
+        assert.equal(
+          c.notAfter,
+          new Date(leaf.validTo).toISOString(),
+          `${c.name}: /status matches live/`,
+        );
+      }
+      assert.deepEqual(
+        status.problems.map((p) => `${p.value}:${p.code}`),
+        ['*.demo.test:wildcard'],
+      );
+
+      const metricsResp = await fetch(`${base}/metrics`);
+      assert.match(metricsResp.headers.get('content-type') ?? '', /^text\/plain/);
+      const samples = parseMetrics(await metricsResp.text());
+      const find = (name: string, labels: Record<string, string>) =>
+        samples.filter(
+          (s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+        );
+      for (const c of status.certificates) {
+        const exp = find('certmanager_certificate_expiration_timestamp_seconds', { name: c.name });
+        assert.equal(exp.length, 1);
+        assert.equal(exp[0]?.value, Math.floor(new Date(c.notAfter).getTime() / 1000));
+        assert.equal(exp[0]?.labels.issuer_name, 'production');
+        assert.equal(
+          find('certmanager_certificate_ready_status', { name: c.name, condition: 'True' })[0]
+            ?.value,
+          1,
+        );
+        assert.equal(
+          find('certmanager_certificate_ready_status', { name: c.name, condition: 'False' })[0]
+            ?.value,
+          0,
+        );
+        assert.equal(
+          find('certmanager_certificate_not_before_timestamp_seconds', { name: c.name }).length,
+          1,
+        );
+        assert.equal(
+          find('certmanager_certificate_renewal_timestamp_seconds', { name: c.name }).length,
+          1,
+        );
+      }
+      // 2 certificates x (staging + production) orders, each created once.
+      const newOrders = find('certmanager_http_acme_client_request_count', {
+        path: 'newOrder',
+        status: '201',
+      });
+      assert.equal(
+        newOrders.reduce((n, s) => n + s.value, 0),
+        4,
+        JSON.stringify(
+          samples.filter((s) => s.name.startsWith('certmanager_http_acme_client_request_count')),
+        ),
+      );
+      assert.ok(
+        find('certmanager_http_acme_client_request_duration_seconds_count', { path: 'finalize' })
+          .length > 0,
+      );
+      assert.equal(
+        find('acme_sidecar_last_pass_success', {})[0]?.value,
+        0,
+        'a hostname was skipped',
+      );
+
+      const page = await fetch(`${base}/`);
+      assert.match(page.headers.get('content-type') ?? '', /text\/html/);
+      const html = await page.text();
+      assert.match(html, /data-cert="m1\.demo\.test"/);
+      assert.match(html, /data-cert="multi"/);
+      assert.equal((await fetch(`${base}/status`, { method: 'POST' })).status, 405);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+  });
+});
