@@ -93,10 +93,10 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     });
   // Filled in below; the metrics read the reconciler's status at scrape time.
   let lastPass: LastPass | undefined;
-  let reconcilerRef: Reconciler | undefined;
   const metrics = new Metrics({
     platform: config.platform,
-    certificates: () => [...(reconcilerRef?.status.values() ?? [])],
+    // Read at scrape time, after the reconciler below exists.
+    certificates: () => [...reconciler.status.values()],
     lastPass: () => lastPass,
   });
   onAcmeRequest((e) => metrics.acmeRequest(e));
@@ -124,7 +124,6 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     },
   });
 
-  reconcilerRef = reconciler;
   const discoverer = new Discoverer(platform, log.child({ component: 'discovery' }));
   const controller = new AbortController();
 
