@@ -27,6 +27,10 @@ RUN mkdir -p /var/www/.well-known/acme-challenge /etc/letsencrypt \
  && chown -R node:node /var/www /etc/letsencrypt \
  && chmod 0755 /var/www /var/www/.well-known /var/www/.well-known/acme-challenge
 USER node
+EXPOSE 8080
+# /healthz of the status server (STATUS_ADDRESS, default 0.0.0.0:8080).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "/app/dist/src/cli.js", "healthcheck"]
 VOLUME ["/var/www", "/etc/letsencrypt"]
 ENTRYPOINT ["node", "/app/dist/src/cli.js"]
 CMD ["run"]

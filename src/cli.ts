@@ -5,15 +5,17 @@
  *                    and in its target phase, otherwise 1 with the reasons
  */
 import { loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { ConfigError } from './domain/errors.js';
 import { buildApp, type PassResult } from './main.js';
 import { createLogger } from './util/log.js';
 
-const USAGE = `usage: acme-sidecar <run|once>
+const USAGE = `usage: acme-sidecar <run|once|healthcheck>
 
-  run    run as a daemon: issue, renew and re-issue until SIGTERM
-  once   one pass; exit 0 only if every certificate is valid and in its
-         target phase (staging, or production with STAGING=false)
+  run          run as a daemon: issue, renew and re-issue until SIGTERM
+  once         one pass; exit 0 only if every certificate is valid and in its
+               target phase (staging, or production with STAGING=false)
+  healthcheck  exit 0 if the daemon's /healthz answers (for Docker's HEALTHCHECK)
 
 Configuration comes from environment variables; see the README.`;
 
@@ -48,9 +50,26 @@ export function passOk(result: PassResult): boolean {
   );
 }
 
+/** Asks the running daemon's /healthz; with the status server off there is nothing to ask. */
+async function healthcheck(address: Config['statusAddress']): Promise<number> {
+  if (address === 'off') return 0;
+  const host = ['0.0.0.0', '::', ''].includes(address.host) ? '127.0.0.1' : address.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/healthz`;
+  try {
+    const resp = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    if (resp.ok) return 0;
+    process.stderr.write(`acme-sidecar: ${url} answered ${resp.status}\n`);
+  } catch (err) {
+    process.stderr.write(
+      `acme-sidecar: ${url}: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
+  }
+  return 1;
+}
+
 async function main(argv: string[]): Promise<number> {
   const cmd = argv[0];
-  if (cmd !== 'run' && cmd !== 'once') {
+  if (cmd !== 'run' && cmd !== 'once' && cmd !== 'healthcheck') {
     process.stderr.write(USAGE + '\n');
     return cmd === '--help' || cmd === '-h' || cmd === 'help' ? 0 : 2;
   }
@@ -64,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  if (cmd === 'healthcheck') return healthcheck(config.statusAddress);
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   const app = buildApp(config, { log });
   if (cmd === 'run') {

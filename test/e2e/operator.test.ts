@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { freePort } from '../../devenv/proc.js';
-import { collect, sidecarEnv, startSidecar } from '../support/sidecar.js';
+import { collect, runSidecar, sidecarEnv, startSidecar } from '../support/sidecar.js';
 
 interface Sample {
   name: string;
@@ -154,10 +154,14 @@ describe('e2e: operator surface of a running sidecar (status, metrics, health)',
       assert.match(html, /data-cert="m1\.demo\.test"/);
       assert.match(html, /data-cert="multi"/);
       assert.equal((await fetch(`${base}/status`, { method: 'POST' })).status, 405);
+      const hc = await runSidecar(['healthcheck'], { STATUS_ADDRESS: `127.0.0.1:${port}` });
+      assert.equal(hc.code, 0, hc.stderr);
     } finally {
       child.kill('SIGTERM');
     }
     const r = await done;
     assert.equal(r.code, 0, r.stderr.slice(-2000));
+    const down = await runSidecar(['healthcheck'], { STATUS_ADDRESS: `127.0.0.1:${port}` });
+    assert.equal(down.code, 1, 'healthcheck fails once the daemon is gone');
   });
 });
