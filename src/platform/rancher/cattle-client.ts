@@ -98,7 +98,10 @@ async function pinnedAgent(
   const pem = new X509Certificate(raw).toString();
   return new https.Agent({
     keepAlive: true,
-    ca: [...tls.rootCertificates, pem, ...(opts.caBundlePem ? [opts.caBundlePem] : [])],
+    // Built once (see src/acme/http.ts: `ca` would rebuild it per connection).
+    secureContext: tls.createSecureContext({
+      ca: [...tls.rootCertificates, pem, ...(opts.caBundlePem ? [opts.caBundlePem] : [])],
+    }),
     // The pin replaces the hostname check: it is the stronger statement.
     checkServerIdentity: (_host, cert) =>
       fingerprint(cert.raw) === pin
@@ -140,7 +143,9 @@ export class CattleClient {
           : new https.Agent({
               keepAlive: true,
               ...(this.opts.caBundlePem && {
-                ca: [...tls.rootCertificates, this.opts.caBundlePem],
+                secureContext: tls.createSecureContext({
+                  ca: [...tls.rootCertificates, this.opts.caBundlePem],
+                }),
               }),
             });
       }
