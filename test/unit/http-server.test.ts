@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import { esc, renderStatusPage, timeLeftText } from '../../src/http/page.js';
 import { PAGE_CSP, startHttpServer, type HttpServerOptions } from '../../src/http/server.js';
