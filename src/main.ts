@@ -130,7 +130,21 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
   let lastProblems: PassResult['problems'] = [];
   let storeOk = true;
 
+  let recovered = false;
+  /** Once per process, before the first pass: clear what a killed run left. */
+  async function recover(): Promise<void> {
+    if (recovered) return;
+    recovered = true;
+    const removed = [
+      ...(await store.sweep()),
+      ...(await live.sweep()),
+      ...(await responder.sweep()),
+    ];
+    if (removed.length) log.info('removed what an interrupted run left behind', { removed });
+  }
+
   async function pass(signal?: AbortSignal): Promise<PassResult> {
+    await recover();
     const startedAt = new Date().toISOString();
     const found = await discoverer.discover();
     if (found.specs.length === 0 && found.problems.length === 0 && !found.error) {

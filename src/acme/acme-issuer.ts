@@ -39,6 +39,19 @@ export function accountPrefix(directoryUrl: string): string {
   return `acme/${host}-${hash}`;
 }
 
+/**
+ * RFC 8555 §6.5: a badNonce answer carries a fresh nonce and the request
+ * may simply be sent again. acme-client gives up after 5 in a row; a CA
+ * rejecting many nonces (Pebble's PEBBLE_WFE_NONCEREJECT=50, or a busy
+ * load-balanced CA) then fails whole orders. 20 in a row at 50 % rejection
+ * happens once in a million requests. (`http` is not in its typings.)
+ */
+function withNonceRetries(client: acme.Client): acme.Client {
+  const http = (client as unknown as { http?: { maxBadNonceRetries?: number } }).http;
+  if (http) http.maxBadNonceRetries = 20;
+  return client;
+}
+
 function aborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new SidecarError('ABORTED', 'issuance abandoned: shutting down');
 }
@@ -182,9 +195,9 @@ export class AcmeIssuer implements Issuer {
       }),
     };
     if (record?.url && record.email === this.opts.email) {
-      return new acme.Client({ ...base, accountUrl: record.url });
+      return withNonceRetries(new acme.Client({ ...base, accountUrl: record.url }));
     }
-    const client = new acme.Client(base);
+    const client = withNonceRetries(new acme.Client(base));
     await client.createAccount({
       termsOfServiceAgreed: true,
       ...(this.opts.email && { contact: [`mailto:${this.opts.email}`] }),

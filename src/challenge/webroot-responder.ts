@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import axios from 'axios';
 import { SidecarError } from '../domain/errors.js';
@@ -57,6 +57,17 @@ export class WebrootResponder implements ChallengeResponder {
     assertToken(token);
     await rm(path.join(this.dir, token), { force: true });
     this.presented.delete(token);
+  }
+
+  /**
+   * At startup: tokens left by a previous run (killed before its `finally`)
+   * answer nothing any more; remove the files that look like tokens.
+   */
+  async sweep(): Promise<string[]> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    const stale = names.filter((n) => TOKEN.test(n) && !this.presented.has(n));
+    await Promise.all(stale.map((n) => rm(path.join(this.dir, n), { force: true })));
+    return stale;
   }
 
   /** Removes every token this responder still has in the webroot (shutdown). */

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { sweepTempFiles, tempName } from '../store/atomic.js';
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SidecarError, errorMessage } from '../domain/errors.js';
@@ -54,6 +54,44 @@ export class LiveDir {
     this.stateDir = resolve(stateDir);
   }
 
+  /**
+   * After a crash: removes temp links and files killed writers left, and
+   * version directories a killed write never completed (never the one
+   * live/<name> points at). Call at startup.
+   */
+  async sweep(): Promise<string[]> {
+    const removed = [
+      ...(await sweepTempFiles(join(this.stateDir, 'live'))),
+      ...(await sweepTempFiles(join(this.stateDir, 'archive'))),
+    ];
+    const archiveRoot = join(this.stateDir, 'archive');
+    const names = await fs.readdir(archiveRoot).catch(() => [] as string[]);
+    for (const name of names) {
+      const target = await fs
+        .readlink(join(this.stateDir, 'live', name))
+        .then((t) => t.split('/').pop())
+        .catch(() => undefined);
+      const versions = await fs.readdir(join(archiveRoot, name)).catch(() => [] as string[]);
+      for (const v of versions) {
+        if (v === target) continue;
+        const dir = join(archiveRoot, name, v);
+        const present = await Promise.all(
+          PARTS.map((p) =>
+            fs.stat(join(dir, FILES[p].file)).then(
+              () => true,
+              () => false,
+            ),
+          ),
+        );
+        if (present.includes(false)) {
+          await fs.rm(dir, { recursive: true, force: true });
+          removed.push(dir);
+        }
+      }
+    }
+    return removed;
+  }
+
   /** Absolute paths nginx is configured with (through the link). */
   path(name: string): LivePaths {
     const dir = join(this.stateDir, 'live', checkName(name));
@@ -92,7 +130,7 @@ export class LiveDir {
       }
       await fsyncDir(archive); // the version directory itself is durable
 
-      const tmpLink = join(liveDir, `.${name}.tmp-${randomBytes(6).toString('hex')}`);
+      const tmpLink = join(liveDir, tempName(name));
       await fs.symlink(join('..', 'archive', name, version), tmpLink);
       try {
         await fs.rename(tmpLink, livePath);

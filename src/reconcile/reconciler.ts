@@ -74,6 +74,10 @@ export interface CertStatus {
 
 const MAX_STEPS = 8;
 
+export function backoffKey(name: string): string {
+  return `certs/${name}/backoff.json`;
+}
+
 export function storedKey(name: string, phase: Phase): string {
   return `certs/${name}/${phase}.json`;
 }
@@ -86,6 +90,7 @@ export function storedKey(name: string, phase: Phase): string {
  */
 export class Reconciler {
   readonly status = new Map<string, CertStatus>();
+  private readonly backoffLoaded = new Set<string>();
   private readonly random: () => number;
 
   constructor(private readonly deps: ReconcilerDeps) {
@@ -119,6 +124,7 @@ export class Reconciler {
     const { clock, log: rootLog } = this.deps;
     const log = rootLog.child({ cert: spec.name, domains: spec.domains });
     const st = this.statusOf(spec);
+    await this.loadBackoff(st);
     if (!opts.force && st.nextRetry && clock.now() < new Date(st.nextRetry)) {
       st.reason = 'Backoff';
       return st;
@@ -130,7 +136,7 @@ export class Reconciler {
         const action = decide(await this.gather(spec), clock.now());
         if (action.kind === 'none') {
           await this.syncPlatform(spec, log);
-          this.settle(st, action);
+          await this.settle(st, action);
           return st;
         }
         st.reason = action.reason;
@@ -142,7 +148,7 @@ export class Reconciler {
       }
       throw new SidecarError('ABORTED', `no steady state after ${MAX_STEPS} steps`);
     } catch (err) {
-      this.fail(st, err, log);
+      await this.fail(st, err, log);
       return st;
     } finally {
       await this.refreshLive(spec, st);
@@ -165,15 +171,39 @@ export class Reconciler {
     return st;
   }
 
-  private settle(st: CertStatus, action: Action & { kind: 'none' }): void {
+  private settle(st: CertStatus, action: Action & { kind: 'none' }): Promise<void> {
     st.reason = action.reason;
+    const hadBackoff = st.attempts > 0 || st.nextRetry !== undefined;
     st.attempts = 0;
     delete st.nextRetry;
     delete st.lastError;
     if (action.renewAt) st.renewAt = action.renewAt.toISOString();
+    return hadBackoff ? this.deps.store.delete(backoffKey(st.name)) : Promise.resolve();
   }
 
-  private fail(st: CertStatus, err: unknown, log: Logger): void {
+  /**
+   * The retry schedule survives restarts (a crash loop must not hammer the
+   * CA): read once per certificate per process, written on every failure.
+   */
+  private async loadBackoff(st: CertStatus): Promise<void> {
+    if (this.backoffLoaded.has(st.name)) return;
+    this.backoffLoaded.add(st.name);
+    const raw = await this.deps.store.load(backoffKey(st.name)).catch(() => undefined);
+    if (!raw) return;
+    try {
+      const b = JSON.parse(raw.toString()) as Pick<
+        CertStatus,
+        'attempts' | 'nextRetry' | 'lastError'
+      >;
+      if (typeof b.attempts === 'number') st.attempts = b.attempts;
+      if (typeof b.nextRetry === 'string') st.nextRetry = b.nextRetry;
+      if (b.lastError) st.lastError = b.lastError;
+    } catch {
+      // A damaged record only loses the schedule; the next failure rewrites it.
+    }
+  }
+
+  private async fail(st: CertStatus, err: unknown, log: Logger): Promise<void> {
     const now = this.deps.clock.now();
     st.attempts += 1;
     const retryAfter = err instanceof SidecarError ? err.retryAfter : undefined;
@@ -185,6 +215,14 @@ export class Reconciler {
     }
     st.lastError = { code: errorCode(err), message: errorMessage(err), at: now.toISOString() };
     this.deps.onFailure?.(st.name, st.lastError.code);
+    if (!aborted) {
+      const record = { attempts: st.attempts, nextRetry: st.nextRetry, lastError: st.lastError };
+      await this.deps.store
+        .store(backoffKey(st.name), JSON.stringify(record))
+        .catch((e: unknown) =>
+          log.warn('could not persist the retry schedule', { error: errorMessage(e) }),
+        );
+    }
     (aborted ? log.info : log.error).call(log, 'certificate step failed', {
       code: st.lastError.code,
       error: st.lastError.message,

@@ -6,6 +6,54 @@ import { basename, dirname, join } from 'node:path';
 export const TEMP_MARKER = '.tmp-';
 
 /**
+ * `.<base>.tmp-<pid>-<random>`: the writer's pid in the name lets a later
+ * start remove what a killed writer left (see `sweepTempFiles`).
+ */
+export function tempName(base: string): string {
+  return `.${base}${TEMP_MARKER}${process.pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/** True when `name` is a temp file whose writer (on this host) is gone. */
+export function isOrphanTemp(name: string): boolean {
+  const m = /\.tmp-(\d+)-[0-9a-f]+$/.exec(name);
+  if (!m) return false;
+  const pid = Number(m[1]);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Removes temp files and links that killed writers left below `dir`
+ * (`kill -9` between write and rename). A temp file of a live writer is
+ * left alone. Returns what was removed.
+ */
+export async function sweepTempFiles(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return removed;
+    throw err;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (isOrphanTemp(e.name)) {
+      await fs.rm(p, { recursive: true, force: true });
+      removed.push(p);
+    } else if (e.isDirectory()) {
+      removed.push(...(await sweepTempFiles(p)));
+    }
+  }
+  return removed;
+}
+
+/**
  * Replaces `path` so that a reader (nginx, another process) sees either the
  * old content or the new, never a mix or an empty file: write a temp file in
  * the same directory (rename is only atomic within one filesystem), fsync it,
@@ -25,7 +73,7 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const mode = opts.mode ?? 0o644;
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}${TEMP_MARKER}${randomBytes(6).toString('hex')}`);
+  const tmp = join(dir, tempName(basename(path)));
   // 'wx': fail rather than follow a symlink or reuse a file someone planted.
   const fh = await fs.open(tmp, 'wx', mode);
   try {

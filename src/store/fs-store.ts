@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SidecarError, errorMessage } from '../domain/errors.js';
-import { ensureDir, writeFileAtomic } from './atomic.js';
+import { ensureDir, sweepTempFiles, writeFileAtomic } from './atomic.js';
 import { assertStoreKey, type CertStore } from './store.js';
 
 export interface FsCertStoreOptions {
@@ -144,7 +144,7 @@ export class FsCertStore implements CertStore {
         throw ioError(`lock ${JSON.stringify(name)}`, err);
       });
       if (!st) continue;
-      if (this.isStale(st.mtimeMs)) {
+      if (this.isStale(st.mtimeMs) || (await this.holderIsDead(path))) {
         await io(`break stale lock ${JSON.stringify(name)}`, () => this.breakStaleLock(path));
         continue;
       }
@@ -199,6 +199,31 @@ export class FsCertStore implements CertStore {
     return join(this.root, LOCK_DIR, `${name.split('/').join('~')}.lock`);
   }
 
+  /**
+   * The lock was taken by a process on this host that no longer exists
+   * (`kill -9`, OOM): no need to wait for its mtime to go stale. Another
+   * host's holder is judged by the mtime alone.
+   */
+  private async holderIsDead(path: string): Promise<boolean> {
+    try {
+      const meta = JSON.parse(await fs.readFile(path, 'utf8')) as {
+        pid?: unknown;
+        hostname?: unknown;
+      };
+      if (meta.hostname !== hostname() || typeof meta.pid !== 'number') return false;
+      if (meta.pid === process.pid) return false;
+      process.kill(meta.pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  }
+
+  /** Removes temp files killed writers left in the store (call at startup). */
+  async sweep(): Promise<string[]> {
+    return sweepTempFiles(this.root);
+  }
+
   private isStale(mtimeMs: number): boolean {
     return Date.now() - mtimeMs > this.lockStaleMs;
   }
@@ -251,7 +276,8 @@ export class FsCertStore implements CertStore {
     }
     try {
       const st = await fs.stat(aside);
-      if (!this.isStale(st.mtimeMs)) await fs.link(aside, path).catch(() => undefined);
+      const stale = this.isStale(st.mtimeMs) || (await this.holderIsDead(aside));
+      if (!stale) await fs.link(aside, path).catch(() => undefined);
     } finally {
       await fs.rm(aside, { force: true });
     }
