@@ -2,7 +2,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import axios from 'axios';
 import { SidecarError } from '../domain/errors.js';
-import { writeFileAtomic } from '../store/atomic.js';
+import { sweepTempFiles, writeFileAtomic } from '../store/atomic.js';
 import type { Logger } from '../util/log.js';
 import type { ChallengeResponder } from './responder.js';
 
@@ -64,10 +64,12 @@ export class WebrootResponder implements ChallengeResponder {
    * answer nothing any more; remove the files that look like tokens.
    */
   async sweep(): Promise<string[]> {
+    // Half-written tokens (killed inside writeFileAtomic) first.
+    const removed = await sweepTempFiles(this.dir);
     const names = await readdir(this.dir).catch(() => [] as string[]);
     const stale = names.filter((n) => TOKEN.test(n) && !this.presented.has(n));
     await Promise.all(stale.map((n) => rm(path.join(this.dir, n), { force: true })));
-    return stale;
+    return [...removed, ...stale];
   }
 
   /** Removes every token this responder still has in the webroot (shutdown). */
