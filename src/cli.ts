@@ -4,17 +4,27 @@
  * acme-sidecar once  one pass; exit 0 only if every certificate ends valid
  *                    and in its target phase, otherwise 1 with the reasons
  */
+import { join } from 'node:path';
 import { loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { ControlClientError, fetchStatus, requestRenew } from './control/client.js';
+import { commandExitCode, formatRenewResults, formatStatusTable } from './control/format.js';
+import { CONTROL_SOCKET_NAME, type RenewTarget } from './control/protocol.js';
+import { ControlSocketError } from './control/server.js';
 import { ConfigError } from './domain/errors.js';
 import { buildApp, type PassResult } from './main.js';
 import { createLogger } from './util/log.js';
 
-const USAGE = `usage: acme-sidecar <run|once|healthcheck>
+const USAGE = `usage: acme-sidecar <run|once|status|renew|healthcheck>
 
   run          run as a daemon: issue, renew and re-issue until SIGTERM
   once         one pass; exit 0 only if every certificate is valid and in its
                target phase (staging, or production with STAGING=false)
+  status       the running daemon's certificates as a table; exit 0 only if
+               every one is ready
+  renew <name> renew one certificate now (\`--all\`: every one), skipping the
+               retry backoff but not a wait the CA asked for; exit 0 only if
+               each ends ready
   healthcheck  exit 0 if the daemon's /healthz answers (for Docker's HEALTHCHECK)
 
 Configuration comes from environment variables; see the README.`;
@@ -67,9 +77,56 @@ async function healthcheck(address: Config['statusAddress']): Promise<number> {
   return 1;
 }
 
+/** Exit code when the daemon could not be asked (not running, permission, timeout). */
+const EXIT_NO_DAEMON = 3;
+
+/** `status` and `renew`: ask the running daemon over its control socket (STATE_DIR/control.sock). */
+async function control(
+  cmd: 'status' | 'renew',
+  args: string[],
+  socketPath: string,
+): Promise<number> {
+  const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
+  let target: RenewTarget | undefined;
+  if (cmd === 'renew') {
+    const [arg, ...extra] = args;
+    if (arg === '--all' && extra.length === 0) target = { all: true };
+    else if (arg && !arg.startsWith('-') && extra.length === 0) target = { name: arg };
+    else {
+      process.stderr.write('usage: acme-sidecar renew <name>|--all\n');
+      return 2;
+    }
+  } else if (args.length > 0) {
+    process.stderr.write('usage: acme-sidecar status\n');
+    return 2;
+  }
+  try {
+    if (!target) {
+      const snapshot = await fetchStatus(socketPath);
+      process.stdout.write(`${formatStatusTable(snapshot, new Date(), color)}\n`);
+      return commandExitCode('status', snapshot);
+    }
+    const results = await requestRenew(socketPath, target);
+    process.stdout.write(`${formatRenewResults(results, color)}\n`);
+    return commandExitCode('renew', results);
+  } catch (err) {
+    if (!(err instanceof ControlClientError)) throw err;
+    // The message says what to do, and is safe for a terminal.
+    process.stderr.write(`acme-sidecar: ${err.message}\n`);
+    // The daemon answered (unknown name, bad request, ...): the request failed.
+    return err.code === 'REQUEST_FAILED' ? 1 : EXIT_NO_DAEMON;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const cmd = argv[0];
-  if (cmd !== 'run' && cmd !== 'once' && cmd !== 'healthcheck') {
+  if (
+    cmd !== 'run' &&
+    cmd !== 'once' &&
+    cmd !== 'status' &&
+    cmd !== 'renew' &&
+    cmd !== 'healthcheck'
+  ) {
     process.stderr.write(USAGE + '\n');
     return cmd === '--help' || cmd === '-h' || cmd === 'help' ? 0 : 2;
   }
@@ -84,10 +141,20 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   if (cmd === 'healthcheck') return healthcheck(config.statusAddress);
+  if (cmd === 'status' || cmd === 'renew') {
+    return control(cmd, argv.slice(1), join(config.stateDir, CONTROL_SOCKET_NAME));
+  }
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   const app = buildApp(config, { log });
   if (cmd === 'run') {
-    await app.runDaemon();
+    try {
+      await app.runDaemon();
+    } catch (err) {
+      // A file in the way of the control socket, or another daemon on it: a startup error.
+      if (!(err instanceof ControlSocketError)) throw err;
+      process.stderr.write(`acme-sidecar: control socket: ${err.message}\n`);
+      return 2;
+    }
     return 0;
   }
   const result = await app.pass();

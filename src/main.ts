@@ -2,6 +2,7 @@
  * The composition root: the only module that knows every concrete class.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import cron from 'node-cron';
 import { AcmeIssuer } from './acme/acme-issuer.js';
 import { configureAcmeHttp, onAcmeRequest } from './acme/http.js';
@@ -11,12 +12,17 @@ import { Metrics } from './metrics/metrics.js';
 import { SelfSignedIssuer } from './acme/self-signed-issuer.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
 import type { Config } from './config/schema.js';
+import { reconcilerHandlers } from './control/handlers.js';
+import { CONTROL_SOCKET_NAME } from './control/protocol.js';
+import { startControlServer } from './control/server.js';
+import type { CertSpec } from './domain/types.js';
 import { LiveDir } from './deploy/live-dir.js';
 import { systemClock, type Clock } from './lifecycle/clock.js';
 import type { DiscoveryProblem, Platform } from './platform/platform.js';
 import { StaticPlatform } from './platform/static-platform.js';
 import { CattleClient } from './platform/rancher/cattle-client.js';
 import { RancherPlatform } from './platform/rancher/rancher-platform.js';
+import { RateBudget } from './reconcile/budget.js';
 import { Discoverer } from './reconcile/discoverer.js';
 import { Reconciler, type CertStatus } from './reconcile/reconciler.js';
 import { FsCertStore } from './store/fs-store.js';
@@ -102,6 +108,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
   onAcmeRequest((e) => metrics.acmeRequest(e));
   const platform = buildPlatform(config, log, metrics);
   const reconciler = new Reconciler({
+    budget: new RateBudget(store, clock, config.rateLimits),
     onFailure: (name, code) => metrics.failure(name, code),
     store,
     live,
@@ -128,6 +135,8 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
   const controller = new AbortController();
 
   let lastProblems: PassResult['problems'] = [];
+  /** The certificates of the last discovery (the last known set when it failed); for `renew`. */
+  let lastSpecs: readonly CertSpec[] | undefined;
   let storeOk = true;
 
   let recovered = false;
@@ -147,6 +156,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     await recover();
     const startedAt = new Date().toISOString();
     const found = await discoverer.discover();
+    lastSpecs = found.specs;
     if (found.specs.length === 0 && found.problems.length === 0 && !found.error) {
       log.warn(
         config.platform === 'rancher'
@@ -201,6 +211,19 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
   }
 
   async function runDaemon(): Promise<void> {
+    // First, so that a file in its way stops startup before anything runs.
+    // Mutating operations (renew) only on a local 0600 UNIX socket, never on the network.
+    const control = await startControlServer({
+      path: join(config.stateDir, CONTROL_SOCKET_NAME),
+      handlers: reconcilerHandlers({
+        status: snapshot,
+        specs: () => lastSpecs,
+        reconciler,
+        signal: controller.signal,
+        now: () => clock.now(),
+      }),
+      log: log.child({ component: 'control' }),
+    });
     let running: Promise<void> | undefined;
     let again = false;
     const trigger = (why: string) => {
@@ -257,6 +280,8 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       controller.signal.addEventListener('abort', () => resolve(), { once: true });
     });
     controller.abort();
+    // No new renewals; one in flight sees the abort and answers within the close grace.
+    await control.close();
     if (timer) clearInterval(timer);
     await task.stop();
     // In-flight ACME calls cannot be cancelled mid-request; give them a

@@ -63,6 +63,7 @@ export interface Config {
   /** Pinned SHA-256 fingerprint of the Cattle server's certificate, 64 hex digits. */
   cattleCertSha256?: string;
   cattleTimeoutMs: number;
+  rateLimits: 'auto' | 'letsencrypt' | 'production' | 'off';
   /** Where the read-only status server listens, or 'off'. */
   statusAddress: { host: string; port: number } | 'off';
 }
@@ -300,6 +301,14 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
       'ACME directory of the production CA. `https://` (`http://` only for localhost, `127.0.0.1` or `[::1]`).',
     default: 'https://acme-v02.api.letsencrypt.org/directory',
     schema: directoryUrl,
+  }),
+  rateLimits: setting({
+    key: 'rateLimits',
+    env: 'RATE_LIMITS',
+    description:
+      "The CA rate-limit budget the sidecar keeps to (certificates per registered domain, duplicate certificates, failed validations, new orders), spent and kept in `STATE_DIR`; an order that would exceed it is not sent, and `/status` says when it will be possible. `auto`: Let's Encrypt's published limits when the CA is Let's Encrypt, none otherwise. `letsencrypt`: Let's Encrypt's production and staging limits for the production and staging CA, whatever their URL. `production`: the production limits for both (the strictest). `off`.",
+    default: 'auto',
+    schema: oneOf(['auto', 'letsencrypt', 'production', 'off'] as const),
   }),
   statusAddress: setting({
     key: 'statusAddress',

@@ -45,6 +45,8 @@ export interface CertFacts {
   readonly stored: Readonly<Partial<Record<AcmePhase, CertMeta>>>;
   /** What nginx serves now, if anything. */
   readonly live?: LiveFacts;
+  /** Issue from the target CA now even if the certificate is valid. */
+  readonly force?: boolean;
 }
 
 export interface LiveFacts {
@@ -142,6 +144,10 @@ export function decide(facts: CertFacts, now: Date): Action {
     return { kind: 'placeholder', reason: Reason.PlaceholderExpired };
   }
 
+  const targetValid = (facts.target === 'production' ? prod : staging).reason === Reason.Valid;
+  if (facts.force && targetValid) {
+    return { kind: 'issue', phase: facts.target, reason: Reason.Forced };
+  }
   if (prod.reason === Reason.Valid) {
     return { kind: 'none', reason: Reason.Valid, ...(prod.renewAt && { renewAt: prod.renewAt }) };
   }

@@ -25,6 +25,8 @@ export const Reason = {
   ChainUnverified: 'ChainUnverified',
   /** A better certificate is stored than the one nginx serves. */
   LiveOutdated: 'LiveOutdated',
+  /** An operator asked for a new certificate now (`acme-sidecar renew`). */
+  Forced: 'Forced',
   /** Nothing to do. */
   Valid: 'Valid',
 } as const;

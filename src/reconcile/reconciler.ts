@@ -22,6 +22,7 @@ import type { Platform } from '../platform/platform.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { describeBundle } from '../util/x509.js';
+import type { RateBudget } from './budget.js';
 import { X509Certificate } from 'node:crypto';
 import type { CertBundle } from '../domain/types.js';
 
@@ -41,6 +42,8 @@ export interface ReconcilerSettings {
 }
 
 export interface ReconcilerDeps {
+  /** The CA rate-limit budget; none means unlimited. */
+  readonly budget?: RateBudget;
   /** Told of every failed step (metrics). */
   readonly onFailure?: (name: string, code: string) => void;
   readonly store: CertStore;
@@ -129,11 +132,13 @@ export class Reconciler {
       st.reason = 'Backoff';
       return st;
     }
+    // A forced renewal is spent by the first order from the target CA.
+    let force = opts.force === true;
     try {
       await this.noteLostLocalCopy(spec, log);
       for (let step = 0; step < MAX_STEPS; step++) {
         if (signal?.aborted) throw new SidecarError('ABORTED', 'shutting down');
-        const action = decide(await this.gather(spec), clock.now());
+        const action = decide({ ...(await this.gather(spec)), force }, clock.now());
         if (action.kind === 'none') {
           await this.syncPlatform(spec, log);
           await this.settle(st, action);
@@ -142,9 +147,10 @@ export class Reconciler {
         st.reason = action.reason;
         await this.withLock(spec.name, async () => {
           // Someone may have done the work while we waited for the lock.
-          const again = decide(await this.gather(spec), clock.now());
+          const again = decide({ ...(await this.gather(spec)), force }, clock.now());
           if (sameAction(again, action)) await this.act(spec, again, log, signal);
         });
+        if (action.kind === 'issue' && action.phase === this.deps.settings.target) force = false;
       }
       throw new SidecarError('ABORTED', `no steady state after ${MAX_STEPS} steps`);
     } catch (err) {
@@ -205,10 +211,13 @@ export class Reconciler {
 
   private async fail(st: CertStatus, err: unknown, log: Logger): Promise<void> {
     const now = this.deps.clock.now();
-    st.attempts += 1;
     const retryAfter = err instanceof SidecarError ? err.retryAfter : undefined;
     const aborted = errorCode(err) === 'ABORTED';
-    if (!aborted) {
+    if (errorCode(err) === 'RATE_BUDGET_EXCEEDED') {
+      // Nothing was sent: not an attempt; try again exactly when the budget allows.
+      st.nextRetry = new Date(now.getTime() + (retryAfter ?? 3600) * 1000).toISOString();
+    } else if (!aborted) {
+      st.attempts += 1;
       st.nextRetry = new Date(
         now.getTime() + retryDelayMs(st.attempts, this.random, retryAfter),
       ).toISOString();
@@ -302,9 +311,18 @@ export class Reconciler {
       }
       case 'issue': {
         const issuer = issuers[action.phase];
-        log.info('ordering certificate', { phase: action.phase, reason: action.reason });
         const started = clock.now().getTime();
-        const bundle = await issuer.issue(spec, settings.keyType, signal);
+        const budget = this.deps.budget;
+        await budget?.beforeOrder(action.phase, issuer.directoryUrl, spec.domains);
+        log.info('ordering certificate', { phase: action.phase, reason: action.reason });
+        let bundle: CertBundle;
+        try {
+          bundle = await issuer.issue(spec, settings.keyType, signal);
+        } catch (err) {
+          await budget?.afterOrder(action.phase, issuer.directoryUrl, spec.domains, err);
+          throw err;
+        }
+        await budget?.afterOrder(action.phase, issuer.directoryUrl, spec.domains, 'issued');
         const meta = this.describe(spec, bundle, action.phase, issuer.directoryUrl);
         if (!meta.chainVerified) {
           throw new SidecarError('CHAIN_INVALID', 'the CA returned a chain that does not verify');

@@ -259,6 +259,21 @@ describe('lifecycle: decide', () => {
       }),
       want: { kind: 'deploy', phase: 'production', reason: Reason.LiveOutdated },
     },
+    {
+      name: 'orders a new production certificate when forced, even though the one served is valid',
+      facts: facts({ force: true, live: live(P), stored: { staging: S, production: P } }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.Forced },
+    },
+    {
+      name: 'still passes staging first when forced for hostnames never staged',
+      facts: facts({ force: true, live: placeholder }),
+      want: { kind: 'issue', phase: 'staging', reason: Reason.StagingFirst },
+    },
+    {
+      name: 'deploys before forcing, so a forced order never leaves nginx on an old certificate',
+      facts: facts({ force: true, live: live(S), stored: { staging: S, production: P } }),
+      want: { kind: 'deploy', phase: 'production', reason: Reason.LiveOutdated },
+    },
   ];
   for (const c of cases) {
     it(c.name, () => assert.deepEqual(decide(c.facts, NOW), c.want));

@@ -1,0 +1,123 @@
+import type { CertSpec } from '../domain/types.js';
+import { MAX_MESSAGE_LENGTH, type StatusSnapshot } from '../http/status.js';
+import type { CertStatus } from '../reconcile/reconciler.js';
+import {
+  ControlHandlerError,
+  type ControlHandlers,
+  type RenewResult,
+  type RenewTarget,
+} from './protocol.js';
+
+export interface ReconcilerControlDeps {
+  /** What `GET /v1/status` serves (the app's `snapshot`). */
+  readonly status: () => StatusSnapshot;
+  /** The certificates of the last discovery; undefined until the first one has run. */
+  readonly specs: () => readonly CertSpec[] | undefined;
+  readonly reconciler: {
+    readonly status: ReadonlyMap<string, CertStatus>;
+    reconcileOne(
+      spec: CertSpec,
+      signal?: AbortSignal,
+      opts?: { force?: boolean },
+    ): Promise<CertStatus>;
+  };
+  /** The daemon's shutdown signal. */
+  readonly signal: AbortSignal;
+  readonly now: () => Date;
+  /** Certificates renewed at once by `renew --all` (default 4, as a pass). */
+  readonly concurrency?: number;
+}
+
+/**
+ * The daemon's side of the socket. `renew` runs `reconcileOne` with
+ * `force`, which skips the failure backoff, except after the CA itself
+ * rate-limited the certificate: that wait is the CA's, and forcing it would
+ * only spend more of the budget (Let's Encrypt counts failed orders too).
+ *
+ * `force` does not re-issue a certificate that is valid and not yet due:
+ * the lifecycle decides what the next step is; `renew` only makes it
+ * happen now.
+ */
+export function reconcilerHandlers(deps: ReconcilerControlDeps): ControlHandlers {
+  async function renewOne(spec: CertSpec): Promise<RenewResult> {
+    const before = deps.reconciler.status.get(spec.name);
+    if (
+      before?.lastError?.code === 'ACME_RATE_LIMITED' &&
+      before.nextRetry &&
+      deps.now() < new Date(before.nextRetry)
+    ) {
+      return {
+        ...toRenewResult(before),
+        ok: false,
+        error: {
+          code: 'ACME_RATE_LIMITED',
+          message: `not forced: the CA rate-limited the last attempt; next try at ${before.nextRetry} (${before.lastError.message})`,
+        },
+      };
+    }
+    return toRenewResult(await deps.reconciler.reconcileOne(spec, deps.signal, { force: true }));
+  }
+
+  return {
+    status: deps.status,
+    async renew(target: RenewTarget): Promise<RenewResult[]> {
+      if (deps.signal.aborted) throw new ControlHandlerError('UNAVAILABLE', 'shutting down');
+      const specs = deps.specs();
+      if (!specs) {
+        throw new ControlHandlerError(
+          'UNAVAILABLE',
+          'the first discovery has not finished yet; try again in a moment',
+        );
+      }
+      if ('name' in target) {
+        const spec = specs.find((s) => s.name === target.name);
+        if (!spec) {
+          const known = specs.map((s) => s.name);
+          const list =
+            known.length === 0
+              ? 'none is configured'
+              : `known: ${known.slice(0, 10).join(', ')}${known.length > 10 ? ', …' : ''}`;
+          throw new ControlHandlerError(
+            'NOT_FOUND',
+            `no certificate named ${JSON.stringify(target.name)} (${list})`,
+          );
+        }
+        return [await renewOne(spec)];
+      }
+      const results = new Map<string, RenewResult>();
+      const queue = [...specs];
+      const workers = Array.from(
+        { length: Math.min(deps.concurrency ?? 4, queue.length) },
+        async () => {
+          for (let spec = queue.shift(); spec; spec = queue.shift()) {
+            results.set(spec.name, await renewOne(spec));
+          }
+        },
+      );
+      await Promise.all(workers);
+      // In discovery order, whatever order they finished in.
+      return specs.map((s) => results.get(s.name)).filter((r): r is RenewResult => !!r);
+    },
+  };
+}
+
+/** A certificate's status after a renewal attempt, as the socket reports it. */
+export function toRenewResult(st: CertStatus): RenewResult {
+  return {
+    name: st.name,
+    ok: st.ready,
+    phase: st.phase,
+    ...(st.serial !== undefined && { serial: st.serial }),
+    ...(st.lastError && {
+      error: { code: st.lastError.code, message: clean(st.lastError.message) },
+    }),
+  };
+}
+
+const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g;
+
+/** As /status does: messages come from outside; no private key, bounded length. */
+function clean(m: string): string {
+  const r = m.replace(PEM_KEY, '[redacted private key]');
+  return r.length > MAX_MESSAGE_LENGTH ? `${r.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : r;
+}

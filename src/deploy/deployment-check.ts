@@ -1,0 +1,161 @@
+/**
+ * "Renewed but never reloaded": the sidecar swapped live/<name> but the TLS
+ * server in front still serves the old certificate (nginx not reloaded, a
+ * load balancer with its own copy). The only proof of what is served is
+ * to ask: connect, send the SNI name, read the leaf's serial.
+ */
+import { isIP } from 'node:net';
+import tls from 'node:tls';
+import { SidecarError } from '../domain/errors.js';
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type DeploymentState = 'current' | 'stale' | 'unreachable';
+
+export interface DeploymentCheck {
+  /** `host:port` (`[v6]:port`), as in DEPLOY_CHECK_ENDPOINTS. */
+  readonly endpoint: string;
+  /**
+   * `current`: the expected certificate is served. `stale`: another one is
+   * (renewed but not reloaded). `unreachable`: no TLS handshake, so no answer
+   * either way.
+   */
+  readonly state: DeploymentState;
+  /** Upper-case hex serial of the certificate served, when there was a handshake. */
+  readonly servedSerial?: string;
+  readonly error?: string;
+}
+
+export interface CheckDeploymentOptions {
+  readonly endpoints: readonly Endpoint[];
+  /** SNI name to send: a hostname of the certificate, so the server picks its block. */
+  readonly servername: string;
+  /** Serial of the certificate live/ holds now (CertMeta.serial); hex, any case, leading zeros allowed. */
+  readonly expectedSerial: string;
+  /** Per endpoint, connect plus handshake. Default 5000. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Checks every endpoint in parallel; never rejects for an endpoint's
+ * failure (that is `unreachable`). Certificates are NOT verified: the
+ * question is which certificate is served, not whether a client would trust
+ * it (a self-signed placeholder or a staging certificate must be recognised
+ * too). Throws only for an `expectedSerial` that is not hex, a caller's bug.
+ */
+export async function checkDeployment(opts: CheckDeploymentOptions): Promise<DeploymentCheck[]> {
+  const expected = serialValue(opts.expectedSerial);
+  if (expected === undefined) {
+    throw new TypeError(`expectedSerial ${JSON.stringify(opts.expectedSerial)} is not hex`);
+  }
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  return Promise.all(
+    opts.endpoints.map(async (ep): Promise<DeploymentCheck> => {
+      const endpoint = formatEndpoint(ep);
+      let served: string;
+      try {
+        served = await servedSerial(ep, opts.servername, timeoutMs);
+      } catch (err) {
+        return { endpoint, state: 'unreachable', error: (err as Error).message };
+      }
+      const state = serialValue(served) === expected ? 'current' : 'stale';
+      return { endpoint, state, servedSerial: served.toUpperCase() };
+    }),
+  );
+}
+
+/** Serials compare as numbers: `00AB`, `ab` and `AB` are the same serial. */
+function serialValue(s: string): bigint | undefined {
+  const hex = s.trim().replace(/:/g, '');
+  if (!/^[0-9a-f]+$/i.test(hex)) return undefined;
+  return BigInt('0x' + hex);
+}
+
+function servedSerial(ep: Endpoint, servername: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const where = formatEndpoint(ep);
+    const sock = tls.connect({
+      host: ep.host,
+      port: ep.port,
+      // RFC 6066 §3: SNI carries host names only, never an address.
+      ...(isIP(servername) === 0 && { servername }),
+      rejectUnauthorized: false,
+      timeout: timeoutMs,
+    });
+    // `timeout` is for idleness only; this bounds connect + handshake as a whole.
+    const timer = setTimeout(
+      () => sock.destroy(new Error(`${where}: no TLS handshake within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    sock.once('timeout', () =>
+      sock.destroy(new Error(`${where}: no TLS handshake within ${timeoutMs} ms`)),
+    );
+    sock.once('error', (err: Error) => {
+      clearTimeout(timer);
+      reject(new Error(`${where}: ${err.message}`));
+    });
+    sock.once('secureConnect', () => {
+      clearTimeout(timer);
+      const cert = sock.getPeerX509Certificate();
+      sock.destroy();
+      if (!cert) reject(new Error(`${where}: the server sent no certificate`));
+      else resolve(cert.serialNumber);
+    });
+  });
+}
+
+function formatEndpoint(ep: Endpoint): string {
+  return `${isIP(ep.host) === 6 ? `[${ep.host}]` : ep.host}:${ep.port}`;
+}
+
+/** A DNS name as resolvers take it (the same rule as the config's host:port settings). */
+const RESOLVABLE_NAME =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/i;
+
+/**
+ * Parses a comma-separated `host:port` list (`nginx:443, 10.0.0.5:8443,
+ * [fd00::5]:443`). Empty entries are ignored, so `''` is no endpoint.
+ * Throws a CONFIG_INVALID SidecarError naming the bad entry and the form
+ * expected; the config layer adds the variable's name.
+ */
+export function parseEndpoints(s: string): Endpoint[] {
+  const endpoints: Endpoint[] = [];
+  for (const raw of s.split(',')) {
+    const entry = raw.trim();
+    if (entry === '') continue;
+    endpoints.push(parseEndpoint(entry));
+  }
+  return endpoints;
+}
+
+function parseEndpoint(entry: string): Endpoint {
+  const bad = (why: string) =>
+    new SidecarError(
+      'CONFIG_INVALID',
+      `${JSON.stringify(entry)}: ${why}; expected host:port such as nginx:443, 10.0.0.5:443 or [fd00::5]:443`,
+    );
+  const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):([^:]*)$/.exec(entry);
+  if (m === null) {
+    if (/^[^[]*:.*:/.test(entry)) throw bad('an IPv6 address must be in brackets');
+    if (!entry.includes(':')) throw bad('the port is missing');
+    throw bad('not host:port');
+  }
+  const [, v6, name, portText = ''] = m;
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+    throw bad(`port ${JSON.stringify(portText)} is not 1-65535`);
+  }
+  const port = Number(portText);
+  if (v6 !== undefined) {
+    if (isIP(v6) !== 6) throw bad(`${JSON.stringify(v6)} is not an IPv6 address`);
+    return { host: v6, port };
+  }
+  const host = name ?? '';
+  if (host === '') throw bad('the host is missing');
+  if (isIP(host) !== 4 && !RESOLVABLE_NAME.test(host)) {
+    throw bad(`${JSON.stringify(host)} is not an IPv4 address or host name`);
+  }
+  return { host: host.toLowerCase(), port };
+}

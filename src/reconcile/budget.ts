@@ -1,0 +1,128 @@
+import { accountPrefix } from '../acme/acme-issuer.js';
+import { SidecarError, errorCode, errorMessage } from '../domain/errors.js';
+import type { AcmePhase } from '../domain/types.js';
+import type { Clock } from '../lifecycle/clock.js';
+import {
+  LETSENCRYPT_PRODUCTION_LIMITS,
+  LETSENCRYPT_STAGING_LIMITS,
+  checkBudget,
+  parseLedger,
+  prune,
+  record,
+  recordRateLimited,
+  scopeForProblem,
+  type Ledger,
+  type RateLimits,
+} from '../lifecycle/rate-limits.js';
+import type { CertStore } from '../store/store.js';
+
+export type RateLimitMode = 'auto' | 'letsencrypt' | 'production' | 'off';
+
+/** Which limits apply to an order from `phase`'s CA at `directoryUrl`. */
+export function limitsFor(
+  mode: RateLimitMode,
+  phase: AcmePhase,
+  directoryUrl: string,
+): RateLimits | undefined {
+  switch (mode) {
+    case 'off':
+      return undefined;
+    case 'production':
+      return LETSENCRYPT_PRODUCTION_LIMITS;
+    case 'letsencrypt':
+      return phase === 'production' ? LETSENCRYPT_PRODUCTION_LIMITS : LETSENCRYPT_STAGING_LIMITS;
+    case 'auto': {
+      const host = new URL(directoryUrl).hostname;
+      if (host === 'acme-v02.api.letsencrypt.org') return LETSENCRYPT_PRODUCTION_LIMITS;
+      if (host === 'acme-staging-v02.api.letsencrypt.org') return LETSENCRYPT_STAGING_LIMITS;
+      return undefined;
+    }
+  }
+}
+
+/**
+ * The spent rate-limit budget of each CA, kept in the store beside its
+ * account (`acme/<ca>/rate-limits.json`) so it survives restarts. The
+ * decisions are lifecycle/rate-limits.ts; this is the gather-and-record part.
+ */
+export class RateBudget {
+  constructor(
+    private readonly store: CertStore,
+    private readonly clock: Clock,
+    private readonly mode: RateLimitMode,
+  ) {}
+
+  /**
+   * Refuses (RATE_BUDGET_EXCEEDED, with the time it becomes possible) an order
+   * that would exceed a budget; otherwise records it as spent before it is
+   * sent, so an order whose answer is lost still counts.
+   */
+  async beforeOrder(
+    phase: AcmePhase,
+    directoryUrl: string,
+    domains: readonly string[],
+  ): Promise<void> {
+    const limits = limitsFor(this.mode, phase, directoryUrl);
+    if (!limits) return;
+    await this.update(directoryUrl, limits, (ledger, now) => {
+      const decision = checkBudget(ledger, { account: directoryUrl, domains }, limits, now);
+      if (!decision.ok) {
+        throw new SidecarError('RATE_BUDGET_EXCEEDED', `not ordering: ${decision.message}`, {
+          retryable: true,
+          retryAfter: Math.max(1, Math.ceil((decision.retryAt.getTime() - now.getTime()) / 1000)),
+        });
+      }
+      return record(ledger, {
+        at: now.toISOString(),
+        kind: 'order',
+        account: directoryUrl,
+        domains,
+      });
+    });
+  }
+
+  /** Records what the order came to: a certificate, a failed validation, or the CA's own rate limit. */
+  async afterOrder(
+    phase: AcmePhase,
+    directoryUrl: string,
+    domains: readonly string[],
+    outcome: 'issued' | unknown,
+  ): Promise<void> {
+    const limits = limitsFor(this.mode, phase, directoryUrl);
+    if (!limits) return;
+    const code = outcome === 'issued' ? 'issued' : errorCode(outcome);
+    if (code !== 'issued' && code !== 'ACME_VALIDATION_FAILED' && code !== 'ACME_RATE_LIMITED')
+      return;
+    await this.update(directoryUrl, limits, (ledger, now) => {
+      const at = now.toISOString();
+      if (code === 'issued')
+        return record(ledger, { at, kind: 'issued', account: directoryUrl, domains });
+      if (code === 'ACME_VALIDATION_FAILED') {
+        return record(ledger, { at, kind: 'failedValidation', account: directoryUrl, domains });
+      }
+      const detail = errorMessage(outcome);
+      const retryAfter = outcome instanceof SidecarError ? outcome.retryAfter : undefined;
+      const scope = scopeForProblem(detail, { account: directoryUrl, domains });
+      return recordRateLimited(ledger, scope, retryAfter, now, detail);
+    });
+  }
+
+  /** Read, change and write the ledger under its lock (certificates are worked on in parallel). */
+  private async update(
+    directoryUrl: string,
+    limits: RateLimits,
+    change: (ledger: Ledger, now: Date) => Ledger,
+  ): Promise<void> {
+    const prefix = accountPrefix(directoryUrl);
+    const key = `${prefix}/rate-limits.json`;
+    const lock = `rate-${prefix.split('/').pop() ?? 'ca'}`;
+    await this.store.lock(lock);
+    try {
+      const now = this.clock.now();
+      const ledger = prune(parseLedger((await this.store.load(key))?.toString()), limits, now);
+      await this.store.store(key, JSON.stringify(change(ledger, now)));
+    } finally {
+      await this.store.unlock(lock);
+    }
+  }
+}
