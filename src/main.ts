@@ -9,6 +9,12 @@ import { configureAcmeHttp, onAcmeRequest } from './acme/http.js';
 import { startHttpServer } from './http/server.js';
 import { buildStatusSnapshot, type LastPass, type StatusSnapshot } from './http/status.js';
 import { Metrics } from './metrics/metrics.js';
+import { checkDeployment } from './deploy/deployment-check.js';
+import { HookRunner } from './hooks/hooks.js';
+import { deploymentStale } from './lifecycle/deployment.js';
+
+/** Longer than the nginx-side watcher's reload interval (10 s). */
+const DEPLOY_CHECK_GRACE_MS = 60_000;
 import { SelfSignedIssuer } from './acme/self-signed-issuer.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
 import type { Config } from './config/schema.js';
@@ -107,7 +113,17 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
   });
   onAcmeRequest((e) => metrics.acmeRequest(e));
   const platform = buildPlatform(config, log, metrics);
+  const hooks =
+    config.hookCommand || config.hookWebhookUrl || config.combinedPemDir
+      ? new HookRunner({
+          ...(config.hookCommand && { command: config.hookCommand }),
+          ...(config.hookWebhookUrl && { webhookUrl: config.hookWebhookUrl }),
+          ...(config.combinedPemDir && { combinedPemDir: config.combinedPemDir }),
+          log: log.child({ component: 'hooks' }),
+        })
+      : undefined;
   const reconciler = new Reconciler({
+    ...(hooks && { hooks }),
     budget: new RateBudget(store, clock, config.rateLimits),
     onFailure: (name, code) => metrics.failure(name, code),
     store,
@@ -165,6 +181,8 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       );
     }
     const certificates = await reconciler.reconcileAll(found.specs, signal);
+    if (config.deployCheckEndpoints)
+      await checkDeployments(certificates, config.deployCheckEndpoints);
     storeOk = await store.list('').then(
       () => true,
       () => false,
@@ -178,6 +196,44 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       ...(discoveryError && { discoveryError }),
     };
     return { certificates, problems: found.problems, ...(discoveryError && { discoveryError }) };
+  }
+
+  /** "Renewed but never reloaded": is every endpoint serving the certificate in live/? */
+  async function checkDeployments(
+    certificates: readonly CertStatus[],
+    endpoints: readonly { host: string; port: number }[],
+  ): Promise<void> {
+    await Promise.all(
+      certificates.map(async (c) => {
+        const servername = c.domains[0];
+        if (!c.serial || !servername || c.phase === 'none') return;
+        const checks = await checkDeployment({ endpoints, servername, expectedSerial: c.serial });
+        const now = clock.now();
+        const stale = deploymentStale(
+          checks.map((x) => x.state),
+          c.deployedAt ? new Date(c.deployedAt) : undefined,
+          now,
+          DEPLOY_CHECK_GRACE_MS,
+        );
+        c.deployment = { checkedAt: now.toISOString(), stale, endpoints: checks };
+        if (stale) {
+          log.warn('an endpoint still serves an older certificate (renewed but not reloaded?)', {
+            cert: c.name,
+            serial: c.serial,
+            endpoints: checks
+              .filter((x) => x.state === 'stale')
+              .map((x) => `${x.endpoint} serves ${x.servedSerial}`),
+          });
+        }
+        for (const x of checks.filter((x) => x.state === 'unreachable')) {
+          log.warn('deployment check could not reach an endpoint', {
+            cert: c.name,
+            endpoint: x.endpoint,
+            error: x.error,
+          });
+        }
+      }),
+    );
   }
 
   function snapshot(): StatusSnapshot {

@@ -13,6 +13,8 @@ import { posix } from 'node:path';
 
 import cron from 'node-cron';
 import { z } from 'zod';
+import { parseEndpoints } from '../deploy/deployment-check.js';
+import { webhookUrlProblem } from '../hooks/hooks.js';
 
 import { KEY_TYPES, type KeyType } from '../domain/types.js';
 
@@ -64,6 +66,11 @@ export interface Config {
   cattleCertSha256?: string;
   cattleTimeoutMs: number;
   rateLimits: 'auto' | 'letsencrypt' | 'production' | 'off';
+  hookCommand?: string;
+  /** Secret: may carry a token. */
+  hookWebhookUrl?: string;
+  combinedPemDir?: string;
+  deployCheckEndpoints?: { host: string; port: number }[];
   /** Where the read-only status server listens, or 'off'. */
   statusAddress: { host: string; port: number } | 'off';
 }
@@ -301,6 +308,49 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
       'ACME directory of the production CA. `https://` (`http://` only for localhost, `127.0.0.1` or `[::1]`).',
     default: 'https://acme-v02.api.letsencrypt.org/directory',
     schema: directoryUrl,
+  }),
+  hookCommand: setting({
+    key: 'hookCommand',
+    env: 'HOOK_COMMAND',
+    description:
+      "Shell command run after a certificate changes in `live/` (like certbot's deploy hook), with `ACME_SIDECAR_CERT_NAME`, `ACME_SIDECAR_DOMAINS`, `ACME_SIDECAR_PHASE`, `ACME_SIDECAR_SERIAL`, `ACME_SIDECAR_CERT_PATH`, `ACME_SIDECAR_CHAIN_PATH`, `ACME_SIDECAR_FULLCHAIN_PATH`, `ACME_SIDECAR_KEY_PATH`, `RENEWED_LINEAGE` and `RENEWED_DOMAINS` set. Its failure is logged and never stops other certificates. `nginx -s reload` works where the sidecar shares nginx's PID namespace; the compose setup reloads from the nginx side instead.",
+    schema: z.string(),
+  }),
+  hookWebhookUrl: setting({
+    key: 'hookWebhookUrl',
+    env: 'HOOK_WEBHOOK_URL',
+    description:
+      'URL that receives a JSON event (`certificate.deployed`: name, hostnames, phase, serial, expiry, paths; never a key) after a certificate changes; retried with backoff. Secret: never logged.',
+    schema: z.string().refine((u) => webhookUrlProblem(u) === undefined, {
+      error: 'expected an http:// or https:// URL',
+    }),
+    secret: true,
+  }),
+  combinedPemDir: setting({
+    key: 'combinedPemDir',
+    env: 'COMBINED_PEM_DIR',
+    description:
+      'Also write `<dir>/<name>.pem` (full chain followed by the private key, mode 0600) for servers such as haproxy that want one file.',
+    schema: absolutePath,
+  }),
+  deployCheckEndpoints: setting({
+    key: 'deployCheckEndpoints',
+    env: 'DEPLOY_CHECK_ENDPOINTS',
+    description:
+      'Comma-separated `host:port` TLS endpoints (e.g. `nginx:443`) checked after every pass: each must serve the current certificate (SNI = its first hostname). One still serving an older certificate is reported as stale (log, `/status`, metric): renewed but never reloaded. Unset: no check.',
+    schema: z
+      .string()
+      .refine(
+        (v) => {
+          try {
+            return parseEndpoints(v).length > 0;
+          } catch {
+            return false;
+          }
+        },
+        { error: 'expected host:port[,host:port...], IPv6 in brackets, such as nginx:443' },
+      )
+      .transform((v) => parseEndpoints(v)),
   }),
   rateLimits: setting({
     key: 'rateLimits',

@@ -53,6 +53,12 @@ export interface StatusCertificate {
     readonly at: string;
   } | null;
   readonly nextRetry: string | null;
+  /** The last deployment check (DEPLOY_CHECK_ENDPOINTS), or null when off. */
+  readonly deployment: {
+    readonly checkedAt: string;
+    readonly stale: boolean;
+    readonly endpoints: readonly { endpoint: string; state: string; servedSerial: string | null }[];
+  } | null;
 }
 
 export interface StatusInput {
@@ -142,6 +148,17 @@ function certificate(c: CertStatus, now: Date): StatusCertificate {
     attempts: c.attempts,
     lastError: base.lastError,
     nextRetry: c.nextRetry ?? null,
+    deployment: c.deployment
+      ? {
+          checkedAt: c.deployment.checkedAt,
+          stale: c.deployment.stale,
+          endpoints: c.deployment.endpoints.map((e) => ({
+            endpoint: e.endpoint,
+            state: e.state,
+            servedSerial: e.servedSerial ?? null,
+          })),
+        }
+      : null,
   };
 }
 

@@ -109,6 +109,17 @@ export class Metrics {
       registers,
     });
     new Gauge({
+      name: 'acme_sidecar_deployment_stale',
+      help: '1 when an endpoint in DEPLOY_CHECK_ENDPOINTS still serves an older certificate after the grace period.',
+      labelNames: ['name'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of certs())
+          if (c.deployment) this.set({ name: c.name }, c.deployment.stale ? 1 : 0);
+      },
+    });
+    new Gauge({
       name: 'acme_sidecar_last_pass_timestamp_seconds',
       help: 'When the last discovery and reconcile pass finished, as a Unix timestamp.',
       registers,

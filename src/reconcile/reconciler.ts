@@ -23,6 +23,9 @@ import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { describeBundle } from '../util/x509.js';
 import type { RateBudget } from './budget.js';
+import type { LivePaths } from '../deploy/live-dir.js';
+import type { DeploymentCheck } from '../deploy/deployment-check.js';
+import { certificateEvent, type HookRunner } from '../hooks/hooks.js';
 import { X509Certificate } from 'node:crypto';
 import type { CertBundle } from '../domain/types.js';
 
@@ -30,6 +33,7 @@ import type { CertBundle } from '../domain/types.js';
 export interface LiveTarget {
   write(name: string, bundle: CertBundle): Promise<void>;
   read(name: string): Promise<CertBundle | undefined>;
+  path(name: string): LivePaths;
 }
 
 export interface ReconcilerSettings {
@@ -42,6 +46,8 @@ export interface ReconcilerSettings {
 }
 
 export interface ReconcilerDeps {
+  /** Run after a certificate changes in live/ (command, webhook, combined PEM). */
+  readonly hooks?: HookRunner;
   /** The CA rate-limit budget; none means unlimited. */
   readonly budget?: RateBudget;
   /** Told of every failed step (metrics). */
@@ -73,6 +79,10 @@ export interface CertStatus {
   attempts: number;
   lastError?: { code: string; message: string; at: string };
   nextRetry?: string;
+  /** When live/ last changed for it (ISO). */
+  deployedAt?: string;
+  /** The last deployment check: is every endpoint serving this certificate? */
+  deployment?: { checkedAt: string; stale: boolean; endpoints: DeploymentCheck[] };
 }
 
 const MAX_STEPS = 8;
@@ -145,11 +155,20 @@ export class Reconciler {
           return st;
         }
         st.reason = action.reason;
+        let deployed: StoredCert | undefined;
         await this.withLock(spec.name, async () => {
           // Someone may have done the work while we waited for the lock.
           const again = decide({ ...(await this.gather(spec)), force }, clock.now());
-          if (sameAction(again, action)) await this.act(spec, again, log, signal);
+          if (sameAction(again, action)) deployed = await this.act(spec, again, log, signal);
         });
+        if (deployed) {
+          st.deployedAt = clock.now().toISOString();
+          // Outside the lock; never throws, bounded by its timeouts.
+          await this.deps.hooks?.run(
+            certificateEvent(deployed.meta, this.deps.live.path(spec.name)),
+            deployed.bundle,
+          );
+        }
         if (action.kind === 'issue' && action.phase === this.deps.settings.target) force = false;
       }
       throw new SidecarError('ABORTED', `no steady state after ${MAX_STEPS} steps`);
@@ -291,11 +310,17 @@ export class Reconciler {
     };
   }
 
-  private async act(spec: CertSpec, action: Action, log: Logger, signal?: AbortSignal) {
+  /** Carries out one step; returns the certificate if live/ changed. */
+  private async act(
+    spec: CertSpec,
+    action: Action,
+    log: Logger,
+    signal?: AbortSignal,
+  ): Promise<StoredCert | undefined> {
     const { store, live, issuers, clock, settings } = this.deps;
     switch (action.kind) {
       case 'none':
-        return;
+        return undefined;
       case 'placeholder': {
         const bundle = await issuers['self-signed'].issue(spec, settings.keyType);
         const meta = this.describe(spec, bundle, 'self-signed', '');
@@ -307,7 +332,7 @@ export class Reconciler {
           reason: action.reason,
           phase: 'self-signed',
         });
-        return;
+        return { meta, bundle };
       }
       case 'issue': {
         const issuer = issuers[action.phase];
@@ -341,18 +366,18 @@ export class Reconciler {
           notAfter: meta.notAfter,
           ms: clock.now().getTime() - started,
         });
-        return;
+        return undefined;
       }
       case 'deploy': {
         const stored = await this.loadStored(spec.name, action.phase);
-        if (!stored) return;
+        if (!stored) return undefined;
         await live.write(spec.name, stored.bundle);
         log.info('certificate deployed', {
           phase: action.phase,
           reason: action.reason,
           serial: stored.meta.serial,
         });
-        return;
+        return stored;
       }
     }
   }

@@ -152,6 +152,7 @@ describe('http: buildStatusSnapshot', () => {
     const s = buildStatusSnapshot(input({ certificates: [leaky] }), NOW);
     assert.deepEqual(Object.keys(s.certificates[0]!).sort(), [
       'attempts',
+      'deployment',
       'domains',
       'lastError',
       'name',

@@ -9,6 +9,7 @@ import {
   type LiveFacts,
 } from '../../src/lifecycle/policy.js';
 import { Reason } from '../../src/lifecycle/reasons.js';
+import { deploymentStale } from '../../src/lifecycle/deployment.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 const NOW = new Date('2026-06-01T00:00:00Z');
@@ -339,4 +340,54 @@ describe('lifecycle: retryDelayMs', () => {
       66_000,
     );
   });
+});
+
+describe('lifecycle: deploymentStale', () => {
+  const at = new Date('2026-06-01T00:00:00Z');
+  const later = (s: number) => new Date(at.getTime() + s * 1000);
+  const cases: {
+    name: string;
+    states: ('current' | 'stale' | 'unreachable')[];
+    deployedAt?: Date;
+    now: Date;
+    want: boolean;
+  }[] = [
+    {
+      name: 'is not stale when every endpoint serves the new certificate',
+      states: ['current', 'current'],
+      deployedAt: at,
+      now: later(600),
+      want: false,
+    },
+    {
+      name: 'gives nginx the grace period to reload before calling it stale',
+      states: ['stale'],
+      deployedAt: at,
+      now: later(59),
+      want: false,
+    },
+    {
+      name: 'reports an endpoint still serving the old certificate after the grace period',
+      states: ['current', 'stale'],
+      deployedAt: at,
+      now: later(60),
+      want: true,
+    },
+    {
+      name: 'reports a mismatch at once when the deployment time is unknown',
+      states: ['stale'],
+      now: later(1),
+      want: true,
+    },
+    {
+      name: 'does not call an unreachable endpoint stale',
+      states: ['unreachable'],
+      deployedAt: at,
+      now: later(600),
+      want: false,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => assert.equal(deploymentStale(c.states, c.deployedAt, c.now, 60_000), c.want));
+  }
 });
