@@ -15,16 +15,19 @@ import { ConfigError } from './domain/errors.js';
 import { buildApp, type PassResult } from './main.js';
 import { createLogger } from './util/log.js';
 
-const USAGE = `usage: acme-sidecar <run|once|status|renew|healthcheck>
+const USAGE = `usage: acme-sidecar <run|once|status|renew|check-config|healthcheck>
 
   run          run as a daemon: issue, renew and re-issue until SIGTERM
   once         one pass; exit 0 only if every certificate is valid and in its
-               target phase (staging, or production with STAGING=false)
+               target phase (staging, or production with STAGING=false);
+               --dry-run: print what it would do, change nothing
   status       the running daemon's certificates as a table; exit 0 only if
                every one is ready
   renew <name> renew one certificate now (\`--all\`: every one), skipping the
                retry backoff but not a wait the CA asked for; exit 0 only if
                each ends ready
+  check-config reach the CA, the platform and nginx for every hostname,
+               and say in plain words what is wrong; exit 0 if all is well
   healthcheck  exit 0 if the daemon's /healthz answers (for Docker's HEALTHCHECK)
 
 Configuration comes from environment variables; see the README.`;
@@ -125,6 +128,7 @@ async function main(argv: string[]): Promise<number> {
     cmd !== 'once' &&
     cmd !== 'status' &&
     cmd !== 'renew' &&
+    cmd !== 'check-config' &&
     cmd !== 'healthcheck'
   ) {
     process.stderr.write(USAGE + '\n');
@@ -156,6 +160,26 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     return 0;
+  }
+  if (cmd === 'check-config') {
+    const lines = await app.checkConfig();
+    for (const l of lines)
+      process.stdout.write(`${l.ok ? 'ok  ' : 'FAIL'} ${l.what}: ${l.detail}\n`);
+    return lines.every((l) => l.ok) ? 0 : 1;
+  }
+  if (argv.includes('--dry-run')) {
+    const planned = await app.plan();
+    for (const l of planned.lines) {
+      process.stdout.write(`${l.name} [${l.domains.join(', ')}]: would ${l.would}\n`);
+    }
+    for (const p of planned.problems) {
+      process.stdout.write(
+        `SKIP ${JSON.stringify(p.value)} (${p.source}): ${p.code}: ${p.message}\n`,
+      );
+    }
+    if (planned.discoveryError) process.stdout.write(`FAIL discovery: ${planned.discoveryError}\n`);
+    process.stdout.write('dry run: nothing was changed\n');
+    return planned.discoveryError ? 1 : 0;
   }
   const result = await app.pass();
   process.stdout.write(formatPass(result) + '\n');

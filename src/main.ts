@@ -1,11 +1,15 @@
 /**
  * The composition root: the only module that knows every concrete class.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { errorMessage } from './domain/errors.js';
+import type { CertSpec } from './domain/types.js';
 import { join } from 'node:path';
 import cron from 'node-cron';
 import { AcmeIssuer } from './acme/acme-issuer.js';
 import { configureAcmeHttp, onAcmeRequest } from './acme/http.js';
+import { probeDirectory } from './acme/probe.js';
 import { startHttpServer } from './http/server.js';
 import { buildStatusSnapshot, type LastPass, type StatusSnapshot } from './http/status.js';
 import { Metrics } from './metrics/metrics.js';
@@ -13,15 +17,12 @@ import { checkDeployment } from './deploy/deployment-check.js';
 import { HookRunner } from './hooks/hooks.js';
 import { deploymentStale } from './lifecycle/deployment.js';
 
-/** Longer than the nginx-side watcher's reload interval (10 s). */
-const DEPLOY_CHECK_GRACE_MS = 60_000;
 import { SelfSignedIssuer } from './acme/self-signed-issuer.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
 import type { Config } from './config/schema.js';
 import { reconcilerHandlers } from './control/handlers.js';
 import { CONTROL_SOCKET_NAME } from './control/protocol.js';
 import { startControlServer } from './control/server.js';
-import type { CertSpec } from './domain/types.js';
 import { LiveDir } from './deploy/live-dir.js';
 import { systemClock, type Clock } from './lifecycle/clock.js';
 import type { DiscoveryProblem, Platform } from './platform/platform.js';
@@ -34,6 +35,9 @@ import { Reconciler, type CertStatus } from './reconcile/reconciler.js';
 import { FsCertStore } from './store/fs-store.js';
 import type { Logger } from './util/log.js';
 
+/** Longer than the nginx-side watcher's reload interval (10 s). */
+const DEPLOY_CHECK_GRACE_MS = 60_000;
+
 export interface PassResult {
   readonly certificates: CertStatus[];
   readonly problems: readonly DiscoveryProblem[];
@@ -41,7 +45,24 @@ export interface PassResult {
   readonly discoveryError?: string;
 }
 
+export interface PlanLine {
+  readonly name: string;
+  readonly domains: readonly string[];
+  /** Plain words: what the next pass would do and why. */
+  readonly would: string;
+}
+
+export interface CheckLine {
+  readonly ok: boolean;
+  readonly what: string;
+  readonly detail: string;
+}
+
 export interface App {
+  /** `acme-sidecar check-config`: reach the CA, the platform and nginx, and say what is wrong. */
+  checkConfig(): Promise<CheckLine[]>;
+  /** Discover and decide, changing nothing (`acme-sidecar once --dry-run`). */
+  plan(): Promise<{ lines: PlanLine[]; problems: PassResult['problems']; discoveryError?: string }>;
   readonly reconciler: Reconciler;
   readonly metrics: Metrics;
   /** What /status serves. */
@@ -349,5 +370,99 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     log.info('stopped');
   }
 
-  return { reconciler, metrics, pass, snapshot, runDaemon, stop: () => controller.abort() };
+  async function checkConfig(): Promise<CheckLine[]> {
+    const lines: CheckLine[] = [
+      { ok: true, what: 'configuration', detail: 'every variable is valid' },
+    ];
+    const phases: ('staging' | 'production')[] = config.staging
+      ? ['staging']
+      : ['staging', 'production'];
+    for (const phase of phases) {
+      const url = phase === 'staging' ? config.stagingDirectoryUrl : config.productionDirectoryUrl;
+      lines.push({ what: `${phase} CA`, ...(await probeDirectory(url, config.acmeTimeoutMs)) });
+    }
+    let specs: readonly CertSpec[] = [];
+    try {
+      const found = await platform.discover();
+      specs = found.specs;
+      lines.push({
+        ok: true,
+        what: `platform (${platform.name})`,
+        detail: `${found.specs.length} certificate(s) requested${found.problems.length ? `, ${found.problems.length} hostname(s) skipped` : ''}`,
+      });
+      for (const p of found.problems) {
+        lines.push({
+          ok: false,
+          what: `hostname ${JSON.stringify(p.value)}`,
+          detail: `${p.code}: ${p.message}`,
+        });
+      }
+    } catch (err) {
+      lines.push({ ok: false, what: `platform (${platform.name})`, detail: errorMessage(err) });
+    }
+    // The path the CA takes: a token in WEBROOT, fetched through nginx with the hostname as Host.
+    for (const domain of new Set(specs.flatMap((s) => s.domains))) {
+      const token = randomBytes(24).toString('base64url');
+      const keyAuth = `${token}.check-config`;
+      try {
+        await responder.present(domain, token, keyAuth);
+        await responder.verify(domain, token, keyAuth);
+        lines.push({
+          ok: true,
+          what: `webroot for ${domain}`,
+          detail: 'nginx serves WEBROOT/.well-known/acme-challenge/',
+        });
+      } catch (err) {
+        lines.push({ ok: false, what: `webroot for ${domain}`, detail: errorMessage(err) });
+      } finally {
+        await responder.cleanup(domain, token).catch(() => undefined);
+      }
+    }
+    if (specs.length === 0) {
+      lines.push({
+        ok: false,
+        what: 'certificates',
+        detail: 'none requested: set DOMAINS or label services',
+      });
+    }
+    return lines;
+  }
+
+  async function plan() {
+    const found = await discoverer.discover();
+    const lines: PlanLine[] = [];
+    for (const spec of found.specs) {
+      const p = await reconciler.plan(spec);
+      const a = p.action;
+      const would =
+        a.kind === 'placeholder'
+          ? `write a self-signed placeholder (${a.reason})`
+          : a.kind === 'issue'
+            ? `order a certificate from the ${a.phase} CA (${a.reason})`
+            : a.kind === 'deploy'
+              ? `serve the stored ${a.phase} certificate (${a.reason})`
+              : p.platform?.kind === 'push'
+                ? `push the certificate to ${platform.name} (${p.platform.reason})`
+                : p.platform?.kind === 'conflict'
+                  ? `leave ${platform.name}'s certificate alone: not ours (${p.platform.reason})`
+                  : `nothing (${a.reason}${a.renewAt ? `, renews after ${a.renewAt.toISOString()}` : ''})`;
+      lines.push({ name: spec.name, domains: spec.domains, would });
+    }
+    return {
+      lines,
+      problems: found.problems,
+      ...(found.error && { discoveryError: `${found.error.code}: ${found.error.message}` }),
+    };
+  }
+
+  return {
+    reconciler,
+    metrics,
+    pass,
+    plan,
+    checkConfig,
+    snapshot,
+    runDaemon,
+    stop: () => controller.abort(),
+  };
 }

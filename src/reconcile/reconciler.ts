@@ -17,7 +17,7 @@ import {
   type LiveFacts,
 } from '../lifecycle/policy.js';
 import type { Reason } from '../lifecycle/reasons.js';
-import { decidePlatform } from '../lifecycle/platform-policy.js';
+import { decidePlatform, type PlatformAction } from '../lifecycle/platform-policy.js';
 import type { Platform } from '../platform/platform.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
@@ -178,6 +178,28 @@ export class Reconciler {
     } finally {
       await this.refreshLive(spec, st);
     }
+  }
+
+  /**
+   * What the next pass would do for `spec`, changing nothing: the lifecycle
+   * decision and, once that is steady, the platform decision.
+   */
+  async plan(spec: CertSpec): Promise<{ action: Action; platform?: PlatformAction }> {
+    const { clock, platform } = this.deps;
+    const facts = await this.gather(spec);
+    const action = decide(facts, clock.now());
+    if (action.kind !== 'none' || !platform.holdsCertificates) return { action };
+    const [copy, records] = await Promise.all([platform.read(spec.name), this.loadAll(spec.name)]);
+    const serials = Object.fromEntries(
+      Object.entries(records).map(([phase, r]) => [phase, r?.meta.serial]),
+    ) as Partial<Record<Phase, string>>;
+    return {
+      action,
+      platform: decidePlatform(
+        { ...(facts.live && { live: facts.live }), ...(copy && { copy }), serials },
+        clock.now(),
+      ),
+    };
   }
 
   private statusOf(spec: CertSpec): CertStatus {
