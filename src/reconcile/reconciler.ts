@@ -137,7 +137,7 @@ export class Reconciler {
     const { clock, log: rootLog } = this.deps;
     const log = rootLog.child({ cert: spec.name, domains: spec.domains });
     const st = this.statusOf(spec);
-    await this.loadBackoff(st);
+    await this.loadBackoff(st, spec);
     if (!opts.force && st.nextRetry && clock.now() < new Date(st.nextRetry)) {
       st.reason = 'Backoff';
       return st;
@@ -232,7 +232,7 @@ export class Reconciler {
    * The retry schedule survives restarts (a crash loop must not hammer the
    * CA): read once per certificate per process, written on every failure.
    */
-  private async loadBackoff(st: CertStatus): Promise<void> {
+  private async loadBackoff(st: CertStatus, spec: CertSpec): Promise<void> {
     if (this.backoffLoaded.has(st.name)) return;
     this.backoffLoaded.add(st.name);
     const raw = await this.deps.store.load(backoffKey(st.name)).catch(() => undefined);
@@ -241,7 +241,10 @@ export class Reconciler {
       const b = JSON.parse(raw.toString()) as Pick<
         CertStatus,
         'attempts' | 'nextRetry' | 'lastError'
-      >;
+      > & { context?: string };
+      // A schedule belongs to the configuration it failed under: a fixed CA
+      // URL, other hostnames or another target phase get a fresh start.
+      if (b.context !== this.backoffContext(spec)) return;
       if (typeof b.attempts === 'number') st.attempts = b.attempts;
       if (typeof b.nextRetry === 'string') st.nextRetry = b.nextRetry;
       if (b.lastError) st.lastError = b.lastError;
@@ -266,7 +269,12 @@ export class Reconciler {
     st.lastError = { code: errorCode(err), message: errorMessage(err), at: now.toISOString() };
     this.deps.onFailure?.(st.name, st.lastError.code);
     if (!aborted) {
-      const record = { attempts: st.attempts, nextRetry: st.nextRetry, lastError: st.lastError };
+      const record = {
+        attempts: st.attempts,
+        nextRetry: st.nextRetry,
+        lastError: st.lastError,
+        context: this.backoffContext(st),
+      };
       await this.deps.store
         .store(backoffKey(st.name), JSON.stringify(record))
         .catch((e: unknown) =>
@@ -279,6 +287,13 @@ export class Reconciler {
       attempt: st.attempts,
       nextRetry: st.nextRetry,
     });
+  }
+
+  /** What a retry schedule is valid for. */
+  private backoffContext(spec: Pick<CertSpec, 'domains'>): string {
+    const { target, directories, keyType } = this.deps.settings;
+    const domains = [...spec.domains].sort().join(',');
+    return [target, directories.staging, directories.production, keyType, domains].join('|');
   }
 
   private async withLock(name: string, fn: () => Promise<void>): Promise<void> {
