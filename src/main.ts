@@ -3,6 +3,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import chokidar from 'chokidar';
 import { errorMessage } from './domain/errors.js';
 import type { CertSpec } from './domain/types.js';
 import { join } from 'node:path';
@@ -33,6 +35,7 @@ import { RateBudget } from './reconcile/budget.js';
 import { Discoverer } from './reconcile/discoverer.js';
 import { Reconciler, type CertStatus } from './reconcile/reconciler.js';
 import { FsCertStore } from './store/fs-store.js';
+import { TEMP_MARKER } from './store/atomic.js';
 import type { Logger } from './util/log.js';
 
 /** Longer than the nginx-side watcher's reload interval (10 s). */
@@ -74,6 +77,19 @@ export interface App {
   stop(): void;
 }
 
+/** DOMAINS plus DOMAINS_FILE (comments dropped), read fresh each time. */
+function domainsSource(config: Config): () => Promise<string> {
+  return async () => {
+    if (!config.domainsFile) return config.domains;
+    const text = await readFile(config.domainsFile, 'utf8');
+    const entries = text
+      .split('\n')
+      .filter((l) => !l.trim().startsWith('#'))
+      .join('\n');
+    return `${config.domains}\n${entries}`;
+  };
+}
+
 function buildPlatform(config: Config, log: Logger, metrics: Metrics): Platform {
   if (config.platform === 'rancher') {
     const client = new CattleClient({
@@ -88,11 +104,11 @@ function buildPlatform(config: Config, log: Logger, metrics: Metrics): Platform 
       onRequest: (method, status) => metrics.platformRequest(method, status),
     });
     return new RancherPlatform(client, {
-      domains: config.domains,
+      domains: domainsSource(config),
       log: log.child({ component: 'rancher' }),
     });
   }
-  return new StaticPlatform(config.domains);
+  return new StaticPlatform(domainsSource(config));
 }
 
 export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): App {
@@ -345,6 +361,27 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       loopTime: config.loopTimeSeconds,
       checkSchedule: config.checkSchedule,
     });
+    // Deleting a certificate's files from live/ regenerates it promptly (the
+    // LXD habit), and DOMAINS_FILE edits apply without a restart. Our own
+    // writes also fire events: debounced, they cost one pass that finds
+    // nothing to do.
+    await mkdir(join(config.stateDir, 'live'), { recursive: true, mode: 0o700 });
+    await mkdir(join(config.stateDir, 'archive'), { recursive: true, mode: 0o700 });
+    const watcher = chokidar.watch(
+      [
+        join(config.stateDir, 'live'),
+        join(config.stateDir, 'archive'),
+        ...(config.domainsFile ? [config.domainsFile] : []),
+      ],
+      { ignoreInitial: true, followSymlinks: false, depth: 3 },
+    );
+    let debounce: NodeJS.Timeout | undefined;
+    watcher.on('all', (event, changed) => {
+      if (changed.includes(TEMP_MARKER)) return;
+      clearTimeout(debounce);
+      debounce = setTimeout(() => trigger(`watch: ${event} ${changed}`), 500);
+    });
+    watcher.on('error', (err) => log.warn('file watch failed', { error: errorMessage(err) }));
     trigger('startup');
 
     await new Promise<void>((resolve) => {
@@ -357,6 +394,8 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       controller.signal.addEventListener('abort', () => resolve(), { once: true });
     });
     controller.abort();
+    clearTimeout(debounce);
+    await watcher.close();
     // No new renewals; one in flight sees the abort and answers within the close grace.
     await control.close();
     if (timer) clearInterval(timer);

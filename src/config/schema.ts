@@ -29,6 +29,8 @@ export type PlatformName = (typeof PLATFORMS)[number];
 export interface Config {
   /** DOMAINS as written; parse it with `parseDomainList`. */
   domains: string;
+  /** A file in the DOMAINS syntax, re-read on every pass and watched. */
+  domainsFile?: string;
   staging: boolean;
   acmeEmail?: string;
   webroot: string;
@@ -216,6 +218,13 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
       'Certificates to obtain. Entries are separated by commas or line breaks; each is a hostname, or several joined with `+` for one certificate with several names, optionally prefixed by a certificate name: `shop=shop.example.com+cdn.example.com`. Invalid entries are reported and skipped; the others go ahead.',
     default: '',
     schema: z.string(),
+  }),
+  domainsFile: setting({
+    key: 'domainsFile',
+    env: 'DOMAINS_FILE',
+    description:
+      'A file with more certificates in the `DOMAINS` syntax (one entry per line; lines starting with `#` are comments), added to `DOMAINS`. Watched: changes apply without a restart. If it cannot be read, the last known certificates are kept.',
+    schema: absolutePath,
   }),
   platform: setting({
     key: 'platform',

@@ -10,10 +10,11 @@ export class StaticPlatform implements Platform {
   readonly name = 'static';
   readonly holdsCertificates = false;
 
-  constructor(private readonly domains: string) {}
+  /** `domains` is read at every discovery (DOMAINS plus DOMAINS_FILE). */
+  constructor(private readonly domains: () => Promise<string>) {}
 
   async discover(): Promise<Discovery> {
-    return parseDomainList(this.domains, 'env:DOMAINS');
+    return parseDomainList(await this.domains(), 'env:DOMAINS');
   }
 
   async read(): Promise<undefined> {

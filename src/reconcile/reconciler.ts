@@ -318,7 +318,16 @@ export class Reconciler {
       this.loadStored(spec.name, 'staging'),
       this.loadStored(spec.name, 'production'),
       this.loadStored(spec.name, 'self-signed'),
-      this.deps.live.read(spec.name),
+      // Files deleted from live/ by hand (the LXD habit: remove the old
+      // certificate to get a new one) read as missing; the decision below
+      // then restores or re-issues it.
+      this.deps.live.read(spec.name).catch((err: unknown) => {
+        this.deps.log.warn('live/ is incomplete; treating it as missing', {
+          cert: spec.name,
+          error: errorMessage(err),
+        });
+        return undefined;
+      }),
     ]);
     let live: LiveFacts | undefined;
     if (liveBundle) {

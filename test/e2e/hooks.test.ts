@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
-import { runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';
+import { registerSecret, runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';
 
 const explain = (r: RunResult) => `exit ${r.code}\n${r.stdout}\n${r.stderr.slice(-3000)}`;
 
@@ -27,6 +27,7 @@ describe('e2e: hooks and the deployment check, through the real sidecar', functi
     });
     await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r));
     hookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook?token=s3cr3t-token`;
+    registerSecret('s3cr3t-token');
   });
   after(async () => {
     await new Promise((r) => webhook.close(r));

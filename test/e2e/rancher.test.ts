@@ -12,7 +12,13 @@ import {
 } from '../../src/platform/rancher/rancher-platform.js';
 import { chainVerifiesTo, keyMatches } from '../../src/util/x509.js';
 import { startFakeCattle, type CattleObject, type FakeCattle } from '../../devenv/fake-cattle.js';
-import { allOutput, runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';
+import {
+  allOutput,
+  registerSecret,
+  runSidecar,
+  sidecarEnv,
+  type RunResult,
+} from '../support/sidecar.js';
 
 function explain(r: RunResult): string {
   return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr.slice(-4000)}`;
@@ -54,6 +60,7 @@ describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', funct
   before(async () => {
     env = await startDevEnv();
     cattle = await startFakeCattle({ accessKey: 'AK-e2e', secretKey: 'SK-e2e-secret-9c1d' });
+    registerSecret(cattle.secretKey, { basicAuthUser: cattle.accessKey });
     vars = (extra = {}) =>
       sidecarEnv(env, {
         PLATFORM: 'rancher',

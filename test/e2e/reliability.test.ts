@@ -6,7 +6,13 @@ import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { startFakeCattle, type FakeCattle } from '../../devenv/fake-cattle.js';
 import { DENT_LABEL } from '../../src/platform/rancher/rancher-platform.js';
 import { chainVerifiesTo, keyMatches } from '../../src/util/x509.js';
-import { runSidecar, sidecarEnv, startSidecar, type RunResult } from '../support/sidecar.js';
+import {
+  registerSecret,
+  runSidecar,
+  sidecarEnv,
+  startSidecar,
+  type RunResult,
+} from '../support/sidecar.js';
 
 function explain(r: RunResult): string {
   return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr.slice(-3000)}`;
@@ -59,6 +65,7 @@ describe('e2e: reliability against real Pebble', function () {
       // so kills land in the middle of real work, not in an idle daemon.
       env = await startDevEnv({ pebble: { certificateValidityPeriod: 5 } });
       cattle = await startFakeCattle();
+      registerSecret(cattle.secretKey, { basicAuthUser: cattle.accessKey });
     });
     after(async () => {
       await cattle?.close();

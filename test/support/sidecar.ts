@@ -74,3 +74,28 @@ export function collect(child: ChildProcess, timeoutMs = 120_000): Promise<RunRe
     });
   });
 }
+
+const secrets = new Set<string>();
+
+/**
+ * Declares a secret a test handed to a sidecar (API secret key, EAB HMAC key,
+ * webhook token): test/e2e/zz-secrets-grep.test.ts checks that no sidecar
+ * output captured in this test process (`allOutput`) contains it. With
+ * `basicAuthUser`, the HTTP Basic credentials `base64(user:secret)` are
+ * registered too.
+ */
+export function registerSecret(secret: string, opts: { basicAuthUser?: string } = {}): void {
+  // Short strings would match by accident and prove nothing.
+  if (secret.length < 8) {
+    throw new Error(`registerSecret: a ${secret.length}-character secret is too short to grep for`);
+  }
+  secrets.add(secret);
+  if (opts.basicAuthUser !== undefined) {
+    secrets.add(Buffer.from(`${opts.basicAuthUser}:${secret}`).toString('base64'));
+  }
+}
+
+/** Every secret registered so far (and Basic credentials derived from them). */
+export function knownSecrets(): string[] {
+  return [...secrets];
+}

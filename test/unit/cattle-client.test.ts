@@ -89,7 +89,7 @@ describe('rancher: discovery reads every page', () => {
         log: silentLogger,
       });
       const found = await new RancherPlatform(client, {
-        domains: '',
+        domains: async () => '',
         log: silentLogger,
       }).discover();
       assert.equal(found.specs.length, 1200);

@@ -45,7 +45,7 @@ function platform(log: Logger, opts: { timeoutMs?: number } = {}) {
     backoffMs: 5,
     log,
   });
-  return new RancherPlatform(client, { domains: '', log, transitionTimeoutMs: 2000 });
+  return new RancherPlatform(client, { domains: async () => '', log, transitionTimeoutMs: 2000 });
 }
 
 const collection = (data: unknown[], next: string | null = null) => ({

@@ -80,8 +80,8 @@ function labelsOf(svc: CattleService): Record<string, string>[] {
 }
 
 export interface RancherPlatformOptions {
-  /** DOMAINS from the environment, unioned with the labels. */
-  readonly domains: string;
+  /** DOMAINS (and DOMAINS_FILE), unioned with the labels; read at every discovery. */
+  readonly domains: () => Promise<string>;
   readonly log: Logger;
   /** How long to wait for a certificate update to settle (`transitioning`). */
   readonly transitionTimeoutMs?: number;
@@ -102,7 +102,7 @@ export class RancherPlatform implements Platform {
   ) {}
 
   async discover(): Promise<Discovery> {
-    const fromEnv = parseDomainList(this.opts.domains, 'env:DOMAINS');
+    const fromEnv = parseDomainList(await this.opts.domains(), 'env:DOMAINS');
     const specs: CertSpec[] = [...fromEnv.specs];
     const problems: DiscoveryProblem[] = [...fromEnv.problems];
     // Both collections, de-duplicated by id: a load balancer can carry labels too.

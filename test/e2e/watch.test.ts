@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startDevEnv, type DevEnv } from '../../devenv/index.js';
+import { collect, runSidecar, sidecarEnv, startSidecar } from '../support/sidecar.js';
+
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  ms = 20_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('e2e: watches (deleted live/ files, DOMAINS_FILE)', function () {
+  this.timeout(120_000);
+  let env: DevEnv;
+  before(async () => {
+    env = await startDevEnv();
+  });
+  after(() => env?.stop());
+
+  it('regenerates deleted certificate files and follows DOMAINS_FILE edits, with no discovery loop', async () => {
+    const file = path.join(env.dir, 'domains.txt');
+    await writeFile(file, '# the certificates of this test\nw1.demo.test\n');
+    // LOOP_TIME=0: only the watches (and the daily schedule) start a pass.
+    const vars = sidecarEnv(env, { DOMAINS: '', DOMAINS_FILE: file, LOOP_TIME: '0' });
+    const daemon = startSidecar(['run'], vars);
+    const done = collect(daemon, 100_000);
+    const serial = (name: string) =>
+      readFile(path.join(env.certDir, 'live', name, 'cert.pem'), 'utf8').then(
+        (pem) => new X509Certificate(pem).serialNumber,
+      );
+    // Status first, then the file: once staging is served, live/ holds it.
+    const staged = async (name: string) => {
+      const status = (await runSidecar(['status'], vars)).stdout;
+      const re = new RegExp(`${name.replace(/\./g, '\\.')}\\s+staging\\s+yes`);
+      return re.test(status) ? serial(name) : undefined;
+    };
+    try {
+      const first = await until('w1 issued', () => staged('w1.demo.test'));
+
+      // The whole live/ entry removed: restored from the store, same certificate.
+      await rm(path.join(env.certDir, 'live', 'w1.demo.test'));
+      assert.equal(await until('w1 restored', () => serial('w1.demo.test')), first);
+
+      // One file deleted through the link: a complete version comes back.
+      await rm(path.join(env.certDir, 'live', 'w1.demo.test', 'privkey.pem'));
+      await until('privkey restored', () =>
+        stat(path.join(env.certDir, 'live', 'w1.demo.test', 'privkey.pem')).then(() => true),
+      );
+
+      // DOMAINS_FILE edited: w2 added and w1 dropped, without a restart.
+      await writeFile(file, 'w2.demo.test\n');
+      await until('w2 issued', () => staged('w2.demo.test'));
+      const status = (await runSidecar(['status'], vars)).stdout;
+      assert.doesNotMatch(status, /w1\.demo\.test/, 'w1 is no longer managed');
+    } finally {
+      daemon.kill('SIGTERM');
+    }
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    assert.ok(r.logs.some((l) => l.message === 'live/ is incomplete; treating it as missing'));
+  });
+});
