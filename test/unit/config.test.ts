@@ -77,6 +77,7 @@ describe('loadConfig', () => {
   it('parses every variable', () => {
     const env: Env = {
       DOMAINS: 'a.example.com,shop=b.example.com+c.example.com',
+      DOMAINS_FILE: '/etc/acme/domains.txt',
       PLATFORM: 'Rancher',
       CATTLE_URL: 'https://rancher.example.com:8443/v1',
       CATTLE_ACCESS_KEY: 'AK123',
@@ -111,6 +112,7 @@ describe('loadConfig', () => {
     };
     const expected: Config = {
       domains: 'a.example.com,shop=b.example.com+c.example.com',
+      domainsFile: '/etc/acme/domains.txt',
       platform: 'rancher',
       cattleUrl: 'https://rancher.example.com:8443/v1',
       cattleAccessKey: 'AK123',
