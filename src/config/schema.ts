@@ -322,7 +322,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     key: 'hookCommand',
     env: 'HOOK_COMMAND',
     description:
-      "Shell command run after a certificate changes in `live/` (like certbot's deploy hook), with `ACME_SIDECAR_CERT_NAME`, `ACME_SIDECAR_DOMAINS`, `ACME_SIDECAR_PHASE`, `ACME_SIDECAR_SERIAL`, `ACME_SIDECAR_CERT_PATH`, `ACME_SIDECAR_CHAIN_PATH`, `ACME_SIDECAR_FULLCHAIN_PATH`, `ACME_SIDECAR_KEY_PATH`, `RENEWED_LINEAGE` and `RENEWED_DOMAINS` set. Its failure is logged and never stops other certificates. `nginx -s reload` works where the sidecar shares nginx's PID namespace; the compose setup reloads from the nginx side instead.",
+      "Shell command run after a certificate changes in `live/` (like certbot's deploy hook), with `ACME_SIDECAR_CERT_NAME`, `ACME_SIDECAR_DOMAINS`, `ACME_SIDECAR_PHASE`, `ACME_SIDECAR_SERIAL`, `ACME_SIDECAR_CERT_PATH`, `ACME_SIDECAR_CHAIN_PATH`, `ACME_SIDECAR_FULLCHAIN_PATH`, `ACME_SIDECAR_KEY_PATH`, `RENEWED_LINEAGE` and `RENEWED_DOMAINS` set. A failure is logged and retried (3 attempts, with backoff), and never stops other certificates, so the command should be safe to run twice. `nginx -s reload` works where the sidecar shares nginx's PID namespace; the compose setup reloads from the nginx side instead.",
     schema: z.string(),
   }),
   hookWebhookUrl: setting({

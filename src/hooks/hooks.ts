@@ -65,7 +65,11 @@ export interface HookRunnerOptions {
   readonly combinedPemDir?: string;
   /** Per attempt, for the command and each webhook request. Default 30 000. */
   readonly timeoutMs?: number;
-  /** Webhook attempts (the command runs once: it may not be idempotent). Default 3. */
+  /**
+   * Attempts for the webhook and for the command, with backoff between
+   * them. A retried command runs again: it should be idempotent (`nginx -s
+   * reload` is). Default 3.
+   */
   readonly attempts?: number;
   /** Base webhook backoff, doubled per attempt, with jitter. Default 1000. */
   readonly backoffMs?: number;
@@ -246,11 +250,31 @@ export class HookRunner {
     };
   }
 
+  /** Runs the command until it succeeds, up to `attempts` times, with backoff. */
+  private async runCommand(
+    command: string,
+    ev: CertificateEvent,
+    log: Logger,
+  ): Promise<HookOutcome> {
+    const started = Date.now();
+    let outcome: HookOutcome | undefined;
+    for (let attempt = 1; attempt <= this.attempts; attempt++) {
+      outcome = await this.runCommandOnce(command, ev, log);
+      if (outcome.ok) return { ...outcome, attempts: attempt, durationMs: Date.now() - started };
+      if (attempt < this.attempts) await new Promise((r) => setTimeout(r, this.backoff(attempt)));
+    }
+    return {
+      ...(outcome as HookOutcome),
+      attempts: this.attempts,
+      durationMs: Date.now() - started,
+    };
+  }
+
   /**
-   * Runs once, in its own process group so a timeout kills everything it
+   * One run, in its own process group so a timeout kills everything it
    * started (a shell pipeline, a `sleep`), not just the shell.
    */
-  private runCommand(command: string, ev: CertificateEvent, log: Logger): Promise<HookOutcome> {
+  private runCommandOnce(command: string, ev: CertificateEvent, log: Logger): Promise<HookOutcome> {
     const started = Date.now();
     const env: NodeJS.ProcessEnv = { ...process.env, ...commandEnv(ev) };
     for (const k of SECRET_ENV) delete env[k];

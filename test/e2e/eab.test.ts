@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { accountPrefix } from '../../src/acme/acme-issuer.js';
@@ -26,7 +26,10 @@ function explain(r: RunResult): string {
 /** No output of this run contains a registered secret. */
 function assertNoSecret(r: RunResult): void {
   for (const s of knownSecrets()) {
-    assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), `a secret was printed:\n${explain(r)}`);
+    assert.ok(
+      !r.stdout.includes(s) && !r.stderr.includes(s),
+      `a secret was printed:\n${explain(r)}`,
+    );
   }
 }
 
@@ -49,6 +52,8 @@ describe('e2e: External Account Binding against a Pebble that requires it', func
   after(async () => {
     await env?.stop();
   });
+  /** A STATE_DIR of its own (no account, no retry schedule), removed with the devenv. */
+  const freshStateDir = () => mkdtemp(path.join(env.dir, 'state-'));
 
   it('without EAB the account is refused: the certificate fails with the CA saying an external account is required', async () => {
     const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS: DOMAIN }));
@@ -61,7 +66,12 @@ describe('e2e: External Account Binding against a Pebble that requires it', func
   it('with a wrong HMAC key the account is refused as unauthorized, and the key is never printed', async () => {
     const r = await runSidecar(
       ['once'],
-      sidecarEnv(env, { DOMAINS: DOMAIN, EAB_KID: KID, EAB_HMAC_KEY: wrongKey }),
+      sidecarEnv(env, {
+        DOMAINS: DOMAIN,
+        EAB_KID: KID,
+        EAB_HMAC_KEY: wrongKey,
+        STATE_DIR: await freshStateDir(),
+      }),
     );
     assert.equal(r.code, 1, explain(r));
     assert.match(r.stdout, /FAIL eab\.demo\.test .*ACME_UNAUTHORIZED/, explain(r));
@@ -86,28 +96,33 @@ describe('e2e: External Account Binding against a Pebble that requires it', func
     assertNoSecret(r);
   });
 
+  let boundState: string;
   it('with EAB_KID and EAB_HMAC_KEY the account binds and the certificate is issued through nginx', async () => {
+    boundState = await freshStateDir();
     const r = await runSidecar(
       ['once'],
-      sidecarEnv(env, { DOMAINS: DOMAIN, EAB_KID: KID, EAB_HMAC_KEY: hmacKey }),
+      sidecarEnv(env, {
+        DOMAINS: DOMAIN,
+        EAB_KID: KID,
+        EAB_HMAC_KEY: hmacKey,
+        STATE_DIR: boundState,
+      }),
     );
     assert.equal(r.code, 0, explain(r));
     assert.ok(
       r.logs.some((l) => l.message === 'ACME account registered'),
       'a new account was registered (the refused attempts created none)',
     );
-    const dir = path.join(env.certDir, 'live', DOMAIN);
+    const dir = path.join(boundState, 'live', DOMAIN);
     const [cert, fullchain, privkey] = await Promise.all(
-      ['cert.pem', 'fullchain.pem', 'privkey.pem'].map((f) =>
-        readFile(path.join(dir, f), 'utf8'),
-      ),
+      ['cert.pem', 'fullchain.pem', 'privkey.pem'].map((f) => readFile(path.join(dir, f), 'utf8')),
     );
     assert.ok(chainVerifiesTo(fullchain!, stagingRoot), 'issued by the staging Pebble');
     assert.deepEqual(dnsNames(new X509Certificate(cert!)), [DOMAIN]);
     assert.ok(keyMatches(cert!, privkey!));
     const account = JSON.parse(
       await readFile(
-        path.join(env.certDir, accountPrefix(env.staging.directoryUrl), 'account.json'),
+        path.join(boundState, accountPrefix(env.staging.directoryUrl), 'account.json'),
         'utf8',
       ),
     ) as Record<string, unknown>;
@@ -122,10 +137,30 @@ describe('e2e: External Account Binding against a Pebble that requires it', func
   it('the bound account is reused: a second pass registers nothing and orders nothing', async () => {
     const r = await runSidecar(
       ['once'],
-      sidecarEnv(env, { DOMAINS: DOMAIN, EAB_KID: KID, EAB_HMAC_KEY: hmacKey }),
+      sidecarEnv(env, {
+        DOMAINS: DOMAIN,
+        EAB_KID: KID,
+        EAB_HMAC_KEY: hmacKey,
+        STATE_DIR: boundState,
+      }),
     );
     assert.equal(r.code, 0, explain(r));
     assert.ok(!r.logs.some((l) => l.message === 'ACME account registered'), explain(r));
     assert.ok(!r.logs.some((l) => l.message === 'ordering certificate'), explain(r));
+  });
+
+  it('adding the EAB credentials after the refusal issues at once: the retry schedule belongs to the configuration it failed under', async () => {
+    // Same STATE_DIR as the first test, whose refusal left a retry schedule.
+    // The CA's error asked for EAB; the operator adds it and runs again.
+    const r = await runSidecar(
+      ['once'],
+      sidecarEnv(env, { DOMAINS: DOMAIN, EAB_KID: KID, EAB_HMAC_KEY: hmacKey }),
+    );
+    assert.equal(r.code, 0, explain(r));
+    assert.ok(
+      r.logs.some((l) => l.message === 'ordering certificate'),
+      explain(r),
+    );
+    assertNoSecret(r);
   });
 });

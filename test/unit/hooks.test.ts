@@ -166,7 +166,7 @@ describe('HookRunner', () => {
       }).run(event, bundle);
       const o = onlyOutcome(outcomes, 'command');
       assert.equal(o.ok, false);
-      assert.equal(o.attempts, 1);
+      assert.equal(o.attempts, 3, 'retried, like the webhook');
       assert.match(o.error ?? '', /exited with code 3/);
       const line = text()
         .split('\n')
@@ -180,10 +180,27 @@ describe('HookRunner', () => {
       assert.equal(entry.stderr, 'oops\n');
     });
 
+    it('retries a failing command, and succeeds when a later attempt does', async () => {
+      const dir = await fs.mkdtemp(join(tmpdir(), 'hook-retry-'));
+      try {
+        const marker = join(dir, 'tried');
+        // Fails the first time, succeeds the second.
+        const outcomes = await runner({
+          command: `if [ -e "${marker}" ]; then exit 0; else touch "${marker}"; exit 1; fi`,
+        }).run(event, bundle);
+        const o = onlyOutcome(outcomes, 'command');
+        assert.equal(o.ok, true);
+        assert.equal(o.attempts, 2);
+      } finally {
+        await fs.rm(dir, { recursive: true, force: true });
+      }
+    });
+
     it('kills a hanging command and everything it started at the timeout', async () => {
       const pidFile = join(dir, 'bg.pid');
       const started = Date.now();
       const outcomes = await runner({
+        attempts: 1,
         // A background child in the same process group, then a hang.
         command: `sleep 60 & echo $! > '${pidFile}'; sleep 60`,
         timeoutMs: 300,
