@@ -72,18 +72,27 @@ export class AcmeIssuer implements Issuer {
   }
 
   async issue(spec: CertSpec, keyType: KeyType, signal?: AbortSignal): Promise<CertBundle> {
+    try {
+      return await this.issueOnce(spec, keyType, signal);
+    } catch (err) {
+      // A CA that forgot us (a restarted Pebble, an account deactivated
+      // elsewhere): register again with the same key, right away.
+      if (!(err instanceof SidecarError) || !/accountDoesNotExist/i.test(err.message)) throw err;
+      this.opts.log.warn('the CA no longer knows our account; registering again', {
+        directoryUrl: this.directoryUrl,
+      });
+      this.clientPromise = undefined;
+      await this.opts.store.delete(`${accountPrefix(this.directoryUrl)}/account.json`);
+      return this.issueOnce(spec, keyType, signal);
+    }
+  }
+
+  private issueOnce(spec: CertSpec, keyType: KeyType, signal?: AbortSignal): Promise<CertBundle> {
     return withAcmeContext(async (ctx) => {
       try {
         return await this.order(ctx, spec, keyType, signal);
       } catch (err) {
-        const e = classifyAcmeError(err, ctx.problems, ctx.networkError);
-        // A CA that forgot us (Pebble restarts, an account deactivated
-        // elsewhere): register again with the same key on the next attempt.
-        if (/accountDoesNotExist|account.*(not exist|not found)/i.test(e.message)) {
-          this.clientPromise = undefined;
-          await this.opts.store.delete(`${accountPrefix(this.directoryUrl)}/account.json`);
-        }
-        throw e;
+        throw classifyAcmeError(err, ctx.problems, ctx.networkError);
       }
     });
   }

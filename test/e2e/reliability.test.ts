@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { startDevEnv, type DevEnv } from '../../devenv/index.js';
+import { startDevEnv, type DevEnv, type PebbleInstance } from '../../devenv/index.js';
+import { startPebble } from '../../devenv/pebble.js';
 import { startFakeCattle, type FakeCattle } from '../../devenv/fake-cattle.js';
 import { DENT_LABEL } from '../../src/platform/rancher/rancher-platform.js';
 import { chainVerifiesTo, keyMatches } from '../../src/util/x509.js';
 import {
+  collect,
   registerSecret,
   runSidecar,
   sidecarEnv,
@@ -183,5 +185,83 @@ describe('e2e: reliability against real Pebble', function () {
         `      (${kills} kills survived, ${midWork} of them interrupting work; delays ms: ${delays.join(' ')})`,
       );
     });
+  });
+});
+
+describe('e2e: the CA goes away and comes back', function () {
+  this.timeout(240_000);
+  let env: DevEnv;
+  let restarted: PebbleInstance | undefined;
+  before(async () => {
+    // 30-second production certificates: renewal is due 15 s after issuance.
+    env = await startDevEnv({ production: { certificateValidityPeriod: 30 } });
+  });
+  after(async () => {
+    await restarted?.stop();
+    await env?.stop();
+  });
+
+  it('keeps serving, backs off, and renews once the CA is back, without a restart', async () => {
+    const vars = sidecarEnv(env, { DOMAINS: 'ca.demo.test', STAGING: 'false', LOOP_TIME: '1' });
+    const daemon = startSidecar(['run'], vars);
+    const done = collect(daemon, 200_000);
+    const livePem = () =>
+      readFile(path.join(env.certDir, 'live', 'ca.demo.test', 'cert.pem'), 'utf8');
+    try {
+      const root1 = await env.production.getRootPem();
+      let first: X509Certificate | undefined;
+      for (const end = Date.now() + 30_000; Date.now() < end && !first;) {
+        const pem = await livePem().catch(() => '');
+        if (
+          pem &&
+          chainVerifiesTo(
+            pem +
+              (await readFile(path.join(env.certDir, 'live', 'ca.demo.test', 'chain.pem'), 'utf8')),
+            root1,
+          )
+        ) {
+          first = new X509Certificate(pem);
+        } else await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.ok(first, 'production certificate issued');
+      // The CA goes away before the renewal is due.
+      await env.production.stop();
+      await new Promise((r) => setTimeout(r, 20_000));
+      // It failed to renew and kept serving what it had.
+      assert.equal(new X509Certificate(await livePem()).serialNumber, first.serialNumber);
+      // The CA comes back on the same address: a new root, and it has forgotten every account.
+      restarted = await startPebble({
+        name: 'production-again',
+        dir: env.dir,
+        listenPort: env.ports.productionAcme,
+        managementPort: env.ports.productionManagement,
+        httpPort: env.ports.http,
+        tlsPort: env.ports.tlsAlpn,
+        dnsAddress: env.dns.dnsAddress,
+        listenerCa: env.listenerCa,
+        certificateValidityPeriod: 30,
+      });
+      const root2 = await restarted.getRootPem();
+      // The first retry comes about a minute after the failure (Let's Encrypt's schedule).
+      let renewed = false;
+      for (const end = Date.now() + 120_000; Date.now() < end && !renewed;) {
+        const dir = path.join(env.certDir, 'live', 'ca.demo.test');
+        const fullchain = await readFile(path.join(dir, 'fullchain.pem'), 'utf8').catch(() => '');
+        renewed = fullchain !== '' && chainVerifiesTo(fullchain, root2);
+        if (!renewed) await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.ok(renewed, 'renewed from the restarted CA');
+    } finally {
+      daemon.kill('SIGTERM');
+    }
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    assert.ok(
+      r.logs.some((l) => l.code === 'ACME_CA_UNREACHABLE'),
+      'the outage was reported',
+    );
+    assert.ok(
+      r.logs.some((l) => l.message === 'the CA no longer knows our account; registering again'),
+    );
   });
 });
