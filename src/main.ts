@@ -176,6 +176,8 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     settings: {
       target: config.staging ? 'staging' : 'production',
       keyType: config.keyType,
+      // Not the HMAC key itself: only whether and which EAB key id is set.
+      accountContext: JSON.stringify([config.acmeEmail ?? '', config.eabKid ?? '']),
       directories: {
         staging: config.stagingDirectoryUrl,
         production: config.productionDirectoryUrl,

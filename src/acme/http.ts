@@ -96,6 +96,9 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
   const inner = axios.getAdapter('http');
   ax.defaults.adapter = async (config: InternalAxiosRequestConfig) => {
     const started = process.hrtime.bigint();
+    // `timeout` only notices an idle socket; a CA dripping bytes forever
+    // is cut by an overall deadline per request.
+    config.signal ??= AbortSignal.timeout(opts.timeoutMs);
     const emit = (status: string) => {
       const event: AcmeRequestEvent = {
         host: hostOf(config.url),

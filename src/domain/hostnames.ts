@@ -35,6 +35,18 @@ import { domainToASCII } from 'node:url';
 
 import type { CertSpec } from './types.js';
 
+/**
+ * An untrusted value inside a message: JSON-quoted (control characters
+ * escaped, so it cannot forge a log line) and cut to a readable length.
+ */
+export function quote(value: string): string {
+  // Whole for any hostname (253 characters at most); cut only for absurd input.
+  const max = 300;
+  return value.length <= max
+    ? JSON.stringify(value)
+    : `${JSON.stringify(value.slice(0, max))}... (${value.length} characters)`;
+}
+
 export type HostnameResult =
   | { readonly ok: true; readonly hostname: string }
   | { readonly ok: false; readonly code: HostnameProblemCode; readonly message: string };
@@ -92,7 +104,7 @@ const NUMERIC_LABEL = /^(?:[0-9]+|0x[0-9a-f]*)$/i;
 const LDH_LABEL = /^[a-z0-9-]+$/;
 
 function fail(input: string, code: HostnameProblemCode, why: string): HostnameResult {
-  return { ok: false, code, message: `hostname ${JSON.stringify(input)} ${why}` };
+  return { ok: false, code, message: `hostname ${quote(input)} ${why}` };
 }
 
 /**
@@ -137,7 +149,7 @@ export function normalizeHostname(input: string): HostnameResult {
   }
   const rawTld = lower.slice(lower.lastIndexOf('.') + 1);
   if (lower.includes('.') && NUMERIC_LABEL.test(rawTld)) {
-    return fail(input, 'numeric-tld', `has an all-numeric top-level label "${rawTld}"`);
+    return fail(input, 'numeric-tld', `has an all-numeric top-level label ${quote(rawTld)}`);
   }
   if (ascii === '') {
     return fail(input, 'idn-invalid', 'is not a valid internationalized domain name');
@@ -163,11 +175,15 @@ export function normalizeHostname(input: string): HostnameResult {
       return fail(
         input,
         'bad-character',
-        `has a label "${label}" with characters other than a-z, 0-9 and "-"`,
+        `has a label ${quote(label)} with characters other than a-z, 0-9 and "-"`,
       );
     }
     if (label.startsWith('-') || label.endsWith('-')) {
-      return fail(input, 'label-hyphen', `has a label "${label}" that starts or ends with "-"`);
+      return fail(
+        input,
+        'label-hyphen',
+        `has a label ${quote(label)} that starts or ends with "-"`,
+      );
     }
     // RFC 5891 section 4.2.3.1: "--" in positions 3-4 is reserved for IDNA;
     // only "xn--" labels (already checked by domainToASCII) may use it.
@@ -175,7 +191,7 @@ export function normalizeHostname(input: string): HostnameResult {
       return fail(
         input,
         'reserved-label',
-        `has a label "${label}" with "--" in positions 3-4, which is reserved for IDNA`,
+        `has a label ${quote(label)} with "--" in positions 3-4, which is reserved for IDNA`,
       );
     }
   }
@@ -246,7 +262,7 @@ export function parseDomainList(raw: string, source: string): DomainList {
       if (item.betweenCommas) report(entry, 'empty', `${source}: empty entry between two commas`);
       continue;
     }
-    const where = `${source}: entry ${JSON.stringify(entry)}`;
+    const where = `${source}: entry ${quote(entry)}`;
     const eq = entry.indexOf('=');
     const explicitName = eq === -1 ? undefined : entry.slice(0, eq).trim();
     const hostPart = eq === -1 ? entry : entry.slice(eq + 1);
@@ -254,7 +270,7 @@ export function parseDomainList(raw: string, source: string): DomainList {
       report(
         entry,
         'bad-name',
-        `${where}: certificate name ${JSON.stringify(explicitName)} is invalid (${CERT_NAME_RULE})`,
+        `${where}: certificate name ${quote(explicitName)} is invalid (${CERT_NAME_RULE})`,
       );
       continue;
     }
@@ -295,7 +311,7 @@ export function parseDomainList(raw: string, source: string): DomainList {
       report(
         entry,
         'duplicate-name',
-        `${where}: certificate ${JSON.stringify(name)} is already requested by ${JSON.stringify(earlier)}; this entry is ignored`,
+        `${where}: certificate ${quote(name)} is already requested by ${quote(earlier)}; this entry is ignored`,
       );
       continue;
     }

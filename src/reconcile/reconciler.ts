@@ -43,6 +43,11 @@ export interface ReconcilerSettings {
   readonly directories: Readonly<Record<AcmePhase, string>>;
   /** Certificates worked on at once. */
   readonly concurrency?: number;
+  /**
+   * Other configuration a failure may depend on (account email, EAB key
+   * id): a retry schedule made under other values does not apply.
+   */
+  readonly accountContext?: string;
 }
 
 export interface ReconcilerDeps {
@@ -291,9 +296,16 @@ export class Reconciler {
 
   /** What a retry schedule is valid for. */
   private backoffContext(spec: Pick<CertSpec, 'domains'>): string {
-    const { target, directories, keyType } = this.deps.settings;
+    const { target, directories, keyType, accountContext = '' } = this.deps.settings;
     const domains = [...spec.domains].sort().join(',');
-    return [target, directories.staging, directories.production, keyType, domains].join('|');
+    return [
+      target,
+      directories.staging,
+      directories.production,
+      keyType,
+      accountContext,
+      domains,
+    ].join('|');
   }
 
   private async withLock(name: string, fn: () => Promise<void>): Promise<void> {

@@ -35,6 +35,18 @@ const redact = winston.format((info) => {
   return info;
 });
 
+/** Control characters escaped: a value from a label cannot start a forged log line. */
+function oneLine(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
+/** Plain words stay bare; anything with spaces, quotes or control characters is JSON-quoted. */
+function textValue(v: unknown): string {
+  if (typeof v !== 'string') return oneLine(JSON.stringify(v) ?? String(v));
+  return /^[\w.:/@+-]*$/.test(v) ? v : JSON.stringify(v);
+}
+
 export function createLogger(
   opts: { level?: LogLevel; format?: LogFormat; stream?: NodeJS.WritableStream } = {},
 ): Logger {
@@ -45,9 +57,9 @@ export function createLogger(
           winston.format.timestamp(),
           winston.format.printf(({ timestamp, level, message, ...rest }) => {
             const extra = Object.entries(rest)
-              .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+              .map(([k, v]) => `${k}=${textValue(v)}`)
               .join(' ');
-            return `${String(timestamp)} ${level} ${String(message)}${extra ? ' ' + extra : ''}`;
+            return `${String(timestamp)} ${level} ${oneLine(String(message))}${extra ? ' ' + extra : ''}`;
           }),
         )
       : winston.format.combine(redact(), winston.format.timestamp(), winston.format.json());

@@ -311,7 +311,7 @@ describe('rancher faults (nock at the Cattle API boundary)', () => {
         .post(`${BASE}/loadBalancerServices/1s50/`)
         .query({ action: 'update' })
         .reply(200, {});
-      await platform(log).push(cert, { id: '1c7', serial: '01', ours: true });
+      await platform(log, { timeoutMs: 5000 }).push(cert, { id: '1c7', serial: '01', ours: true });
       assert.ok(scope.isDone(), `pending: ${scope.pendingMocks().join(', ')}`);
       assert.equal(putBody.cert, cert.bundle.cert);
       assert.equal(putBody.certChain, cert.bundle.chain);
@@ -324,9 +324,12 @@ describe('rancher faults (nock at the Cattle API boundary)', () => {
       const cert = await stored('a.example.com');
       const scope = nock(ORIGIN);
       projects(scope);
-      await assert.rejects(platform(log).push(cert, { id: '1c7', serial: '01', ours: false }), {
-        code: 'PLATFORM_CONFLICT',
-      });
+      await assert.rejects(
+        platform(log, { timeoutMs: 5000 }).push(cert, { id: '1c7', serial: '01', ours: false }),
+        {
+          code: 'PLATFORM_CONFLICT',
+        },
+      );
       // Any PUT, POST or DELETE would have been an unmatched request.
       assert.deepEqual(scope.pendingMocks(), []);
     });
@@ -347,7 +350,9 @@ describe('rancher faults (nock at the Cattle API boundary)', () => {
             { id: '1c8', name: 'A.example.com', description: 'someone else', serialNumber: '5' },
           ]),
         );
-      await assert.rejects(platform(log).push(cert), { code: 'PLATFORM_CONFLICT' });
+      await assert.rejects(platform(log, { timeoutMs: 5000 }).push(cert), {
+        code: 'PLATFORM_CONFLICT',
+      });
       assert.ok(scope.isDone());
     });
   });

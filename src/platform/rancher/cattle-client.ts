@@ -110,6 +110,9 @@ async function pinnedAgent(
   });
 }
 
+/** At `limit=1000`, 1000 pages is a million items: far past any real environment. */
+const MAX_PAGES = 1000;
+
 const TRANSIENT_NET = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -191,7 +194,14 @@ export class CattleClient {
       let failure: SidecarError;
       try {
         const http = await this.instance();
-        const resp = await http.request<string>({ method, url, data: body });
+        // axios's `timeout` only notices an idle socket; a server dripping
+        // bytes forever is cut by this overall deadline.
+        const resp = await http.request<string>({
+          method,
+          url,
+          data: body,
+          signal: AbortSignal.timeout(this.opts.timeoutMs),
+        });
         this.opts.onRequest?.(method, String(resp.status));
         if (resp.status >= 200 && resp.status < 300) return parseJson<T>(resp, what);
         failure = statusError(resp, what);
@@ -239,13 +249,27 @@ export class CattleClient {
     let next: string | null | undefined = `${collection}?${qs}`;
     const items: T[] = [];
     const maxItems = this.opts.maxItems ?? 100_000;
+    // Against a server that pages forever: links may not repeat, and a
+    // bounded number of pages (even empty ones) is read.
+    const seen = new Set<string>();
     for (let page = 0; next; page++) {
-      const c: CattleCollection<T> = await this.get<CattleCollection<T>>(next);
-      if (c === null || typeof c !== 'object' || !Array.isArray(c.data)) {
+      if (seen.has(next) || page >= MAX_PAGES) {
         throw new SidecarError(
           'PLATFORM_BAD_RESPONSE',
-          `GET ${collection}: expected a collection, got ${truncate(JSON.stringify(c))}`,
-          { retryable: true },
+          `GET ${collection}: ${seen.has(next) ? 'pagination loops back to a page already read' : `more than ${MAX_PAGES} pages`}; refusing to read further`,
+        );
+      }
+      seen.add(next);
+      const c: CattleCollection<T> = await this.get<CattleCollection<T>>(next);
+      if (c === null || typeof c !== 'object' || !Array.isArray(c.data)) {
+        // Describe, never stringify: the body may be huge or nested deep enough to overflow the stack.
+        const got = c === null ? 'null' : Array.isArray(c) ? 'an array' : typeof c;
+        throw new SidecarError(
+          'PLATFORM_BAD_RESPONSE',
+          `GET ${collection}: expected a collection, got ${got}`,
+          {
+            retryable: true,
+          },
         );
       }
       items.push(...c.data);
@@ -255,7 +279,14 @@ export class CattleClient {
           `GET ${collection}: more than ${maxItems} items; refusing to read further`,
         );
       }
-      next = c.pagination?.next ?? null;
+      const link: unknown = c.pagination?.next ?? null;
+      if (link !== null && typeof link !== 'string') {
+        throw new SidecarError(
+          'PLATFORM_BAD_RESPONSE',
+          `GET ${collection}: pagination.next is not a link (${typeof link})`,
+        );
+      }
+      next = link;
     }
     return items;
   }
@@ -333,7 +364,12 @@ function networkError(
 ): SidecarError {
   const code = String((err as { code?: unknown }).code ?? '');
   const message = scrub(((err as Error).message ?? String(err)).slice(0, 300));
-  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || /timeout/i.test(message)) {
+  if (
+    code === 'ECONNABORTED' ||
+    code === 'ETIMEDOUT' ||
+    code === 'ERR_CANCELED' ||
+    /timeout/i.test(message)
+  ) {
     return new SidecarError('PLATFORM_UNAVAILABLE', `${what}: no answer within ${timeoutMs} ms`, {
       retryable: true,
     });

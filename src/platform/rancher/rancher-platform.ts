@@ -1,5 +1,10 @@
 import { SidecarError } from '../../domain/errors.js';
-import { normalizeHostname, parseDomainList } from '../../domain/hostnames.js';
+import {
+  isValidCertName,
+  normalizeHostname,
+  parseDomainList,
+  quote,
+} from '../../domain/hostnames.js';
 import type { CertSpec, StoredCert } from '../../domain/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Discovery, DiscoveryProblem, Platform, PlatformCopy } from '../platform.js';
@@ -59,6 +64,48 @@ export function parseCattleDate(s: string | null | undefined): Date | undefined 
   return Number.isNaN(iso) ? undefined : new Date(iso);
 }
 
+/**
+ * The Dent sidecar's label: comma-separated hostnames, one certificate each,
+ * nothing else (no names, no `+`, no line breaks: each item is one
+ * hostname, validated like any other).
+ */
+export function parseDentLabel(value: string, source: string): Discovery {
+  const specs: CertSpec[] = [];
+  const problems: DiscoveryProblem[] = [];
+  const items = value.split(',');
+  items.forEach((raw, i) => {
+    const report = (code: string, message: string) =>
+      problems.push({
+        source,
+        value: raw.length > 300 ? `${raw.slice(0, 300)}...` : raw,
+        code,
+        message,
+      });
+    if (raw.trim() === '') {
+      // Trailing commas are harmless; an empty entry between two commas is a typo.
+      if (i > 0 && i < items.length - 1)
+        report('empty', `${source}: empty entry between two commas`);
+      return;
+    }
+    const h = normalizeHostname(raw);
+    if (!h.ok) return report(h.code, `${source}: ${h.message}`);
+    if (!isValidCertName(h.hostname)) {
+      return report(
+        'bad-name',
+        `${source}: hostname ${quote(h.hostname)} is too long to name a certificate; name it with ${DOMAINS_LABEL}: name=${h.hostname}`,
+      );
+    }
+    if (specs.some((s) => s.name === h.hostname)) {
+      return report(
+        'duplicate-name',
+        `${source}: ${quote(h.hostname)} is listed twice; the first is kept`,
+      );
+    }
+    specs.push({ name: h.hostname, domains: [h.hostname], source });
+  });
+  return { specs, problems };
+}
+
 /** Cattle's serialNumber is decimal; ours is hex. */
 export function cattleSerialToHex(s: string | null | undefined): string | undefined {
   if (!s || !/^\d+$/.test(s.trim())) return undefined;
@@ -66,10 +113,8 @@ export function cattleSerialToHex(s: string | null | undefined): string | undefi
 }
 
 function labelsOf(svc: CattleService): Record<string, string>[] {
-  const all = [
-    svc.launchConfig?.labels,
-    ...(svc.secondaryLaunchConfigs ?? []).map((c) => c?.labels),
-  ];
+  const secondary = Array.isArray(svc.secondaryLaunchConfigs) ? svc.secondaryLaunchConfigs : [];
+  const all = [svc.launchConfig?.labels, ...secondary.map((c) => c?.labels)];
   return all
     .filter((l): l is Record<string, unknown> => !!l && typeof l === 'object')
     .map((l) =>
@@ -119,23 +164,9 @@ export class RancherPlatform implements Platform {
       for (const labels of labelsOf(svc)) {
         const dent = labels[DENT_LABEL];
         if (dent !== undefined) {
-          for (const raw of dent.split(',')) {
-            if (raw.trim() === '') continue;
-            const h = normalizeHostname(raw);
-            if (h.ok)
-              specs.push({
-                name: h.hostname,
-                domains: [h.hostname],
-                source: `${source}:${DENT_LABEL}`,
-              });
-            else
-              problems.push({
-                source: `${source}:${DENT_LABEL}`,
-                value: raw,
-                code: h.code,
-                message: h.message,
-              });
-          }
+          const parsed = parseDentLabel(dent, `${source}:${DENT_LABEL}`);
+          specs.push(...parsed.specs);
+          problems.push(...parsed.problems);
         }
         const own = labels[DOMAINS_LABEL];
         if (own !== undefined) {
