@@ -12,20 +12,25 @@
  * WEBROOT/STATE_DIR.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startFakeCattle, type FakeCattle } from '../../devenv/fake-cattle.js';
 import { WebrootResponder } from '../../src/challenge/webroot-responder.js';
 import { LiveDir } from '../../src/deploy/live-dir.js';
-import { SidecarError } from '../../src/domain/errors.js';
+import { SidecarError, type ErrorCode } from '../../src/domain/errors.js';
 import { parseDomainList } from '../../src/domain/hostnames.js';
 import type { CertBundle } from '../../src/domain/types.js';
 import type { Discovery } from '../../src/platform/platform.js';
-import { CattleClient } from '../../src/platform/rancher/cattle-client.js';
+import {
+  CattleClient,
+  type CattleClientOptions,
+} from '../../src/platform/rancher/cattle-client.js';
 import {
   DENT_LABEL,
   DOMAINS_LABEL,
@@ -66,6 +71,12 @@ interface Row {
   readonly surface: Surface;
   readonly input: string | PlatformResponse;
   readonly expected: Expected;
+  /**
+   * Run the client in a child process of its own. nock, which other unit
+   * files load into this mocha process, replaces node's HTTP client, and
+   * with it the socket timeout semantics a row may be about.
+   */
+  readonly ownProcess?: boolean;
 }
 
 // --- hostnames: DOMAINS, the Dent label and the io.acme-sidecar.domains label
@@ -447,12 +458,12 @@ const endlessPages =
 /** The server stops sending endless pages after this many, so a row without a guard fails instead of hanging. */
 const PAGE_CAP = 3000;
 
-const platformRow = (name: string, input: PlatformResponse, expected: Expected): Row => ({
-  name,
-  surface: 'platform response',
-  input,
-  expected,
-});
+const platformRow = (
+  name: string,
+  input: PlatformResponse,
+  expected: Expected,
+  opts: { ownProcess?: boolean } = {},
+): Row => ({ name, surface: 'platform response', input, expected, ...opts });
 const BAD = 'PLATFORM_BAD_RESPONSE';
 const IGNORED: Expected = { code: null, accepted: [] };
 
@@ -603,6 +614,7 @@ const PLATFORM_ROWS: Row[] = [
       onDone(() => clearInterval(t));
     },
     { code: 'PLATFORM_UNAVAILABLE' },
+    { ownProcess: true },
   ),
   platformRow(
     'refuses a collection whose next links never end (empty pages)',
@@ -721,6 +733,22 @@ function specNames(d: Discovery): string[] {
   return d.specs.map((s) => s.name);
 }
 
+const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
+/** The platform-row client, built the same way in a fresh node process. */
+const CHILD_SCRIPT = `
+const [{ CattleClient }, { RancherPlatform }, { silentLogger }] = await Promise.all(
+  ${JSON.stringify(['platform/rancher/cattle-client.ts', 'platform/rancher/rancher-platform.ts', 'util/log.ts'].map((f) => pathToFileURL(path.join(SRC, f)).href))}.map((u) => import(u)),
+);
+const client = new CattleClient({ ...JSON.parse(process.env.CLIENT_OPTIONS), log: silentLogger });
+const platform = new RancherPlatform(client, { domains: async () => '', log: silentLogger });
+try {
+  const d = await platform.discover();
+  console.log(JSON.stringify({ ok: true, specs: d.specs, problems: d.problems }));
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, name: e.name, code: e.code, message: e.message }));
+}
+`;
+
 const DUMMY_BUNDLE: CertBundle = { cert: 'c', chain: 'ch', fullchain: 'f', privkey: 'k' };
 
 // ---------------------------------------------------------------------------
@@ -763,6 +791,36 @@ describe('hostile input: every row gets its own specific error, and nothing else
   let current: PlatformResponse | undefined;
   let requestCount = 0;
   let doneHooks: (() => void)[] = [];
+  let clientOptions: Omit<CattleClientOptions, 'log'>;
+
+  /** discover() in a fresh node process (no nock), against the same server. */
+  function discoverInChild(): Promise<Discovery> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', '--input-type=module', '-e', CHILD_SCRIPT],
+        {
+          env: { ...process.env, CLIENT_OPTIONS: JSON.stringify(clientOptions) },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      doneHooks.push(() => child.kill('SIGKILL'));
+      child.on('close', () => {
+        try {
+          const r = JSON.parse(out) as
+            | { ok: true; specs: Discovery['specs']; problems: Discovery['problems'] }
+            | { ok: false; name: string; code?: ErrorCode; message: string };
+          if (r.ok) resolve({ specs: r.specs, problems: r.problems });
+          else if (r.code) reject(new SidecarError(r.code, r.message));
+          else reject(new Error(`${r.name}: ${r.message}`));
+        } catch {
+          reject(new Error(`the child process printed ${JSON.stringify(out)}`));
+        }
+      });
+    });
+  }
 
   before(async () => {
     cattle = await startFakeCattle({ pageLimitDefault: 1000 });
@@ -838,15 +896,15 @@ describe('hostile input: every row gets its own specific error, and nothing else
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
-    const client = new CattleClient({
+    clientOptions = {
       url: `http://127.0.0.1:${port}/v1`,
       accessKey: 'hostile-access',
       secretKey: 'hostile-secret-key',
       timeoutMs: 300,
       attempts: 2,
       backoffMs: 5,
-      log: silentLogger,
-    });
+    };
+    const client = new CattleClient({ ...clientOptions, log: silentLogger });
     platform = new RancherPlatform(client, { domains: async () => '', log: silentLogger });
   });
 
@@ -950,7 +1008,7 @@ describe('hostile input: every row gets its own specific error, and nothing else
       requestCount = 0;
       let r: Awaited<ReturnType<typeof within<Discovery>>>;
       try {
-        r = await within(platform.discover(), 8000);
+        r = await within(row.ownProcess ? discoverInChild() : platform.discover(), 8000);
       } finally {
         current = undefined;
         doneHooks.forEach((fn) => fn());
