@@ -42,9 +42,16 @@ import type { CertSpec } from './types.js';
 export function quote(value: string): string {
   // Whole for any hostname (253 characters at most); cut only for absurd input.
   const max = 300;
-  return value.length <= max
-    ? JSON.stringify(value)
-    : `${JSON.stringify(value.slice(0, max))}... (${value.length} characters)`;
+  const q =
+    value.length <= max
+      ? JSON.stringify(value)
+      : `${JSON.stringify(value.slice(0, max))}... (${value.length} characters)`;
+  // JSON leaves bidi overrides and zero-width characters alone: a log line
+  // could then display reversed or hide text. Show them as escapes.
+  return q.replace(
+    /[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 export type HostnameResult =

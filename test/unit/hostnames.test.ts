@@ -364,3 +364,22 @@ describe('parseDomainList', () => {
     }
   });
 });
+
+describe('messages about hostile hostnames', () => {
+  it('shows a right-to-left override as an escape, so it cannot reverse a log line', () => {
+    const r = normalizeHostname('evil\u202emoc.example.com');
+    assert.equal(r.ok, false);
+    if (!r.ok) {
+      assert.doesNotMatch(r.message, /\u202e/);
+      assert.match(r.message, /\\u202e/);
+    }
+  });
+  it('cuts a one-megabyte input to a readable length and says how long it was', () => {
+    const r = normalizeHostname('a'.repeat(1_000_000));
+    assert.equal(r.ok, false);
+    if (!r.ok) {
+      assert.ok(r.message.length < 500, `${r.message.length} characters`);
+      assert.match(r.message, /\(1000000 characters\)/);
+    }
+  });
+});
