@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   isValidCertName,
   normalizeHostname,
+  quote,
   parseDomainList,
   type DomainListProblemCode,
   type HostnameProblemCode,
@@ -156,8 +157,9 @@ describe('normalizeHostname', () => {
       assert.equal(result.ok, false, `accepted ${JSON.stringify(c.input)}`);
       if (result.ok) return;
       assert.equal(result.code, c.code, result.message);
+      // Named as quote() shows it: JSON-quoted, invisible characters escaped.
       assert.ok(
-        result.message.includes(JSON.stringify(c.input)),
+        result.message.includes(quote(c.input)),
         `message does not name the input: ${result.message}`,
       );
     });
