@@ -91,6 +91,8 @@ export interface FakeCattle {
   /** Seeds a certificate; validated like a POST (throws CattleApiError). */
   addCertificate(spec: CertificateSpec): CattleObject;
   fail(matcher: FaultMatcher, response: FaultResponse): void;
+  /** Drops every fault still pending: the platform is healthy again. */
+  clearFaults(): void;
   close(): Promise<void>;
 }
 
@@ -886,6 +888,9 @@ export async function startFakeCattle(opts: FakeCattleOptions = {}): Promise<Fak
         left: matcher.times ?? 1,
         response,
       });
+    },
+    clearFaults() {
+      faults.length = 0;
     },
     async close() {
       for (const t of timers) clearTimeout(t);

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
+import { freePort } from '../../devenv/proc.js';
 import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
 import { systemClock } from '../../src/lifecycle/clock.js';
 import {
@@ -14,9 +15,11 @@ import { chainVerifiesTo, keyMatches } from '../../src/util/x509.js';
 import { startFakeCattle, type CattleObject, type FakeCattle } from '../../devenv/fake-cattle.js';
 import {
   allOutput,
+  collect,
   registerSecret,
   runSidecar,
   sidecarEnv,
+  startSidecar,
   type RunResult,
 } from '../support/sidecar.js';
 
@@ -167,6 +170,58 @@ describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', funct
     assertPushed(after, await env.production.getRootPem(), 'a.demo.test');
     const served = new X509Certificate(String(after?.cert));
     assert.ok(served.checkHost('a.demo.test'));
+  });
+
+  it('a failed push keeps the issued certificate and pushes it later, without ordering again', async () => {
+    cattle.addService({ name: 'late', labels: { [DENT_LABEL]: 'late.demo.test' } });
+    // Every certificate write fails for a while (the platform is down for writes).
+    cattle.fail({ method: 'POST', pathIncludes: '/certificates', times: 50 }, { status: 503 });
+    const port = await freePort();
+    const v = vars({ STAGING: 'false', LOOP_TIME: '1', STATUS_ADDRESS: `127.0.0.1:${port}` });
+    const daemon = startSidecar(['run'], v);
+    const done = collect(daemon, 120_000);
+    try {
+      let status = '';
+      for (const end = Date.now() + 60_000; Date.now() < end;) {
+        status = (await runSidecar(['status'], v)).stdout;
+        if (/late\.demo\.test .*PLATFORM_UNAVAILABLE/.test(status)) break;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      assert.match(status, /late\.demo\.test\s+production .*PLATFORM_UNAVAILABLE/, status);
+      assert.equal(byName(cattle).has('late.demo.test'), false);
+      // The platform accepts writes again; the daemon's own retry (the first
+      // step of the schedule, about a minute) pushes the certificate it has.
+      cattle.clearFaults();
+      const served = (
+        await readFile(path.join(env.certDir, 'live', 'late.demo.test', 'cert.pem'), 'utf8')
+      ).trim();
+      for (const end = Date.now() + 90_000; Date.now() < end;) {
+        if (byName(cattle).has('late.demo.test')) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assertPushed(
+        byName(cattle).get('late.demo.test'),
+        await env.production.getRootPem(),
+        'late.demo.test',
+      );
+      assert.equal(
+        String(byName(cattle).get('late.demo.test')?.cert).trim(),
+        served,
+        'the same certificate',
+      );
+    } finally {
+      daemon.kill('SIGTERM');
+    }
+    const r = await done;
+    assert.equal(r.code, 0);
+    const orders = r.logs.filter(
+      (l) => l.message === 'ordering certificate' && l.cert === 'late.demo.test',
+    );
+    assert.deepEqual(
+      orders.map((l) => l.phase),
+      ['staging', 'production'],
+      'issued once; the failed push did not cost a new order',
+    );
   });
 
   it('never printed the Cattle secret key', () => {
