@@ -1,0 +1,438 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import tls from 'node:tls';
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  GRPCUnauthenticatedError,
+  isRecoverableError,
+  type IOptions,
+  type Lease,
+  type Namespace,
+} from 'etcd3';
+import { SidecarError, errorMessage } from '../domain/errors.js';
+import { KEY_FILE_FORMAT, Keyring } from './sealed-value.js';
+import { assertStoreKey, type CertStore } from './store.js';
+
+/**
+ * Where one cluster keeps its state in etcd. Everything lives under
+ * `/acme-sidecar/<CLUSTER_NAME>/`, so several clusters (or other programs)
+ * can share an etcd:
+ *
+ * - `kv/<store key>`: CertStore values, each sealed (see sealed-value.ts);
+ * - `locks/<lock name>`: Locker keys, attached to the holder's lease;
+ * - `coord/`: free for cluster coordination (election, node registry,
+ *   challenge tokens): src/cluster/ owns everything below it.
+ *
+ * Store and lock keys are validated with assertStoreKey, so they cannot
+ * climb out of their prefix.
+ */
+export interface ClusterKeyLayout {
+  readonly root: string;
+  readonly kv: string;
+  readonly locks: string;
+  readonly coord: string;
+}
+
+export function clusterKeyLayout(clusterName: string): ClusterKeyLayout {
+  assertStoreKey(clusterName);
+  if (clusterName.includes('/')) {
+    throw new SidecarError(
+      'STORE_KEY_INVALID',
+      `invalid cluster name ${JSON.stringify(clusterName)}`,
+    );
+  }
+  const root = `/acme-sidecar/${clusterName}/`;
+  return { root, kv: `${root}kv/`, locks: `${root}locks/`, coord: `${root}coord/` };
+}
+
+export interface EtcdCertStoreOptions {
+  /** The client; the store does not close it (see createEtcdStore for one that does). */
+  readonly client: Etcd3;
+  readonly clusterName: string;
+  readonly keyring: Keyring;
+  /** A lock whose holder stops renewing its lease is released after this long. Default 15 s. */
+  readonly leaseTtlSeconds?: number;
+  /**
+   * Longest any one store operation may take, etcd3's retries included,
+   * before it fails with STORE_UNAVAILABLE. Default 5 s.
+   */
+  readonly operationTimeoutMs?: number;
+  /** How often a waiter tries a held lock again. Default 200 ms. */
+  readonly lockPollMs?: number;
+  /** Written into lock keys, for a human looking at a stuck lock. Default: hostname. */
+  readonly nodeName?: string;
+}
+
+export const DEFAULT_LEASE_TTL_SECONDS = 15;
+export const DEFAULT_OPERATION_TIMEOUT_MS = 5_000;
+/** gRPC deadline of each single attempt; etcd3 makes up to 3 attempts. */
+export const DEFAULT_CALL_TIMEOUT_MS = 2_000;
+const DEFAULT_LOCK_POLL_MS = 200;
+const DEFAULT_LOCK_TIMEOUT_MS = 5 * 60_000;
+
+interface HeldLock {
+  readonly lease: Lease;
+}
+
+/**
+ * CertStore + Locker on etcd (v3 API, through the `etcd3` package).
+ *
+ * Values: one put per store() (atomic; etcd is linearizable, so every
+ * replica's next load() sees it). Every value is sealed with the cluster
+ * key (sealed-value.ts): secrets encrypted, the rest authenticated.
+ *
+ * Failures: every call is bounded. etcd3 gives each attempt a gRPC deadline
+ * (DEFAULT_CALL_TIMEOUT_MS) and retries recoverable failures up to three
+ * times on other members; on top of that the store cuts any operation off
+ * after `operationTimeoutMs`. Without quorum a linearizable read or a write
+ * cannot complete, so they fail with STORE_UNAVAILABLE (retryable) instead
+ * of hanging; etcd3's per-member circuit breakers then fail calls fast for
+ * 5 s before trying again. Authentication or permission problems are
+ * STORE_UNAUTHORIZED; a value that does not open, STORE_DECRYPT_FAILED.
+ *
+ * Locks (etcd's own recipe, as in clientv3/concurrency.Mutex, but with
+ * polling instead of a revision queue, matching FsCertStore): each lock()
+ * grants a lease of `leaseTtlSeconds`, kept alive while held, and creates
+ * `locks/<name>` bound to it in a transaction that succeeds only if the key
+ * does not exist. unlock() revokes the lease, which deletes the key. A
+ * holder that dies (kill -9, partition) stops renewing, and etcd deletes
+ * the key when the lease expires: the lock is free again within the TTL.
+ * A lock() that fails or times out revokes (or at least abandons) its
+ * lease, so a transaction that succeeded unseen cannot leave a lock held
+ * forever. Caveat shared with every lease-based lock: a holder cut off from
+ * etcd for longer than the TTL has lost the lock while it may still be
+ * working; callers re-read what they decided on (the Locker contract).
+ */
+export class EtcdCertStore implements CertStore {
+  readonly layout: ClusterKeyLayout;
+  private readonly client: Etcd3;
+  private readonly kv: Namespace;
+  private readonly locks: Namespace;
+  private readonly keyring: Keyring;
+  private readonly leaseTtlSeconds: number;
+  private readonly operationTimeoutMs: number;
+  private readonly lockPollMs: number;
+  private readonly nodeName: string;
+  private readonly held = new Map<string, HeldLock>();
+
+  constructor(opts: EtcdCertStoreOptions) {
+    this.layout = clusterKeyLayout(opts.clusterName);
+    this.client = opts.client;
+    this.kv = opts.client.namespace(this.layout.kv);
+    this.locks = opts.client.namespace(this.layout.locks);
+    this.keyring = opts.keyring;
+    this.leaseTtlSeconds = opts.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
+    this.operationTimeoutMs = opts.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
+    this.lockPollMs = opts.lockPollMs ?? DEFAULT_LOCK_POLL_MS;
+    this.nodeName = opts.nodeName ?? hostname();
+    if (!Number.isInteger(this.leaseTtlSeconds) || this.leaseTtlSeconds < 1) {
+      throw new RangeError('leaseTtlSeconds must be a whole number of seconds, at least 1');
+    }
+    if (!(this.operationTimeoutMs > 0) || !(this.lockPollMs > 0)) {
+      throw new RangeError('operationTimeoutMs and lockPollMs must be positive');
+    }
+  }
+
+  async store(key: string, value: Buffer | string, opts: { secret?: boolean } = {}): Promise<void> {
+    assertStoreKey(key);
+    const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+    const sealed = this.keyring.seal(this.layout.kv + key, bytes, opts.secret === true);
+    await this.bounded(`store ${JSON.stringify(key)}`, () => this.kv.put(key).value(sealed).exec());
+  }
+
+  async load(key: string): Promise<Buffer | undefined> {
+    assertStoreKey(key);
+    const raw = await this.bounded(`load ${JSON.stringify(key)}`, () => this.kv.get(key).buffer());
+    if (raw === null) return undefined;
+    return this.keyring.open(this.layout.kv + key, raw, key);
+  }
+
+  async exists(key: string): Promise<boolean> {
+    assertStoreKey(key);
+    return this.bounded(`exists ${JSON.stringify(key)}`, () => this.kv.get(key).exists());
+  }
+
+  async delete(key: string): Promise<void> {
+    assertStoreKey(key);
+    await this.bounded(`delete ${JSON.stringify(key)}`, () => this.kv.delete().key(key).exec());
+  }
+
+  /**
+   * Names one level below `prefix` (`''`: the top level), sorted, like
+   * FsCertStore: `a/b` and `a/c/d` list `a` as `['b', 'c']`. Lock keys live
+   * outside `kv/`, so they are never listed.
+   */
+  async list(prefix: string): Promise<string[]> {
+    if (prefix !== '') assertStoreKey(prefix);
+    const base = prefix === '' ? '' : `${prefix}/`;
+    const keys = await this.bounded(`list ${JSON.stringify(prefix)}`, () =>
+      this.kv.getAll().prefix(base).keys(),
+    );
+    const names = new Set<string>();
+    for (const k of keys) {
+      const rest = k.slice(base.length);
+      const name = rest.split('/', 1)[0];
+      if (name) names.add(name);
+    }
+    return [...names].sort();
+  }
+
+  /**
+   * Waits until this store holds `name`, or throws LOCK_TIMEOUT after
+   * `timeoutMs` (default 5 minutes), or STORE_UNAVAILABLE when etcd cannot
+   * answer. Not reentrant, like FsCertStore.
+   */
+  async lock(name: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+    assertStoreKey(name);
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    const what = `lock ${JSON.stringify(name)}`;
+    const lease = this.client.lease(this.leaseTtlSeconds);
+    // A lease that expired (cut off from etcd for over twice the TTL) took
+    // the lock with it: forget it, so unlock() does not revoke in vain.
+    lease.on('lost', () => {
+      if (this.held.get(name)?.lease === lease) this.held.delete(name);
+    });
+    try {
+      const leaseId = await this.bounded(what, () => lease.grant());
+      const holder = JSON.stringify({
+        node: this.nodeName,
+        pid: process.pid,
+        created: new Date().toISOString(),
+        token: randomBytes(8).toString('hex'),
+      });
+      for (;;) {
+        const res = await this.bounded(what, () =>
+          this.locks
+            .if(name, 'Create', '==', 0)
+            .then(this.locks.put(name).value(holder).lease(leaseId))
+            .commit(),
+        );
+        if (res.succeeded) {
+          const old = this.held.get(name);
+          // Only if our earlier lease on this name was lost: forget it.
+          if (old && old.lease !== lease) old.lease.release();
+          this.held.set(name, { lease });
+          return;
+        }
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) {
+          throw new SidecarError(
+            'LOCK_TIMEOUT',
+            `lock ${JSON.stringify(name)} still held by another holder after ${timeoutMs} ms`,
+            { retryable: true },
+          );
+        }
+        await sleep(Math.min(this.lockPollMs, remaining));
+      }
+    } catch (err) {
+      await this.dropLease(lease);
+      throw err;
+    }
+  }
+
+  /**
+   * Releases a lock this store holds; a no-op for any other name. Never
+   * throws for etcd being unreachable: the lease's keep-alive stops at once,
+   * so etcd releases the lock within the lease TTL anyway.
+   */
+  async unlock(name: string): Promise<void> {
+    assertStoreKey(name);
+    const h = this.held.get(name);
+    if (!h) return;
+    this.held.delete(name);
+    await this.dropLease(h.lease);
+  }
+
+  /** Revokes a lease (deleting its keys); if etcd cannot be reached, stops renewing it. */
+  private async dropLease(lease: Lease): Promise<void> {
+    try {
+      await this.bounded('revoke lease', () => lease.revoke());
+    } catch {
+      lease.release();
+    }
+  }
+
+  /**
+   * Runs one etcd operation with a hard time limit and error mapping. The
+   * timer only stops waiting: etcd3's own attempt deadlines end the calls.
+   */
+  private async bounded<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new SidecarError(
+              'STORE_UNAVAILABLE',
+              `etcd: ${what} did not complete within ${this.operationTimeoutMs} ms (no quorum, or no member reachable)`,
+              { retryable: true },
+            ),
+          ),
+        this.operationTimeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([fn(), timeout]);
+    } catch (err) {
+      throw etcdError(what, err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Maps etcd3's errors to coded ones. Messages carry no credentials or values. */
+export function etcdError(what: string, err: unknown): SidecarError {
+  if (err instanceof SidecarError) return err;
+  const detail = errorMessage(err);
+  if (
+    err instanceof EtcdAuthenticationFailedError ||
+    err instanceof EtcdPermissionDeniedError ||
+    err instanceof GRPCUnauthenticatedError
+  ) {
+    return new SidecarError('STORE_UNAUTHORIZED', `etcd: ${what}: ${detail}`, { cause: err });
+  }
+  // Unavailable, deadline exceeded, an open circuit breaker ("Execution
+  // prevented because the circuit breaker is open"), connection refused.
+  const recoverable =
+    (typeof err === 'object' && err !== null && isRecoverableError(err as Error)) ||
+    /circuit breaker|UNAVAILABLE|DEADLINE|ECONNREFUSED|no leader|timed out/i.test(detail);
+  if (recoverable) {
+    return new SidecarError('STORE_UNAVAILABLE', `etcd: ${what}: ${detail}`, {
+      retryable: true,
+      cause: err,
+    });
+  }
+  return new SidecarError('STORE_IO', `etcd: ${what}: ${detail}`, { cause: err });
+}
+
+/** The settings createEtcdStore reads (a slice of Config). */
+export interface EtcdStoreConfig {
+  readonly clusterEtcdEndpoints?: readonly string[];
+  readonly clusterName: string;
+  readonly clusterNodeName: string;
+  readonly clusterEncryptionKeyFile?: string;
+  readonly clusterLeaseTtlSeconds: number;
+  readonly clusterEtcdCaFile?: string;
+  readonly clusterEtcdCertFile?: string;
+  readonly clusterEtcdKeyFile?: string;
+  readonly clusterEtcdUsername?: string;
+  readonly clusterEtcdPasswordFile?: string;
+}
+
+export interface EtcdStoreHandle {
+  readonly store: EtcdCertStore;
+  /** The client, shared with the cluster coordination (election, registry, watches). */
+  readonly client: Etcd3;
+  /** Namespace for src/cluster/: `/acme-sidecar/<cluster>/coord/`. */
+  readonly coord: Namespace;
+  readonly layout: ClusterKeyLayout;
+  readonly nodeName: string;
+  readonly leaseTtlSeconds: number;
+  /** Closes the client (locks still held are released by their leases' expiry). */
+  close(): void;
+}
+
+/** Options for an etcd3 client from the settings: endpoints, TLS, auth, deadlines. */
+export function etcdClientOptions(
+  config: EtcdStoreConfig,
+  readFile: (path: string) => Buffer = (p) => readFileSync(p),
+): IOptions {
+  const hosts = [...(config.clusterEtcdEndpoints ?? [])];
+  if (hosts.length === 0) {
+    throw new SidecarError('CONFIG_INVALID', 'CLUSTER_ETCD_ENDPOINTS is not set');
+  }
+  const tlsWanted = hosts.some((h) => h.startsWith('https://'));
+  const options: IOptions = {
+    hosts,
+    dialTimeout: DEFAULT_CALL_TIMEOUT_MS,
+    // Streams (watches, lease keep-alives) live on; every unary call gets a deadline.
+    defaultCallOptions: (ctx) =>
+      ctx.isStream ? {} : { deadline: Date.now() + DEFAULT_CALL_TIMEOUT_MS },
+  };
+  if (tlsWanted) {
+    options.credentials = {
+      rootCertificate: config.clusterEtcdCaFile
+        ? readFile(config.clusterEtcdCaFile)
+        : Buffer.from(tls.rootCertificates.join('\n')),
+      ...(config.clusterEtcdCertFile && { certChain: readFile(config.clusterEtcdCertFile) }),
+      ...(config.clusterEtcdKeyFile && { privateKey: readFile(config.clusterEtcdKeyFile) }),
+    };
+  }
+  if (config.clusterEtcdUsername !== undefined && config.clusterEtcdPasswordFile !== undefined) {
+    options.auth = {
+      username: config.clusterEtcdUsername,
+      // One trailing newline is the file's, not the password's.
+      password: readFile(config.clusterEtcdPasswordFile)
+        .toString('utf8')
+        .replace(/\r?\n$/, ''),
+    };
+  }
+  return options;
+}
+
+/** Reads CLUSTER_ENCRYPTION_KEY_FILE. Errors name the file, never its content. */
+export function loadKeyring(
+  path: string,
+  readFile: (path: string) => Buffer = (p) => readFileSync(p),
+): Keyring {
+  let text: string;
+  try {
+    text = readFile(path).toString('utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new SidecarError(
+      'CONFIG_INVALID',
+      `CLUSTER_ENCRYPTION_KEY_FILE=${JSON.stringify(path)}: cannot read it (${code})`,
+    );
+  }
+  try {
+    return Keyring.parse(text);
+  } catch (err) {
+    throw new SidecarError(
+      'CONFIG_INVALID',
+      `CLUSTER_ENCRYPTION_KEY_FILE=${JSON.stringify(path)}: ${errorMessage(err)}; ${KEY_FILE_FORMAT}`,
+    );
+  }
+}
+
+/**
+ * The etcd store for a sidecar in cluster mode, with its own client. The
+ * composition root (src/cluster/) calls this when CLUSTER_ETCD_ENDPOINTS is
+ * set and shares `client`/`coord` with the election and registry.
+ */
+export function createEtcdStore(
+  config: EtcdStoreConfig,
+  opts: { operationTimeoutMs?: number; lockPollMs?: number } = {},
+): EtcdStoreHandle {
+  if (config.clusterEncryptionKeyFile === undefined) {
+    throw new SidecarError(
+      'CONFIG_INVALID',
+      'CLUSTER_ENCRYPTION_KEY_FILE must be set with CLUSTER_ETCD_ENDPOINTS',
+    );
+  }
+  const keyring = loadKeyring(config.clusterEncryptionKeyFile);
+  const client = new Etcd3(etcdClientOptions(config));
+  const store = new EtcdCertStore({
+    client,
+    clusterName: config.clusterName,
+    keyring,
+    leaseTtlSeconds: config.clusterLeaseTtlSeconds,
+    nodeName: config.clusterNodeName,
+    ...opts,
+  });
+  return {
+    store,
+    client,
+    coord: client.namespace(store.layout.coord),
+    layout: store.layout,
+    nodeName: config.clusterNodeName,
+    leaseTtlSeconds: config.clusterLeaseTtlSeconds,
+    close: () => client.close(),
+  };
+}
