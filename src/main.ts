@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import chokidar from 'chokidar';
-import { errorMessage } from './domain/errors.js';
+import { errorCode, errorMessage } from './domain/errors.js';
 import type { CertSpec } from './domain/types.js';
 import { join } from 'node:path';
 import cron from 'node-cron';
@@ -31,6 +31,8 @@ import type { DiscoveryProblem, Platform } from './platform/platform.js';
 import { StaticPlatform } from './platform/static-platform.js';
 import { CattleClient } from './platform/rancher/cattle-client.js';
 import { RancherPlatform } from './platform/rancher/rancher-platform.js';
+import { DockerEngineClient } from './platform/docker/engine-client.js';
+import { DockerPlatform } from './platform/docker/docker-platform.js';
 import { RateBudget } from './reconcile/budget.js';
 import { Discoverer } from './reconcile/discoverer.js';
 import { Reconciler, type CertStatus } from './reconcile/reconciler.js';
@@ -106,6 +108,23 @@ function buildPlatform(config: Config, log: Logger, metrics: Metrics): Platform 
     return new RancherPlatform(client, {
       domains: domainsSource(config),
       log: log.child({ component: 'rancher' }),
+    });
+  }
+  if (config.platform === 'docker') {
+    const dlog = log.child({ component: 'docker' });
+    const client = new DockerEngineClient({
+      socketPath: config.dockerSocket,
+      timeoutMs: config.dockerTimeoutMs,
+      log: dlog,
+      onRequest: (method, status) => metrics.platformRequest(method, status),
+    });
+    return new DockerPlatform(client, {
+      domains: domainsSource(config),
+      log: dlog,
+      envHostnames: config.dockerEnvHostnames,
+      stoppedGraceMs: config.dockerStoppedGraceMs,
+      ...(config.dockerReloadLabel !== 'off' && { reloadLabel: config.dockerReloadLabel }),
+      reloadSignal: config.dockerReloadSignal,
     });
   }
   return new StaticPlatform(domainsSource(config));
@@ -216,10 +235,28 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       log.warn(
         config.platform === 'rancher'
           ? 'no certificates configured: set DOMAINS or label services with io.acme-sidecar.domains'
-          : 'no certificates configured: set DOMAINS, e.g. DOMAINS=www.example.com',
+          : config.platform === 'docker'
+            ? 'no certificates configured: set DOMAINS or label containers with io.acme-sidecar.domains'
+            : 'no certificates configured: set DOMAINS, e.g. DOMAINS=www.example.com',
       );
     }
     const certificates = await reconciler.reconcileAll(found.specs, signal);
+    // Servers that read live/ themselves (Docker's nginx) reload before the deployment check.
+    await platform
+      .reload?.(
+        certificates.flatMap((c) =>
+          c.serial && c.phase !== 'none' ? [{ name: c.name, serial: c.serial }] : [],
+        ),
+      )
+      .catch((err: unknown) =>
+        log.warn(
+          'could not make the servers reload their certificates; retrying at the next pass',
+          {
+            code: errorCode(err),
+            error: errorMessage(err),
+          },
+        ),
+      );
     if (config.deployCheckEndpoints)
       await checkDeployments(certificates, config.deployCheckEndpoints);
     storeOk = await store.list('').then(
@@ -384,6 +421,8 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       debounce = setTimeout(() => trigger(`watch: ${event} ${changed}`), 500);
     });
     watcher.on('error', (err) => log.warn('file watch failed', { error: errorMessage(err) }));
+    // New containers (Docker events) start a pass at once; LOOP_TIME stays the safety net.
+    const platformWatch = platform.watch?.((why) => trigger(why));
     trigger('startup');
 
     await new Promise<void>((resolve) => {
@@ -398,6 +437,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     controller.abort();
     clearTimeout(debounce);
     await watcher.close();
+    await platformWatch?.close();
     // No new renewals; one in flight sees the abort and answers within the close grace.
     await control.close();
     if (timer) clearInterval(timer);

@@ -22,8 +22,7 @@ export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ['json', 'text'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
-/** Only `static` for now; `rancher` and `docker` come later. */
-export const PLATFORMS = ['static', 'rancher'] as const;
+export const PLATFORMS = ['static', 'rancher', 'docker'] as const;
 export type PlatformName = (typeof PLATFORMS)[number];
 
 export interface Config {
@@ -67,6 +66,15 @@ export interface Config {
   /** Pinned SHA-256 fingerprint of the Cattle server's certificate, 64 hex digits. */
   cattleCertSha256?: string;
   cattleTimeoutMs: number;
+  /** Absolute path of the Docker Engine's UNIX socket (from `unix://...`). */
+  dockerSocket: string;
+  dockerTimeoutMs: number;
+  /** Environment variable names read as hostname lists; empty: none. */
+  dockerEnvHostnames: string[];
+  dockerStoppedGraceMs: number;
+  /** `key` or `key=value`; 'off': no container is signalled. */
+  dockerReloadLabel: string;
+  dockerReloadSignal: 'HUP' | 'USR1' | 'USR2';
   rateLimits: 'auto' | 'letsencrypt' | 'production' | 'off';
   hookCommand?: string;
   /** Secret: may carry a token. */
@@ -230,7 +238,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     key: 'platform',
     env: 'PLATFORM',
     description:
-      'Where hostnames come from and certificates go. `static`: hostnames from `DOMAINS`, certificates in `STATE_DIR` only. `rancher`: also hostnames from Rancher 1.x service labels, and every certificate pushed to the Cattle API (needs `CATTLE_URL`, `CATTLE_ACCESS_KEY`, `CATTLE_SECRET_KEY`).',
+      'Where hostnames come from and certificates go. `static`: hostnames from `DOMAINS`, certificates in `STATE_DIR` only. `rancher`: also hostnames from Rancher 1.x service labels, and every certificate pushed to the Cattle API (needs `CATTLE_URL`, `CATTLE_ACCESS_KEY`, `CATTLE_SECRET_KEY`). `docker`: also hostnames from container labels read through the Docker Engine socket (`DOCKER_HOST`), followed live through its events; certificates stay in `STATE_DIR` and labelled containers are signalled to reload them.',
     default: 'static',
     schema: oneOf(PLATFORMS),
   }),
@@ -445,6 +453,94 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
       'expected a positive number of seconds up to 600, such as 10',
       600,
     ).transform((s) => Math.round(s * 1000)),
+  }),
+  dockerSocket: setting({
+    key: 'dockerSocket',
+    env: 'DOCKER_HOST',
+    description:
+      "With `PLATFORM=docker`: the Docker Engine API, a UNIX socket as `unix:///path` (mount the host's `/var/run/docker.sock` into the sidecar). TCP is not supported.",
+    default: 'unix:///var/run/docker.sock',
+    schema: z
+      .string()
+      .transform((v) => v.replace(/^unix:\/\//, ''))
+      .refine((p) => posix.isAbsolute(p) && !p.includes('\0') && Buffer.byteLength(p) < 108, {
+        error: 'expected unix:// and an absolute socket path, such as unix:///var/run/docker.sock',
+      })
+      .transform((p) => posix.normalize(p)),
+  }),
+  dockerTimeoutMs: setting({
+    key: 'dockerTimeoutMs',
+    env: 'DOCKER_TIMEOUT_SECONDS',
+    description: 'Timeout of each request to the Docker Engine API, in seconds.',
+    default: '10',
+    schema: positiveNumber(
+      'expected a positive number of seconds up to 600, such as 10',
+      600,
+    ).transform((s) => Math.max(1, Math.round(s * 1000))),
+  }),
+  dockerEnvHostnames: setting({
+    key: 'dockerEnvHostnames',
+    env: 'DOCKER_ENV_HOSTNAMES',
+    description:
+      'With `PLATFORM=docker`: container environment variables read as hostnames, as nginx-proxy users set them, e.g. `LETSENCRYPT_HOST,VIRTUAL_HOST`. The first listed variable a container sets is one certificate (named after its first hostname) for the comma-separated hostnames in it. Unset: none, since `VIRTUAL_HOST` often names internal hosts; only the listed variables are ever read.',
+    default: '',
+    schema: z
+      .string()
+      .transform((v) =>
+        v
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== ''),
+      )
+      .refine((names) => names.every((n) => /^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(n)), {
+        error:
+          'expected comma-separated environment variable names, such as LETSENCRYPT_HOST,VIRTUAL_HOST',
+      }),
+  }),
+  dockerStoppedGraceMs: setting({
+    key: 'dockerStoppedGraceMs',
+    env: 'DOCKER_STOPPED_GRACE_HOURS',
+    description:
+      "With `PLATFORM=docker`: hours a stopped or removed container's hostnames are still renewed (fractions allowed; `0`: dropped at once). Stopped containers count from when they stopped; removed ones from when the sidecar noticed. Certificates already in `live/` are never deleted.",
+    default: '168',
+    schema: z
+      .string()
+      .regex(DECIMAL, { error: 'expected a number of hours from 0 to 87600, such as 168 or 0.5' })
+      .transform(Number)
+      .refine((h) => h >= 0 && h <= 87600, {
+        error: 'expected a number of hours from 0 to 87600, such as 168 or 0.5',
+      })
+      .transform((h) => Math.round(h * 3600_000)),
+  }),
+  dockerReloadLabel: setting({
+    key: 'dockerReloadLabel',
+    env: 'DOCKER_RELOAD_LABEL',
+    description:
+      'With `PLATFORM=docker`: running containers with this label (`key` or `key=value`) are sent `DOCKER_RELOAD_SIGNAL` through the Engine API after a certificate in `live/` changes, so a stock nginx reloads it. `off`: none.',
+    default: 'io.acme-sidecar.reload=true',
+    schema: z
+      .string()
+      .refine(
+        (v) =>
+          v.toLowerCase() === 'off' ||
+          /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}(?:=[^\s,]{0,255})?$/.test(v),
+        {
+          error:
+            'expected a label as key or key=value, such as io.acme-sidecar.reload=true, or off',
+        },
+      )
+      .transform((v) => (v.toLowerCase() === 'off' ? 'off' : v)),
+  }),
+  dockerReloadSignal: setting({
+    key: 'dockerReloadSignal',
+    env: 'DOCKER_RELOAD_SIGNAL',
+    description:
+      'Signal sent to the `DOCKER_RELOAD_LABEL` containers: `HUP` (nginx), `USR1`, `USR2` (haproxy in master-worker mode).',
+    default: 'HUP',
+    schema: z
+      .string()
+      .transform((s) => s.toUpperCase().replace(/^SIG/, ''))
+      .pipe(z.enum(['HUP', 'USR1', 'USR2'], { error: 'expected one of HUP, USR1, USR2' })),
   }),
   acmeCaBundle: setting({
     key: 'acmeCaBundle',

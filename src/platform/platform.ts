@@ -39,4 +39,28 @@ export interface Platform {
   read(name: string): Promise<PlatformCopy | undefined>;
   /** Give the platform this certificate: update `existing` in place, or create it. */
   push(cert: StoredCert, existing?: PlatformCopy): Promise<void>;
+  /**
+   * Optional, for platforms whose servers read live/ themselves (Docker):
+   * called after every pass with what live/ now serves; makes the servers
+   * load it (e.g. SIGHUP to nginx) if it changed since they last did.
+   * Throws if a server could not be told; the next pass tries again.
+   */
+  reload?(serving: readonly ServedCertificate[]): Promise<void>;
+  /**
+   * Optional: calls `onChange` soon after the platform's hostnames may have
+   * changed (Docker's event stream), so a pass can run without waiting for
+   * LOOP_TIME. Never throws; reconnects by itself. `close()` stops it.
+   */
+  watch?(onChange: (why: string) => void): PlatformWatch;
+}
+
+/** A certificate as live/ serves it, for `Platform.reload`. */
+export interface ServedCertificate {
+  readonly name: string;
+  /** Upper-case hex. */
+  readonly serial: string;
+}
+
+export interface PlatformWatch {
+  close(): Promise<void>;
 }

@@ -1,19 +1,14 @@
 import { SidecarError } from '../../domain/errors.js';
-import {
-  isValidCertName,
-  normalizeHostname,
-  parseDomainList,
-  quote,
-} from '../../domain/hostnames.js';
+import { parseDomainList } from '../../domain/hostnames.js';
 import type { CertSpec, StoredCert } from '../../domain/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Discovery, DiscoveryProblem, Platform, PlatformCopy } from '../platform.js';
 import type { CattleClient } from './cattle-client.js';
+import { mergeSpecs, specsFromLabels } from '../labels.js';
 
-/** The label the Dent sidecar read: comma-separated hostnames, one certificate each. */
-export const DENT_LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
-/** This project's label: the DOMAINS syntax (multi-SAN with `+`, names with `name=`). */
-export const DOMAINS_LABEL = 'io.acme-sidecar.domains';
+// Shared with every platform that reads labels; exported here as before.
+export { DENT_LABEL, DOMAINS_LABEL, mergeSpecs, parseDentLabel } from '../labels.js';
+
 /** In the `description` of every certificate this sidecar creates. */
 export const OWNER_MARKER = 'managed-by=acme-sidecar';
 
@@ -62,48 +57,6 @@ export function parseCattleDate(s: string | null | undefined): Date | undefined 
   }
   const iso = Date.parse(s);
   return Number.isNaN(iso) ? undefined : new Date(iso);
-}
-
-/**
- * The Dent sidecar's label: comma-separated hostnames, one certificate each,
- * nothing else (no names, no `+`, no line breaks: each item is one
- * hostname, validated like any other).
- */
-export function parseDentLabel(value: string, source: string): Discovery {
-  const specs: CertSpec[] = [];
-  const problems: DiscoveryProblem[] = [];
-  const items = value.split(',');
-  items.forEach((raw, i) => {
-    const report = (code: string, message: string) =>
-      problems.push({
-        source,
-        value: raw.length > 300 ? `${raw.slice(0, 300)}...` : raw,
-        code,
-        message,
-      });
-    if (raw.trim() === '') {
-      // Trailing commas are harmless; an empty entry between two commas is a typo.
-      if (i > 0 && i < items.length - 1)
-        report('empty', `${source}: empty entry between two commas`);
-      return;
-    }
-    const h = normalizeHostname(raw);
-    if (!h.ok) return report(h.code, `${source}: ${h.message}`);
-    if (!isValidCertName(h.hostname)) {
-      return report(
-        'bad-name',
-        `${source}: hostname ${quote(h.hostname)} is too long to name a certificate; name it with ${DOMAINS_LABEL}: name=${h.hostname}`,
-      );
-    }
-    if (specs.some((s) => s.name === h.hostname)) {
-      return report(
-        'duplicate-name',
-        `${source}: ${quote(h.hostname)} is listed twice; the first is kept`,
-      );
-    }
-    specs.push({ name: h.hostname, domains: [h.hostname], source });
-  });
-  return { specs, problems };
 }
 
 /** Cattle's serialNumber is decimal; ours is hex. */
@@ -162,18 +115,9 @@ export class RancherPlatform implements Platform {
       if (GONE_STATES.has(svc.state ?? '')) continue;
       const source = `rancher:service/${svc.name ?? '?'}(${svc.id})`;
       for (const labels of labelsOf(svc)) {
-        const dent = labels[DENT_LABEL];
-        if (dent !== undefined) {
-          const parsed = parseDentLabel(dent, `${source}:${DENT_LABEL}`);
-          specs.push(...parsed.specs);
-          problems.push(...parsed.problems);
-        }
-        const own = labels[DOMAINS_LABEL];
-        if (own !== undefined) {
-          const parsed = parseDomainList(own, `${source}:${DOMAINS_LABEL}`);
-          specs.push(...parsed.specs);
-          problems.push(...parsed.problems);
-        }
+        const parsed = specsFromLabels(labels, source);
+        specs.push(...parsed.specs);
+        problems.push(...parsed.problems);
       }
     }
     return mergeSpecs(specs, problems);
@@ -292,27 +236,4 @@ export class RancherPlatform implements Platform {
       });
     }
   }
-}
-
-/**
- * One certificate per name. The same name asked for twice with the same
- * hostnames (two services sharing a hostname) is one request; with other
- * hostnames, the first wins and the later one is reported.
- */
-export function mergeSpecs(specs: readonly CertSpec[], problems: DiscoveryProblem[]): Discovery {
-  const byName = new Map<string, CertSpec>();
-  for (const s of specs) {
-    const prior = byName.get(s.name);
-    if (!prior) {
-      byName.set(s.name, s);
-    } else if ([...prior.domains].sort().join() !== [...s.domains].sort().join()) {
-      problems.push({
-        source: s.source,
-        value: `${s.name}=${s.domains.join('+')}`,
-        code: 'duplicate-name',
-        message: `certificate ${s.name} is already requested by ${prior.source} with other hostnames (${prior.domains.join(', ')})`,
-      });
-    }
-  }
-  return { specs: [...byName.values()], problems };
 }

@@ -1,0 +1,326 @@
+import { SidecarError, errorCode, errorMessage } from '../../domain/errors.js';
+import { parseDomainList } from '../../domain/hostnames.js';
+import type { CertSpec, StoredCert } from '../../domain/types.js';
+import { systemClock, type Clock } from '../../lifecycle/clock.js';
+import type { Logger } from '../../util/log.js';
+import { mergeSpecs, specsFromHostList, specsFromLabels } from '../labels.js';
+import type {
+  Discovery,
+  DiscoveryProblem,
+  Platform,
+  PlatformWatch,
+  ServedCertificate,
+} from '../platform.js';
+import type {
+  ContainerInspect,
+  ContainerSummary,
+  DockerEngineClient,
+  EngineEvent,
+  ReloadSignal,
+} from './engine-client.js';
+
+/** This project's label selecting the containers to signal after a change (e.g. nginx). */
+export const RELOAD_LABEL = 'io.acme-sidecar.reload';
+
+/** States in which a container serves: its hostnames are wanted. */
+const SERVING_STATES = new Set(['running', 'restarting', 'paused']);
+/** Container events after which the wanted hostnames may differ. */
+const WATCHED_ACTIONS = ['start', 'die', 'destroy'];
+
+export interface DockerPlatformOptions {
+  /** DOCKER_HOST and DOMAINS_FILE entries, unioned with the labels; read at every discovery. */
+  readonly domains: () => Promise<string>;
+  readonly log: Logger;
+  /**
+   * Environment variables read as hostname lists, first one set wins
+   * (nginx-proxy's `LETSENCRYPT_HOST`, `VIRTUAL_HOST`). Empty: none read.
+   */
+  readonly envHostnames?: readonly string[];
+  /** How long a stopped (or removed) container's hostnames are still wanted. */
+  readonly stoppedGraceMs: number;
+  /** Containers signalled after live/ changed: `key` or `key=value`; undefined: none. */
+  readonly reloadLabel?: string;
+  readonly reloadSignal?: ReloadSignal;
+  readonly clock?: Clock;
+  /** Events arriving within this window make one change notification. Default 200 ms. */
+  readonly eventDebounceMs?: number;
+  /** Event stream reconnection backoff: first delay, doubled up to the max. Default 500 ms / 30 s. */
+  readonly reconnectMinMs?: number;
+  readonly reconnectMaxMs?: number;
+}
+
+/** What is remembered of one container between discoveries. */
+interface KnownContainer {
+  readonly name: string;
+  /** Labels never change after a container is created: parsed once. */
+  readonly fromLabels: Discovery;
+  /** Env never changes either; undefined until read (only when envHostnames is set). */
+  fromEnv?: Discovery;
+  state?: string;
+  /** When it stopped serving (ms): FinishedAt, or when we saw it gone. */
+  stoppedAt?: number;
+  /** Set once it is no longer listed at all. */
+  gone?: boolean;
+}
+
+function stringLabels(labels: ContainerSummary['Labels']): Record<string, string> {
+  if (!labels || typeof labels !== 'object') return {};
+  return Object.fromEntries(
+    Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
+}
+
+function containerName(c: ContainerSummary): string {
+  const n = c.Names?.find((x) => typeof x === 'string');
+  return (n ?? c.Id.slice(0, 12)).replace(/^\//, '');
+}
+
+/** A valid stop time from inspect, or undefined (never started: `0001-01-01...`). */
+function finishedAt(i: ContainerInspect | undefined): number | undefined {
+  const t = Date.parse(i?.State?.FinishedAt ?? '');
+  return Number.isFinite(t) && t > 0 ? t : undefined;
+}
+
+/**
+ * Plain Docker: hostnames from container labels (this project's and the
+ * Dent label, as on Rancher) and optionally nginx-proxy's environment
+ * variables, unioned with DOMAINS. Certificates stay in the shared volume
+ * (live/), so nothing is pushed; after a change the containers carrying the
+ * reload label (nginx) are sent SIGHUP through the Engine API.
+ */
+export class DockerPlatform implements Platform {
+  readonly name = 'docker';
+  readonly holdsCertificates = false;
+  private readonly known = new Map<string, KnownContainer>();
+  /** Per signalled container: the served set it was last told about. */
+  private readonly reloaded = new Map<string, string>();
+  private readonly clock: Clock;
+
+  constructor(
+    private readonly client: DockerEngineClient,
+    private readonly opts: DockerPlatformOptions,
+  ) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  async discover(): Promise<Discovery> {
+    const fromEnv = parseDomainList(await this.opts.domains(), 'env:DOMAINS');
+    const specs: CertSpec[] = [...fromEnv.specs];
+    const problems: DiscoveryProblem[] = [...fromEnv.problems];
+    // Throws when the engine cannot be read: never "no containers" on error.
+    const list = await this.client.listContainers();
+    const now = this.clock.now().getTime();
+    const listed = new Set<string>();
+    for (const c of list) {
+      listed.add(c.Id);
+      let k = this.known.get(c.Id);
+      if (!k) {
+        const name = containerName(c);
+        k = {
+          name,
+          fromLabels: specsFromLabels(
+            stringLabels(c.Labels),
+            `docker:container/${name}(${c.Id.slice(0, 12)})`,
+          ),
+        };
+        this.known.set(c.Id, k);
+      }
+      k.gone = false;
+      const serving = SERVING_STATES.has(c.State ?? '');
+      let inspected: ContainerInspect | undefined;
+      const inspect = async (): Promise<ContainerInspect | undefined> =>
+        (inspected ??= await this.client.inspect(c.Id));
+      if (this.opts.envHostnames?.length && !k.fromEnv) {
+        k.fromEnv = this.envHostnames(await inspect(), `${k.name}(${c.Id.slice(0, 12)})`);
+      }
+      if (serving) {
+        k.stoppedAt = undefined;
+      } else if (k.stoppedAt === undefined || k.state !== c.State) {
+        // Infinity: never started, so never wanted.
+        k.stoppedAt = finishedAt(await inspect()) ?? Number.POSITIVE_INFINITY;
+      }
+      k.state = c.State;
+    }
+    for (const [id, k] of this.known) {
+      if (listed.has(id)) continue;
+      if (!k.gone) {
+        k.gone = true;
+        // Removed: from when it stopped, if we saw it stopped; else from now.
+        k.stoppedAt ??= now;
+      }
+    }
+    for (const [id, k] of this.known) {
+      const since = k.stoppedAt;
+      if (since !== undefined && !(now - since <= this.opts.stoppedGraceMs)) {
+        if (k.gone) this.known.delete(id);
+        continue;
+      }
+      for (const d of [k.fromLabels, k.fromEnv]) {
+        if (!d) continue;
+        specs.push(...d.specs);
+        problems.push(...d.problems);
+      }
+    }
+    return mergeSpecs(specs, problems);
+  }
+
+  /** The first of the configured variables the container sets, as one certificate. */
+  private envHostnames(i: ContainerInspect | undefined, container: string): Discovery {
+    const env = Array.isArray(i?.Config?.Env) ? i.Config.Env : [];
+    for (const variable of this.opts.envHostnames ?? []) {
+      const entry = env.find((e) => typeof e === 'string' && e.startsWith(`${variable}=`));
+      if (entry === undefined) continue;
+      // Only this variable's value is read; the rest of the environment may hold secrets.
+      return specsFromHostList(
+        entry.slice(variable.length + 1),
+        `docker:container/${container}:env:${variable}`,
+      );
+    }
+    return { specs: [], problems: [] };
+  }
+
+  async read(): Promise<undefined> {
+    return undefined;
+  }
+
+  async push(_cert: StoredCert): Promise<void> {}
+
+  /**
+   * Signals every running container with the reload label whose last signal
+   * was for another served set (or that was never signalled: it may have
+   * started before the newest certificate). A failed signal is retried at
+   * the next pass; the others still go out.
+   */
+  async reload(serving: readonly ServedCertificate[]): Promise<void> {
+    const selector = this.opts.reloadLabel;
+    if (!selector) return;
+    const signal = this.opts.reloadSignal ?? 'HUP';
+    const served = serving
+      .map((s) => `${s.name}:${s.serial}`)
+      .sort()
+      .join(',');
+    const targets = await this.client.listContainers({
+      label: [selector],
+      status: ['running'],
+    });
+    const present = new Set(targets.map((t) => t.Id));
+    for (const id of this.reloaded.keys()) if (!present.has(id)) this.reloaded.delete(id);
+    const failures: { name: string; err: unknown }[] = [];
+    for (const t of targets) {
+      if (this.reloaded.get(t.Id) === served) continue;
+      const name = containerName(t);
+      try {
+        await this.client.signal(t.Id, signal);
+        this.reloaded.set(t.Id, served);
+        this.opts.log.info(`sent SIG${signal} so the server reloads its certificates`, {
+          container: name,
+          certificates: serving.length,
+        });
+      } catch (err) {
+        failures.push({ name, err });
+      }
+    }
+    const first = failures[0];
+    if (first) {
+      const code = errorCode(first.err);
+      throw new SidecarError(
+        code === 'UNKNOWN' ? 'PLATFORM_UNAVAILABLE' : code,
+        `could not signal ${failures.map((f) => f.name).join(', ')} to reload: ${errorMessage(first.err)}`,
+        { retryable: true },
+      );
+    }
+  }
+
+  /**
+   * Follows the engine's container events (start, die, destroy) and calls
+   * `onChange` shortly after each burst. When the stream drops it
+   * reconnects with backoff, and `onChange` runs once it is back, since
+   * events may have been missed meanwhile.
+   */
+  watch(onChange: (why: string) => void): PlatformWatch {
+    const log = this.opts.log;
+    const stop = new AbortController();
+    const debounceMs = this.opts.eventDebounceMs ?? 200;
+    const minDelay = this.opts.reconnectMinMs ?? 500;
+    const maxDelay = this.opts.reconnectMaxMs ?? 30_000;
+    let debounce: NodeJS.Timeout | undefined;
+    let reasons: string[] = [];
+    const changed = (why: string): void => {
+      reasons.push(why);
+      if (debounce) return;
+      debounce = setTimeout(() => {
+        debounce = undefined;
+        const why =
+          reasons.length > 3 ? `${reasons.slice(0, 3).join('; ')}; ...` : reasons.join('; ');
+        reasons = [];
+        onChange(why);
+      }, debounceMs);
+    };
+    const onEvent = (e: EngineEvent): void => {
+      const id = e.Actor?.ID ?? e.id;
+      const action = e.Action ?? '';
+      if (e.Type !== 'container' || !WATCHED_ACTIONS.includes(action) || typeof id !== 'string') {
+        return;
+      }
+      const k = this.known.get(id);
+      // Its state changed: re-read when it stopped at the next discovery.
+      if (k) k.state = undefined;
+      const name = e.Actor?.Attributes?.name;
+      changed(`docker: container ${typeof name === 'string' ? name : id.slice(0, 12)} ${action}`);
+    };
+
+    const loop = (async () => {
+      let delay = minDelay;
+      let opened = false;
+      while (!stop.signal.aborted) {
+        try {
+          await this.client.streamEvents(
+            { type: ['container'], event: WATCHED_ACTIONS },
+            onEvent,
+            stop.signal,
+            () => {
+              delay = minDelay;
+              if (opened) {
+                log.info('Docker event stream back; resyncing');
+                changed('docker: event stream reconnected');
+              } else {
+                log.info('following Docker container events');
+              }
+              opened = true;
+            },
+          );
+          if (stop.signal.aborted) break;
+          log.warn('Docker event stream ended; reconnecting', { inMs: delay });
+        } catch (err) {
+          if (stop.signal.aborted) break;
+          log.warn('Docker event stream failed; reconnecting', {
+            code: errorCode(err),
+            error: errorMessage(err),
+            inMs: delay,
+          });
+        }
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay * (0.75 + Math.random() / 2));
+          stop.signal.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(t);
+              resolve();
+            },
+            { once: true },
+          );
+        });
+        delay = Math.min(delay * 2, maxDelay);
+      }
+    })();
+
+    return {
+      close: async () => {
+        stop.abort();
+        clearTimeout(debounce);
+        debounce = undefined;
+        await loop;
+      },
+    };
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * Hostnames declared on containers and services, read the same way on every
+ * platform that has labels (Rancher service labels, Docker container labels)
+ * and, for nginx-proxy users, container environment variables.
+ */
+import { isValidCertName, normalizeHostname, parseDomainList, quote } from '../domain/hostnames.js';
+import type { CertSpec } from '../domain/types.js';
+import type { Discovery, DiscoveryProblem } from './platform.js';
+
+/** The label the Dent sidecar read: comma-separated hostnames, one certificate each. */
+export const DENT_LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
+/** This project's label: the DOMAINS syntax (multi-SAN with `+`, names with `name=`). */
+export const DOMAINS_LABEL = 'io.acme-sidecar.domains';
+
+/**
+ * The Dent sidecar's label: comma-separated hostnames, one certificate each,
+ * nothing else (no names, no `+`, no line breaks: each item is one
+ * hostname, validated like any other).
+ */
+export function parseDentLabel(value: string, source: string): Discovery {
+  const specs: CertSpec[] = [];
+  const problems: DiscoveryProblem[] = [];
+  const items = value.split(',');
+  items.forEach((raw, i) => {
+    const report = (code: string, message: string) =>
+      problems.push({
+        source,
+        value: raw.length > 300 ? `${raw.slice(0, 300)}...` : raw,
+        code,
+        message,
+      });
+    if (raw.trim() === '') {
+      // Trailing commas are harmless; an empty entry between two commas is a typo.
+      if (i > 0 && i < items.length - 1)
+        report('empty', `${source}: empty entry between two commas`);
+      return;
+    }
+    const h = normalizeHostname(raw);
+    if (!h.ok) return report(h.code, `${source}: ${h.message}`);
+    if (!isValidCertName(h.hostname)) {
+      return report(
+        'bad-name',
+        `${source}: hostname ${quote(h.hostname)} is too long to name a certificate; name it with ${DOMAINS_LABEL}: name=${h.hostname}`,
+      );
+    }
+    if (specs.some((s) => s.name === h.hostname)) {
+      return report(
+        'duplicate-name',
+        `${source}: ${quote(h.hostname)} is listed twice; the first is kept`,
+      );
+    }
+    specs.push({ name: h.hostname, domains: [h.hostname], source });
+  });
+  return { specs, problems };
+}
+
+/**
+ * One certificate per name. The same name asked for twice with the same
+ * hostnames (two services sharing a hostname) is one request; with other
+ * hostnames, the first wins and the later one is reported.
+ */
+export function mergeSpecs(specs: readonly CertSpec[], problems: DiscoveryProblem[]): Discovery {
+  const byName = new Map<string, CertSpec>();
+  for (const s of specs) {
+    const prior = byName.get(s.name);
+    if (!prior) {
+      byName.set(s.name, s);
+    } else if ([...prior.domains].sort().join() !== [...s.domains].sort().join()) {
+      problems.push({
+        source: s.source,
+        value: `${s.name}=${s.domains.join('+')}`,
+        code: 'duplicate-name',
+        message: `certificate ${s.name} is already requested by ${prior.source} with other hostnames (${prior.domains.join(', ')})`,
+      });
+    }
+  }
+  return { specs: [...byName.values()], problems };
+}
+
+/**
+ * Certificates asked for by one object's labels: the Dent label and this
+ * project's label, each reported under `<source>:<label>`. Other labels are
+ * ignored; a bad item is a problem, never an exception.
+ */
+export function specsFromLabels(
+  labels: Readonly<Record<string, string>>,
+  source: string,
+): Discovery {
+  const specs: CertSpec[] = [];
+  const problems: DiscoveryProblem[] = [];
+  const dent = labels[DENT_LABEL];
+  if (dent !== undefined) {
+    const parsed = parseDentLabel(dent, `${source}:${DENT_LABEL}`);
+    specs.push(...parsed.specs);
+    problems.push(...parsed.problems);
+  }
+  const own = labels[DOMAINS_LABEL];
+  if (own !== undefined) {
+    const parsed = parseDomainList(own, `${source}:${DOMAINS_LABEL}`);
+    specs.push(...parsed.specs);
+    problems.push(...parsed.problems);
+  }
+  return { specs, problems };
+}
+
+/**
+ * nginx-proxy / acme-companion convention: an environment variable such as
+ * `LETSENCRYPT_HOST=a.example.com,b.example.com` asks for ONE certificate,
+ * named after its first hostname, for every hostname listed. Parsed with the
+ * DOMAINS rules (an invalid hostname skips the certificate, reported).
+ */
+export function specsFromHostList(value: string, source: string): Discovery {
+  const trimmed = value.trim();
+  if (trimmed === '') return { specs: [], problems: [] };
+  if (/[+=\n\r]/.test(trimmed)) {
+    return {
+      specs: [],
+      problems: [
+        {
+          source,
+          value: trimmed.length > 300 ? `${trimmed.slice(0, 300)}...` : trimmed,
+          code: 'bad-character',
+          message: `${source}: expected comma-separated hostnames, got ${quote(trimmed)}; the certificate is skipped`,
+        },
+      ],
+    };
+  }
+  const hosts = trimmed
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
+  return parseDomainList(hosts.join('+'), source);
+}
