@@ -48,7 +48,7 @@ export function loadConfig(
     if (raw === undefined) continue;
     // Problems with defaults are our bugs, but still reported under the name.
     const variable = found?.variable ?? s.env;
-    const shown = s.secret === true ? REDACTED : raw;
+    const shown = s.secret === true ? REDACTED : (s.redact?.(raw) ?? raw);
     const parsed = s.schema.safeParse(raw.trim());
     if (!parsed.success) {
       const expected = [...new Set(parsed.error.issues.map((i) => i.message))].join('; ');
@@ -93,6 +93,53 @@ export function loadConfig(
         variable: missing,
         value: undefined,
         expected: `expected to be set together with ${present}`,
+      });
+    }
+  }
+
+  // Cluster mode (etcd): what goes with the endpoints, and what goes together.
+  const pairs = [
+    [
+      'clusterEtcdCertFile',
+      'CLUSTER_ETCD_CERT_FILE',
+      'clusterEtcdKeyFile',
+      'CLUSTER_ETCD_KEY_FILE',
+    ],
+    [
+      'clusterEtcdUsername',
+      'CLUSTER_ETCD_USERNAME',
+      'clusterEtcdPasswordFile',
+      'CLUSTER_ETCD_PASSWORD_FILE',
+    ],
+  ] as const;
+  for (const [a, aName, b, bName] of pairs) {
+    if (setVariables.has(a) !== setVariables.has(b)) {
+      const [missing, present] = setVariables.has(a) ? [bName, aName] : [aName, bName];
+      problems.push({
+        variable: missing,
+        value: undefined,
+        expected: `expected to be set together with ${present}`,
+      });
+    }
+  }
+  const endpoints = values.clusterEtcdEndpoints as string[] | undefined;
+  if (setVariables.has('clusterEtcdEndpoints')) {
+    if (!setVariables.has('clusterEncryptionKeyFile')) {
+      problems.push({
+        variable: 'CLUSTER_ENCRYPTION_KEY_FILE',
+        value: undefined,
+        expected:
+          'expected to be set with CLUSTER_ETCD_ENDPOINTS: a file holding a base64-encoded 32-byte key (`openssl rand -base64 32`), the same on every sidecar',
+      });
+    }
+    const tlsOnly = (['clusterEtcdCaFile', 'clusterEtcdCertFile'] as const).filter((k) =>
+      setVariables.has(k),
+    );
+    if (endpoints?.[0]?.startsWith('http://') && tlsOnly.length > 0) {
+      problems.push({
+        variable: 'CLUSTER_ETCD_ENDPOINTS',
+        value: endpoints.join(','),
+        expected: `expected https:// URLs, since ${tlsOnly.map((k) => setVariables.get(k)).join(' and ')} ${tlsOnly.length > 1 ? 'are' : 'is'} set`,
       });
     }
   }

@@ -17,6 +17,7 @@ import { parseEndpoints } from '../deploy/deployment-check.js';
 import { webhookUrlProblem } from '../hooks/hooks.js';
 
 import { KEY_TYPES, type KeyType } from '../domain/types.js';
+import { KEY_FILE_FORMAT, Keyring } from '../store/sealed-value.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -83,6 +84,21 @@ export interface Config {
   deployCheckEndpoints?: { host: string; port: number }[];
   /** Where the read-only status server listens, or 'off'. */
   statusAddress: { host: string; port: number } | 'off';
+  /** etcd client URLs; set: cluster mode (shared state, one leader). */
+  clusterEtcdEndpoints?: string[];
+  /** Names the cluster's key prefix in etcd: `/acme-sidecar/<name>/`. */
+  clusterName: string;
+  /** This replica's name in the cluster. Unset: the hostname. */
+  clusterNodeName?: string;
+  /** Base64 32-byte key(s) sealing every value in etcd; required with clusterEtcdEndpoints. */
+  clusterEncryptionKeyFile?: string;
+  clusterLeaseTtlSeconds: number;
+  clusterEtcdCaFile?: string;
+  clusterEtcdCertFile?: string;
+  clusterEtcdKeyFile?: string;
+  clusterEtcdUsername?: string;
+  /** The file's path; its content is secret. */
+  clusterEtcdPasswordFile?: string;
 }
 
 /** What defaults and checks may use instead of reaching for globals. */
@@ -112,6 +128,8 @@ export interface Setting<K extends keyof Config = keyof Config> {
   readonly schema: z.ZodType<NonNullable<Config[K]>, string>;
   /** The value never appears in errors or logs. */
   readonly secret?: boolean;
+  /** Shows a bad value in errors with its secret parts hidden (e.g. a URL's credentials). */
+  readonly redact?: (raw: string) => string;
   /** A check needing I/O; returns what would be valid, or undefined if fine. */
   check?(value: NonNullable<Config[K]>, ctx: SettingContext): string | undefined;
 }
@@ -188,6 +206,34 @@ function isHostPort(s: string): boolean {
   const portOk = Number(port) >= 1 && Number(port) <= 65535;
   if (v6 !== undefined) return portOk && isIP(v6) === 6;
   return portOk && (isIP(host) === 4 || RESOLVABLE_NAME.test(host));
+}
+
+/** A cluster or node name: one etcd key segment. */
+const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const clusterName = z.string().refine((v) => CLUSTER_NAME.test(v) && !v.includes('..'), {
+  error:
+    'expected 1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit (no `..`)',
+});
+
+/** `http(s)://host:port`, nothing else (no credentials, path, query). */
+function isEtcdEndpoint(s: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    return false;
+  }
+  return (
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    url.hostname !== '' &&
+    url.port !== '' &&
+    url.username === '' &&
+    url.password === '' &&
+    (url.pathname === '/' || url.pathname === '') &&
+    url.search === '' &&
+    url.hash === '' &&
+    !s.endsWith('/')
+  );
 }
 
 const CRON_EXPECTED =
@@ -606,6 +652,133 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     description: 'Log line format: `json` (one object per line) or `text` (for people).',
     default: 'json',
     schema: oneOf(LOG_FORMATS),
+  }),
+  clusterEtcdEndpoints: setting({
+    key: 'clusterEtcdEndpoints',
+    env: 'CLUSTER_ETCD_ENDPOINTS',
+    description:
+      'Cluster mode: comma-separated client URLs of an etcd v3 cluster (3.4 or later), e.g. `https://etcd-1:2379,https://etcd-2:2379,https://etcd-3:2379`. Every sidecar pointed at the same etcd and `CLUSTER_NAME` shares accounts, certificates and locks there (private keys encrypted with `CLUSTER_ENCRYPTION_KEY_FILE`). Unset: a single sidecar with its state in `STATE_DIR`.',
+    schema: z
+      .string()
+      .transform((v) =>
+        v
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== ''),
+      )
+      .refine((urls) => urls.length > 0 && urls.every(isEtcdEndpoint), {
+        error:
+          'expected comma-separated http:// or https:// URLs with a port and nothing else, such as https://etcd-1:2379,https://etcd-2:2379 (credentials go in CLUSTER_ETCD_USERNAME and CLUSTER_ETCD_PASSWORD_FILE)',
+      })
+      .refine((urls) => new Set(urls.map((u) => u.split(':')[0])).size === 1, {
+        error: 'expected every URL to use the same scheme (all http:// or all https://)',
+      }),
+    redact: (raw) => raw.replace(/\/\/[^/@,]*@/g, '//***@'),
+  }),
+  clusterName: setting({
+    key: 'clusterName',
+    env: 'CLUSTER_NAME',
+    description:
+      'Cluster mode: the name of this cluster of sidecars. Its state lives under `/acme-sidecar/<name>/` in etcd, so several clusters can share one etcd.',
+    default: 'default',
+    schema: clusterName,
+  }),
+  clusterNodeName: setting({
+    key: 'clusterNodeName',
+    env: 'CLUSTER_NODE_NAME',
+    description:
+      "Cluster mode: this sidecar's name among its peers (leader election, `/status`). Unset: the machine's hostname. Must differ between sidecars.",
+    schema: clusterName,
+  }),
+  clusterEncryptionKeyFile: setting({
+    key: 'clusterEncryptionKeyFile',
+    env: 'CLUSTER_ENCRYPTION_KEY_FILE',
+    description:
+      'Cluster mode (required): a file, identical on every sidecar, holding a base64-encoded 32-byte key, e.g. made with `openssl rand -base64 32`. Private keys are encrypted with it (AES-256-GCM) before they reach etcd, and every other value is authenticated with it. To rotate, put the new key on the first line and keep the old one on the next: the first line encrypts, every line decrypts.',
+    schema: absolutePath,
+    check: (path, { readFile }) => {
+      let text: string;
+      try {
+        text = readFile(path);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? String(err);
+        return `${KEY_FILE_FORMAT} (could not read it: ${code})`;
+      }
+      try {
+        Keyring.parse(text);
+        return undefined;
+      } catch (err) {
+        // The parser's messages name line numbers and lengths, never content.
+        return `${KEY_FILE_FORMAT} (${(err as Error).message})`;
+      }
+    },
+  }),
+  clusterLeaseTtlSeconds: setting({
+    key: 'clusterLeaseTtlSeconds',
+    env: 'CLUSTER_LEASE_TTL',
+    description:
+      "Cluster mode: seconds of the etcd leases behind the leader's term, node registrations and locks. A sidecar that dies or loses etcd gives up its locks and leadership within about this long.",
+    default: '15',
+    schema: wholeNumber('expected a whole number of seconds from 2 to 300, such as 15', 2, 300),
+  }),
+  clusterEtcdCaFile: setting({
+    key: 'clusterEtcdCaFile',
+    env: 'CLUSTER_ETCD_CA_FILE',
+    description:
+      "PEM file of the CA that signed the etcd servers' certificates, for `https://` `CLUSTER_ETCD_ENDPOINTS`. Unset: the system roots.",
+    schema: absolutePath,
+    check: (path, ctx) => pemFileProblem(path, ctx),
+  }),
+  clusterEtcdCertFile: setting({
+    key: 'clusterEtcdCertFile',
+    env: 'CLUSTER_ETCD_CERT_FILE',
+    description:
+      'PEM client certificate for etcd (client-certificate authentication), with `CLUSTER_ETCD_KEY_FILE`.',
+    schema: absolutePath,
+    check: (path, ctx) => pemFileProblem(path, ctx),
+  }),
+  clusterEtcdKeyFile: setting({
+    key: 'clusterEtcdKeyFile',
+    env: 'CLUSTER_ETCD_KEY_FILE',
+    description: 'PEM private key of `CLUSTER_ETCD_CERT_FILE`.',
+    schema: absolutePath,
+    check: (path, { readFile }) => {
+      let text: string;
+      try {
+        text = readFile(path);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? String(err);
+        return `expected a readable PEM file containing a PRIVATE KEY block (could not read it: ${code})`;
+      }
+      return /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/.test(text)
+        ? undefined
+        : 'expected a PEM file containing a PRIVATE KEY block (found none)';
+    },
+  }),
+  clusterEtcdUsername: setting({
+    key: 'clusterEtcdUsername',
+    env: 'CLUSTER_ETCD_USERNAME',
+    description: 'etcd user (etcd password authentication), with `CLUSTER_ETCD_PASSWORD_FILE`.',
+    schema: z.string(),
+  }),
+  clusterEtcdPasswordFile: setting({
+    key: 'clusterEtcdPasswordFile',
+    env: 'CLUSTER_ETCD_PASSWORD_FILE',
+    description:
+      "A file holding the etcd user's password (one trailing newline is ignored). The password is never logged.",
+    schema: absolutePath,
+    check: (path, { readFile }) => {
+      let text: string;
+      try {
+        text = readFile(path);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? String(err);
+        return `expected a readable file holding the password (could not read it: ${code})`;
+      }
+      return text.replace(/\r?\n$/, '') === ''
+        ? 'expected a file holding the password (it is empty)'
+        : undefined;
+    },
   }),
 };
 

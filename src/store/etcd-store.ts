@@ -315,7 +315,8 @@ export function etcdError(what: string, err: unknown): SidecarError {
 export interface EtcdStoreConfig {
   readonly clusterEtcdEndpoints?: readonly string[];
   readonly clusterName: string;
-  readonly clusterNodeName: string;
+  /** Unset: the hostname. */
+  readonly clusterNodeName?: string;
   readonly clusterEncryptionKeyFile?: string;
   readonly clusterLeaseTtlSeconds: number;
   readonly clusterEtcdCaFile?: string;
@@ -417,13 +418,14 @@ export function createEtcdStore(
     );
   }
   const keyring = loadKeyring(config.clusterEncryptionKeyFile);
+  const nodeName = config.clusterNodeName ?? hostname();
   const client = new Etcd3(etcdClientOptions(config));
   const store = new EtcdCertStore({
     client,
     clusterName: config.clusterName,
     keyring,
     leaseTtlSeconds: config.clusterLeaseTtlSeconds,
-    nodeName: config.clusterNodeName,
+    nodeName,
     ...opts,
   });
   return {
@@ -431,7 +433,7 @@ export function createEtcdStore(
     client,
     coord: client.namespace(store.layout.coord),
     layout: store.layout,
-    nodeName: config.clusterNodeName,
+    nodeName,
     leaseTtlSeconds: config.clusterLeaseTtlSeconds,
     close: () => client.close(),
   };

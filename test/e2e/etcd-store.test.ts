@@ -6,12 +6,14 @@ import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { startEtcdCluster, type EtcdCluster } from '../../devenv/etcd.js';
 import { errorCode } from '../../src/domain/errors.js';
-import { EtcdCertStore } from '../../src/store/etcd-store.js';
+import { createEtcdStore, EtcdCertStore } from '../../src/store/etcd-store.js';
 import { Keyring } from '../../src/store/sealed-value.js';
 import { storeContract } from '../unit/store-contract.js';
 
@@ -258,6 +260,54 @@ describe('EtcdCertStore on a real etcd cluster', function () {
       await cluster.waitHealthy();
     }
     await client.delete().prefix(`/acme-sidecar/${name}/`).exec();
+  });
+
+  it('logs in with CLUSTER_ETCD_USERNAME and _PASSWORD_FILE; a wrong password is STORE_UNAUTHORIZED and never shown', async () => {
+    // Its own one-member etcd: auth applies to a whole cluster.
+    const single = await startEtcdCluster({ members: 1 });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'etcd-auth-'));
+    const password = `pw-${randomBytes(8).toString('hex')}`;
+    const handles: { close(): void }[] = [];
+    try {
+      const ctl = (...args: string[]) =>
+        run('etcdctl', ['--endpoints', single.endpoints.join(','), ...args], {
+          env: { ...process.env, ETCDCTL_API: '3' },
+        });
+      await ctl('user', 'add', `root:${password}`);
+      await ctl('auth', 'enable');
+      const keyFile = path.join(dir, 'cluster.key');
+      await writeFile(keyFile, `${keyB64}\n`);
+      const config = (pw: string) => ({
+        clusterEtcdEndpoints: single.endpoints,
+        clusterName: 'auth',
+        clusterLeaseTtlSeconds: 5,
+        clusterEncryptionKeyFile: keyFile,
+        clusterEtcdUsername: 'root',
+        clusterEtcdPasswordFile: pw,
+      });
+      const good = path.join(dir, 'good.pw');
+      await writeFile(good, `${password}\n`);
+      const ok = createEtcdStore(config(good), { operationTimeoutMs: 3000 });
+      handles.push(ok);
+      await ok.store.store('acme/ca/account-key.pem', 'K', { secret: true });
+      assert.equal((await ok.store.load('acme/ca/account-key.pem'))?.toString(), 'K');
+      await ok.store.lock('certs/a', { timeoutMs: 1000 });
+      await ok.store.unlock('certs/a');
+
+      const bad = path.join(dir, 'bad.pw');
+      const wrong = `wrong-${randomBytes(8).toString('hex')}`;
+      await writeFile(bad, wrong);
+      const no = createEtcdStore(config(bad), { operationTimeoutMs: 3000 });
+      handles.push(no);
+      const r = await codeOf(no.store.load('acme/ca/account-key.pem'));
+      console.log(`      wrong etcd password: ${r.code} after ${r.ms} ms: ${r.message}`);
+      assert.equal(r.code, 'STORE_UNAUTHORIZED');
+      assert.ok(!r.message.includes(wrong) && !r.message.includes(password));
+    } finally {
+      for (const h of handles) h.close();
+      await single.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('releases a lock whose holder was killed once its lease TTL runs out', async () => {

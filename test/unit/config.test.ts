@@ -12,6 +12,16 @@ import { ConfigError } from '../../src/domain/errors.js';
 
 type Env = Record<string, string | undefined>;
 
+const KEY_PEM =
+  '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n';
+
+/** Writes `content` to `dir/name` and returns the path. */
+function fileIn(dir: string, name: string, content: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+}
+
 const PEM = [
   '-----BEGIN CERTIFICATE-----',
   'MIIBszCCAVmgAwIBAgIUZmFrZWZha2VmYWtlZmFrZWZha2UwCgYIKoZIzj0EAwIw',
@@ -56,6 +66,8 @@ const DEFAULTS: Config = {
   selfCheck: true,
   logLevel: 'info',
   logFormat: 'json',
+  clusterName: 'default',
+  clusterLeaseTtlSeconds: 15,
 };
 
 describe('loadConfig', () => {
@@ -121,6 +133,16 @@ describe('loadConfig', () => {
       SELF_CHECK_ADDRESS: '[fd00::5]:8080',
       LOG_LEVEL: 'DEBUG',
       LOG_FORMAT: 'text',
+      CLUSTER_ETCD_ENDPOINTS: 'https://etcd-1:2379, https://[fd00::1]:2379',
+      CLUSTER_NAME: 'edge-eu',
+      CLUSTER_NODE_NAME: 'lb-1',
+      CLUSTER_ENCRYPTION_KEY_FILE: fileIn(dir, 'cluster.key', `${'A'.repeat(43)}=\n`),
+      CLUSTER_LEASE_TTL: '30',
+      CLUSTER_ETCD_CA_FILE: bundle,
+      CLUSTER_ETCD_CERT_FILE: bundle,
+      CLUSTER_ETCD_KEY_FILE: fileIn(dir, 'etcd-client.key', KEY_PEM),
+      CLUSTER_ETCD_USERNAME: 'sidecar',
+      CLUSTER_ETCD_PASSWORD_FILE: fileIn(dir, 'etcd.password', 'pw\n'),
     };
     const expected: Config = {
       domains: 'a.example.com,shop=b.example.com+c.example.com',
@@ -165,6 +187,16 @@ describe('loadConfig', () => {
       selfCheckAddress: '[fd00::5]:8080',
       logLevel: 'debug',
       logFormat: 'text',
+      clusterEtcdEndpoints: ['https://etcd-1:2379', 'https://[fd00::1]:2379'],
+      clusterName: 'edge-eu',
+      clusterNodeName: 'lb-1',
+      clusterEncryptionKeyFile: join(dir, 'cluster.key'),
+      clusterLeaseTtlSeconds: 30,
+      clusterEtcdCaFile: bundle,
+      clusterEtcdCertFile: bundle,
+      clusterEtcdKeyFile: join(dir, 'etcd-client.key'),
+      clusterEtcdUsername: 'sidecar',
+      clusterEtcdPasswordFile: join(dir, 'etcd.password'),
     };
     assert.deepEqual(load(env), expected);
     const everyVariable = SETTINGS.map((s) => s.env).sort();
