@@ -32,7 +32,9 @@ export type ErrorCode =
   | 'PLATFORM_UNAVAILABLE'
   | 'PLATFORM_BAD_RESPONSE'
   | 'PLATFORM_TLS'
-  | 'PLATFORM_CONFLICT';
+  | 'PLATFORM_CONFLICT'
+  | 'CLUSTER_FANOUT_FAILED'
+  | 'CLUSTER_NOT_LEADER';
 
 export class SidecarError extends Error {
   readonly code: ErrorCode;

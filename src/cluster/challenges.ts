@@ -1,0 +1,253 @@
+import axios from 'axios';
+import type { Namespace, Watcher } from 'etcd3';
+import { SidecarError, errorMessage } from '../domain/errors.js';
+import type { ChallengeResponder } from '../challenge/responder.js';
+import { assertToken, type WebrootResponder } from '../challenge/webroot-responder.js';
+import type { Clock } from '../lifecycle/clock.js';
+import type { Logger } from '../util/log.js';
+import { fanoutVerdict, replicasToCheck, type NodeRecord, type TokenCheck } from './decisions.js';
+import type { NodeRegistry } from './registry.js';
+
+export const CHALLENGES_PREFIX = 'challenges/';
+
+interface PendingChallenge {
+  readonly domain: string;
+  readonly keyAuthorization: string;
+}
+
+/** Fetches one replica's copy of a token through its nginx. */
+export type TokenFetcher = (
+  node: NodeRecord,
+  domain: string,
+  token: string,
+  keyAuthorization: string,
+) => Promise<TokenCheck>;
+
+export interface ClusterResponderOptions {
+  readonly namespace: Namespace;
+  readonly registry: NodeRegistry;
+  readonly ttlSeconds: number;
+  /** SELF_CHECK: off skips the replica check (unusual proxies only). */
+  readonly selfCheck: boolean;
+  /** How long every replica gets to serve a token. Default: the lease TTL plus 10 s. */
+  readonly timeoutMs?: number;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly fetch?: TokenFetcher;
+}
+
+/**
+ * HTTP-01 in cluster mode (RFC 8555 §8.3): the CA may reach any load
+ * balancer, so the token goes to etcd (`challenges/<token>`, under this
+ * node's lease) and every replica's ChallengeMirror writes it into its own
+ * webroot. `verify` tells the CA to look only once every live replica's
+ * nginx serves it.
+ */
+export class ClusterResponder implements ChallengeResponder {
+  private readonly fetch: TokenFetcher;
+
+  constructor(private readonly opts: ClusterResponderOptions) {
+    this.fetch = opts.fetch ?? fetchThroughNginx;
+  }
+
+  async present(domain: string, token: string, keyAuthorization: string): Promise<void> {
+    assertToken(token);
+    const value: PendingChallenge = { domain, keyAuthorization };
+    await this.opts.registry
+      .currentLease()
+      .put(`${CHALLENGES_PREFIX}${token}`)
+      .value(JSON.stringify(value));
+  }
+
+  async cleanup(_domain: string, token: string): Promise<void> {
+    assertToken(token);
+    await this.opts.namespace.delete().key(`${CHALLENGES_PREFIX}${token}`);
+  }
+
+  /**
+   * Polls every replica seen within the lease TTL until all serve the
+   * token, or fails with the ones that do not. A replica that dies meanwhile
+   * drops out of the list once its heartbeat is older than the TTL.
+   */
+  async verify(domain: string, token: string, keyAuthorization: string): Promise<void> {
+    if (!this.opts.selfCheck) return;
+    assertToken(token);
+    const { clock, ttlSeconds } = this.opts;
+    const ttlMs = ttlSeconds * 1000;
+    const started = clock.now();
+    const deadline = new Date(started.getTime() + (this.opts.timeoutMs ?? ttlMs + 10_000));
+    const ok = new Map<string, TokenCheck>();
+    for (;;) {
+      const required = replicasToCheck(await this.opts.registry.list(), clock.now(), ttlMs);
+      const pending = required.filter((n) => !ok.has(n.name));
+      const results = await Promise.all(
+        pending.map((n) => this.fetch(n, domain, token, keyAuthorization)),
+      );
+      for (const r of results) if (r.ok) ok.set(r.node, r);
+      const checks = [...ok.values(), ...results.filter((r) => !r.ok)];
+      const verdict = fanoutVerdict(
+        required.map((n) => n.name),
+        checks,
+        clock.now(),
+        deadline,
+      );
+      if (verdict.kind === 'ready') {
+        this.opts.log.debug('every replica serves the token', {
+          domain,
+          replicas: required.map((n) => n.name),
+          ms: clock.now().getTime() - started.getTime(),
+        });
+        return;
+      }
+      if (verdict.kind === 'failed') {
+        throw new SidecarError(
+          'CLUSTER_FANOUT_FAILED',
+          `not every replica serves the challenge token for ${domain}: ` +
+            verdict.missing.map((m) => `${m.node} (${m.detail ?? 'no answer'})`).join(', '),
+          { retryable: true },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** GET http://<selfCheckAddress>/.well-known/acme-challenge/<token> with Host: <domain>. */
+export const fetchThroughNginx: TokenFetcher = async (node, domain, token, keyAuthorization) => {
+  if (!node.selfCheckAddress) {
+    return { node: node.name, ok: false, detail: 'registered without SELF_CHECK_ADDRESS' };
+  }
+  try {
+    const resp = await axios.get<string>(
+      `http://${node.selfCheckAddress}/.well-known/acme-challenge/${token}`,
+      {
+        headers: { Host: domain },
+        timeout: 2000,
+        responseType: 'text',
+        transformResponse: (d: string) => d,
+        validateStatus: () => true,
+        maxRedirects: 0,
+        proxy: false,
+      },
+    );
+    if (resp.status === 200 && String(resp.data).trim() === keyAuthorization) {
+      return { node: node.name, ok: true };
+    }
+    return {
+      node: node.name,
+      ok: false,
+      detail: resp.status === 200 ? 'serves other content' : `HTTP ${resp.status}`,
+    };
+  } catch (err) {
+    return { node: node.name, ok: false, detail: errorMessage(err) };
+  }
+};
+
+export interface ChallengeMirrorOptions {
+  readonly namespace: Namespace;
+  /** This node's webroot (the same responder a single sidecar uses). */
+  readonly local: WebrootResponder;
+  readonly log: Logger;
+  /** Full resync period, besides the watch. Default 10 s. */
+  readonly resyncMs?: number;
+}
+
+/**
+ * On every replica: keeps this node's webroot holding exactly the pending
+ * tokens in etcd. Writes are atomic and world-readable (WebrootResponder);
+ * a token is removed when its key goes (cleanup, or the publishing node's
+ * lease expired).
+ */
+export class ChallengeMirror {
+  private watcher?: Watcher;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly mirrored = new Set<string>();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly opts: ChallengeMirrorOptions) {}
+
+  async start(): Promise<void> {
+    this.timer = setInterval(() => this.enqueue(() => this.resync()), this.opts.resyncMs ?? 10_000);
+    void this.watch();
+    this.enqueue(() => this.resync());
+    await this.queue;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.watcher?.cancel().catch(() => undefined);
+    await this.queue;
+    await Promise.all([...this.mirrored].map((t) => this.remove(t)));
+  }
+
+  private enqueue(fn: () => Promise<void>): void {
+    this.queue = this.queue.then(fn).catch((err: unknown) => {
+      this.opts.log.warn('challenge mirror failed; retrying at the next event or resync', {
+        error: errorMessage(err),
+      });
+    });
+  }
+
+  private async watch(): Promise<void> {
+    try {
+      const watcher = await this.opts.namespace.watch().prefix(CHALLENGES_PREFIX).create();
+      this.watcher = watcher;
+      watcher.on('put', (kv) => {
+        const token = kv.key.toString().slice(CHALLENGES_PREFIX.length);
+        const value = kv.value.toString();
+        this.enqueue(() => this.write(token, value));
+      });
+      watcher.on('delete', (kv) => {
+        const token = kv.key.toString().slice(CHALLENGES_PREFIX.length);
+        this.enqueue(() => this.remove(token));
+      });
+      watcher.on('connected', () => this.enqueue(() => this.resync()));
+      watcher.on('error', (err) => {
+        this.opts.log.warn('challenge watch failed; watching again', {
+          error: errorMessage(err),
+        });
+        if (!this.stopped) setTimeout(() => void this.watch(), 1000);
+      });
+    } catch (err) {
+      this.opts.log.debug('could not watch challenges yet', { error: errorMessage(err) });
+      if (!this.stopped) setTimeout(() => void this.watch(), 1000);
+    }
+  }
+
+  private async resync(): Promise<void> {
+    if (this.stopped) return;
+    const all = await this.opts.namespace.getAll().prefix(CHALLENGES_PREFIX).strings();
+    const present = new Set<string>();
+    for (const [key, value] of Object.entries(all)) {
+      const token = key.slice(CHALLENGES_PREFIX.length);
+      present.add(token);
+      if (!this.mirrored.has(token)) await this.write(token, value);
+    }
+    for (const token of [...this.mirrored]) if (!present.has(token)) await this.remove(token);
+  }
+
+  private async write(token: string, value: string): Promise<void> {
+    let c: PendingChallenge;
+    try {
+      c = JSON.parse(value) as PendingChallenge;
+      if (typeof c.keyAuthorization !== 'string' || typeof c.domain !== 'string') throw new Error();
+      // The key authorization is "<token>.<thumbprint>" (RFC 8555 §8.1).
+      if (!c.keyAuthorization.startsWith(`${token}.`)) throw new Error();
+    } catch {
+      this.opts.log.warn('ignoring a malformed challenge entry', { token: token.slice(0, 80) });
+      return;
+    }
+    // assertToken (inside present) refuses anything that is not base64url.
+    await this.opts.local.present(c.domain, token, c.keyAuthorization);
+    this.mirrored.add(token);
+  }
+
+  private async remove(token: string): Promise<void> {
+    this.mirrored.delete(token);
+    await this.opts.local.cleanup('', token).catch((err: unknown) => {
+      this.opts.log.warn('could not remove a challenge token', { error: errorMessage(err) });
+    });
+  }
+}

@@ -1,0 +1,126 @@
+import type { Lease, Namespace } from 'etcd3';
+import { errorMessage } from '../domain/errors.js';
+import type { Clock } from '../lifecycle/clock.js';
+import type { Logger } from '../util/log.js';
+import type { NodeRecord } from './decisions.js';
+
+export const NODES_PREFIX = 'nodes/';
+
+export interface NodeRegistryOptions {
+  readonly namespace: Namespace;
+  readonly nodeName: string;
+  readonly ttlSeconds: number;
+  /** host:port where this node's nginx serves the challenge path; the leader checks it. */
+  readonly selfCheckAddress?: string;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+/**
+ * Every node registers itself under `nodes/<name>`, attached to a lease of
+ * CLUSTER_LEASE_TTL seconds: a node that dies disappears within the TTL.
+ * The record says where its nginx answers challenges and how far its live/
+ * has synced; it is rewritten every third of the TTL (`seenAt`), so a
+ * record that stops changing is recognisably stale before its lease ends.
+ * Challenge tokens this node publishes share the lease.
+ */
+export class NodeRegistry {
+  private lease?: Lease;
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private record: Omit<NodeRecord, 'seenAt'>;
+
+  constructor(private readonly opts: NodeRegistryOptions) {
+    this.record = {
+      name: opts.nodeName,
+      ...(opts.selfCheckAddress && { selfCheckAddress: opts.selfCheckAddress }),
+      syncedRevision: 0,
+    };
+  }
+
+  start(): void {
+    this.newLease();
+    void this.publish();
+    this.timer = setInterval(() => void this.publish(), (this.opts.ttlSeconds * 1000) / 3);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    // Revoking removes our record and our tokens at once.
+    await this.lease?.revoke().catch(() => undefined);
+  }
+
+  /** The lease this node's keys live under (renewed if etcd lost it). */
+  currentLease(): Lease {
+    return this.lease ?? this.newLease();
+  }
+
+  /** Merges sync progress into the record and publishes it. */
+  async update(
+    fields: Partial<Pick<NodeRecord, 'syncedRevision' | 'syncedAt' | 'lastApplyLagMs'>>,
+  ): Promise<void> {
+    this.record = { ...this.record, ...fields };
+    await this.publish();
+  }
+
+  own(): NodeRecord {
+    return { ...this.record, seenAt: this.opts.clock.now().toISOString() };
+  }
+
+  /** Every registered node (live leases only), sorted by name. */
+  async list(): Promise<NodeRecord[]> {
+    const all = await this.opts.namespace.getAll().prefix(NODES_PREFIX).strings();
+    const nodes: NodeRecord[] = [];
+    for (const value of Object.values(all)) {
+      const n = parseNode(value);
+      if (n) nodes.push(n);
+    }
+    return nodes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  private newLease(): Lease {
+    const lease = this.opts.namespace.lease(this.opts.ttlSeconds);
+    lease.on('lost', (err) => {
+      if (this.stopped || lease !== this.lease) return;
+      this.opts.log.warn('node registration lease lost; registering again', {
+        error: errorMessage(err),
+      });
+      this.lease = undefined;
+      if (!this.stopped) setTimeout(() => void this.publish(), 1000);
+    });
+    this.lease = lease;
+    return lease;
+  }
+
+  private async publish(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.currentLease()
+        .put(`${NODES_PREFIX}${this.opts.nodeName}`)
+        .value(JSON.stringify(this.own()));
+    } catch (err) {
+      this.opts.log.debug('could not refresh the node registration', {
+        error: errorMessage(err),
+      });
+    }
+  }
+}
+
+/** A record from etcd, checked field by field (it is outside input). */
+export function parseNode(value: string): NodeRecord | undefined {
+  try {
+    const v = JSON.parse(value) as Record<string, unknown>;
+    if (typeof v.name !== 'string' || typeof v.seenAt !== 'string') return undefined;
+    return {
+      name: v.name,
+      seenAt: v.seenAt,
+      syncedRevision: typeof v.syncedRevision === 'number' ? v.syncedRevision : 0,
+      ...(typeof v.selfCheckAddress === 'string' && { selfCheckAddress: v.selfCheckAddress }),
+      ...(typeof v.syncedAt === 'string' && { syncedAt: v.syncedAt }),
+      ...(typeof v.lastApplyLagMs === 'number' && { lastApplyLagMs: v.lastApplyLagMs }),
+    };
+  } catch {
+    return undefined;
+  }
+}

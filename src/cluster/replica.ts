@@ -1,0 +1,238 @@
+import { X509Certificate } from 'node:crypto';
+import type { Namespace, Watcher } from 'etcd3';
+import { errorMessage } from '../domain/errors.js';
+import { PHASES, type CertBundle, type StoredCert } from '../domain/types.js';
+import type { LiveDir, LivePaths } from '../deploy/live-dir.js';
+import { certificateEvent, type HookRunner } from '../hooks/hooks.js';
+import type { Clock } from '../lifecycle/clock.js';
+import { storedKey, type LiveTarget } from '../reconcile/reconciler.js';
+import type { CertStore } from '../store/store.js';
+import type { Logger } from '../util/log.js';
+import type { PublishedHead } from './decisions.js';
+import type { NodeRegistry } from './registry.js';
+
+export const LIVE_PREFIX = 'live/';
+
+/**
+ * `live/<name>` in the coordination namespace: which certificate every
+ * replica should serve for `<name>`. Only a serial: the certificate and its
+ * (encrypted) key are in the shared CertStore, under the phase records the
+ * leader wrote before publishing.
+ */
+export interface LivePointer {
+  readonly serial: string;
+  /** When the leader published it (ISO 8601). */
+  readonly at: string;
+  /** The node that published it. */
+  readonly by: string;
+}
+
+function serialOf(bundle: CertBundle): string {
+  return new X509Certificate(bundle.cert).serialNumber.toUpperCase();
+}
+
+/**
+ * The leader's live/ in cluster mode: publishes the pointer first, then
+ * writes its own live/ (the reconciler holds the certificate's lock). In
+ * that order, a replica never reads an older pointer after a newer local
+ * write and swaps the older certificate back.
+ */
+export class PublishingLive implements LiveTarget {
+  constructor(
+    private readonly inner: LiveDir,
+    private readonly namespace: Namespace,
+    private readonly nodeName: string,
+    private readonly clock: Clock,
+  ) {}
+
+  async write(name: string, bundle: CertBundle): Promise<void> {
+    this.inner.path(name); // validates the name before it becomes a key
+    const pointer: LivePointer = {
+      serial: serialOf(bundle),
+      at: this.clock.now().toISOString(),
+      by: this.nodeName,
+    };
+    await this.namespace.put(`${LIVE_PREFIX}${name}`).value(JSON.stringify(pointer));
+    await this.inner.write(name, bundle);
+  }
+
+  read(name: string): Promise<CertBundle | undefined> {
+    return this.inner.read(name);
+  }
+
+  path(name: string): LivePaths {
+    return this.inner.path(name);
+  }
+}
+
+export interface LiveSyncOptions {
+  readonly namespace: Namespace;
+  readonly store: CertStore;
+  readonly live: LiveDir;
+  readonly hooks?: HookRunner;
+  readonly registry: NodeRegistry;
+  /** The leader's reconciler owns its own live/; the sync leaves it alone then. */
+  readonly isLeader: () => boolean;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Full resync period, besides the watch. Default 30 s. */
+  readonly resyncMs?: number;
+}
+
+/**
+ * Every replica serves: watches the pointers under `live/` and materializes
+ * each certificate into this node's STATE_DIR/live/<name> with LiveDir's
+ * atomic link swap, then runs the same hooks as a single sidecar (nginx
+ * reload). A full listing runs at start, on every watch reconnect and
+ * every `resyncMs`, so a missed event or an etcd outage heals itself.
+ */
+export class LiveSync {
+  private watcher?: Watcher;
+  private timer?: NodeJS.Timeout;
+  private queue: Promise<void> = Promise.resolve();
+  private stopped = false;
+  /** Highest pointer revision applied with everything up to it. */
+  private synced = 0;
+  private head?: PublishedHead;
+
+  constructor(private readonly opts: LiveSyncOptions) {}
+
+  async start(): Promise<void> {
+    this.timer = setInterval(() => this.enqueue(() => this.resync()), this.opts.resyncMs ?? 30_000);
+    void this.watch();
+    this.enqueue(() => this.resync());
+    await this.queue;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.watcher?.cancel().catch(() => undefined);
+    await this.queue;
+  }
+
+  /** The newest publication this node has seen. */
+  publishedHead(): PublishedHead | undefined {
+    return this.head;
+  }
+
+  syncedRevision(): number {
+    return this.synced;
+  }
+
+  private enqueue(fn: () => Promise<void>): void {
+    this.queue = this.queue.then(fn).catch((err: unknown) => {
+      this.opts.log.warn('replica sync failed; retrying at the next event or resync', {
+        error: errorMessage(err),
+      });
+    });
+  }
+
+  private async watch(): Promise<void> {
+    try {
+      const watcher = await this.opts.namespace.watch().prefix(LIVE_PREFIX).create();
+      this.watcher = watcher;
+      watcher.on('put', (kv) => {
+        const name = kv.key.toString().slice(LIVE_PREFIX.length);
+        const revision = Number(kv.mod_revision);
+        const value = kv.value.toString();
+        this.enqueue(async () => {
+          const ok = await this.apply(name, value, revision);
+          // A put after everything else applied moves the sync point.
+          if (ok && revision > this.synced) await this.markSynced(revision);
+        });
+      });
+      // A reconnect may have missed events: list everything again.
+      watcher.on('connected', () => this.enqueue(() => this.resync()));
+      watcher.on('error', (err) => {
+        this.opts.log.warn('live/ watch failed; watching again', { error: errorMessage(err) });
+        if (!this.stopped) setTimeout(() => void this.watch(), 1000);
+      });
+    } catch (err) {
+      this.opts.log.debug('could not watch live/ pointers yet', { error: errorMessage(err) });
+      if (!this.stopped) setTimeout(() => void this.watch(), 1000);
+    }
+  }
+
+  /** Applies every pointer; the sync point is the newest when all of them applied. */
+  private async resync(): Promise<void> {
+    if (this.stopped) return;
+    const res = await this.opts.namespace.getAll().prefix(LIVE_PREFIX).exec();
+    let allOk = true;
+    let newest = 0;
+    for (const kv of res.kvs) {
+      const revision = Number(kv.mod_revision);
+      newest = Math.max(newest, revision);
+      const ok = await this.apply(
+        kv.key.toString().slice(LIVE_PREFIX.length),
+        kv.value.toString(),
+        revision,
+      );
+      allOk &&= ok;
+    }
+    if (allOk && newest >= this.synced) await this.markSynced(newest);
+  }
+
+  private async markSynced(revision: number): Promise<void> {
+    this.synced = revision;
+    await this.opts.registry.update({
+      syncedRevision: revision,
+      syncedAt: this.opts.clock.now().toISOString(),
+    });
+  }
+
+  /** Brings live/<name> to the pointer's certificate. True when it serves it now. */
+  private async apply(name: string, value: string, revision: number): Promise<boolean> {
+    const { live, log } = this.opts;
+    const pointer = parsePointer(value);
+    if (!pointer) {
+      log.warn('ignoring a malformed live pointer', { cert: name });
+      return true;
+    }
+    if (!this.head || revision > this.head.revision) this.head = { revision, at: pointer.at };
+    const current = await live.read(name).catch(() => undefined);
+    if (current && serialOf(current) === pointer.serial) return true;
+    if (this.opts.isLeader()) return true;
+    const record = await this.find(name, pointer.serial);
+    if (!record) {
+      log.warn('the published certificate is not in the store (yet)', {
+        cert: name,
+        serial: pointer.serial,
+      });
+      return false;
+    }
+    await live.write(name, record.bundle);
+    const lagMs = Math.max(0, this.opts.clock.now().getTime() - Date.parse(pointer.at));
+    log.info('certificate materialized from the cluster', {
+      cert: name,
+      phase: record.meta.phase,
+      serial: pointer.serial,
+      publishedBy: pointer.by,
+      lagMs,
+    });
+    await this.opts.registry.update({ lastApplyLagMs: lagMs });
+    await this.opts.hooks?.run(certificateEvent(record.meta, live.path(name)), record.bundle);
+    return true;
+  }
+
+  private async find(name: string, serial: string): Promise<StoredCert | undefined> {
+    for (const phase of PHASES) {
+      const raw = await this.opts.store.load(storedKey(name, phase));
+      if (!raw) continue;
+      const stored = JSON.parse(raw.toString()) as StoredCert;
+      if (stored.meta.serial === serial) return stored;
+    }
+    return undefined;
+  }
+}
+
+export function parsePointer(value: string): LivePointer | undefined {
+  try {
+    const v = JSON.parse(value) as Record<string, unknown>;
+    if (typeof v.serial !== 'string' || !/^[0-9A-F]{1,128}$/.test(v.serial)) return undefined;
+    if (typeof v.at !== 'string') return undefined;
+    return { serial: v.serial, at: v.at, by: typeof v.by === 'string' ? v.by : '' };
+  } catch {
+    return undefined;
+  }
+}
