@@ -151,6 +151,25 @@ export class EtcdCertStore implements CertStore {
     return this.keyring.open(this.layout.kv + key, raw, key);
   }
 
+  /**
+   * For watchers of `layout.kv` (replicas materializing certificates): the
+   * store key and opened value of a watch event, without a second read.
+   * `etcdKey` is the full key (`/acme-sidecar/<cluster>/kv/...`) or, from a
+   * watch on the `kv/` namespace, the store key itself: store keys never
+   * start with '/', so the two cannot be confused. Throws STORE_KEY_INVALID
+   * for a key outside the store, STORE_DECRYPT_FAILED like load().
+   */
+  openRaw(etcdKey: Buffer | string, raw: Buffer): { key: string; value: Buffer } {
+    const full = etcdKey.toString();
+    const key = full.startsWith('/')
+      ? full.startsWith(this.layout.kv)
+        ? full.slice(this.layout.kv.length)
+        : ''
+      : full;
+    assertStoreKey(key);
+    return { key, value: this.keyring.open(this.layout.kv + key, raw, key) };
+  }
+
   async exists(key: string): Promise<boolean> {
     assertStoreKey(key);
     return this.bounded(`exists ${JSON.stringify(key)}`, () => this.kv.get(key).exists());

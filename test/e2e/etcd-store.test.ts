@@ -140,6 +140,41 @@ describe('EtcdCertStore on a real etcd cluster', function () {
     await client.delete().prefix(`/acme-sidecar/${name}/`).exec();
   });
 
+  it('opens watch events of the kv prefix without a second read (openRaw)', async () => {
+    const name = uniqueCluster('watch');
+    const s = makeStore(name);
+    const watcher = await client.watch().prefix(s.layout.kv).create();
+    try {
+      const got = new Promise<{ key: string; value: string; at: bigint }>((resolve, reject) => {
+        watcher.on('put', (kv) => {
+          try {
+            const { key, value } = s.openRaw(kv.key, kv.value);
+            resolve({ key, value: value.toString(), at: process.hrtime.bigint() });
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+      });
+      const t0 = process.hrtime.bigint();
+      await s.store('certs/w/production.json', 'SEALED-SECRET', { secret: true });
+      const ev = await got;
+      console.log(`      store -> watch event: ${Number(ev.at - t0) / 1e6} ms`);
+      assert.deepEqual(
+        { key: ev.key, value: ev.value },
+        {
+          key: 'certs/w/production.json',
+          value: 'SEALED-SECRET',
+        },
+      );
+      assert.throws(() => s.openRaw(`/acme-sidecar/${name}/locks/x`, Buffer.alloc(0)), {
+        code: 'STORE_KEY_INVALID',
+      });
+    } finally {
+      await watcher.cancel();
+    }
+    await client.delete().prefix(`/acme-sidecar/${name}/`).exec();
+  });
+
   it('refuses values sealed with another key, with a clear code and no key material', async () => {
     const name = uniqueCluster('wrongkey');
     const value = `secret-${randomBytes(8).toString('hex')}`;
