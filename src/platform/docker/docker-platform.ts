@@ -136,8 +136,8 @@ export class DockerPlatform implements Platform {
       if (serving) {
         k.stoppedAt = undefined;
       } else if (k.stoppedAt === undefined || k.state !== c.State) {
-        // Infinity: never started, so never wanted.
-        k.stoppedAt = finishedAt(await inspect()) ?? Number.POSITIVE_INFINITY;
+        // Never started (or vanished meanwhile): as if stopped long ago, never wanted.
+        k.stoppedAt = finishedAt(await inspect()) ?? Number.NEGATIVE_INFINITY;
       }
       k.state = c.State;
     }
@@ -151,7 +151,7 @@ export class DockerPlatform implements Platform {
     }
     for (const [id, k] of this.known) {
       const since = k.stoppedAt;
-      if (since !== undefined && !(now - since <= this.opts.stoppedGraceMs)) {
+      if (since !== undefined && !(now - since < this.opts.stoppedGraceMs)) {
         if (k.gone) this.known.delete(id);
         continue;
       }
