@@ -6,12 +6,15 @@
 //
 // Timeouts are short (heartbeat 50 ms, election 500 ms): a lost leader is
 // replaced in about a second instead of etcd's default 1-10 s.
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import {
   freePorts,
   logTail,
@@ -36,6 +39,19 @@ export interface EtcdClusterOptions {
   electionMs?: number;
   /** How long start and waitHealthy wait, in ms. Default 20000. */
   readyTimeoutMs?: number;
+  /**
+   * Serve clients over TLS only (https:// client URLs) and require a client
+   * certificate signed by a throwaway CA (`--client-cert-auth`). Peers stay
+   * plain http. Default false.
+   */
+  tls?: boolean;
+}
+
+/** PEM files of a TLS cluster: trust `caFile`, present `certFile`/`keyFile`. */
+export interface EtcdClientTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
 }
 
 export interface EtcdMember {
@@ -68,6 +84,8 @@ export interface EtcdCluster {
   readonly dir: string;
   /** Client URLs of every member (running or not), for clients' endpoint lists. */
   readonly endpoints: string[];
+  /** With `tls`: the CA and a client certificate the members accept. */
+  readonly tls?: EtcdClientTls;
   readonly members: EtcdMember[];
   /** Wait until every running member reports healthy (a leader, quorum). */
   waitHealthy(timeoutMs?: number): Promise<void>;
@@ -79,21 +97,29 @@ export interface EtcdCluster {
   stop(): Promise<void>;
 }
 
+interface TlsMaterial {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
 /** GET or POST on a member's client URL, with a short timeout. */
 function request(
   url: string,
   method: 'GET' | 'POST',
   body?: string,
   timeoutMs = 1000,
+  tlsMaterial?: TlsMaterial,
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(
+    const req = (url.startsWith('https:') ? https : http).request(
       url,
       {
         method,
         agent: false,
         timeout: timeoutMs,
         headers: body ? { 'content-type': 'application/json' } : {},
+        ...tlsMaterial,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -111,9 +137,9 @@ function request(
 }
 
 /** etcd's /health: `{"health":"true"}` only when the member has a leader and serves reads. */
-async function memberHealthy(clientUrl: string): Promise<boolean> {
+async function memberHealthy(clientUrl: string, tlsMaterial?: TlsMaterial): Promise<boolean> {
   try {
-    const res = await request(`${clientUrl}/health`, 'GET', undefined, 1500);
+    const res = await request(`${clientUrl}/health`, 'GET', undefined, 1500, tlsMaterial);
     return (JSON.parse(res.body) as { health?: unknown }).health === 'true';
   } catch {
     return false;
@@ -137,6 +163,13 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
   const readyTimeout = opts.readyTimeoutMs ?? 20000;
   const dir = await mkdtemp(path.join(opts.baseDir ?? os.tmpdir(), 'acme-etcd-'));
 
+  const clientTls = opts.tls ? await makeTls(path.join(dir, 'tls')) : undefined;
+  const tlsMaterial: TlsMaterial | undefined = clientTls && {
+    ca: await readFile(clientTls.caFile, 'utf8'),
+    cert: await readFile(clientTls.certFile, 'utf8'),
+    key: await readFile(clientTls.keyFile, 'utf8'),
+  };
+  const scheme = opts.tls ? 'https' : 'http';
   const ports = await freePorts(count * 2);
   const specs = Array.from({ length: count }, (_, i) => {
     const name = `n${i + 1}`;
@@ -145,7 +178,7 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     return {
       name,
       clientPort,
-      clientUrl: `http://127.0.0.1:${clientPort}`,
+      clientUrl: `${scheme}://127.0.0.1:${clientPort}`,
       peerUrl: `http://127.0.0.1:${peerPort}`,
       dataDir: path.join(dir, name),
       logPath: path.join(dir, `${name}.log`),
@@ -202,6 +235,17 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
           // A test cluster holds kilobytes; keep the preallocated backend small.
           '--quota-backend-bytes',
           String(256 * 1024 * 1024),
+          ...(clientTls
+            ? [
+                '--cert-file',
+                path.join(dir, 'tls', 'server.pem'),
+                '--key-file',
+                path.join(dir, 'tls', 'server.key'),
+                '--trusted-ca-file',
+                clientTls.caFile,
+                '--client-cert-auth',
+              ]
+            : []),
         ],
         { logPath: s.logPath },
       );
@@ -238,7 +282,7 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
         p.killNow();
         await p.exited;
       },
-      healthy: () => memberHealthy(s.clientUrl),
+      healthy: () => memberHealthy(s.clientUrl, tlsMaterial),
     };
   });
 
@@ -266,7 +310,13 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     let leader: string | undefined;
     for (const m of members.filter((x) => x.isRunning())) {
       try {
-        const res = await request(`${m.clientUrl}/v3/maintenance/status`, 'POST', '{}');
+        const res = await request(
+          `${m.clientUrl}/v3/maintenance/status`,
+          'POST',
+          '{}',
+          1000,
+          tlsMaterial,
+        );
         const st = JSON.parse(res.body) as StatusReply;
         if (st.header?.member_id) ids.set(st.header.member_id, m.name);
         if (st.leader && st.leader !== '0') leader = st.leader;
@@ -302,10 +352,78 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
   return {
     dir,
     endpoints: members.map((m) => m.clientUrl),
+    ...(clientTls && { tls: clientTls }),
     members,
     waitHealthy,
     leaderName,
     pids: () => members.flatMap((m) => m.pid() ?? []),
     stop,
   };
+}
+
+const execFileAsync = promisify(execFile);
+
+async function openssl(args: readonly string[]): Promise<void> {
+  try {
+    await execFileAsync('openssl', args);
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`openssl ${args[0]} failed: ${e.stderr ?? e.message}`);
+  }
+}
+
+/**
+ * A throwaway CA in `dir`, a server certificate for 127.0.0.1 (server.pem,
+ * server.key) and a client certificate (client.pem, client.key), P-256.
+ */
+async function makeTls(dir: string): Promise<EtcdClientTls> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const f = (n: string): string => path.join(dir, n);
+  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await openssl([
+    'req',
+    '-x509',
+    ...ecKey,
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=acme-sidecar devenv etcd CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+  const leaf = (name: string, cn: string, ext: string[]): Promise<void> =>
+    openssl([
+      'req',
+      '-x509',
+      ...ecKey,
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.pem`),
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${cn}`,
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-addext',
+      'basicConstraints=critical,CA:FALSE',
+      '-addext',
+      'keyUsage=critical,digitalSignature',
+      ...ext.flatMap((e) => ['-addext', e]),
+    ]);
+  await leaf('server', 'localhost', [
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    'extendedKeyUsage=serverAuth,clientAuth',
+  ]);
+  await leaf('client', 'acme-sidecar', ['extendedKeyUsage=clientAuth']);
+  return { caFile: f('ca.pem'), certFile: f('client.pem'), keyFile: f('client.key') };
 }

@@ -92,7 +92,8 @@ interface HeldLock {
  * cannot complete, so they fail with STORE_UNAVAILABLE (retryable) instead
  * of hanging; etcd3's per-member circuit breakers then fail calls fast for
  * 5 s before trying again. Authentication or permission problems are
- * STORE_UNAUTHORIZED; a value that does not open, STORE_DECRYPT_FAILED.
+ * STORE_UNAUTHORIZED; a refused TLS handshake, STORE_TLS; a value that does
+ * not open, STORE_DECRYPT_FAILED.
  *
  * Locks (etcd's own recipe, as in clientv3/concurrency.Mutex, but with
  * polling instead of a revision queue, matching FsCertStore): each lock()
@@ -315,6 +316,14 @@ export function etcdError(what: string, err: unknown): SidecarError {
     err instanceof GRPCUnauthenticatedError
   ) {
     return new SidecarError('STORE_UNAUTHORIZED', `etcd: ${what}: ${detail}`, { cause: err });
+  }
+  // A certificate etcd or we refuse: a setup problem, not an outage.
+  if (/SSL routines|certificate|handshake|tlsv1 alert|sslv3 alert/i.test(detail)) {
+    return new SidecarError(
+      'STORE_TLS',
+      `etcd: ${what}: TLS (check CLUSTER_ETCD_CA_FILE, CLUSTER_ETCD_CERT_FILE, CLUSTER_ETCD_KEY_FILE): ${detail}`,
+      { cause: err },
+    );
   }
   // Unavailable, deadline exceeded, an open circuit breaker ("Execution
   // prevented because the circuit breaker is open"), connection refused.

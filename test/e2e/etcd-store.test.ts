@@ -345,6 +345,57 @@ describe('EtcdCertStore on a real etcd cluster', function () {
     }
   });
 
+  it('talks TLS with CLUSTER_ETCD_CA_FILE, _CERT_FILE and _KEY_FILE; without them, fails with a code', async () => {
+    const secure = await startEtcdCluster({ members: 1, tls: true });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'etcd-tls-'));
+    const handles: { close(): void }[] = [];
+    try {
+      assert.ok(secure.tls);
+      assert.match(secure.endpoints[0] ?? '', /^https:\/\/127\.0\.0\.1:\d+$/);
+      const keyFile = path.join(dir, 'cluster.key');
+      await writeFile(keyFile, `${keyB64}\n`);
+      const base = {
+        clusterEtcdEndpoints: secure.endpoints,
+        clusterName: 'tls',
+        clusterLeaseTtlSeconds: 5,
+        clusterEncryptionKeyFile: keyFile,
+      };
+      const ok = createEtcdStore(
+        {
+          ...base,
+          clusterEtcdCaFile: secure.tls.caFile,
+          clusterEtcdCertFile: secure.tls.certFile,
+          clusterEtcdKeyFile: secure.tls.keyFile,
+        },
+        { operationTimeoutMs: 3000 },
+      );
+      handles.push(ok);
+      await ok.store.store('certs/a/meta.json', 'over TLS');
+      assert.equal((await ok.store.load('certs/a/meta.json'))?.toString(), 'over TLS');
+
+      const attempts = {
+        'no client certificate': { ...base, clusterEtcdCaFile: secure.tls.caFile },
+        'system roots only': {
+          ...base,
+          clusterEtcdCertFile: secure.tls.certFile,
+          clusterEtcdKeyFile: secure.tls.keyFile,
+        },
+      };
+      for (const [what, config] of Object.entries(attempts)) {
+        const h = createEtcdStore(config, { operationTimeoutMs: 3000 });
+        handles.push(h);
+        const r = await codeOf(h.store.load('certs/a/meta.json'));
+        console.log(`      TLS, ${what}: ${r.code} after ${r.ms} ms: ${r.message.slice(0, 160)}`);
+        assert.equal(r.code, 'STORE_TLS', `${what}: ${r.message}`);
+        assert.ok(r.ms < 4000, `${what} took ${r.ms} ms`);
+      }
+    } finally {
+      for (const h of handles) h.close();
+      await secure.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('releases a lock whose holder was killed once its lease TTL runs out', async () => {
     const name = uniqueCluster('deadholder');
     const ttl = 2;
