@@ -210,7 +210,7 @@ export class DockerPlatform implements Platform {
       if (this.reloaded.get(t.Id) === served) continue;
       const name = containerName(t);
       try {
-        await this.client.signal(t.Id, signal);
+        if (!(await this.client.signal(t.Id, signal))) continue; // stopped meanwhile
         this.reloaded.set(t.Id, served);
         this.opts.log.info(`sent SIG${signal} so the server reloads its certificates`, {
           container: name,

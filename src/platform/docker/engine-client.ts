@@ -175,10 +175,21 @@ export class DockerEngineClient {
     }
   }
 
-  /** `POST /containers/{id}/kill?signal=...`: what `docker kill -s HUP` does. */
-  async signal(id: string, signal: ReloadSignal): Promise<void> {
+  /**
+   * `POST /containers/{id}/kill?signal=...`: what `docker kill -s HUP` does.
+   * False if the container is not running (any more): nothing to reload.
+   */
+  async signal(id: string, signal: ReloadSignal): Promise<boolean> {
     checkRef(id);
-    await this.request('POST', `/containers/${id}/kill`, { signal });
+    try {
+      await this.request('POST', `/containers/${id}/kill`, { signal });
+      return true;
+    } catch (err) {
+      // 409: "container ... is not running"; 404: removed meanwhile.
+      if (err instanceof SidecarError && /: HTTP 409\b/.test(err.message)) return false;
+      if (err instanceof SidecarError && err.code === 'PLATFORM_NOT_FOUND') return false;
+      throw err;
+    }
   }
 
   /**
