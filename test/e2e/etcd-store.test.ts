@@ -140,6 +140,38 @@ describe('EtcdCertStore on a real etcd cluster', function () {
     await client.delete().prefix(`/acme-sidecar/${name}/`).exec();
   });
 
+  it('prints operation latencies (figures, not asserted)', async () => {
+    const name = uniqueCluster('latency');
+    const s = makeStore(name);
+    const value = randomBytes(3000).toString('base64'); // about a certificate record
+    const times: Record<string, number[]> = { store: [], load: [], 'lock+unlock': [], list: [] };
+    const time = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+      const t0 = process.hrtime.bigint();
+      await fn();
+      times[what]?.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    };
+    for (let i = 0; i < 100; i++) {
+      await time('store', () =>
+        s.store(`certs/c${i % 10}/production.json`, value, { secret: true }),
+      );
+      await time('load', () => s.load(`certs/c${i % 10}/production.json`));
+      await time('lock+unlock', async () => {
+        await s.lock(`certs/c${i % 10}`, { timeoutMs: 5000 });
+        await s.unlock(`certs/c${i % 10}`);
+      });
+      await time('list', () => s.list('certs'));
+    }
+    for (const [what, ms] of Object.entries(times)) {
+      ms.sort((a, b) => a - b);
+      const at = (q: number): string => (ms[Math.floor(q * (ms.length - 1))] ?? NaN).toFixed(1);
+      console.log(
+        `      ${what}: p50 ${at(0.5)} ms, p95 ${at(0.95)} ms, max ${at(1)} ms (n=${ms.length})`,
+      );
+    }
+    assert.equal((await s.load('certs/c3/production.json'))?.toString(), value);
+    await client.delete().prefix(`/acme-sidecar/${name}/`).exec();
+  });
+
   it('opens watch events of the kv prefix without a second read (openRaw)', async () => {
     const name = uniqueCluster('watch');
     const s = makeStore(name);
