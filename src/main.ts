@@ -25,6 +25,7 @@ import type { Config } from './config/schema.js';
 import { reconcilerHandlers } from './control/handlers.js';
 import { CONTROL_SOCKET_NAME } from './control/protocol.js';
 import { startControlServer } from './control/server.js';
+import { ControlHandlerError } from './control/protocol.js';
 import { LiveDir } from './deploy/live-dir.js';
 import { systemClock, type Clock } from './lifecycle/clock.js';
 import type { DiscoveryProblem, Platform } from './platform/platform.js';
@@ -37,6 +38,10 @@ import { RateBudget } from './reconcile/budget.js';
 import { Discoverer } from './reconcile/discoverer.js';
 import { Reconciler, type CertStatus } from './reconcile/reconciler.js';
 import { FsCertStore } from './store/fs-store.js';
+import { createEtcdStore } from './store/etcd-store.js';
+import { Cluster } from './cluster/cluster.js';
+import type { CertStore } from './store/store.js';
+import type { ChallengeResponder } from './challenge/responder.js';
 import { TEMP_MARKER } from './store/atomic.js';
 import type { Logger } from './util/log.js';
 
@@ -130,6 +135,31 @@ function buildPlatform(config: Config, log: Logger, metrics: Metrics): Platform 
   return new StaticPlatform(domainsSource(config));
 }
 
+/**
+ * `acme-sidecar renew` in cluster mode: only the leader may order, and only
+ * within its term; other replicas say who to ask.
+ */
+function leaderOnly(
+  cluster: Cluster,
+  reconciler: Reconciler,
+): Parameters<typeof reconcilerHandlers>[0]['reconciler'] {
+  return {
+    status: reconciler.status,
+    reconcileOne(spec, signal, opts) {
+      const term = cluster.leadership();
+      if (!term.signal) {
+        const leader = cluster.status().leader;
+        throw new ControlHandlerError(
+          'UNAVAILABLE',
+          `this replica is not the cluster leader${leader ? `; run it on ${leader}` : ''}`,
+        );
+      }
+      const both = signal ? AbortSignal.any([signal, term.signal]) : term.signal;
+      return reconciler.reconcileOne(spec, both, opts);
+    },
+  };
+}
+
 export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): App {
   const clock = deps.clock ?? systemClock;
   const log = deps.log;
@@ -137,7 +167,11 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     timeoutMs: config.acmeTimeoutMs,
     ...(config.acmeCaBundle && { caBundlePem: readFileSync(config.acmeCaBundle, 'utf8') }),
   });
-  const store = new FsCertStore(config.stateDir);
+  // Cluster mode (CLUSTER_ETCD_ENDPOINTS): the shared state is in etcd and
+  // live/ and the webroot stay local to each replica.
+  const etcd = config.clusterEtcdEndpoints ? createEtcdStore(config) : undefined;
+  const fsStore = etcd ? undefined : new FsCertStore(config.stateDir);
+  const store: CertStore = etcd?.store ?? (fsStore as FsCertStore);
   const live = new LiveDir(config.stateDir);
   const responder = new WebrootResponder({
     webroot: config.webroot,
@@ -154,7 +188,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       phase,
       directoryUrl,
       store,
-      responder,
+      responder: issuerResponder,
       log: log.child({ component: 'acme', phase }),
       ...(config.acmeEmail && { email: config.acmeEmail }),
       ...(eab && { eab }),
@@ -166,6 +200,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     // Read at scrape time, after the reconciler below exists.
     certificates: () => [...reconciler.status.values()],
     lastPass: () => lastPass,
+    cluster: () => cluster?.status(),
   });
   onAcmeRequest((e) => metrics.acmeRequest(e));
   const platform = buildPlatform(config, log, metrics);
@@ -178,12 +213,36 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
           log: log.child({ component: 'hooks' }),
         })
       : undefined;
+  /** Set in runDaemon: a pass to run when this node becomes the leader. */
+  let onLeader: (() => void) | undefined;
+  const cluster = etcd
+    ? new Cluster({
+        client: etcd.client,
+        prefix: etcd.layout.coord,
+        nodeName: etcd.nodeName,
+        ttlSeconds: etcd.leaseTtlSeconds,
+        ...(config.selfCheckAddress && { selfCheckAddress: config.selfCheckAddress }),
+        selfCheck: config.selfCheck,
+        store,
+        live,
+        webroot: responder,
+        ...(hooks && { hooks }),
+        clock,
+        log: log.child({ component: 'cluster' }),
+        onLeaderChange: (view) => {
+          if (view.role === 'leader') onLeader?.();
+        },
+      })
+    : undefined;
+  // In cluster mode the CA may reach any replica: tokens go to all of them.
+  const issuerResponder: ChallengeResponder = cluster?.responder ?? responder;
   const reconciler = new Reconciler({
     ...(hooks && { hooks }),
     budget: new RateBudget(store, clock, config.rateLimits),
     onFailure: (name, code) => metrics.failure(name, code),
     store,
-    live,
+    // The leader publishes what it serves; every replica materializes it.
+    live: cluster?.liveTarget ?? live,
     platform,
     clock,
     log: log.child({ component: 'reconciler' }),
@@ -219,7 +278,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     if (recovered) return;
     recovered = true;
     const removed = [
-      ...(await store.sweep()),
+      ...(fsStore ? await fsStore.sweep() : []),
       ...(await live.sweep()),
       ...(await responder.sweep()),
     ];
@@ -320,6 +379,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
         target: config.staging ? 'staging' : 'production',
         platform: config.platform,
         ...(lastPass && { lastPass }),
+        ...(cluster && { cluster: cluster.status() }),
       },
       clock.now(),
     );
@@ -328,6 +388,12 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
   /** Ready: the store answers and a pass finished recently with discovery working. */
   function readiness(): { ok: boolean; reasons: string[] } {
     const reasons: string[] = [];
+    // A replica that does not lead serves what the cluster published.
+    if (cluster && !cluster.leadership().mayAct) {
+      return cluster.liveSync.hasSynced()
+        ? { ok: true, reasons }
+        : { ok: false, reasons: ['live/ has not been synced from the cluster yet'] };
+    }
     if (!lastPass) reasons.push('the first pass has not finished yet');
     else {
       if (lastPass.discoveryError) reasons.push(`discovery failed: ${lastPass.discoveryError}`);
@@ -350,7 +416,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       handlers: reconcilerHandlers({
         status: snapshot,
         specs: () => lastSpecs,
-        reconciler,
+        reconciler: cluster ? leaderOnly(cluster, reconciler) : reconciler,
         signal: controller.signal,
         now: () => clock.now(),
       }),
@@ -364,12 +430,22 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
         again = true;
         return;
       }
+      // Cluster mode: only the leader discovers, orders, renews and pushes,
+      // and its pass stops the moment its lease is in doubt.
+      const term = cluster?.leadership();
+      if (term && !term.signal) {
+        log.debug('pass skipped: not the cluster leader', { why });
+        return;
+      }
+      const signal = term?.signal
+        ? AbortSignal.any([controller.signal, term.signal])
+        : controller.signal;
       log.debug('pass starting', { why });
       running = (async () => {
         do {
           again = false;
-          await pass(controller.signal);
-        } while (again && !controller.signal.aborted);
+          await pass(signal);
+        } while (again && !signal.aborted);
       })().finally(() => {
         running = undefined;
       });
@@ -379,6 +455,14 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
         ? setInterval(() => trigger('loop'), config.loopTimeSeconds * 1000)
         : undefined;
     const task = cron.schedule(config.checkSchedule, () => trigger('schedule'));
+    if (cluster) {
+      // Every replica: clear what a killed run left, then serve (sync live/,
+      // mirror tokens) and campaign. A new leader starts with a full pass.
+      await recover();
+      onLeader = () => trigger('elected');
+      cluster.start();
+      log.info('cluster mode', { node: etcd?.nodeName, cluster: config.clusterName });
+    }
     const server =
       config.statusAddress === 'off'
         ? undefined
@@ -446,6 +530,8 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     // bounded time to finish, then abandon them.
     const grace = new Promise((r) => setTimeout(r, 20_000).unref());
     await Promise.race([running, grace]);
+    await cluster?.stop();
+    etcd?.close();
     await responder.cleanupAll();
     await server?.close();
     log.info('stopped');

@@ -93,6 +93,7 @@ export class LiveSync {
   private stopped = false;
   /** Highest pointer revision applied with everything up to it. */
   private synced = 0;
+  private everSynced = false;
   private head?: PublishedHead;
 
   constructor(private readonly opts: LiveSyncOptions) {}
@@ -118,6 +119,11 @@ export class LiveSync {
 
   syncedRevision(): number {
     return this.synced;
+  }
+
+  /** Has live/ matched the cluster at least once since start? */
+  hasSynced(): boolean {
+    return this.everSynced;
   }
 
   private enqueue(fn: () => Promise<void>): void {
@@ -175,6 +181,7 @@ export class LiveSync {
 
   private async markSynced(revision: number): Promise<void> {
     this.synced = revision;
+    this.everSynced = true;
     await this.opts.registry.update({
       syncedRevision: revision,
       syncedAt: this.opts.clock.now().toISOString(),

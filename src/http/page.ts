@@ -51,7 +51,12 @@ export function renderStatusPage(s: StatusSnapshot, now: Date): string {
   <dl class="facts">
     <div><dt>Target CA</dt><dd>${phaseBadge(s.target)}</dd></div>
     <div><dt>Platform</dt><dd><strong>${esc(s.platform)}</strong></dd></div>
-    <div><dt>Last pass</dt><dd>${lastPass(s, now)}</dd></div>
+    <div><dt>Last pass</dt><dd>${lastPass(s, now)}</dd></div>${
+      s.cluster
+        ? `
+    <div><dt>Cluster</dt><dd><strong>${esc(s.cluster.node)}</strong> is ${esc(s.cluster.role)} · leader ${esc(s.cluster.leader ?? 'none')} · ${s.cluster.replicas.filter((r) => r.inSync).length}/${s.cluster.replicas.length} replicas in sync</dd></div>`
+        : ''
+    }
     <div><dt>Certificates</dt><dd><span class="tally"><b class="t-ok">${count('ok')}</b> healthy · <b class="t-warning">${count('warning')}</b> expiring soon · <b class="t-error">${count('error')}</b> need attention</span></dd></div>
   </dl>
 </header>

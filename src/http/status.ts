@@ -22,6 +22,27 @@ export interface StatusSnapshot {
   readonly certificates: readonly StatusCertificate[];
   /** Hostnames or labels discovery skipped, in discovery order. */
   readonly problems: readonly DiscoveryProblem[];
+  /** Cluster mode only: this node's role, the leader, every replica's sync lag. */
+  readonly cluster?: StatusCluster;
+}
+
+export interface StatusCluster {
+  readonly node: string;
+  readonly role: 'leader' | 'follower';
+  /** The elected node as this node knows it; null when there is none. */
+  readonly leader: string | null;
+  /** Why this node acts or not (Leader, NotElected, LeaseExpiring, ...). */
+  readonly reason: string;
+  readonly replicas: readonly {
+    readonly name: string;
+    readonly inSync: boolean;
+    /** 0 when in sync; else the age of the newest certificate it has not materialized. */
+    readonly lagSeconds: number;
+    readonly syncedAt: string | null;
+    /** Publication to this replica's live/, for the last certificate it applied. */
+    readonly lastApplyLagMs: number | null;
+    readonly seenAt: string;
+  }[];
 }
 
 export interface LastPass {
@@ -67,6 +88,7 @@ export interface StatusInput {
   readonly target: AcmePhase;
   readonly platform: string;
   readonly lastPass?: LastPass;
+  readonly cluster?: StatusCluster;
 }
 
 /** Below this much validity left a certificate is flagged, renewal window or not. */
@@ -122,6 +144,24 @@ export function buildStatusSnapshot(input: StatusInput, now: Date): StatusSnapsh
       value: p.value,
       code: p.code,
       message: cleanMessage(p.message),
+    })),
+    ...(input.cluster && { cluster: clusterView(input.cluster) }),
+  };
+}
+
+function clusterView(c: StatusCluster): StatusCluster {
+  return {
+    node: c.node,
+    role: c.role,
+    leader: c.leader,
+    reason: c.reason,
+    replicas: c.replicas.map((r) => ({
+      name: r.name,
+      inSync: r.inSync,
+      lagSeconds: r.lagSeconds,
+      syncedAt: r.syncedAt,
+      lastApplyLagMs: r.lastApplyLagMs,
+      seenAt: r.seenAt,
     })),
   };
 }

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry, Summary, collectDefaultMetrics } from 'prom-client';
 import type { AcmeRequestEvent } from '../acme/http.js';
 import type { CertStatus } from '../reconcile/reconciler.js';
+import type { StatusCluster } from '../http/status.js';
 
 /**
  * Prometheus metrics. The certificate and ACME client series use
@@ -14,6 +15,8 @@ export interface MetricsSource {
   readonly platform: string;
   certificates(): readonly CertStatus[];
   lastPass(): { finishedAt: string; ok: boolean } | undefined;
+  /** Cluster mode only. */
+  cluster?(): StatusCluster | undefined;
 }
 
 export class Metrics {
@@ -117,6 +120,28 @@ export class Metrics {
         this.reset();
         for (const c of certs())
           if (c.deployment) this.set({ name: c.name }, c.deployment.stale ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'acme_sidecar_cluster_leader',
+      help: 'Cluster mode: 1 on the node that may act as leader now, 0 on the others; `leader` is the elected node as this one sees it.',
+      labelNames: ['node', 'leader'],
+      registers,
+      collect() {
+        this.reset();
+        const c = source.cluster?.();
+        if (c) this.set({ node: c.node, leader: c.leader ?? '' }, c.role === 'leader' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'acme_sidecar_cluster_replica_sync_lag_seconds',
+      help: 'Cluster mode: how long the newest published certificate has waited for each replica to materialize it (0 when in sync).',
+      labelNames: ['replica'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of source.cluster?.()?.replicas ?? [])
+          this.set({ replica: r.name }, r.lagSeconds);
       },
     });
     new Gauge({

@@ -1,0 +1,354 @@
+// Cluster mode end to end: three real sidecars (`acme-sidecar run`), each
+// beside its own real nginx with its own webroot and STATE_DIR, all on one
+// real three-member etcd, ordering from real Pebble.
+//
+// Pebble validates HTTP-01 on one port: node1's nginx. Every token must
+// nevertheless reach all three webroots (the leader checks each replica's
+// nginx before telling the CA), which the test watches on disk.
+import assert from 'node:assert/strict';
+import { type ChildProcess } from 'node:child_process';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import { appendFile, chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startDevEnv, type DevEnv } from '../../devenv/index.js';
+import { startEtcdCluster, type EtcdCluster } from '../../devenv/etcd.js';
+import { httpGet } from '../../devenv/http.js';
+import { startNginx, type NginxInstance } from '../../devenv/nginx.js';
+import { freePorts } from '../../devenv/proc.js';
+import { chainVerifiesTo } from '../../src/util/x509.js';
+import { allOutput, sidecarEnv, startSidecar } from '../support/sidecar.js';
+
+const TTL = 3;
+const CLUSTER = 'e2e';
+
+interface Sidecar {
+  name: string;
+  env: Record<string, string>;
+  child?: ChildProcess;
+  logs: Record<string, unknown>[];
+  stateDir: string;
+  webroot: string;
+  nginx: NginxInstance;
+  statusPort: number;
+}
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function run(s: Sidecar): void {
+  const child = startSidecar(['run'], s.env);
+  s.child = child;
+  let buf = '';
+  let all = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    const text = d.toString();
+    all += text;
+    buf += text;
+    const lines = buf.split('\n');
+    buf = lines.pop() ?? '';
+    for (const l of lines) {
+      if (!l.startsWith('{')) continue;
+      try {
+        s.logs.push({ ...(JSON.parse(l) as Record<string, unknown>), at: Date.now() });
+      } catch {
+        /* not ours */
+      }
+    }
+  });
+  child.stdout?.on('data', (d: Buffer) => (all += d.toString()));
+  child.on('close', () => allOutput.push(all));
+}
+
+async function liveSerial(s: Sidecar, name: string): Promise<string | undefined> {
+  try {
+    const pem = await readFile(path.join(s.stateDir, 'live', name, 'cert.pem'), 'utf8');
+    return new X509Certificate(pem).serialNumber;
+  } catch {
+    return undefined;
+  }
+}
+
+async function liveFromStaging(s: Sidecar, name: string, root: string): Promise<boolean> {
+  try {
+    const full = await readFile(path.join(s.stateDir, 'live', name, 'fullchain.pem'), 'utf8');
+    return chainVerifiesTo(full, root);
+  } catch {
+    return false;
+  }
+}
+
+async function status(s: Sidecar): Promise<{
+  cluster?: {
+    node: string;
+    role: string;
+    leader: string | null;
+    replicas: {
+      name: string;
+      inSync: boolean;
+      lagSeconds: number;
+      lastApplyLagMs: number | null;
+    }[];
+  };
+}> {
+  const r = await httpGet(s.statusPort, '127.0.0.1', '/status');
+  return JSON.parse(r.body) as Awaited<ReturnType<typeof status>>;
+}
+
+describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', function () {
+  this.timeout(180_000);
+  let env: DevEnv;
+  let etcd: EtcdCluster;
+  let stagingRoot: string;
+  let domainsFile: string;
+  const nodes: Sidecar[] = [];
+  const figures: string[] = [];
+  /** Token file names seen in each node's webroot, with when. */
+  const tokensSeen = new Map<string, Map<string, number>>();
+  let watching = true;
+
+  const running = () =>
+    nodes.filter((n) => n.child && n.child.exitCode === null && !n.child.killed);
+  const allLogs = (): Record<string, unknown>[] =>
+    nodes.flatMap((n) => n.logs.map((l) => ({ ...l, node: n.name })));
+  const ordersFor = (cert: string) =>
+    allLogs().filter((l) => l.message === 'ordering certificate' && l.cert === cert);
+  const issuedFor = (cert: string) =>
+    allLogs().filter((l) => l.message === 'certificate issued' && l.cert === cert);
+  async function leader(): Promise<Sidecar | undefined> {
+    for (const n of running()) {
+      const s = await status(n).catch(() => undefined);
+      if (s?.cluster?.role === 'leader') return n;
+    }
+    return undefined;
+  }
+  async function addCertificate(name: string): Promise<void> {
+    await appendFile(domainsFile, `${name}\n`);
+  }
+
+  before(async () => {
+    env = await startDevEnv();
+    stagingRoot = await env.staging.getRootPem();
+    etcd = await startEtcdCluster({ members: 3 });
+    await etcd.waitHealthy();
+    const keyFile = path.join(env.dir, 'cluster.key');
+    await writeFile(keyFile, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+    domainsFile = path.join(env.dir, 'domains.txt');
+    await writeFile(domainsFile, '# certificates\n');
+    const ports = await freePorts(9);
+    for (let i = 0; i < 3; i++) {
+      const name = `node${i + 1}`;
+      const base = path.join(env.dir, name);
+      await mkdir(base, { recursive: true, mode: 0o755 });
+      await chmod(base, 0o755);
+      let nginx: NginxInstance;
+      let webroot: string;
+      let stateDir: string;
+      if (i === 0) {
+        // node1 is the nginx Pebble validates against.
+        nginx = env.nginx;
+        webroot = env.webroot;
+        stateDir = env.certDir;
+      } else {
+        webroot = path.join(base, 'webroot');
+        stateDir = path.join(base, 'state');
+        await mkdir(path.join(webroot, '.well-known', 'acme-challenge'), {
+          recursive: true,
+          mode: 0o755,
+        });
+        await mkdir(path.join(base, 'nginx'), { recursive: true });
+        nginx = await startNginx({
+          dir: path.join(base, 'nginx'),
+          httpPort: ports[2 * i] as number,
+          httpsPort: ports[2 * i + 1] as number,
+          webroot,
+          certDir: stateDir,
+          httpOnly: true,
+        });
+      }
+      const statusPort = ports[6 + i] as number;
+      const s: Sidecar = {
+        name,
+        logs: [],
+        stateDir,
+        webroot,
+        nginx,
+        statusPort,
+        env: sidecarEnv(env, {
+          STATE_DIR: stateDir,
+          WEBROOT: webroot,
+          SELF_CHECK_ADDRESS: `127.0.0.1:${nginx.httpPort}`,
+          DOMAINS_FILE: domainsFile,
+          LOOP_TIME: '5',
+          STATUS_ADDRESS: `127.0.0.1:${statusPort}`,
+          CLUSTER_ETCD_ENDPOINTS: etcd.endpoints.join(','),
+          CLUSTER_NAME: CLUSTER,
+          CLUSTER_NODE_NAME: name,
+          CLUSTER_ENCRYPTION_KEY_FILE: keyFile,
+          CLUSTER_LEASE_TTL: String(TTL),
+        }),
+      };
+      nodes.push(s);
+      tokensSeen.set(name, new Map());
+    }
+    // Watch every webroot for tokens (the CA only ever looks at node1's).
+    void (async () => {
+      while (watching) {
+        for (const n of nodes) {
+          const names = await readdir(path.join(n.webroot, '.well-known', 'acme-challenge')).catch(
+            () => [] as string[],
+          );
+          const seen = tokensSeen.get(n.name)!;
+          for (const t of names) if (!t.includes('.') && !seen.has(t)) seen.set(t, Date.now());
+        }
+        await sleep(5);
+      }
+    })();
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state !== 'failed') return;
+    const lines = allLogs()
+      .filter((l) => l.level !== 'debug')
+      .slice(-60)
+      .map((l) => JSON.stringify(l));
+    console.log(`    last sidecar log lines:\n${lines.join('\n')}`);
+  });
+
+  after(async () => {
+    watching = false;
+    for (const n of nodes) {
+      if (n.child && n.child.exitCode === null) {
+        n.child.kill('SIGTERM');
+        await new Promise((r) => n.child!.once('close', r));
+      }
+      if (n.nginx !== env?.nginx) await n.nginx.stop();
+    }
+    await etcd?.stop();
+    await env?.stop();
+    if (figures.length) console.log(`\n    figures:\n      ${figures.join('\n      ')}`);
+  });
+
+  it('issues every certificate once, and all three replicas serve it', async () => {
+    const t0 = Date.now();
+    // node2 first, so it leads: the node killed later is not the one whose
+    // nginx Pebble validates against (a load balancer whose sidecar is dead
+    // cannot answer challenges; it belongs out of rotation).
+    run(nodes[1]!);
+    await until('node2 to lead', async () => (await leader()) === nodes[1]);
+    run(nodes[0]!);
+    run(nodes[2]!);
+    // The leader checks the replicas registered when it orders: all three first.
+    await until('three registered replicas', async () => {
+      const st = await status(nodes[1]!).catch(() => undefined);
+      return st?.cluster?.replicas.length === 3;
+    });
+    const t1 = Date.now();
+    await addCertificate('www.demo.test');
+    await addCertificate('api.demo.test');
+    for (const cert of ['www.demo.test', 'api.demo.test']) {
+      for (const n of nodes) {
+        await until(`${cert} from the staging CA on ${n.name}`, () =>
+          liveFromStaging(n, cert, stagingRoot),
+        );
+      }
+      const serials = await Promise.all(nodes.map((n) => liveSerial(n, cert)));
+      assert.equal(
+        new Set(serials).size,
+        1,
+        `${cert}: one certificate on all three: ${serials.join(' ')}`,
+      );
+    }
+    figures.push(
+      `cold start of 3 sidecars: ${t1 - t0} ms; 2 certificates ordered and on all 3 replicas: ${Date.now() - t1} ms`,
+    );
+    await sleep(1000);
+    for (const cert of ['www.demo.test', 'api.demo.test']) {
+      assert.equal(ordersFor(cert).length, 1, `${cert} ordered once`);
+      assert.equal(issuedFor(cert).length, 1, `${cert} issued once`);
+    }
+    const leaders = new Set(ordersFor('www.demo.test').map((l) => l.node));
+    assert.equal(leaders.size, 1, 'one node ordered');
+    const l = await until('a leader in /status', leader);
+    const st = await status(l);
+    assert.deepEqual(
+      st.cluster?.replicas.map((r) => r.name),
+      ['node1', 'node2', 'node3'],
+    );
+    figures.push(
+      `replica apply lag (leader publish -> live/ written): ${st.cluster?.replicas
+        .map((r) => `${r.name} ${r.lastApplyLagMs ?? '-'} ms`)
+        .join(', ')}`,
+    );
+    for (const n of nodes) {
+      const s = await status(n);
+      assert.equal(s.cluster?.leader, l.name, `${n.name} names the leader`);
+    }
+  });
+
+  it('every challenge token reached all three webroots before the CA looked', () => {
+    const seen1 = [...tokensSeen.get('node1')!.keys()];
+    assert.ok(seen1.length >= 2, `tokens seen on node1: ${seen1.length}`);
+    for (const t of seen1) {
+      for (const n of ['node2', 'node3']) {
+        assert.ok(tokensSeen.get(n)!.has(t), `token ${t.slice(0, 8)}… reached ${n}`);
+      }
+    }
+    figures.push(`tokens fanned out to all 3 webroots: ${seen1.length}`);
+  });
+
+  it('kill -9 of the leader in the middle of an order: a new leader completes it, the certificate is issued once', async () => {
+    const old = await until('a leader', leader);
+    const before = new Set(tokensSeen.get(old.name)!.keys());
+    await addCertificate('shop.demo.test');
+    // Mid-order: the order exists and its token is being fanned out.
+    await until(
+      'a new token for shop.demo.test',
+      () => [...tokensSeen.get(old.name)!.keys()].some((t) => !before.has(t)),
+      20_000,
+    );
+    old.child!.kill('SIGKILL');
+    const killedAt = Date.now();
+    const next = await until('a new leader', async () => {
+      const l = await leader();
+      return l && l !== old ? l : undefined;
+    });
+    const failoverMs = Date.now() - killedAt;
+    for (const n of running()) {
+      await until(`shop.demo.test on ${n.name}`, () =>
+        liveFromStaging(n, 'shop.demo.test', stagingRoot),
+      );
+    }
+    const doneMs = Date.now() - killedAt;
+    const orders = ordersFor('shop.demo.test');
+    const issued = issuedFor('shop.demo.test');
+    figures.push(
+      `failover after kill -9: new leader ${next.name} in ${failoverMs} ms; order completed on all replicas ${doneMs} ms after the kill (TTL ${TTL} s)`,
+    );
+    figures.push(
+      `shop.demo.test: orders sent ${orders.length} (${orders.map((o) => o.node).join(', ')}), certificates issued ${issued.length}`,
+    );
+    assert.equal(issued.length, 1, 'issued once');
+    assert.equal(
+      orders.filter((o) => o.node === next.name).length,
+      1,
+      'the new leader ordered once',
+    );
+    // The killed node comes back as a replica and catches up.
+    run(old);
+    await until(`shop.demo.test on ${old.name} after restart`, () =>
+      liveFromStaging(old, 'shop.demo.test', stagingRoot),
+    );
+  });
+});
