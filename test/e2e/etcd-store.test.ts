@@ -329,6 +329,34 @@ describe('EtcdCertStore on a real etcd cluster', function () {
     await client.delete().prefix(`/acme-sidecar/${name}/`).exec();
   });
 
+  it('keeps a held lock through a quorum loss shorter than the lease TTL', async () => {
+    const name = uniqueCluster('heldthrough');
+    const holder = makeStore(name, { leaseTtlSeconds: 3 });
+    const other = makeStore(name);
+    await holder.lock('certs/a', { timeoutMs: 2000 });
+    const [a, b] = cluster.members;
+    assert.ok(a && b);
+    await a.stop();
+    await b.stop();
+    await new Promise((r) => setTimeout(r, 2000));
+    await a.start();
+    await b.start();
+    await cluster.waitHealthy();
+    // etcd extends leases when a new leader takes over and our keep-alive
+    // resumes; waiting longer than the TTL shows the lease is really renewed.
+    const t0 = Date.now();
+    let r = await codeOf(other.lock('certs/a', { timeoutMs: 4000 }));
+    while (r.code === 'STORE_UNAVAILABLE' && Date.now() - t0 < 15_000) {
+      await new Promise((res) => setTimeout(res, 200)); // circuit breakers half-open after 5 s
+      r = await codeOf(other.lock('certs/a', { timeoutMs: 4000 }));
+    }
+    assert.equal(r.code, 'LOCK_TIMEOUT', `the lock was lost or stolen: ${r.code} ${r.message}`);
+    await holder.unlock('certs/a');
+    await other.lock('certs/a', { timeoutMs: 2000 });
+    await other.unlock('certs/a');
+    await client.delete().prefix(`/acme-sidecar/${name}/`).exec();
+  });
+
   it('logs in with CLUSTER_ETCD_USERNAME and _PASSWORD_FILE; a wrong password is STORE_UNAUTHORIZED and never shown', async () => {
     // Its own one-member etcd: auth applies to a whole cluster.
     const single = await startEtcdCluster({ members: 1 });
