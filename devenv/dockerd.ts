@@ -43,6 +43,12 @@ export interface DockerdOptions {
   shutdownTimeoutSeconds?: number;
   /** How long to wait for the API to answer. Default 30 s. */
   readyTimeoutMs?: number;
+  /**
+   * Storage driver. Default vfs (works on any backing filesystem). overlay2
+   * needs an ext4/xfs base dir, but builds and starts large images many times
+   * faster: vfs copies the whole rootfs for every layer and container.
+   */
+  storageDriver?: 'vfs' | 'overlay2';
 }
 
 export interface EngineResponse {
@@ -233,7 +239,7 @@ export async function startDockerd(opts: DockerdOptions = {}): Promise<DockerEng
     `unix://${socketPath}`,
     '--config-file',
     configPath,
-    '--storage-driver=vfs',
+    `--storage-driver=${opts.storageDriver ?? 'vfs'}`,
     '--iptables=false',
     '--ip6tables=false',
     '--ip-masq=false',
