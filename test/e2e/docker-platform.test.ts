@@ -120,13 +120,15 @@ describe('DockerPlatform on a real engine', function () {
   afterEach(removeAll);
 
   it('reads both labels of running containers, skips unlabelled ones, and reports a bad label without dropping the rest', async () => {
-    await runContainer({ labels: { [DENT_LABEL]: 'a.docker.test,b.docker.test' } });
-    await runContainer({ labels: { [DOMAINS_LABEL]: 'shop=shop.docker.test+cdn.docker.test' } });
-    await runContainer({ labels: { 'com.example.other': 'x.docker.test' } });
-    await runContainer({
-      name: 'badly-labelled',
-      labels: { [DOMAINS_LABEL]: 'ok.docker.test,*.docker.test' },
-    });
+    await Promise.all([
+      runContainer({ labels: { [DENT_LABEL]: 'a.docker.test,b.docker.test' } }),
+      runContainer({ labels: { [DOMAINS_LABEL]: 'shop=shop.docker.test+cdn.docker.test' } }),
+      runContainer({ labels: { 'com.example.other': 'x.docker.test' } }),
+      runContainer({
+        name: 'badly-labelled',
+        labels: { [DOMAINS_LABEL]: 'ok.docker.test,*.docker.test' },
+      }),
+    ]);
     const d = await platform({ domains: async () => 'env.docker.test' }).discover();
     assert.deepEqual(names(d), [
       'a.docker.test',
@@ -145,11 +147,16 @@ describe('DockerPlatform on a real engine', function () {
   });
 
   it('reads nginx-proxy env hostnames only when asked, LETSENCRYPT_HOST before VIRTUAL_HOST', async () => {
-    await runContainer({
-      env: { LETSENCRYPT_HOST: 'le.docker.test,www.le.docker.test', VIRTUAL_HOST: 'v.docker.test' },
-    });
-    await runContainer({ env: { VIRTUAL_HOST: 'only-virtual.docker.test', SECRET: 'hunter2' } });
-    await runContainer({ env: { LETSENCRYPT_HOST: 'bad host.docker.test' } });
+    await Promise.all([
+      runContainer({
+        env: {
+          LETSENCRYPT_HOST: 'le.docker.test,www.le.docker.test',
+          VIRTUAL_HOST: 'v.docker.test',
+        },
+      }),
+      runContainer({ env: { VIRTUAL_HOST: 'only-virtual.docker.test', SECRET: 'hunter2' } }),
+      runContainer({ env: { LETSENCRYPT_HOST: 'bad host.docker.test' } }),
+    ]);
     assert.deepEqual(names(await platform().discover()), [], 'off by default');
     const d = await platform({ envHostnames: ['LETSENCRYPT_HOST', 'VIRTUAL_HOST'] }).discover();
     assert.deepEqual(names(d), ['le.docker.test', 'only-virtual.docker.test']);
@@ -167,10 +174,12 @@ describe('DockerPlatform on a real engine', function () {
   it('keeps a stopped or removed container for the grace period, then drops it; a never-started one does not count', async () => {
     const clock = new ShiftClock();
     const p = platform({ clock, stoppedGraceMs: 60_000 });
-    const stopped = await runContainer({ labels: { [DOMAINS_LABEL]: 'stopped.docker.test' } });
-    const removed = await runContainer({ labels: { [DOMAINS_LABEL]: 'removed.docker.test' } });
-    await runContainer({ labels: { [DOMAINS_LABEL]: 'running.docker.test' } });
-    await runContainer({ labels: { [DOMAINS_LABEL]: 'created.docker.test' } }, undefined, 'create');
+    const [stopped, removed] = await Promise.all([
+      runContainer({ labels: { [DOMAINS_LABEL]: 'stopped.docker.test' } }),
+      runContainer({ labels: { [DOMAINS_LABEL]: 'removed.docker.test' } }),
+      runContainer({ labels: { [DOMAINS_LABEL]: 'running.docker.test' } }),
+      runContainer({ labels: { [DOMAINS_LABEL]: 'created.docker.test' } }, undefined, 'create'),
+    ]);
     assert.deepEqual(names(await p.discover()), [
       'removed.docker.test',
       'running.docker.test',

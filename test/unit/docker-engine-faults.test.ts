@@ -165,11 +165,15 @@ describe('Docker Engine client faults (UNIX-socket server)', function () {
         }
       };
       await until(() => streams === 1);
+      // An unrelated container's start (no hostname label) is no change.
+      open[0]?.write(
+        `${JSON.stringify({ Type: 'container', Action: 'start', Actor: { ID: 'c'.repeat(64), Attributes: { name: 'job' } } })}\n`,
+      );
       // An event, in two chunks, then junk that is ignored.
       const ev = JSON.stringify({
         Type: 'container',
         Action: 'start',
-        Actor: { ID: ID, Attributes: { name: 'web' } },
+        Actor: { ID: ID, Attributes: { name: 'web', [DOMAINS_LABEL]: 'web.faults.test' } },
       });
       open[0]?.write(ev.slice(0, 10));
       open[0]?.write(`${ev.slice(10)}\nnot json\n`);

@@ -3,7 +3,13 @@ import { parseDomainList } from '../../domain/hostnames.js';
 import type { CertSpec, StoredCert } from '../../domain/types.js';
 import { systemClock, type Clock } from '../../lifecycle/clock.js';
 import type { Logger } from '../../util/log.js';
-import { mergeSpecs, specsFromHostList, specsFromLabels } from '../labels.js';
+import {
+  DENT_LABEL,
+  DOMAINS_LABEL,
+  mergeSpecs,
+  specsFromHostList,
+  specsFromLabels,
+} from '../labels.js';
 import type {
   Discovery,
   DiscoveryProblem,
@@ -265,7 +271,17 @@ export class DockerPlatform implements Platform {
       const k = this.known.get(id);
       // Its state changed: re-read when it stopped at the next discovery.
       if (k) k.state = undefined;
-      const name = e.Actor?.Attributes?.name;
+      // The event carries the container's labels: a busy host's unrelated
+      // containers (CI jobs, one-off runs) start no pass.
+      const attrs = e.Actor?.Attributes ?? {};
+      const declares =
+        (k !== undefined && (k.fromLabels.specs.length > 0 || k.fromLabels.problems.length > 0)) ||
+        k?.fromEnv?.specs.length ||
+        DOMAINS_LABEL in attrs ||
+        DENT_LABEL in attrs ||
+        (this.opts.envHostnames?.length ?? 0) > 0;
+      if (!declares) return;
+      const name = attrs.name;
       changed(`docker: container ${typeof name === 'string' ? name : id.slice(0, 12)} ${action}`);
     };
 
