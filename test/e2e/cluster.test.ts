@@ -11,6 +11,7 @@ import { X509Certificate, randomBytes } from 'node:crypto';
 import { appendFile, chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Etcd3 } from 'etcd3';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { startEtcdCluster, type EtcdCluster } from '../../devenv/etcd.js';
 import { httpGet } from '../../devenv/http.js';
@@ -349,6 +350,125 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
     run(old);
     await until(`shop.demo.test on ${old.name} after restart`, () =>
       liveFromStaging(old, 'shop.demo.test', stagingRoot),
+    );
+  });
+
+  it('one etcd member down (the etcd leader): no interruption, a new certificate is issued everywhere', async () => {
+    const l = await until('a leader', leader);
+    const stopsBefore = allLogs().filter((x) => x.message === 'stopped acting as leader').length;
+    const etcdLeader = await etcd.leaderName();
+    const member = etcd.members.find((m) => m.name === etcdLeader) ?? etcd.members[0]!;
+    await member.stop();
+    try {
+      const t0 = Date.now();
+      await addCertificate('one.demo.test');
+      for (const n of running()) {
+        await until(`one.demo.test on ${n.name}`, () =>
+          liveFromStaging(n, 'one.demo.test', stagingRoot),
+        );
+      }
+      figures.push(
+        `etcd member ${member.name} (etcd leader) down: new certificate on all replicas in ${Date.now() - t0} ms`,
+      );
+      assert.equal(await leader(), l, 'the same sidecar still leads');
+      assert.equal(
+        allLogs().filter((x) => x.message === 'stopped acting as leader').length,
+        stopsBefore,
+        'no sidecar stopped acting',
+      );
+      assert.equal(ordersFor('one.demo.test').length, 1);
+    } finally {
+      await member.start();
+      await etcd.waitHealthy();
+    }
+  });
+
+  it('a majority of etcd down: every sidecar keeps serving, nothing is ordered; all recover when etcd returns', async () => {
+    const l = await until('a leader', leader);
+    const serving = await Promise.all(running().map((n) => liveSerial(n, 'www.demo.test')));
+    const down = etcd.members.filter((m) => m.name !== 'n1');
+    await Promise.all(down.map((m) => m.kill()));
+    const t0 = Date.now();
+    try {
+      await until(
+        'the leader to stop acting',
+        () =>
+          l.logs.some((x) => x.message === 'stopped acting as leader' && (x.at as number) >= t0),
+        TTL * 1000 + 3000,
+      );
+      figures.push(`quorum lost -> leader stops acting: ${Date.now() - t0} ms (TTL ${TTL} s)`);
+      await addCertificate('late.demo.test');
+      await sleep(TTL * 1000 * 2);
+      assert.equal(ordersFor('late.demo.test').length, 0, 'nothing ordered without quorum');
+      for (const n of running()) {
+        assert.equal(await liveSerial(n, 'www.demo.test'), serving[running().indexOf(n)]);
+        const h = await httpGet(n.statusPort, '127.0.0.1', '/healthz');
+        assert.equal(h.status, 200, `${n.name} answers /healthz`);
+        const st = await status(n);
+        assert.equal(st.cluster?.role, 'follower', `${n.name} does not act`);
+      }
+    } finally {
+      await Promise.all(down.map((m) => m.start()));
+    }
+    await etcd.waitHealthy();
+    const back = Date.now();
+    for (const n of running()) {
+      await until(
+        `late.demo.test on ${n.name} after etcd returned`,
+        () => liveFromStaging(n, 'late.demo.test', stagingRoot),
+        60_000,
+      );
+    }
+    figures.push(`quorum back -> the waiting certificate on all replicas: ${Date.now() - back} ms`);
+    assert.equal(ordersFor('late.demo.test').length, 1, 'ordered once');
+  });
+
+  it('etcd holds no private key in the clear', async () => {
+    const client = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      const all = await client.getAll().prefix(`/acme-sidecar/${CLUSTER}/`).buffers();
+      const dump = Buffer.concat(
+        Object.entries(all).flatMap(([k, v]) => [Buffer.from(k), Buffer.from('\n'), v]),
+      );
+      assert.ok(
+        Object.keys(all).length > 10,
+        `etcd holds the cluster's state (${Object.keys(all).length} keys)`,
+      );
+      assert.ok(!dump.includes('PRIVATE KEY'), 'no PEM private key');
+      for (const n of running()) {
+        for (const cert of ['www.demo.test', 'api.demo.test', 'shop.demo.test']) {
+          const key = await readFile(path.join(n.stateDir, 'live', cert, 'privkey.pem'), 'utf8');
+          const der = Buffer.from(key.replace(/-----[^-]+-----/g, '').replace(/\s/g, ''), 'base64');
+          assert.ok(!dump.includes(der), `${cert} key (DER) not in etcd`);
+          assert.ok(
+            !dump.includes(der.toString('base64').slice(0, 40)),
+            `${cert} key (base64) not in etcd`,
+          );
+        }
+      }
+    } finally {
+      client.close();
+    }
+    // Sync lag as each replica reports it, from the leader's /status.
+    const l = await until('a leader', leader);
+    const st = await status(l);
+    figures.push(
+      `replica sync at the end: ${st.cluster?.replicas
+        .map(
+          (r) =>
+            `${r.name} inSync=${r.inSync} lag=${r.lagSeconds}s lastApply=${r.lastApplyLagMs ?? '-'}ms`,
+        )
+        .join('; ')}`,
+    );
+    const certs = [
+      'www.demo.test',
+      'api.demo.test',
+      'shop.demo.test',
+      'one.demo.test',
+      'late.demo.test',
+    ];
+    figures.push(
+      `orders per certificate: ${certs.map((c) => `${c} ${ordersFor(c).length}`).join(', ')}; issued: ${certs.map((c) => `${c} ${issuedFor(c).length}`).join(', ')}`,
     );
   });
 });
