@@ -35,6 +35,8 @@ export interface ClusterKeyLayout {
   readonly kv: string;
   readonly locks: string;
   readonly coord: string;
+  /** A value sealed by the cluster key, so a replica with another key fails at startup. */
+  readonly keyCheck: string;
 }
 
 export function clusterKeyLayout(clusterName: string): ClusterKeyLayout {
@@ -46,7 +48,13 @@ export function clusterKeyLayout(clusterName: string): ClusterKeyLayout {
     );
   }
   const root = `/acme-sidecar/${clusterName}/`;
-  return { root, kv: `${root}kv/`, locks: `${root}locks/`, coord: `${root}coord/` };
+  return {
+    root,
+    kv: `${root}kv/`,
+    locks: `${root}locks/`,
+    coord: `${root}coord/`,
+    keyCheck: `${root}key-check`,
+  };
 }
 
 export interface EtcdCertStoreOptions {
@@ -169,6 +177,35 @@ export class EtcdCertStore implements CertStore {
       : full;
     assertStoreKey(key);
     return { key, value: this.keyring.open(this.layout.kv + key, raw, key) };
+  }
+
+  /**
+   * Call at startup: proves this replica's CLUSTER_ENCRYPTION_KEY_FILE is
+   * the cluster's, before anything is written with it. The first replica
+   * seals a marker at `layout.keyCheck` (created only if absent, so two
+   * first replicas cannot both win); every later one must open it, or
+   * fails with STORE_DECRYPT_FAILED naming both key ids. Returns 'created'
+   * or 'matched'.
+   */
+  async checkEncryptionKey(): Promise<'created' | 'matched'> {
+    const key = this.layout.keyCheck;
+    const marker = Buffer.from('acme-sidecar cluster key check');
+    const what = 'check CLUSTER_ENCRYPTION_KEY_FILE';
+    const res = await this.bounded(what, () =>
+      this.client
+        .if(key, 'Create', '==', 0)
+        .then(this.client.put(key).value(this.keyring.seal(key, marker, false)))
+        .else(this.client.get(key))
+        .commit(),
+    );
+    if (res.succeeded) return 'created';
+    const kv = res.responses[0]?.response_range?.kvs[0];
+    if (!kv) throw etcdError(what, new Error('the key check vanished while reading it'));
+    const opened = this.keyring.open(key, kv.value, 'key-check');
+    if (!opened.equals(marker)) {
+      throw new SidecarError('STORE_DECRYPT_FAILED', 'the cluster key check holds another value');
+    }
+    return 'matched';
   }
 
   async exists(key: string): Promise<boolean> {

@@ -225,6 +225,24 @@ describe('EtcdCertStore on a real etcd cluster', function () {
     await client.delete().prefix(`/acme-sidecar/${name}/`).exec();
   });
 
+  it('checks at startup that a replica has the cluster key (checkEncryptionKey)', async () => {
+    const name = uniqueCluster('keycheck');
+    assert.equal(await makeStore(name).checkEncryptionKey(), 'created');
+    assert.equal(await makeStore(name).checkEncryptionKey(), 'matched');
+    const otherB64 = randomBytes(32).toString('base64');
+    const wrong = await codeOf(
+      makeStore(name, { keyring: Keyring.parse(otherB64) }).checkEncryptionKey(),
+    );
+    console.log(`      replica with another key at startup: ${wrong.code}: ${wrong.message}`);
+    assert.equal(wrong.code, 'STORE_DECRYPT_FAILED');
+    assert.match(wrong.message, /every replica needs the same key file/);
+    const rotated = makeStore(name, { keyring: Keyring.parse(`${otherB64}\n${keyB64}`) });
+    assert.equal(await rotated.checkEncryptionKey(), 'matched');
+    // Kept outside kv/: not a store key.
+    assert.deepEqual(await rotated.list(''), []);
+    await client.delete().prefix(`/acme-sidecar/${name}/`).exec();
+  });
+
   it('refuses a plaintext value written into etcd by hand, and a sealed value moved to another key', async () => {
     const name = uniqueCluster('tamper');
     const s = makeStore(name);
