@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 
 import { ConfigError, type ConfigProblem } from '../domain/errors.js';
-import { SETTINGS, type Config, type Setting, type SettingContext } from './schema.js';
+import {
+  DOCKER_SOCKET_EXPECTED,
+  SETTINGS,
+  type Config,
+  type Setting,
+  type SettingContext,
+} from './schema.js';
 
 export interface LoadOptions {
   /** Source of randomness for randomized defaults (CHECK_SCHEDULE). Default Math.random. */
@@ -78,6 +84,18 @@ export function loadConfig(
             'expected to be set with PLATFORM=rancher (Rancher injects it into a service labelled io.rancher.container.agent.role=environment)',
         });
       }
+    }
+  }
+
+  // DOCKER_HOST may point the docker CLI elsewhere (tcp://) when the sidecar
+  // does not use Docker; with PLATFORM=docker it must be the engine's socket.
+  if (values.platform === 'docker' && typeof values.dockerSocket === 'string') {
+    if (!values.dockerSocket.startsWith('/')) {
+      problems.push({
+        variable: setVariables.get('dockerSocket') ?? 'DOCKER_HOST',
+        value: values.dockerSocket,
+        expected: `${DOCKER_SOCKET_EXPECTED} (PLATFORM=docker reads the engine through its UNIX socket only)`,
+      });
     }
   }
 

@@ -67,7 +67,10 @@ export interface Config {
   /** Pinned SHA-256 fingerprint of the Cattle server's certificate, 64 hex digits. */
   cattleCertSha256?: string;
   cattleTimeoutMs: number;
-  /** Absolute path of the Docker Engine's UNIX socket (from `unix://...`). */
+  /**
+   * Absolute path of the Docker Engine's UNIX socket (from `unix://...`);
+   * another DOCKER_HOST as given (refused with PLATFORM=docker).
+   */
   dockerSocket: string;
   dockerTimeoutMs: number;
   /** Environment variable names read as hostname lists; empty: none. */
@@ -257,6 +260,9 @@ function pemFileProblem(path: string, { readFile }: SettingContext): string | un
     ? undefined
     : 'expected a PEM file containing a CERTIFICATE block (found none)';
 }
+
+export const DOCKER_SOCKET_EXPECTED =
+  'expected unix:// and an absolute socket path shorter than 108 bytes, such as unix:///var/run/docker.sock';
 
 // --------------------------------------------------------------- settings
 
@@ -506,13 +512,20 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     description:
       "With `PLATFORM=docker`: the Docker Engine API, a UNIX socket as `unix:///path` (mount the host's `/var/run/docker.sock` into the sidecar). TCP is not supported.",
     default: 'unix:///var/run/docker.sock',
+    // Only a unix:// value is checked here: another one (tcp://, for the
+    // docker CLI) is kept as given and refused by loadConfig only with
+    // PLATFORM=docker.
     schema: z
       .string()
-      .transform((v) => v.replace(/^unix:\/\//, ''))
-      .refine((p) => posix.isAbsolute(p) && !p.includes('\0') && Buffer.byteLength(p) < 108, {
-        error: 'expected unix:// and an absolute socket path, such as unix:///var/run/docker.sock',
-      })
-      .transform((p) => posix.normalize(p)),
+      .refine(
+        (v) => {
+          if (!v.startsWith('unix://')) return true;
+          const p = v.slice('unix://'.length);
+          return posix.isAbsolute(p) && !p.includes('\0') && Buffer.byteLength(p) < 108;
+        },
+        { error: DOCKER_SOCKET_EXPECTED },
+      )
+      .transform((v) => (v.startsWith('unix://') ? posix.normalize(v.slice('unix://'.length)) : v)),
   }),
   dockerTimeoutMs: setting({
     key: 'dockerTimeoutMs',

@@ -203,6 +203,10 @@ describe('loadConfig', () => {
     assert.deepEqual(Object.keys(env).sort(), everyVariable, 'this test should set every variable');
   });
 
+  it('leaves a tcp:// DOCKER_HOST (meant for the docker CLI) alone unless PLATFORM=docker', () => {
+    assert.equal(load({ DOCKER_HOST: 'tcp://docker:2375' }).dockerSocket, 'tcp://docker:2375');
+  });
+
   it('turns the status server off with STATUS_ADDRESS=off', () => {
     assert.equal(load({ STATUS_ADDRESS: 'OFF' }).statusAddress, 'off');
   });
@@ -444,8 +448,14 @@ describe('loadConfig', () => {
       expected: 'expected a SHA-256 fingerprint: 64 hex digits, colons allowed',
     },
     {
-      name: 'refuses a DOCKER_HOST over TCP',
-      env: { DOCKER_HOST: 'tcp://127.0.0.1:2375' },
+      name: 'refuses a DOCKER_HOST over TCP with PLATFORM=docker',
+      env: { DOCKER_HOST: 'tcp://127.0.0.1:2375', PLATFORM: 'docker' },
+      variable: 'DOCKER_HOST',
+      expected: 'expected unix:// and an absolute socket path',
+    },
+    {
+      name: 'refuses a relative unix:// DOCKER_HOST',
+      env: { DOCKER_HOST: 'unix://docker.sock' },
       variable: 'DOCKER_HOST',
       expected: 'expected unix:// and an absolute socket path',
     },
