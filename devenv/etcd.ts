@@ -7,7 +7,7 @@
 // Timeouts are short (heartbeat 50 ms, election 500 ms): a lost leader is
 // replaced in about a second instead of etcd's default 1-10 s.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -190,8 +190,12 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
 
   const procs = new Map<string, ManagedProcess>();
   // Last resort if the test runner exits without stop(): members run in their
-  // own process groups and would otherwise outlive us.
-  const onExit = (): void => procs.forEach((p) => p.killNow());
+  // own process groups and would otherwise outlive us, and their data dirs
+  // would pile up in the temp dir.
+  const onExit = (): void => {
+    procs.forEach((p) => p.killNow());
+    if (!opts.keepTempDir) rmSync(dir, { recursive: true, force: true });
+  };
   process.once('exit', onExit);
 
   const members: EtcdMember[] = specs.map((s) => {
