@@ -188,4 +188,41 @@ describe('Docker Engine client faults (UNIX-socket server)', function () {
       await watch.close();
     }
   });
+
+  it('reconnects again and again without piling up listeners on its signal', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(`${w.name}: ${w.message}`);
+    };
+    process.on('warning', onWarning);
+    let streams = 0;
+    handler = (req, res) => {
+      if (!req.url?.startsWith('/events')) return void res.writeHead(200).end('[]');
+      streams++;
+      // Cut at once: every stream drops right after it opened.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end();
+    };
+    const p = new DockerPlatform(client(), {
+      domains: async () => '',
+      log: silentLogger,
+      stoppedGraceMs: 0,
+      reconnectMinMs: 1,
+      reconnectMaxMs: 1,
+    });
+    const watch = p.watch(() => undefined);
+    try {
+      const deadline = Date.now() + 5000;
+      while (streams < 30 && Date.now() < deadline) await sleep(10);
+      assert.ok(streams >= 30, `${streams} reconnections`);
+    } finally {
+      await watch.close();
+      await sleep(10); // warnings are emitted on the next tick
+      process.off('warning', onWarning);
+    }
+    assert.deepEqual(
+      warnings.filter((w) => /MaxListeners|memory leak/i.test(w)),
+      [],
+    );
+  });
 });

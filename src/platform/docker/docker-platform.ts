@@ -149,6 +149,14 @@ export class DockerPlatform implements Platform {
     }
     for (const [id, k] of this.known) {
       if (listed.has(id)) continue;
+      const declares =
+        k.fromLabels.specs.length + k.fromLabels.problems.length > 0 ||
+        (k.fromEnv?.specs.length ?? 0) + (k.fromEnv?.problems.length ?? 0) > 0;
+      // Removed and never declared anything: nothing to remember.
+      if (!declares) {
+        this.known.delete(id);
+        continue;
+      }
       if (!k.gone) {
         k.gone = true;
         // Removed: from when it stopped, if we saw it stopped; else from now.
@@ -316,15 +324,13 @@ export class DockerPlatform implements Platform {
           });
         }
         await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, delay * (0.75 + Math.random() / 2));
-          stop.signal.addEventListener(
-            'abort',
-            () => {
-              clearTimeout(t);
-              resolve();
-            },
-            { once: true },
-          );
+          const wake = (): void => {
+            clearTimeout(t);
+            stop.signal.removeEventListener('abort', wake);
+            resolve();
+          };
+          const t = setTimeout(wake, delay * (0.75 + Math.random() / 2));
+          stop.signal.addEventListener('abort', wake, { once: true });
         });
         delay = Math.min(delay * 2, maxDelay);
       }

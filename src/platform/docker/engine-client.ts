@@ -252,11 +252,19 @@ export class DockerEngineClient {
           stream.destroy();
         }
       });
-      const done = (): void => resolve();
+      // Reconnections must not pile listeners up on the long-lived signal.
+      const abort = (): void => {
+        stream.destroy();
+      };
+      const done = (): void => {
+        signal.removeEventListener('abort', abort);
+        resolve();
+      };
       stream.once('end', done);
       stream.once('close', done);
       stream.once('error', done);
-      signal.addEventListener('abort', () => stream.destroy(), { once: true });
+      if (signal.aborted) abort();
+      else signal.addEventListener('abort', abort, { once: true });
     });
   }
 }
