@@ -81,6 +81,13 @@ function containerName(c: ContainerSummary): string {
   return (n ?? c.Id.slice(0, 12)).replace(/^\//, '');
 }
 
+/** The container asks for certificates (or for something we report). */
+function declares(k: KnownContainer): boolean {
+  return [k.fromLabels, k.fromEnv].some(
+    (d) => d !== undefined && d.specs.length + d.problems.length > 0,
+  );
+}
+
 /** A valid stop time from inspect, or undefined (never started: `0001-01-01...`). */
 function finishedAt(i: ContainerInspect | undefined): number | undefined {
   const t = Date.parse(i?.State?.FinishedAt ?? '');
@@ -141,6 +148,9 @@ export class DockerPlatform implements Platform {
       }
       if (serving) {
         k.stoppedAt = undefined;
+      } else if (!declares(k)) {
+        // Nothing to keep renewing: no need to ask when it stopped.
+        k.stoppedAt = Number.NEGATIVE_INFINITY;
       } else if (k.stoppedAt === undefined || k.state !== c.State) {
         // Never started (or vanished meanwhile): as if stopped long ago, never wanted.
         k.stoppedAt = finishedAt(await inspect()) ?? Number.NEGATIVE_INFINITY;
@@ -149,11 +159,8 @@ export class DockerPlatform implements Platform {
     }
     for (const [id, k] of this.known) {
       if (listed.has(id)) continue;
-      const declares =
-        k.fromLabels.specs.length + k.fromLabels.problems.length > 0 ||
-        (k.fromEnv?.specs.length ?? 0) + (k.fromEnv?.problems.length ?? 0) > 0;
       // Removed and never declared anything: nothing to remember.
-      if (!declares) {
+      if (!declares(k)) {
         this.known.delete(id);
         continue;
       }
@@ -282,13 +289,12 @@ export class DockerPlatform implements Platform {
       // The event carries the container's labels: a busy host's unrelated
       // containers (CI jobs, one-off runs) start no pass.
       const attrs = e.Actor?.Attributes ?? {};
-      const declares =
-        (k !== undefined && (k.fromLabels.specs.length > 0 || k.fromLabels.problems.length > 0)) ||
-        k?.fromEnv?.specs.length ||
+      const relevant =
+        (k !== undefined && declares(k)) ||
         DOMAINS_LABEL in attrs ||
         DENT_LABEL in attrs ||
         (this.opts.envHostnames?.length ?? 0) > 0;
-      if (!declares) return;
+      if (!relevant) return;
       const name = attrs.name;
       changed(`docker: container ${typeof name === 'string' ? name : id.slice(0, 12)} ${action}`);
     };
