@@ -115,6 +115,42 @@ describe('Docker Engine client faults (UNIX-socket server)', function () {
     );
   });
 
+  it('inspects a stopped container only if it declares hostnames', async () => {
+    handler = (req, res) => {
+      if (req.url?.startsWith('/containers/json')) {
+        return void res.writeHead(200).end(
+          JSON.stringify([
+            { Id: 'd'.repeat(64), Names: ['/job'], State: 'exited', Labels: {} },
+            {
+              Id: 'e'.repeat(64),
+              Names: ['/old'],
+              State: 'exited',
+              Labels: { [DOMAINS_LABEL]: 'old.faults.test' },
+            },
+          ]),
+        );
+      }
+      res
+        .writeHead(200)
+        .end(
+          JSON.stringify({ Id: 'e'.repeat(64), State: { FinishedAt: new Date().toISOString() } }),
+        );
+    };
+    const p = new DockerPlatform(client(1), {
+      domains: async () => '',
+      log: silentLogger,
+      stoppedGraceMs: 60_000,
+    });
+    assert.deepEqual(
+      (await p.discover()).specs.map((s) => s.name),
+      ['old.faults.test'],
+    );
+    assert.deepEqual(
+      requests.filter((r) => /^GET \/containers\/[0-9a-f]+\/json/.test(r)),
+      [`GET /containers/${'e'.repeat(64)}/json`],
+    );
+  });
+
   it('times out an engine that never answers, within the bound', async () => {
     handler = () => {
       /* never answers */
