@@ -1,0 +1,118 @@
+// Hostnames declared on containers and services (src/platform/labels.ts):
+// the label reader shared by Rancher and Docker, and nginx-proxy's env lists.
+import assert from 'node:assert/strict';
+import {
+  DENT_LABEL,
+  DOMAINS_LABEL,
+  specsFromHostList,
+  specsFromLabels,
+} from '../../src/platform/labels.js';
+
+describe('specsFromLabels', () => {
+  it('reads both labels and ignores every other label', () => {
+    const d = specsFromLabels(
+      {
+        [DENT_LABEL]: 'a.example.com,b.example.com',
+        [DOMAINS_LABEL]: 'shop=shop.example.com+cdn.example.com',
+        'com.example.hosts': 'ignored.example.com',
+      },
+      'src',
+    );
+    assert.deepEqual(
+      d.specs.map((s) => [s.name, s.domains, s.source]),
+      [
+        ['a.example.com', ['a.example.com'], `src:${DENT_LABEL}`],
+        ['b.example.com', ['b.example.com'], `src:${DENT_LABEL}`],
+        ['shop', ['shop.example.com', 'cdn.example.com'], `src:${DOMAINS_LABEL}`],
+      ],
+    );
+    assert.deepEqual(d.problems, []);
+  });
+
+  it('reports a bad item under the label it came from and keeps the others', () => {
+    const d = specsFromLabels({ [DENT_LABEL]: 'ok.example.com,*.example.com' }, 'src');
+    assert.deepEqual(
+      d.specs.map((s) => s.name),
+      ['ok.example.com'],
+    );
+    assert.deepEqual(
+      d.problems.map((p) => [p.code, p.source]),
+      [['wildcard', `src:${DENT_LABEL}`]],
+    );
+  });
+});
+
+describe('specsFromHostList (LETSENCRYPT_HOST, VIRTUAL_HOST)', () => {
+  const cases: [string, string, string[] | undefined, string | undefined][] = [
+    // [case, value, domains of the one certificate, problem code]
+    [
+      'makes one certificate named after the first hostname',
+      'a.example.com,b.example.com',
+      ['a.example.com', 'b.example.com'],
+      undefined,
+    ],
+    [
+      'trims blanks around hostnames',
+      ' a.example.com , b.example.com ',
+      ['a.example.com', 'b.example.com'],
+      undefined,
+    ],
+    [
+      'ignores empty entries',
+      'a.example.com,,b.example.com,',
+      ['a.example.com', 'b.example.com'],
+      undefined,
+    ],
+    [
+      'lowercases and converts international names to punycode',
+      'Bücher.Example.com',
+      ['xn--bcher-kva.example.com'],
+      undefined,
+    ],
+    ['drops a duplicate hostname', 'a.example.com,A.example.com', ['a.example.com'], undefined],
+    ['reads nothing from an empty value', '  ', [], undefined],
+    ['refuses the DOMAINS "+" syntax', 'a.example.com+b.example.com', undefined, 'bad-character'],
+    ['refuses a certificate name prefix', 'x=a.example.com', undefined, 'bad-character'],
+    [
+      'refuses a value with a line break',
+      'a.example.com\nb.example.com',
+      undefined,
+      'bad-character',
+    ],
+    [
+      'skips the certificate when one hostname is a wildcard',
+      'a.example.com,*.example.com',
+      undefined,
+      'wildcard',
+    ],
+    [
+      "refuses nginx-proxy's regex VIRTUAL_HOST",
+      '~^app\\d+\\.example\\.com$',
+      undefined,
+      'bad-character',
+    ],
+    ['refuses an IP address', '192.0.2.1', undefined, 'ip-literal'],
+  ];
+  for (const [name, value, domains, code] of cases) {
+    it(name, () => {
+      const d = specsFromHostList(value, 'docker:container/x:env:LETSENCRYPT_HOST');
+      if (domains === undefined) {
+        assert.deepEqual(d.specs, []);
+        assert.equal(d.problems.length, 1, JSON.stringify(d.problems));
+        assert.equal(d.problems[0]?.code, code);
+        assert.equal(d.problems[0]?.source, 'docker:container/x:env:LETSENCRYPT_HOST');
+        return;
+      }
+      assert.deepEqual(d.problems, []);
+      if (domains.length === 0) return assert.deepEqual(d.specs, []);
+      assert.equal(d.specs.length, 1);
+      assert.equal(d.specs[0]?.name, domains[0]);
+      assert.deepEqual(d.specs[0]?.domains, domains);
+    });
+  }
+
+  it('cuts a long bad value in the problem it reports', () => {
+    const d = specsFromHostList(`${'a'.repeat(1000)}+b.example.com`, 'src');
+    assert.ok((d.problems[0]?.value.length ?? 0) < 400);
+  });
+});
