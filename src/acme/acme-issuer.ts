@@ -1,6 +1,9 @@
 import { createHash } from 'node:crypto';
 import acme from 'acme-client';
 import type { Authorization } from 'acme-client/types/rfc8555.js';
+
+/** acme-client's order: the RFC 8555 object plus its URL. */
+type Order = acme.Order;
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { SidecarError } from '../domain/errors.js';
 import type { AcmePhase, CertBundle, CertSpec, KeyType } from '../domain/types.js';
@@ -31,6 +34,25 @@ interface AccountRecord {
   createdAt: string;
 }
 
+/**
+ * An order in flight, kept in the store from `newOrder` until the
+ * certificate is downloaded. Whoever issues this certificate next (this
+ * process after a crash, or a new cluster leader after the old one died)
+ * resumes the same order instead of sending a second one to the CA.
+ */
+interface OrderJournal {
+  url: string;
+  domains: string[];
+  keyType: KeyType;
+  createdAt: string;
+  /** The key the CSR was (or will be) made with; written before finalize. Secret. */
+  privkey?: string;
+}
+
+export function orderJournalKey(directoryUrl: string, certName: string): string {
+  return `${accountPrefix(directoryUrl)}/orders/${certName}.json`;
+}
+
 /** Store prefix for one CA directory's account: readable host, plus a hash for uniqueness. */
 export function accountPrefix(directoryUrl: string): string {
   const u = new URL(directoryUrl);
@@ -53,7 +75,10 @@ function withNonceRetries(client: acme.Client): acme.Client {
 }
 
 function aborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw new SidecarError('ABORTED', 'issuance abandoned: shutting down');
+  if (!signal?.aborted) return;
+  // A string reason says why (a cluster leader's term ended); else shutdown.
+  const why = typeof signal.reason === 'string' ? signal.reason : 'shutting down';
+  throw new SidecarError('ABORTED', `issuance abandoned: ${why}`);
 }
 
 /**
@@ -106,27 +131,108 @@ export class AcmeIssuer implements Issuer {
     ctx.step = 'account';
     const client = await this.client();
     aborted(signal);
-    ctx.step = 'newOrder';
-    const order = await client.createOrder({
-      identifiers: spec.domains.map((value) => ({ type: 'dns', value })),
-    });
-    ctx.step = 'authorization';
-    const authzs = await client.getAuthorizations(order);
-    for (const authz of authzs) {
-      aborted(signal);
-      await this.authorize(ctx, client, authz);
+    const { store } = this.opts;
+    const journalKey = orderJournalKey(this.directoryUrl, spec.name);
+    let journal = await this.resumable(ctx, client, journalKey, spec, keyType);
+    let order: Order;
+    if (journal) {
+      order = journal.order;
+    } else {
+      ctx.step = 'newOrder';
+      order = await client.createOrder({
+        identifiers: spec.domains.map((value) => ({ type: 'dns', value })),
+      });
+      journal = {
+        order,
+        record: {
+          url: order.url,
+          domains: [...spec.domains].sort(),
+          keyType,
+          createdAt: new Date().toISOString(),
+        },
+      };
+      await store.store(journalKey, JSON.stringify(journal.record), { secret: true });
+      this.opts.log.info('order placed', { cert: spec.name, order: order.url });
+    }
+    if (order.status === 'pending') {
+      ctx.step = 'authorization';
+      const authzs = await client.getAuthorizations(order);
+      for (const authz of authzs) {
+        aborted(signal);
+        await this.authorize(ctx, client, authz);
+      }
     }
     aborted(signal);
     ctx.step = 'finalize';
-    const privkey = await generatePrivateKey(keyType);
-    const [, csr] = await acme.crypto.createCsr(
-      { commonName: spec.domains[0], altNames: [...spec.domains] },
-      privkey,
-    );
-    const finalized = await client.finalizeOrder(order, csr);
+    let privkey = journal.record.privkey;
+    if (order.status === 'pending' || order.status === 'ready' || !privkey) {
+      privkey ??= await generatePrivateKey(keyType);
+      // The key goes to the journal before the CSR reaches the CA: a
+      // successor that finds the order valid can still use its certificate.
+      await store.store(journalKey, JSON.stringify({ ...journal.record, privkey }), {
+        secret: true,
+      });
+      const [, csr] = await acme.crypto.createCsr(
+        { commonName: spec.domains[0], altNames: [...spec.domains] },
+        privkey,
+      );
+      order = await client.finalizeOrder(order, csr);
+    }
     ctx.step = 'certificate';
-    const fullchain = await client.getCertificate(finalized);
+    const fullchain = await client.getCertificate(order);
+    await store.delete(journalKey);
     return bundleFromFullchain(fullchain, privkey);
+  }
+
+  /**
+   * An order for exactly these hostnames and key type that a previous
+   * attempt left in flight and the CA still considers workable, or
+   * undefined (the journal is then dropped and a new order is placed).
+   */
+  private async resumable(
+    ctx: AcmeCallContext,
+    client: acme.Client,
+    journalKey: string,
+    spec: CertSpec,
+    keyType: KeyType,
+  ): Promise<{ order: Order; record: OrderJournal } | undefined> {
+    const { store, log } = this.opts;
+    const raw = await store.load(journalKey);
+    if (!raw) return undefined;
+    let record: OrderJournal;
+    try {
+      record = JSON.parse(raw.toString()) as OrderJournal;
+    } catch {
+      await store.delete(journalKey);
+      return undefined;
+    }
+    const wanted = [...spec.domains].sort().join(',');
+    const sameOrder =
+      typeof record.url === 'string' &&
+      record.url.startsWith(new URL(this.directoryUrl).origin + '/') &&
+      Array.isArray(record.domains) &&
+      [...record.domains].sort().join(',') === wanted &&
+      record.keyType === keyType;
+    let order: Order | undefined;
+    if (sameOrder) {
+      ctx.step = 'resumeOrder';
+      order = await client.getOrder({ url: record.url } as unknown as Order).catch(() => undefined);
+    }
+    const workable =
+      order &&
+      (order.status === 'pending' ||
+        order.status === 'ready' ||
+        ((order.status === 'processing' || order.status === 'valid') && !!record.privkey));
+    if (!order || !workable) {
+      await store.delete(journalKey);
+      return undefined;
+    }
+    log.info('resuming the order a previous attempt left in flight', {
+      cert: spec.name,
+      order: record.url,
+      status: order.status,
+    });
+    return { order, record };
   }
 
   /** RFC 8555 §7.5.1 and §8.3: answer one authorization over HTTP-01. */
@@ -149,8 +255,11 @@ export class AcmeIssuer implements Issuer {
       await responder.present(domain, challenge.token, keyAuthorization);
       ctx.step = 'selfCheck';
       await responder.verify(domain, challenge.token, keyAuthorization);
-      ctx.step = 'challenge';
-      await client.completeChallenge(challenge);
+      // A resumed order's challenge may already be in the CA's hands.
+      if (challenge.status === 'pending') {
+        ctx.step = 'challenge';
+        await client.completeChallenge(challenge);
+      }
       ctx.step = 'poll';
       await client.waitForValidStatus(challenge);
     } finally {

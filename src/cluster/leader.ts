@@ -182,7 +182,7 @@ export class LeaderElection {
       this.term = new AbortController();
       this.opts.log.info('acting as leader', { reason: v.reason });
     } else if (!v.mayAct && this.term) {
-      this.term.abort();
+      this.term.abort(`no longer the cluster leader (${v.reason})`);
       this.term = undefined;
       this.opts.log.warn('stopped acting as leader', { reason: v.reason });
     }

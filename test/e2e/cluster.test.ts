@@ -125,6 +125,26 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
     nodes.flatMap((n) => n.logs.map((l) => ({ ...l, node: n.name })));
   const ordersFor = (cert: string) =>
     allLogs().filter((l) => l.message === 'ordering certificate' && l.cert === cert);
+  /** Orders the CA created for `cert`: distinct order URLs the sidecars placed. */
+  const caOrdersFor = (cert: string) =>
+    new Set(
+      allLogs()
+        .filter((l) => l.message === 'order placed' && l.cert === cert)
+        .map((l) => l.order),
+    ).size;
+  const resumedFor = (cert: string) =>
+    allLogs().filter(
+      (l) =>
+        l.message === 'resuming the order a previous attempt left in flight' && l.cert === cert,
+    );
+  /** Orders in the staging Pebble's database, as it logs them. */
+  async function pebbleOrders(): Promise<number> {
+    const text = await readFile(path.join(env.dir, 'pebble-staging.log'), 'utf8');
+    const counts = [...text.matchAll(/There are now (\d+) orders in the db/g)].map((m) =>
+      Number(m[1]),
+    );
+    return Math.max(0, ...counts);
+  }
   const issuedFor = (cert: string) =>
     allLogs().filter((l) => l.message === 'certificate issued' && l.cert === cert);
   async function leader(): Promise<Sidecar | undefined> {
@@ -230,7 +250,7 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
   after(async () => {
     watching = false;
     for (const n of nodes) {
-      if (n.child && n.child.exitCode === null) {
+      if (n.child && n.child.exitCode === null && n.child.signalCode === null) {
         n.child.kill('SIGTERM');
         await new Promise((r) => n.child!.once('close', r));
       }
@@ -276,7 +296,7 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
     );
     await sleep(1000);
     for (const cert of ['www.demo.test', 'api.demo.test']) {
-      assert.equal(ordersFor(cert).length, 1, `${cert} ordered once`);
+      assert.equal(caOrdersFor(cert), 1, `${cert}: one order at the CA`);
       assert.equal(issuedFor(cert).length, 1, `${cert} issued once`);
     }
     const leaders = new Set(ordersFor('www.demo.test').map((l) => l.node));
@@ -338,9 +358,18 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
       `failover after kill -9: new leader ${next.name} in ${failoverMs} ms; order completed on all replicas ${doneMs} ms after the kill (TTL ${TTL} s)`,
     );
     figures.push(
-      `shop.demo.test: orders sent ${orders.length} (${orders.map((o) => o.node).join(', ')}), certificates issued ${issued.length}`,
+      `shop.demo.test: attempts ${orders.length} (${orders.map((o) => o.node).join(', ')}), orders at the CA ${caOrdersFor('shop.demo.test')}, resumed by ${
+        resumedFor('shop.demo.test')
+          .map((r) => r.node)
+          .join(', ') || 'nobody'
+      }, certificates issued ${issued.length}`,
     );
     assert.equal(issued.length, 1, 'issued once');
+    assert.equal(
+      caOrdersFor('shop.demo.test'),
+      1,
+      'one order at the CA: the new leader resumed it',
+    );
     assert.equal(
       orders.filter((o) => o.node === next.name).length,
       1,
@@ -420,7 +449,7 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
       );
     }
     figures.push(`quorum back -> the waiting certificate on all replicas: ${Date.now() - back} ms`);
-    assert.equal(ordersFor('late.demo.test').length, 1, 'ordered once');
+    assert.equal(caOrdersFor('late.demo.test'), 1, 'one order at the CA');
   });
 
   it('etcd holds no private key in the clear', async () => {
@@ -468,7 +497,8 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
       'late.demo.test',
     ];
     figures.push(
-      `orders per certificate: ${certs.map((c) => `${c} ${ordersFor(c).length}`).join(', ')}; issued: ${certs.map((c) => `${c} ${issuedFor(c).length}`).join(', ')}`,
+      `orders at the CA per certificate: ${certs.map((c) => `${c} ${caOrdersFor(c)}`).join(', ')}; issued: ${certs.map((c) => `${c} ${issuedFor(c).length}`).join(', ')}; attempts: ${certs.map((c) => `${c} ${ordersFor(c).length}`).join(', ')}; Pebble's order count: ${await pebbleOrders()}`,
     );
+    assert.equal(await pebbleOrders(), certs.length, 'the CA saw one order per certificate');
   });
 });
