@@ -1,4 +1,4 @@
-import type { Etcd3, Namespace } from 'etcd3';
+import type { Etcd3, Namespace, Watcher } from 'etcd3';
 import { errorMessage } from '../domain/errors.js';
 import type { WebrootResponder } from '../challenge/webroot-responder.js';
 import type { LiveDir } from '../deploy/live-dir.js';
@@ -10,7 +10,7 @@ import type { Logger } from '../util/log.js';
 import { ChallengeMirror, ClusterResponder } from './challenges.js';
 import { syncLag, type LeadershipReason, type NodeRecord } from './decisions.js';
 import { LeaderElection, type LeaderView } from './leader.js';
-import { NodeRegistry } from './registry.js';
+import { NODES_PREFIX, NodeRegistry } from './registry.js';
 import { LiveSync, PublishingLive } from './replica.js';
 
 export interface ClusterOptions {
@@ -79,6 +79,9 @@ export class Cluster {
   private replicasReadAt?: string;
   private refresher?: NodeJS.Timeout;
   private refreshing = false;
+  private again = false;
+  private nodesWatch?: Watcher;
+  private stopped = false;
 
   constructor(private readonly opts: ClusterOptions) {
     const { clock, log } = opts;
@@ -137,12 +140,31 @@ export class Cluster {
     void this.liveSync.start();
     this.election.start();
     void this.refresh();
-    this.refresher = setInterval(() => void this.refresh(), 2000);
+    // Replica records change on every sync: follow them, so the lag shown
+    // is measured against what each replica reported last, not a stale copy.
+    void this.watchNodes();
+    this.refresher = setInterval(() => void this.refresh(), 5000);
+  }
+
+  private async watchNodes(): Promise<void> {
+    try {
+      const w = await this.ns.watch().prefix(NODES_PREFIX).create();
+      if (this.stopped) return void (await w.cancel());
+      this.nodesWatch = w;
+      w.on('data', () => void this.refresh());
+      w.on('error', () => {
+        if (!this.stopped) setTimeout(() => void this.watchNodes(), 1000);
+      });
+    } catch {
+      if (!this.stopped) setTimeout(() => void this.watchNodes(), 1000);
+    }
   }
 
   /** Resigns and deregisters; bounded, since etcd may be unreachable. */
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.refresher);
+    await this.nodesWatch?.cancel().catch(() => undefined);
     const bounded = (p: Promise<void>) =>
       Promise.race([p, new Promise<void>((r) => setTimeout(r, 3000).unref())]);
     await bounded(this.election.stop());
@@ -183,11 +205,17 @@ export class Cluster {
   }
 
   private async refresh(): Promise<void> {
-    if (this.refreshing) return;
+    if (this.refreshing) {
+      this.again = true;
+      return;
+    }
     this.refreshing = true;
     try {
-      this.replicas = await this.registry.list();
-      this.replicasReadAt = this.opts.clock.now().toISOString();
+      do {
+        this.again = false;
+        this.replicas = await this.registry.list();
+        this.replicasReadAt = this.opts.clock.now().toISOString();
+      } while (this.again);
     } catch (err) {
       this.opts.log.debug('could not read the replica list', { error: errorMessage(err) });
     } finally {

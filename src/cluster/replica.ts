@@ -75,7 +75,7 @@ export interface LiveSyncOptions {
   readonly isLeader: () => boolean;
   readonly clock: Clock;
   readonly log: Logger;
-  /** Full resync period, besides the watch. Default 30 s. */
+  /** Full resync period, besides the watch. Default 10 s. */
   readonly resyncMs?: number;
 }
 
@@ -99,7 +99,7 @@ export class LiveSync {
   constructor(private readonly opts: LiveSyncOptions) {}
 
   async start(): Promise<void> {
-    this.timer = setInterval(() => this.enqueue(() => this.resync()), this.opts.resyncMs ?? 30_000);
+    this.timer = setInterval(() => this.enqueue(() => this.resync()), this.opts.resyncMs ?? 10_000);
     void this.watch();
     this.enqueue(() => this.resync());
     await this.queue;

@@ -9,6 +9,8 @@ import {
   type NodeRecord,
   type TokenCheck,
 } from '../../src/cluster/decisions.js';
+import { parseNode } from '../../src/cluster/registry.js';
+import { parsePointer } from '../../src/cluster/replica.js';
 
 const NOW = new Date('2026-06-01T12:00:00Z');
 const at = (ms: number) => new Date(NOW.getTime() + ms);
@@ -148,6 +150,45 @@ describe('cluster decisions', () => {
     it('is never ready with no replica registered (not even this one)', () => {
       assert.equal(fanoutVerdict([], [], NOW, at(1000)).kind, 'wait');
       assert.equal(fanoutVerdict([], [], NOW, NOW).kind, 'failed');
+    });
+  });
+
+  describe('records read from etcd are outside input', () => {
+    const pointers: [string, string, boolean][] = [
+      [
+        'accepts a well-formed pointer',
+        '{"serial":"0EB77D9D595154A2","at":"2026-06-01T00:00:00Z","by":"n1"}',
+        true,
+      ],
+      ['refuses a serial that is not upper-case hex', '{"serial":"../../etc","at":"x"}', false],
+      [
+        'refuses a lower-case serial (stored serials are upper-case)',
+        '{"serial":"0eb7","at":"x"}',
+        false,
+      ],
+      ['refuses a pointer without a time', '{"serial":"AB"}', false],
+      ['refuses a serial of absurd length', `{"serial":"${'A'.repeat(129)}","at":"x"}`, false],
+      ['refuses JSON that is not an object', '"AB"', false],
+      ['refuses garbage', '{serial:', false],
+    ];
+    for (const [name, value, ok] of pointers) {
+      it(`live pointer: ${name}`, () => assert.equal(parsePointer(value) !== undefined, ok));
+    }
+    it('node record: keeps only the known fields, with their types', () => {
+      const n = parseNode(
+        '{"name":"n1","seenAt":"2026-06-01T00:00:00Z","syncedRevision":"7","selfCheckAddress":5,"extra":"x","lastApplyLagMs":12}',
+      );
+      assert.deepEqual(n, {
+        name: 'n1',
+        seenAt: '2026-06-01T00:00:00Z',
+        syncedRevision: 0,
+        lastApplyLagMs: 12,
+      });
+    });
+    it('node record: refuses one without a name or heartbeat', () => {
+      assert.equal(parseNode('{"name":"n1"}'), undefined);
+      assert.equal(parseNode('{"seenAt":"x"}'), undefined);
+      assert.equal(parseNode('nope'), undefined);
     });
   });
 });
