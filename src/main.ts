@@ -286,6 +286,15 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
   }
 
   async function pass(signal?: AbortSignal): Promise<PassResult> {
+    // Cluster mode: only the elected leader acts (`acme-sidecar once` does not campaign).
+    if (cluster && !cluster.leadership().mayAct) {
+      const leader = cluster.status().leader;
+      return {
+        certificates: [],
+        problems: [],
+        discoveryError: `CLUSTER_NOT_LEADER: in cluster mode only the elected leader orders and renews${leader ? ` (now ${leader})` : ''}; run acme-sidecar run on every node`,
+      };
+    }
     await recover();
     const startedAt = new Date().toISOString();
     const found = await discoverer.discover();
