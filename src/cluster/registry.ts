@@ -28,6 +28,7 @@ export class NodeRegistry {
   private lease?: Lease;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  private registered = false;
   private record: Omit<NodeRecord, 'seenAt'>;
 
   constructor(private readonly opts: NodeRegistryOptions) {
@@ -83,9 +84,13 @@ export class NodeRegistry {
     const lease = this.opts.namespace.lease(this.opts.ttlSeconds);
     lease.on('lost', (err) => {
       if (this.stopped || lease !== this.lease) return;
-      this.opts.log.warn('node registration lease lost; registering again', {
-        error: errorMessage(err),
-      });
+      // Once per outage at warn; the retries while etcd stays away at debug.
+      (this.registered ? this.opts.log.warn : this.opts.log.debug).call(
+        this.opts.log,
+        'node registration lease lost; registering again',
+        { error: errorMessage(err) },
+      );
+      this.registered = false;
       this.lease = undefined;
       if (!this.stopped) setTimeout(() => void this.publish(), 1000);
     });
@@ -99,6 +104,8 @@ export class NodeRegistry {
       await this.currentLease()
         .put(`${NODES_PREFIX}${this.opts.nodeName}`)
         .value(JSON.stringify(this.own()));
+      if (!this.registered) this.opts.log.info('node registered', { node: this.opts.nodeName });
+      this.registered = true;
     } catch (err) {
       this.opts.log.debug('could not refresh the node registration', {
         error: errorMessage(err),

@@ -249,6 +249,15 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
 
   after(async () => {
     watching = false;
+    // CLUSTER_E2E_LOG_FILE=<file>: every sidecar's log lines, for post-mortems.
+    if (process.env.CLUSTER_E2E_LOG_FILE) {
+      await writeFile(
+        process.env.CLUSTER_E2E_LOG_FILE,
+        allLogs()
+          .map((l) => JSON.stringify(l))
+          .join('\n') + '\n',
+      );
+    }
     for (const n of nodes) {
       if (n.child && n.child.exitCode === null && n.child.signalCode === null) {
         n.child.kill('SIGTERM');
