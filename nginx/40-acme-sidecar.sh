@@ -1,7 +1,10 @@
 #!/bin/sh
 # Runs in the stock nginx image before nginx starts (/docker-entrypoint.d/).
-# 1. Waits for the sidecar's first certificates (self-signed placeholders are
-#    written at once) so nginx can start its TLS servers.
+# 1. Waits up to ACME_WAIT_SECONDS for the sidecar's first certificates
+#    (self-signed placeholders are written at once) so nginx starts with its
+#    TLS servers; 0 starts at once with HTTP only (docker-compose.yml: nginx
+#    first, so the sidecar's first challenges are served), and step 3 adds
+#    the TLS servers when certificates appear.
 # 2. Renders one TLS server per certificate in $CERT_DIR/live/ from
 #    tls-server.conf.template, with the certificate's name as server_name.
 # 3. Leaves a watcher running that reloads nginx when live/ changes: the
@@ -33,7 +36,7 @@ state() { ls -l "$CERT_DIR/live" 2>/dev/null | md5sum; }
 
 i=0
 while ! ls "$CERT_DIR"/live/*/fullchain.pem >/dev/null 2>&1; do
-  [ "$i" -ge "$WAIT" ] && { echo "acme-sidecar: no certificate in $CERT_DIR/live after ${WAIT}s; starting HTTP only" >&2; break; }
+  [ "$i" -ge "$WAIT" ] && { echo "acme-sidecar: no certificate in $CERT_DIR/live after ${WAIT}s; starting HTTP only (TLS servers follow when certificates appear)" >&2; break; }
   i=$((i + 1)); sleep 1
 done
 render
