@@ -126,7 +126,9 @@ export class Cluster {
       clock,
       log: log.child({ component: 'challenges' }),
     });
-    this.liveTarget = new PublishingLive(opts.live, this.ns, opts.nodeName, clock);
+    this.liveTarget = new PublishingLive(opts.live, this.ns, opts.nodeName, clock, () =>
+      this.election.fenceKey(),
+    );
   }
 
   /**

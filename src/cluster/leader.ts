@@ -97,6 +97,20 @@ export class LeaderElection {
     return this.verdict().mayAct ? this.term?.signal : undefined;
   }
 
+  /**
+   * This node's election key, relative to the namespace, while it may act.
+   * Once elected, a campaign stays the leader exactly as long as its key
+   * exists (every other key is newer), so an etcd transaction comparing on
+   * this key's existence only commits while this node leads.
+   */
+  async fenceKey(): Promise<string | undefined> {
+    const campaign = this.campaign;
+    if (!campaign || !this.verdict().mayAct) return undefined;
+    const key = await campaign.getCampaignKey();
+    const prefix = this.opts.namespace.prefix.toString();
+    return key.startsWith(prefix) ? key.slice(prefix.length) : undefined;
+  }
+
   view(): LeaderView {
     const v = this.verdict();
     const leader = v.mayAct ? this.opts.nodeName : this.leaderName;
@@ -157,15 +171,23 @@ export class LeaderElection {
     try {
       const key = await campaign.getCampaignKey();
       const id = key.slice(key.lastIndexOf('/') + 1);
-      const res = await this.opts.leaseClient.leaseTimeToLive(
-        { ID: id },
-        // A query that cannot finish before the lease might expire proves nothing.
-        { deadline: Date.now() + (this.opts.ttlSeconds * 1000) / 2 },
-      );
+      const prefix = this.opts.namespace.prefix.toString();
+      const [res, present] = await Promise.all([
+        this.opts.leaseClient.leaseTimeToLive(
+          { ID: id },
+          // A query that cannot finish before the lease might expire proves nothing.
+          { deadline: Date.now() + (this.opts.ttlSeconds * 1000) / 2 },
+        ),
+        // Our key deleted by hand ends the term as surely as an expired lease:
+        // the next campaign in line is elected the moment it goes.
+        key.startsWith(prefix)
+          ? this.opts.namespace.get(key.slice(prefix.length)).exists()
+          : Promise.resolve(false),
+      ]);
       if (campaign !== this.campaign) return;
       const ttl = Number(res.TTL);
-      if (!(ttl > 0)) {
-        this.lose('etcd reports the election lease expired');
+      if (!(ttl > 0) || !present) {
+        this.lose(ttl > 0 ? 'our election key is gone' : 'etcd reports the election lease expired');
         return;
       }
       this.leaseAliveUntil = new Date(sentAt.getTime() + ttl * 1000);

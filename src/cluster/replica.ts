@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { Namespace, Watcher } from 'etcd3';
-import { errorMessage } from '../domain/errors.js';
+import { SidecarError, errorMessage } from '../domain/errors.js';
 import { PHASES, type CertBundle, type StoredCert } from '../domain/types.js';
 import type { LiveDir, LivePaths } from '../deploy/live-dir.js';
 import { certificateEvent, type HookRunner } from '../hooks/hooks.js';
@@ -35,7 +35,9 @@ function serialOf(bundle: CertBundle): string {
  * The leader's live/ in cluster mode: publishes the pointer first, then
  * writes its own live/ (the reconciler holds the certificate's lock). In
  * that order, a replica never reads an older pointer after a newer local
- * write and swaps the older certificate back.
+ * write and swaps the older certificate back. The pointer is written in an
+ * etcd transaction that commits only while this node's election key
+ * exists: a leader whose term ended cannot publish.
  */
 export class PublishingLive implements LiveTarget {
   constructor(
@@ -43,6 +45,8 @@ export class PublishingLive implements LiveTarget {
     private readonly namespace: Namespace,
     private readonly nodeName: string,
     private readonly clock: Clock,
+    /** The election key to compare on; undefined when this node may not act. */
+    private readonly fence: () => Promise<string | undefined>,
   ) {}
 
   async write(name: string, bundle: CertBundle): Promise<void> {
@@ -52,7 +56,18 @@ export class PublishingLive implements LiveTarget {
       at: this.clock.now().toISOString(),
       by: this.nodeName,
     };
-    await this.namespace.put(`${LIVE_PREFIX}${name}`).value(JSON.stringify(pointer));
+    const notLeader = () =>
+      new SidecarError(
+        'CLUSTER_NOT_LEADER',
+        `not publishing live/${name}: this node is not the cluster leader`,
+      );
+    const fence = await this.fence();
+    if (!fence) throw notLeader();
+    const res = await this.namespace
+      .if(fence, 'Create', '>', 0)
+      .then(this.namespace.put(`${LIVE_PREFIX}${name}`).value(JSON.stringify(pointer)))
+      .commit();
+    if (!res.succeeded) throw notLeader();
     await this.inner.write(name, bundle);
   }
 

@@ -224,6 +224,11 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
       assert.equal(got.privkey, bundle.privkey, `${n.name} has the matching key`);
     }
     figures.push(`replica sync lag (publish -> live/ on all 3): ${Date.now() - t0} ms`);
+    // A follower cannot publish: the write is fenced on the leader's election key.
+    const follower = nodes.find((n) => n !== leader)!;
+    await assert.rejects(follower.cluster.liveTarget.write('www', bundle), {
+      code: 'CLUSTER_NOT_LEADER',
+    });
     await until(
       'every replica to report in sync',
       () =>
@@ -312,6 +317,29 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
     const back = Date.now();
     await until('a leader again', () => (leaders().length === 1 ? true : undefined), 30_000);
     figures.push(`leader acting again after quorum returns: ${Date.now() - back} ms`);
+  });
+
+  it('a leader whose election key is deleted by hand stops acting, and one other node leads', async () => {
+    const old = leaders()[0]!;
+    const admin = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      const keys = await admin
+        .getAll()
+        .prefix('acme-sidecar/test/cluster/election/')
+        .sort('Create', 'Ascend')
+        .keys();
+      const t0 = Date.now();
+      await admin.delete().key(keys[0]!);
+      await until('the old leader to stop', () => !old.cluster.leadership().mayAct, TTL * 1000);
+      figures.push(`election key deleted -> its holder stops acting: ${Date.now() - t0} ms`);
+      await until('one new leader', () =>
+        leaders().length === 1 && leaders()[0] !== old ? true : undefined,
+      );
+      await sleep(500);
+      assert.equal(leaders().length, 1);
+    } finally {
+      admin.close();
+    }
   });
 
   it('a leader partitioned from etcd stops acting, and another takes over within about the TTL; never two at once', async () => {
