@@ -18,6 +18,7 @@ import { Metrics } from './metrics/metrics.js';
 import { checkDeployment } from './deploy/deployment-check.js';
 import { HookRunner } from './hooks/hooks.js';
 import { deploymentStale } from './lifecycle/deployment.js';
+import { Reason } from './lifecycle/reasons.js';
 
 import { SelfSignedIssuer } from './acme/self-signed-issuer.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
@@ -198,7 +199,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
   const metrics = new Metrics({
     platform: config.platform,
     // Read at scrape time, after the reconciler below exists.
-    certificates: () => [...reconciler.status.values()],
+    certificates: () => currentCertificates(),
     lastPass: () => lastPass,
     cluster: () => cluster?.status(),
   });
@@ -380,10 +381,30 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     );
   }
 
+  /**
+   * The leader reports its reconciler's view; a replica that does not lead
+   * reports what its own live/ serves, against what the leader published.
+   */
+  function currentCertificates(): CertStatus[] {
+    if (!cluster || cluster.leadership().mayAct) return [...reconciler.status.values()];
+    const target = config.staging ? 'staging' : 'production';
+    return cluster.liveSync.servedCertificates().map((c) => ({
+      name: c.name,
+      domains: c.domains,
+      phase: c.phase ?? 'foreign',
+      notBefore: c.notBefore,
+      notAfter: c.notAfter,
+      serial: c.serial,
+      reason: c.inSync ? Reason.Valid : Reason.LiveOutdated,
+      ready: c.inSync && (c.phase === 'production' || c.phase === target),
+      attempts: 0,
+    }));
+  }
+
   function snapshot(): StatusSnapshot {
     return buildStatusSnapshot(
       {
-        certificates: [...reconciler.status.values()],
+        certificates: currentCertificates(),
         problems: lastProblems,
         target: config.staging ? 'staging' : 'production',
         platform: config.platform,

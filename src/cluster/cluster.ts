@@ -126,8 +126,13 @@ export class Cluster {
       clock,
       log: log.child({ component: 'challenges' }),
     });
-    this.liveTarget = new PublishingLive(opts.live, this.ns, opts.nodeName, clock, () =>
-      this.election.fenceKey(),
+    this.liveTarget = new PublishingLive(
+      opts.live,
+      this.ns,
+      opts.nodeName,
+      clock,
+      () => this.election.fenceKey(),
+      opts.store,
     );
   }
 

@@ -1,13 +1,14 @@
 import { X509Certificate } from 'node:crypto';
 import type { Namespace, Watcher } from 'etcd3';
 import { SidecarError, errorMessage } from '../domain/errors.js';
-import { PHASES, type CertBundle, type StoredCert } from '../domain/types.js';
+import { PHASES, type CertBundle, type Phase, type StoredCert } from '../domain/types.js';
 import type { LiveDir, LivePaths } from '../deploy/live-dir.js';
 import { certificateEvent, type HookRunner } from '../hooks/hooks.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { storedKey, type LiveTarget } from '../reconcile/reconciler.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
+import { dnsNames } from '../util/x509.js';
 import type { PublishedHead } from './decisions.js';
 import type { NodeRegistry } from './registry.js';
 
@@ -25,6 +26,35 @@ export interface LivePointer {
   readonly at: string;
   /** The node that published it. */
   readonly by: string;
+  /** Which stored record it is, when the publisher found it. */
+  readonly phase?: Phase;
+}
+
+/** What this replica serves for one certificate (for /status on replicas). */
+export interface ServedCert {
+  readonly name: string;
+  readonly domains: readonly string[];
+  readonly serial: string;
+  readonly phase?: Phase;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  /** live/ holds the certificate the leader published. */
+  readonly inSync: boolean;
+}
+
+/** The stored record of `name` with this serial, from any phase. */
+async function findStored(
+  store: CertStore,
+  name: string,
+  serial: string,
+): Promise<StoredCert | undefined> {
+  for (const phase of PHASES) {
+    const raw = await store.load(storedKey(name, phase));
+    if (!raw) continue;
+    const stored = JSON.parse(raw.toString()) as StoredCert;
+    if (stored.meta.serial === serial) return stored;
+  }
+  return undefined;
 }
 
 function serialOf(bundle: CertBundle): string {
@@ -47,14 +77,18 @@ export class PublishingLive implements LiveTarget {
     private readonly clock: Clock,
     /** The election key to compare on; undefined when this node may not act. */
     private readonly fence: () => Promise<string | undefined>,
+    private readonly store: CertStore,
   ) {}
 
   async write(name: string, bundle: CertBundle): Promise<void> {
     this.inner.path(name); // validates the name before it becomes a key
+    const serial = serialOf(bundle);
+    const phase = (await findStored(this.store, name, serial))?.meta.phase;
     const pointer: LivePointer = {
-      serial: serialOf(bundle),
+      serial,
       at: this.clock.now().toISOString(),
       by: this.nodeName,
+      ...(phase && { phase }),
     };
     const notLeader = () =>
       new SidecarError(
@@ -108,6 +142,7 @@ export class LiveSync {
   private stopped = false;
   /** Highest pointer revision applied with everything up to it. */
   private synced = 0;
+  private readonly served = new Map<string, ServedCert>();
   private everSynced = false;
   private head?: PublishedHead;
 
@@ -134,6 +169,11 @@ export class LiveSync {
 
   syncedRevision(): number {
     return this.synced;
+  }
+
+  /** What live/ holds for every published certificate, by name. */
+  servedCertificates(): ServedCert[] {
+    return [...this.served.values()];
   }
 
   /** Has live/ matched the cluster at least once since start? */
@@ -213,6 +253,7 @@ export class LiveSync {
     }
     if (!this.head || revision > this.head.revision) this.head = { revision, at: pointer.at };
     const current = await live.read(name).catch(() => undefined);
+    this.note(name, current, pointer);
     if (current && serialOf(current) === pointer.serial) return true;
     if (this.opts.isLeader()) return true;
     const record = await this.find(name, pointer.serial);
@@ -224,6 +265,7 @@ export class LiveSync {
       return false;
     }
     await live.write(name, record.bundle);
+    this.note(name, record.bundle, { ...pointer, phase: record.meta.phase });
     const lagMs = Math.max(0, this.opts.clock.now().getTime() - Date.parse(pointer.at));
     log.info('certificate materialized from the cluster', {
       cert: name,
@@ -237,14 +279,32 @@ export class LiveSync {
     return true;
   }
 
-  private async find(name: string, serial: string): Promise<StoredCert | undefined> {
-    for (const phase of PHASES) {
-      const raw = await this.opts.store.load(storedKey(name, phase));
-      if (!raw) continue;
-      const stored = JSON.parse(raw.toString()) as StoredCert;
-      if (stored.meta.serial === serial) return stored;
+  private find(name: string, serial: string): Promise<StoredCert | undefined> {
+    return findStored(this.opts.store, name, serial);
+  }
+
+  /** Records what live/<name> holds now, against the pointer. */
+  private note(name: string, bundle: CertBundle | undefined, pointer: LivePointer): void {
+    if (!bundle) {
+      this.served.delete(name);
+      return;
     }
-    return undefined;
+    try {
+      const leaf = new X509Certificate(bundle.cert);
+      const serial = leaf.serialNumber.toUpperCase();
+      const inSync = serial === pointer.serial;
+      this.served.set(name, {
+        name,
+        domains: dnsNames(leaf),
+        serial,
+        ...(inSync && pointer.phase && { phase: pointer.phase }),
+        notBefore: new Date(leaf.validFrom).toISOString(),
+        notAfter: new Date(leaf.validTo).toISOString(),
+        inSync,
+      });
+    } catch {
+      this.served.delete(name);
+    }
   }
 }
 
@@ -253,7 +313,13 @@ export function parsePointer(value: string): LivePointer | undefined {
     const v = JSON.parse(value) as Record<string, unknown>;
     if (typeof v.serial !== 'string' || !/^[0-9A-F]{1,128}$/.test(v.serial)) return undefined;
     if (typeof v.at !== 'string') return undefined;
-    return { serial: v.serial, at: v.at, by: typeof v.by === 'string' ? v.by : '' };
+    const phase = PHASES.find((p) => p === v.phase);
+    return {
+      serial: v.serial,
+      at: v.at,
+      by: typeof v.by === 'string' ? v.by : '',
+      ...(phase && { phase }),
+    };
   } catch {
     return undefined;
   }

@@ -91,6 +91,7 @@ async function liveFromStaging(s: Sidecar, name: string, root: string): Promise<
 }
 
 async function status(s: Sidecar): Promise<{
+  certificates: { name: string; ready: boolean; phase: string; serial: string | null }[];
   cluster?: {
     node: string;
     role: string;
@@ -324,10 +325,18 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
         .map((r) => `${r.name} ${r.lastApplyLagMs ?? '-'} ms`)
         .join(', ')}`,
     );
+    const serial = (await liveSerial(l, 'www.demo.test'))?.toUpperCase();
     for (const n of nodes) {
       const s = await status(n);
       assert.equal(s.cluster?.leader, l.name, `${n.name} names the leader`);
+      // Every replica's /status lists what it serves, ready, from the staging CA.
+      const www = await until(`${n.name} /status to list www.demo.test ready`, async () => {
+        const c = (await status(n)).certificates.find((x) => x.name === 'www.demo.test');
+        return c?.ready ? c : undefined;
+      });
+      assert.equal(www.phase, 'staging', `${n.name}`);
     }
+    assert.ok(serial);
   });
 
   it('every challenge token reached all three webroots before the CA looked', () => {
