@@ -392,15 +392,22 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
 
     // The image's HEALTHCHECK (unchanged by the override) turns healthy.
     const sidecarId = await containerId('acme-sidecar');
-    let health: { Status: string; Log?: { ExitCode: number; Output: string }[] } = { Status: '' };
+    type Probe = { Start: string; End: string; ExitCode: number; Output: string };
+    let health: { Status: string; Log?: Probe[] } = { Status: '' };
     const healthDeadline = Date.now() + 120_000;
     while (Date.now() < healthDeadline) {
       health = ((await inspect(sidecarId)).State as { Health: typeof health }).Health;
       if (health.Status === 'healthy') break;
       await sleep(1000);
     }
+    const probes = (health.Log ?? []).map(
+      (p) =>
+        `exit ${p.ExitCode} in ${((Date.parse(p.End) - Date.parse(p.Start)) / 1000).toFixed(1)} s` +
+        (p.ExitCode === 0 ? '' : ` (${p.Output.trim().slice(0, 120)})`),
+    );
     figure(
-      `sidecar container healthy after ${secondsSince(upAt)} s (HEALTHCHECK interval 30s as shipped)`,
+      `sidecar container ${health.Status} after ${secondsSince(upAt)} s ` +
+        `(HEALTHCHECK as shipped: interval 30s, timeout 5s); probes: ${probes.join('; ')}`,
     );
     assert.equal(health.Status, 'healthy', JSON.stringify(health));
 
