@@ -21,8 +21,13 @@
 //
 // The result is cached as one `docker save` tarball keyed on every input
 // (this file, devenv/images/*, the node binary, npm's version, suite and
-// mirror), so a second run only `docker load`s it. A cold build takes about
-// two minutes here, most of it debootstrap. Needs root (debootstrap, chroot).
+// mirror), so a second run only `docker load`s it (about 10 s). A cold build
+// took 133-194 s on a 2-core machine (debootstrap alone 70-139 s, depending
+// on load); a rootfs of this machine's binaries and their shared libraries
+// (ldd) takes about 5 s, but debootstrap was chosen: a real Debian userland
+// (dpkg, apt, coreutils, Debian's nginx package and layout) like the
+// official images', for an acceptable, cached cost. Needs root (debootstrap,
+// chroot).
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
