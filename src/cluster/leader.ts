@@ -1,4 +1,4 @@
-import type { Campaign, ElectionObserver, Namespace } from 'etcd3';
+import type { Campaign, ElectionObserver, Namespace, Watcher } from 'etcd3';
 import { errorMessage } from '../domain/errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../util/log.js';
@@ -54,6 +54,9 @@ export class LeaderElection {
   private retry?: NodeJS.Timeout;
   private stopped = false;
   private lastView?: LeaderView;
+  /** Watches our own election key while elected: its deletion ends the term at once. */
+  private keyWatch?: Watcher;
+  private retryConfirm?: NodeJS.Timeout;
   private readonly marginMs: number;
 
   constructor(private readonly opts: LeaderElectionOptions) {
@@ -75,8 +78,10 @@ export class LeaderElection {
     clearInterval(this.heartbeat);
     clearTimeout(this.watchdog);
     clearTimeout(this.retry);
+    clearTimeout(this.retryConfirm);
     this.elected = false;
     this.evaluate();
+    await this.keyWatch?.cancel().catch(() => undefined);
     await this.campaign?.resign().catch(() => undefined);
     await this.observer?.cancel().catch(() => undefined);
   }
@@ -136,6 +141,7 @@ export class LeaderElection {
       this.elected = true;
       this.leaseAliveUntil = undefined;
       void this.confirm();
+      void this.watchOwnKey(campaign);
     });
     campaign.on('error', (err) => {
       if (campaign !== this.campaign) return;
@@ -148,6 +154,8 @@ export class LeaderElection {
     const wasElected = this.elected;
     this.elected = false;
     this.leaseAliveUntil = undefined;
+    void this.keyWatch?.cancel().catch(() => undefined);
+    this.keyWatch = undefined;
     const old = this.campaign;
     this.campaign = undefined;
     // Revoking deletes our election key, so a successor need not wait for it to expire.
@@ -193,8 +201,31 @@ export class LeaderElection {
       this.leaseAliveUntil = new Date(sentAt.getTime() + ttl * 1000);
     } catch (err) {
       this.opts.log.debug('could not confirm the election lease', { error: errorMessage(err) });
+      // Try again soon (etcd3 may pick a healthy member next), not only at the next beat.
+      clearTimeout(this.retryConfirm);
+      if (!this.stopped) this.retryConfirm = setTimeout(() => void this.confirm(), 150);
     }
     this.evaluate();
+  }
+
+  private async watchOwnKey(campaign: Campaign): Promise<void> {
+    try {
+      const key = await campaign.getCampaignKey();
+      const prefix = this.opts.namespace.prefix.toString();
+      if (!key.startsWith(prefix) || campaign !== this.campaign) return;
+      const watcher = await this.opts.namespace.watch().key(key.slice(prefix.length)).create();
+      if (campaign !== this.campaign || this.stopped) {
+        await watcher.cancel();
+        return;
+      }
+      this.keyWatch = watcher;
+      watcher.on('delete', () => {
+        if (campaign === this.campaign) this.lose('our election key is gone');
+      });
+    } catch (err) {
+      // The heartbeat checks the key too; this only makes it immediate.
+      this.opts.log.debug('could not watch our election key', { error: errorMessage(err) });
+    }
   }
 
   /** Recomputes the verdict; starts or ends a term, and arms the watchdog. */

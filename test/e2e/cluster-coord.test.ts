@@ -200,7 +200,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
   });
 
   it('materializes what the leader publishes on every replica, atomically, with its key', async () => {
-    const leader = leaders()[0]!;
+    const leader = await until('a leader', () => leaders()[0]);
     const spec = { name: 'www', domains: ['www.demo.test'], source: 'test' };
     const bundle = await new SelfSignedIssuer(systemClock).issue(spec, 'ecdsa-p256');
     const meta = describeBundle(bundle, {
@@ -238,7 +238,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
   });
 
   it('a pending token reaches all three webroots, verify() sees it through each nginx, cleanup removes it everywhere', async () => {
-    const leader = leaders()[0]!;
+    const leader = await until('a leader', () => leaders()[0]);
     const token = 'tok_' + 'A'.repeat(40);
     const keyAuth = `${token}.thumbprint`;
     const t0 = Date.now();
@@ -262,7 +262,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
   });
 
   it('verify() refuses, naming the replica, when one nginx does not serve the token', async () => {
-    const leader = leaders()[0]!;
+    const leader = await until('a leader', () => leaders()[0]);
     const other = nodes.find((n) => n !== leader)!;
     await other.nginx.stop();
     const token = 'tok_' + 'B'.repeat(40);
@@ -286,7 +286,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
   });
 
   it('a leader cut off from etcd stops acting before its lease can expire; one member down changes nothing', async () => {
-    const leader = leaders()[0]!;
+    const leader = await until('a leader', () => leaders()[0]);
     // One member down: quorum stays, the leader keeps acting without a gap.
     const one = etcd.members[0]!;
     await one.stop();
@@ -320,7 +320,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
   });
 
   it('a leader whose election key is deleted by hand stops acting, and one other node leads', async () => {
-    const old = leaders()[0]!;
+    const old = await until('a leader', () => leaders()[0]);
     const admin = new Etcd3({ hosts: etcd.endpoints });
     try {
       const keys = await admin
@@ -343,7 +343,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
   });
 
   it('a leader partitioned from etcd stops acting, and another takes over within about the TTL; never two at once', async () => {
-    const old = leaders()[0]!;
+    const old = await until('a leader', () => leaders()[0]);
     let most = 1;
     const sampler = setInterval(() => (most = Math.max(most, leaders().length)), 10);
     const t0 = Date.now();
