@@ -141,7 +141,10 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
     return { name, proxies, client, cluster, live, webroot, nginx };
   }
 
+  // Last resort if the runner exits without after(): nginx runs in its own process group.
+  const killAll = () => nodes.forEach((n) => n.nginx.process.killNow());
   before(async () => {
+    process.once('exit', killAll);
     etcd = await startEtcdCluster({ members: 3 });
     await etcd.waitHealthy();
     dir = await mkdtemp(path.join(os.tmpdir(), 'acme-cluster-coord-'));
@@ -177,6 +180,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
       await n.nginx.stop();
     }
     await etcd?.stop();
+    process.removeListener('exit', killAll);
     if (dir) await rm(dir, { recursive: true, force: true });
     if (figures.length) console.log(`\n    figures:\n      ${figures.join('\n      ')}`);
   });

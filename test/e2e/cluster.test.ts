@@ -159,7 +159,15 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
     await appendFile(domainsFile, `${name}\n`);
   }
 
+  // Last resort if the runner exits without after(): sidecars and the extra
+  // nginx would outlive it.
+  const killAll = () =>
+    nodes.forEach((n) => {
+      n.child?.kill('SIGKILL');
+      if (n.nginx !== env?.nginx) n.nginx.process.killNow();
+    });
   before(async () => {
+    process.once('exit', killAll);
     env = await startDevEnv();
     stagingRoot = await env.staging.getRootPem();
     etcd = await startEtcdCluster({ members: 3 });
@@ -271,6 +279,7 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
     }
     await etcd?.stop();
     await env?.stop();
+    process.removeListener('exit', killAll);
     if (figures.length) console.log(`\n    figures:\n      ${figures.join('\n      ')}`);
   });
 
