@@ -11,7 +11,7 @@ import { ControlClientError, fetchStatus, requestRenew } from './control/client.
 import { commandExitCode, formatRenewResults, formatStatusTable } from './control/format.js';
 import { CONTROL_SOCKET_NAME, type RenewTarget } from './control/protocol.js';
 import { ControlSocketError } from './control/server.js';
-import { ConfigError } from './domain/errors.js';
+import { ConfigError, errorCode, errorMessage } from './domain/errors.js';
 import { buildApp, type PassResult } from './main.js';
 import { createLogger } from './util/log.js';
 
@@ -154,6 +154,11 @@ async function main(argv: string[]): Promise<number> {
     try {
       await app.runDaemon();
     } catch (err) {
+      // Cluster mode with another key than the cluster's: a startup error.
+      if (errorCode(err) === 'STORE_DECRYPT_FAILED') {
+        process.stderr.write(`acme-sidecar: ${errorMessage(err)}\n`);
+        return 2;
+      }
       // A file in the way of the control socket, or another daemon on it: a startup error.
       if (!(err instanceof ControlSocketError)) throw err;
       process.stderr.write(`acme-sidecar: control socket: ${err.message}\n`);

@@ -438,7 +438,34 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     return { ok: reasons.length === 0, reasons };
   }
 
+  /**
+   * Cluster mode: is CLUSTER_ENCRYPTION_KEY_FILE the cluster's? A replica
+   * with another key must never write (or lead): a wrong key fails startup
+   * (STORE_DECRYPT_FAILED names both key ids). With etcd unreachable the
+   * answer waits; the replica keeps serving its live/ and joins the cluster
+   * (sync, tokens, election) once the key is proven.
+   */
+  async function checkClusterKey(): Promise<boolean> {
+    if (!etcd) return true;
+    try {
+      const check = await etcd.store.checkEncryptionKey();
+      log.info('CLUSTER_ENCRYPTION_KEY_FILE is the cluster key', { check });
+      return true;
+    } catch (err) {
+      if (errorCode(err) === 'STORE_DECRYPT_FAILED') throw err;
+      log.warn(
+        'cannot check CLUSTER_ENCRYPTION_KEY_FILE against etcd yet; serving live/ as it is',
+        {
+          code: errorCode(err),
+          error: errorMessage(err),
+        },
+      );
+      return false;
+    }
+  }
+
   async function runDaemon(): Promise<void> {
+    const keyProven = await checkClusterKey();
     // First, so that a file in its way stops startup before anything runs.
     // Mutating operations (renew) only on a local 0600 UNIX socket, never on the network.
     const control = await startControlServer({
@@ -490,8 +517,25 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       // mirror tokens) and campaign. A new leader starts with a full pass.
       await recover();
       onLeader = () => trigger('elected');
-      cluster.start();
       log.info('cluster mode', { node: etcd?.nodeName, cluster: config.clusterName });
+      if (keyProven) cluster.start();
+      else {
+        void (async () => {
+          while (!controller.signal.aborted) {
+            await new Promise((r) => setTimeout(r, 2000));
+            if (controller.signal.aborted) return;
+            const ok = await checkClusterKey().catch((err: unknown) => {
+              log.error('CLUSTER_ENCRYPTION_KEY_FILE is not the cluster key; not joining', {
+                code: errorCode(err),
+                error: errorMessage(err),
+              });
+              controller.abort();
+              return false;
+            });
+            if (ok) return cluster.start();
+          }
+        })();
+      }
     }
     const server =
       config.statusAddress === 'off'

@@ -18,7 +18,13 @@ import { httpGet } from '../../devenv/http.js';
 import { startNginx, type NginxInstance } from '../../devenv/nginx.js';
 import { freePorts } from '../../devenv/proc.js';
 import { chainVerifiesTo } from '../../src/util/x509.js';
-import { allOutput, registerSecret, sidecarEnv, startSidecar } from '../support/sidecar.js';
+import {
+  allOutput,
+  registerSecret,
+  runSidecar,
+  sidecarEnv,
+  startSidecar,
+} from '../support/sidecar.js';
 
 const TTL = 3;
 const CLUSTER = 'e2e';
@@ -480,6 +486,30 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
     }
     figures.push(`quorum back -> the waiting certificate on all replicas: ${Date.now() - back} ms`);
     assert.equal(caOrdersFor('late.demo.test'), 1, 'one order at the CA');
+  });
+
+  it('a replica with another CLUSTER_ENCRYPTION_KEY_FILE refuses to start (exit 2), writing nothing', async () => {
+    const wrongKey = path.join(env.dir, 'wrong.key');
+    const other = randomBytes(32).toString('base64');
+    registerSecret(other);
+    await writeFile(wrongKey, other + '\n', { mode: 0o600 });
+    const stateDir = path.join(env.dir, 'node4');
+    await mkdir(stateDir, { recursive: true });
+    const r = await runSidecar(
+      ['run'],
+      {
+        ...nodes[0]!.env,
+        STATE_DIR: stateDir,
+        STATUS_ADDRESS: 'off',
+        CLUSTER_NODE_NAME: 'node4',
+        CLUSTER_ENCRYPTION_KEY_FILE: wrongKey,
+      },
+      30_000,
+    );
+    assert.equal(r.code, 2, r.stderr.slice(-2000));
+    assert.match(r.stderr, /STORE_DECRYPT_FAILED|key/i);
+    const st = await status((await until('a leader', leader))!);
+    assert.ok(!st.cluster?.replicas.some((x) => x.name === 'node4'), 'node4 never registered');
   });
 
   it('etcd holds no private key in the clear', async () => {
