@@ -407,7 +407,7 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
     );
     figure(
       `sidecar container ${health.Status} after ${secondsSince(upAt)} s ` +
-        `(HEALTHCHECK as shipped: interval 30s, timeout 5s); probes: ${probes.join('; ')}`,
+        `(HEALTHCHECK as shipped: interval 30s, timeout 10s); probes: ${probes.join('; ')}`,
     );
     assert.equal(health.Status, 'healthy', JSON.stringify(health));
 
