@@ -153,11 +153,27 @@ function readLog(node: Node): LogLine[] {
     });
 }
 
-/** Access-log lines mentioning `token`, per node name. */
-function linesFor(nodes: readonly Node[], token: string): Record<string, LogLine[]> {
-  return Object.fromEntries(
-    nodes.map((n) => [n.name, readLog(n).filter((l) => l.uri.includes(token))]),
-  );
+/**
+ * Access-log lines mentioning `token`, per node name, once they have settled:
+ * nginx writes a request's log line after sending the answer, so a client
+ * can hold the answer before the line exists. Read until the count has not
+ * changed for 150 ms (at most 3 s).
+ */
+async function linesFor(nodes: readonly Node[], token: string): Promise<Record<string, LogLine[]>> {
+  const read = (): Record<string, LogLine[]> =>
+    Object.fromEntries(nodes.map((n) => [n.name, readLog(n).filter((l) => l.uri.includes(token))]));
+  const count = (r: Record<string, LogLine[]>): number =>
+    Object.values(r).reduce((sum, l) => sum + l.length, 0);
+  const deadline = Date.now() + 3000;
+  let last = read();
+  let stableSince = Date.now();
+  while (Date.now() < deadline && Date.now() - stableSince < 150) {
+    await new Promise((r) => setTimeout(r, 25));
+    const next = read();
+    if (count(next) !== count(last)) stableSince = Date.now();
+    last = next;
+  }
+  return last;
 }
 
 let seq = 0;
@@ -257,7 +273,7 @@ describe('nginx peer fallback (nginx/peers.conf.template, three real nginx)', fu
     }
     // Each client request reached B exactly once; A and C each forwarded it,
     // B never did.
-    const lines = linesFor(nodes, token);
+    const lines = await linesFor(nodes, token);
     const onB = lines.B ?? [];
     assert.equal(onB.filter((l) => l.hop === '-').length, 1, 'B: its own client request');
     assert.ok(
@@ -275,7 +291,7 @@ describe('nginx peer fallback (nginx/peers.conf.template, three real nginx)', fu
       assert.equal(r.status, 404, `via ${entry.name}: ${r.status}`);
       assert.ok(r.ms < MAX_MS, `via ${entry.name}: ${r.ms} ms`);
 
-      const lines = linesFor(nodes, token);
+      const lines = await linesFor(nodes, token);
       const total = Object.values(lines).reduce((s, l) => s + l.length, 0);
       for (const n of nodes) {
         const mine = lines[n.name] ?? [];
@@ -306,7 +322,7 @@ describe('nginx peer fallback (nginx/peers.conf.template, three real nginx)', fu
     await writeToken(B, token, 'on B\n');
     const r = await get(A.port, challengePath(token), { host: 'x.test', 'X-Acme-Peer-Hop': '1' });
     assert.equal(r.status, 404);
-    const lines = linesFor(nodes, token);
+    const lines = await linesFor(nodes, token);
     assert.deepEqual(
       (lines.A ?? []).map((l) => l.upstream),
       ['-'],
@@ -357,7 +373,7 @@ describe('nginx peer fallback (nginx/peers.conf.template, three real nginx)', fu
       assert.equal(r.body, 'served despite C\n');
       assert.ok(r.ms < MAX_MS, `try ${i}: ${r.ms} ms`);
     }
-    for (const l of linesFor(nodes, token).A ?? []) {
+    for (const l of (await linesFor(nodes, token)).A ?? []) {
       if (l.upstream.includes(`:${C.port}`)) triedCFirst += 1;
     }
     assert.ok(triedCFirst > 0, 'the down peer was tried (and skipped) at least once');
