@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { SidecarError, type ErrorCode } from '../../domain/errors.js';
 import type { Logger } from '../../util/log.js';
+import { parseJson, truncate } from '../json-response.js';
 
 export interface DockerEngineClientOptions {
   /** Absolute path of the engine's UNIX socket, e.g. /var/run/docker.sock. */
@@ -274,22 +275,6 @@ function checkRef(ref: string): void {
     throw new SidecarError(
       'PLATFORM_REJECTED',
       `not a container id or name: ${JSON.stringify(ref.slice(0, 80))}`,
-    );
-  }
-}
-
-function truncate(s: string, n = 200): string {
-  return s.length > n ? `${s.slice(0, n)}...` : s;
-}
-
-function parseJson<T>(resp: AxiosResponse<string>, what: string): T {
-  try {
-    return JSON.parse(resp.data) as T;
-  } catch {
-    throw new SidecarError(
-      'PLATFORM_BAD_RESPONSE',
-      `${what}: the response is not valid JSON (${resp.data.length} bytes: ${truncate(resp.data, 80)})`,
-      { retryable: true },
     );
   }
 }

@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { SidecarError, type ErrorCode } from '../../domain/errors.js';
 import type { Logger } from '../../util/log.js';
+import { parseJson, truncate } from '../json-response.js';
 
 /**
  * A small client for the Rancher 1.x (Cattle) API: basic auth, timeouts,
@@ -306,23 +307,6 @@ export class CattleClient {
         throw err;
       });
     return this.project;
-  }
-}
-
-function truncate(s: string | undefined, n = 200): string {
-  const t = s ?? String(s);
-  return t.length > n ? `${t.slice(0, n)}...` : t;
-}
-
-function parseJson<T>(resp: AxiosResponse<string>, what: string): T {
-  try {
-    return JSON.parse(resp.data) as T;
-  } catch {
-    throw new SidecarError(
-      'PLATFORM_BAD_RESPONSE',
-      `${what}: the response is not valid JSON (${resp.data.length} bytes: ${truncate(resp.data, 80)})`,
-      { retryable: true },
-    );
   }
 }
 
