@@ -6,7 +6,10 @@
 #    first, so the sidecar's first challenges are served), and step 3 adds
 #    the TLS servers when certificates appear.
 # 2. Renders one TLS server per certificate in $CERT_DIR/live/ from
-#    tls-server.conf.template, with the certificate's name as server_name.
+#    tls-server.conf.template, with the certificate's hostnames (its
+#    subjectAltName, read from cert.pem) as server_name: a named certificate
+#    (`shop=shop.example.com+cdn.example.com`) is chosen by SNI for its
+#    hostnames, not by its name.
 # 3. Leaves a watcher running that reloads nginx when live/ changes: the
 #    sidecar swaps the live/<name> links atomically on every new certificate.
 set -eu
@@ -16,6 +19,46 @@ OUT=${ACME_TLS_CONF_DIR:-/etc/nginx/conf.d}
 WAIT=${ACME_WAIT_SECONDS:-120}
 INTERVAL=${ACME_RELOAD_INTERVAL:-10}
 
+# The dNSNames in the subjectAltName of the PEM certificate $1, space-separated:
+# a walk of its DER in awk (the image has no openssl CLI; awk, od and base64
+# are in every official nginx image).
+sans() {
+  sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/{/-----/d;p;}' "$1" \
+    | base64 -d 2>/dev/null | od -An -v -tu1 | awk '
+    { for (f = 1; f <= NF; f++) b[++n] = $f + 0 }
+    function len(   l, k) {
+      l = b[p++]
+      if (l < 128) return l
+      k = l - 128; l = 0
+      while (k-- > 0) l = l * 256 + b[p++]
+      return l
+    }
+    END {
+      # OID 2.5.29.17 (subjectAltName): 06 03 55 1d 11
+      for (i = 1; i + 4 <= n; i++) {
+        if (b[i] != 6 || b[i+1] != 3 || b[i+2] != 85 || b[i+3] != 29 || b[i+4] != 17) continue
+        p = i + 5
+        if (b[p] == 1) { p++; p += len() }   # critical: BOOLEAN
+        if (b[p++] != 4) exit                # extnValue: OCTET STRING
+        len()
+        if (b[p++] != 48) exit               # SEQUENCE OF GeneralName
+        end = len(); end += p
+        out = ""
+        while (p < end) {
+          t = b[p++]; l = len()
+          if (t == 130) {                    # [2] dNSName
+            s = ""
+            for (k = 0; k < l; k++) s = s sprintf("%c", b[p + k])
+            out = out (out == "" ? "" : " ") s
+          }
+          p += l
+        }
+        print out
+        exit
+      }
+    }'
+}
+
 render() {
   rm -f "$OUT"/acme-tls-*.conf
   for dir in "$CERT_DIR"/live/*/; do
@@ -23,9 +66,14 @@ render() {
     name=$(basename "$dir")
     # Only plain certificate names (they become a file name and server_name).
     case "$name" in *[!a-z0-9._-]*|.*) continue ;; esac
+    names=""
+    for h in $(sans "$dir/cert.pem"); do
+      case "$h" in *[!a-z0-9.*-]*|'') continue ;; esac
+      names="$names${names:+ }$h"
+    done
     sed -e "s|\${LISTEN_ADDR}|${LISTEN_ADDR:-0.0.0.0}|g" \
         -e "s|\${HTTPS_PORT}|${HTTPS_PORT:-443}|g" \
-        -e "s|\${SERVER_NAME}|$name|g" \
+        -e "s|\${SERVER_NAME}|${names:-$name}|g" \
         -e "s|\${CERT_DIR}|$CERT_DIR|g" \
         -e "s|\${CERT_NAME}|$name|g" \
         "$TEMPLATE" > "$OUT/acme-tls-$name.conf"

@@ -31,8 +31,17 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const COMPOSE_BIN = '/usr/bin/docker-compose';
 const IMAGE = 'acme-sidecar:latest';
 const WWW = 'www.compose.test';
-const API_NAME = 'api';
-const API = 'api.compose.test';
+/**
+ * Hostname -> certificate name. Two named certificates: nginx picks the
+ * first TLS server for a name no server_name matches, so only one of them
+ * could be served right by accident.
+ */
+const SERVED: Record<string, string> = {
+  [WWW]: WWW,
+  'api.compose.test': 'api',
+  'shop.compose.test': 'shop',
+  'cdn.compose.test': 'shop',
+};
 
 const secondsSince = (t0: number): number => Math.round((Date.now() - t0) / 100) / 10;
 const figure = (line: string): void => console.log(`      [figure] ${line}`);
@@ -217,7 +226,7 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
       // docker-py's API build (the classic builder): no BuildKit frontend image to pull.
       COMPOSE_DOCKER_CLI_BUILD: '0',
       DOCKER_BUILDKIT: '0',
-      DOMAINS: `${WWW},${API_NAME}=${API}`,
+      DOMAINS: `${WWW},api=api.compose.test,shop=shop.compose.test+cdn.compose.test`,
       STAGING: 'false',
       KEY_TYPE: 'ecdsa-p256',
       LOG_FORMAT: 'json',
@@ -340,8 +349,9 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
     const issued: Record<string, { seconds: number; served: Served }> = {};
     const deadline = Date.now() + 240_000;
     let lastError = '';
-    while (Date.now() < deadline && Object.keys(issued).length < 2) {
-      for (const name of [WWW, API]) {
+    const hostnames = Object.keys(SERVED);
+    while (Date.now() < deadline && Object.keys(issued).length < hostnames.length) {
+      for (const name of hostnames) {
         if (issued[name]) continue;
         try {
           const served = await getTrusting(env.ports.https, name, productionRoot);
@@ -352,11 +362,11 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
             firstServed[name] ??= secondsSince(upAt);
         }
       }
-      if (Object.keys(issued).length < 2) await sleep(500);
+      if (Object.keys(issued).length < hostnames.length) await sleep(500);
     }
     assert.equal(
       Object.keys(issued).length,
-      2,
+      hostnames.length,
       `not served with a production chain in time; last: ${lastError}`,
     );
     for (const [name, { seconds, served }] of Object.entries(issued)) {
@@ -368,9 +378,9 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
           `production chain verified ${seconds} s after docker-compose up; chain ${served.chain.join(' | ')}`,
       );
       assert.equal(served.status, 200);
-      const certName = name === WWW ? WWW : API_NAME;
-      // tls-server.conf.template's answer, rendered by 40-acme-sidecar.sh per certificate.
-      assert.equal(served.body, `acme-sidecar: ${certName}\n`);
+      // tls-server.conf.template's answer, rendered by 40-acme-sidecar.sh per
+      // certificate with its hostnames as server_name.
+      assert.equal(served.body, `acme-sidecar: ${SERVED[name]}\n`);
       await assert.rejects(
         getTrusting(env.ports.https, name, stagingRoot),
         /certificate/i,
