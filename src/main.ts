@@ -19,6 +19,7 @@ import { checkDeployment } from './deploy/deployment-check.js';
 import { HookRunner } from './hooks/hooks.js';
 import { deploymentStale } from './lifecycle/deployment.js';
 import { Reason } from './lifecycle/reasons.js';
+import { wakeupMs } from './lifecycle/policy.js';
 
 import { SelfSignedIssuer } from './acme/self-signed-issuer.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
@@ -505,7 +506,23 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
         } while (again && !signal.aborted);
       })().finally(() => {
         running = undefined;
+        scheduleRetry();
       });
+    };
+    // A failed certificate is retried after 1 min, 10 min, ... and a
+    // short-lived one may be due for renewal before the next LOOP_TIME pass:
+    // wake for the earliest of those instead of waiting for that pass.
+    let retryTimer: NodeJS.Timeout | undefined;
+    const scheduleRetry = (): void => {
+      clearTimeout(retryTimer);
+      retryTimer = undefined;
+      if (controller.signal.aborted) return;
+      const delay = wakeupMs(
+        [...reconciler.status.values()].flatMap((c) => [c.nextRetry, c.renewAt]),
+        clock.now(),
+        config.loopTimeSeconds > 0 ? config.loopTimeSeconds * 1000 : Infinity,
+      );
+      if (delay !== undefined) retryTimer = setTimeout(() => trigger('retry'), delay);
     };
     const timer =
       config.loopTimeSeconds > 0
@@ -599,6 +616,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     // No new renewals; one in flight sees the abort and answers within the close grace.
     await control.close();
     if (timer) clearInterval(timer);
+    clearTimeout(retryTimer);
     await task.stop();
     // In-flight ACME calls cannot be cancelled mid-request; give them a
     // bounded time to finish, then abandon them.

@@ -32,6 +32,30 @@ export function retryDelayMs(attempt: number, random: () => number, retryAfterS?
   return Math.max(jittered, (retryAfterS ?? 0) * 1000);
 }
 
+/** Longest delay `setTimeout` takes (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * When the daemon should run an extra pass, in ms from `now`: for the
+ * earliest retry or renewal time that comes before the next regular pass
+ * (`untilNextPassMs` away); undefined when the regular pass comes first or
+ * nothing waits. Times already past are left to the regular pass (a pass just
+ * ran; waking at once for them could spin). One second past the time,
+ * because a retry is allowed only once `now` has passed it.
+ */
+export function wakeupMs(
+  times: readonly (string | undefined)[],
+  now: Date,
+  untilNextPassMs: number,
+): number | undefined {
+  const future = times
+    .map((r) => (r === undefined ? NaN : Date.parse(r)))
+    .filter((t) => Number.isFinite(t) && t > now.getTime());
+  if (future.length === 0) return undefined;
+  const delay = Math.min(...future) - now.getTime() + 1000;
+  return delay < untilNextPassMs ? Math.min(delay, MAX_TIMER_MS) : undefined;
+}
+
 /** What the reconciler knows about one certificate, gathered before deciding. */
 export interface CertFacts {
   readonly name: string;

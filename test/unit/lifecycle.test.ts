@@ -4,6 +4,7 @@ import {
   decide,
   renewalTime,
   retryDelayMs,
+  wakeupMs,
   type Action,
   type CertFacts,
   type LiveFacts,
@@ -311,6 +312,44 @@ describe('lifecycle: renewalTime', () => {
       assert.equal(got.getTime(), nb.getTime() + Math.round(c.wantDaysAfterStart * DAY));
     });
   }
+});
+
+describe('lifecycle: wakeupMs', () => {
+  const at = (ms: number): string => new Date(NOW.getTime() + ms).toISOString();
+  const LOOP = 300_000;
+  const cases: { name: string; retries: (string | undefined)[]; want: number | undefined }[] = [
+    { name: 'sleeps until the regular pass when nothing waits', retries: [], want: undefined },
+    {
+      name: 'ignores certificates without a retry',
+      retries: [undefined, undefined],
+      want: undefined,
+    },
+    {
+      name: 'wakes one second after a retry or renewal due in a minute',
+      retries: [at(60_000)],
+      want: 61_000,
+    },
+    {
+      name: 'wakes for the earliest of several times',
+      retries: [at(600_000), at(60_000), undefined, at(120_000)],
+      want: 61_000,
+    },
+    {
+      name: 'leaves a retry after the regular pass to that pass',
+      retries: [at(LOOP)],
+      want: undefined,
+    },
+    {
+      name: 'leaves retries already due to the regular pass',
+      retries: [at(-1), at(0)],
+      want: undefined,
+    },
+    { name: 'skips an unparsable retry time', retries: ['soon', at(30_000)], want: 31_000 },
+  ];
+  for (const c of cases) it(c.name, () => assert.equal(wakeupMs(c.retries, NOW, LOOP), c.want));
+  it('caps the delay at what setTimeout takes', () => {
+    assert.equal(wakeupMs([at(40 * DAY)], NOW, Infinity), 2 ** 31 - 1);
+  });
 });
 
 describe('lifecycle: retryDelayMs', () => {
