@@ -344,7 +344,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     key: 'loopTimeSeconds',
     env: 'LOOP_TIME',
     description:
-      'Seconds between discovery passes, which pick up new hostnames and missing certificates. `0` turns the loop off; only `CHECK_SCHEDULE` runs.',
+      'Seconds between discovery passes, which pick up new hostnames and missing certificates. `0` turns the loop off; only `CHECK_SCHEDULE` runs. Retries and renewals due sooner get a pass of their own.',
     default: '300',
     // A day at most: the daily schedule covers anything slower.
     schema: wholeNumber('expected a whole number of seconds from 0 to 86400', 0, 86400),
