@@ -58,7 +58,21 @@ interface Served {
  * resolves only if the served chain verifies to that root and names the host.
  */
 function getTrusting(port: number, servername: string, rootPem: string): Promise<Served> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolveOnce, rejectOnce) => {
+    // Whatever happens to the socket (one CI run sat here for 15 min with no
+    // connection open), the attempt ends within 10 s.
+    const deadline = setTimeout(() => {
+      req.destroy();
+      rejectOnce(new Error(`GET https://${servername}: no answer within 10 s`));
+    }, 10_000);
+    const resolve = (v: Served): void => {
+      clearTimeout(deadline);
+      resolveOnce(v);
+    };
+    const reject = (e: unknown): void => {
+      clearTimeout(deadline);
+      rejectOnce(e);
+    };
     const req = https.get(
       {
         host: '127.0.0.1',
