@@ -14,11 +14,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import tls, { type DetailedPeerCertificate } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startDockerd, type DockerEngine } from '../../devenv/dockerd.js';
@@ -56,54 +55,58 @@ interface Served {
 /**
  * GET https://<servername>/ from 127.0.0.1:<port> trusting only `rootPem`:
  * resolves only if the served chain verifies to that root and names the host.
+ *
+ * A raw TLS socket, not https.get: nock, loaded by unit tests that share
+ * this mocha process, intercepts http(s) client requests, and through its
+ * interceptor the answer's end never arrived (the probe hung with nginx
+ * having answered 200).
  */
 function getTrusting(port: number, servername: string, rootPem: string): Promise<Served> {
-  return new Promise((resolveOnce, rejectOnce) => {
-    // Whatever happens to the socket (one CI run sat here for 15 min with no
-    // connection open), the attempt ends within 10 s.
-    const deadline = setTimeout(() => {
-      req.destroy();
-      rejectOnce(new Error(`GET https://${servername}: no answer within 10 s`));
-    }, 10_000);
-    const resolve = (v: Served): void => {
-      clearTimeout(deadline);
-      resolveOnce(v);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername, ca: [rootPem] });
+    const chunks: Buffer[] = [];
+    const chain: string[] = [];
+    const fail = (err: Error): void => {
+      socket.destroy();
+      reject(err);
     };
-    const reject = (e: unknown): void => {
-      clearTimeout(deadline);
-      rejectOnce(e);
-    };
-    const req = https.get(
-      {
-        host: '127.0.0.1',
-        port,
-        servername,
-        headers: { host: servername },
-        ca: [rootPem],
-        agent: false,
-        timeout: 5000,
-      },
-      (res) => {
-        const chain: string[] = [];
-        let c: DetailedPeerCertificate | undefined = (res.socket as TLSSocket).getPeerCertificate(
-          true,
-        );
-        const seen = new Set<string>();
-        while (c && c.fingerprint256 && !seen.has(c.fingerprint256)) {
-          seen.add(c.fingerprint256);
-          chain.push(`${c.subject?.CN ?? '?'} <- ${c.issuer?.CN ?? '?'}`);
-          c = c.issuerCertificate;
-        }
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.once('end', () => resolve({ status: res.statusCode ?? 0, body, chain }));
-        res.once('error', reject);
-      },
-    );
-    req.once('timeout', () => req.destroy(new Error(`GET https://${servername}: timeout`)));
-    req.once('error', reject);
+    socket.setTimeout(5000, () => fail(new Error(`GET https://${servername}: timeout`)));
+    socket.once('error', fail);
+    socket.once('secureConnect', () => {
+      let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+      const seen = new Set<string>();
+      while (c && c.fingerprint256 && !seen.has(c.fingerprint256)) {
+        seen.add(c.fingerprint256);
+        chain.push(`${c.subject?.CN ?? '?'} <- ${c.issuer?.CN ?? '?'}`);
+        c = c.issuerCertificate;
+      }
+      socket.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`);
+    });
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.once('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const head = /^HTTP\/1\.[01] (\d{3})[^\r\n]*\r\n([\s\S]*?)\r\n\r\n/.exec(text);
+      if (!head) return fail(new Error(`GET https://${servername}: not an HTTP answer`));
+      let body = text.slice(head[0].length);
+      if (/^transfer-encoding:\s*chunked/im.test(head[2] ?? '')) body = unchunk(body);
+      socket.destroy();
+      resolve({ status: Number(head[1]), body, chain });
+    });
   });
+}
+
+/** The body of a chunked HTTP/1.1 answer, read whole. */
+function unchunk(raw: string): string {
+  let out = '';
+  let rest = raw;
+  for (;;) {
+    const m = /^([0-9a-fA-F]+)[^\r\n]*\r\n/.exec(rest);
+    if (!m) return out;
+    const size = parseInt(m[1] ?? '0', 16);
+    if (size === 0) return out;
+    out += rest.slice(m[0].length, m[0].length + size);
+    rest = rest.slice(m[0].length + size + 2);
+  }
 }
 
 /** docker-compose.yml as docker-compose's own YAML parser (PyYAML) reads it. */
