@@ -90,7 +90,13 @@ describe('rancher faults (nock at the Cattle API boundary)', () => {
     nock.enableNetConnect(/^(127\.0\.0\.1|localhost)(:\d+)?$/);
   });
   afterEach(() => nock.cleanAll());
-  after(() => nock.enableNetConnect());
+  // Take nock out of the process altogether (not "allow every host"): the
+  // tests after this file share the process and must neither reach beyond
+  // loopback nor go through nock's request interceptor.
+  after(() => {
+    nock.cleanAll();
+    nock.restore();
+  });
 
   async function discoverTwice(fault: (scope: nock.Scope) => void) {
     const { log, text } = capture();
