@@ -11,7 +11,7 @@ import { ChallengeMirror, ClusterResponder } from './challenges.js';
 import { syncLag, type LeadershipReason, type NodeRecord } from './decisions.js';
 import { LeaderElection, type LeaderView } from './leader.js';
 import { NODES_PREFIX, NodeRegistry } from './registry.js';
-import { LiveSync, PublishingLive } from './replica.js';
+import { LiveSync, PublishingLive, type ServedCert } from './replica.js';
 
 export interface ClusterOptions {
   /** A connected client; the cluster uses keys under `prefix` only. */
@@ -82,6 +82,7 @@ export class Cluster {
   private again = false;
   private nodesWatch?: Watcher;
   private stopped = false;
+  private onElected?: () => void;
 
   constructor(private readonly opts: ClusterOptions) {
     const { clock, log } = opts;
@@ -93,7 +94,10 @@ export class Cluster {
       ttlSeconds: opts.ttlSeconds,
       clock,
       log: log.child({ component: 'election' }),
-      onChange: (view) => opts.onLeaderChange?.(view),
+      onChange: (view) => {
+        opts.onLeaderChange?.(view);
+        if (view.role === 'leader') this.onElected?.();
+      },
     });
     this.registry = new NodeRegistry({
       namespace: this.ns,
@@ -139,9 +143,11 @@ export class Cluster {
   /**
    * Registers, starts mirroring tokens and syncing live/, then campaigns.
    * Never waits for etcd: with etcd down the node serves what it has and
-   * catches up when etcd returns.
+   * catches up when etcd returns. `onElected` runs each time this node
+   * becomes the leader.
    */
-  start(): void {
+  start(onElected?: () => void): void {
+    this.onElected = onElected;
     this.registry.start();
     void this.mirror.start();
     void this.liveSync.start();
@@ -184,6 +190,16 @@ export class Cluster {
   leadership(): { mayAct: boolean; signal?: AbortSignal } {
     const signal = this.election.signal();
     return signal ? { mayAct: true, signal } : { mayAct: false };
+  }
+
+  /** A replica's own live/: what it serves, against what the leader published. */
+  servedCertificates(): ServedCert[] {
+    return this.liveSync.servedCertificates();
+  }
+
+  /** Has this replica's live/ been synced from the cluster at least once? */
+  hasSynced(): boolean {
+    return this.liveSync.hasSynced();
   }
 
   status(): ClusterStatus {

@@ -12,7 +12,6 @@ import type { StatusCluster } from '../http/status.js';
  * Series of our own are prefixed `acme_sidecar_`.
  */
 export interface MetricsSource {
-  readonly platform: string;
   certificates(): readonly CertStatus[];
   lastPass(): { finishedAt: string; ok: boolean } | undefined;
   /** Cluster mode only. */
@@ -26,18 +25,30 @@ export class Metrics {
   private readonly platformRequests: Counter;
   private readonly failures: Counter;
 
-  constructor(private readonly source: MetricsSource) {
+  /** Read at scrape time; set by observe() once what it reads exists. */
+  private source: MetricsSource = { certificates: () => [], lastPass: () => undefined };
+
+  /**
+   * `platform` labels every series; the certificates, the last pass and
+   * the cluster are read at scrape time from `source` (or observe()).
+   */
+  constructor(
+    private readonly platform: string,
+    source?: MetricsSource,
+  ) {
+    if (source) this.source = source;
+    const read = () => this.source;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     const certLabels = ['name', 'namespace', 'issuer_name', 'issuer_kind', 'issuer_group'];
     const labelsOf = (c: CertStatus) => ({
       name: c.name,
-      namespace: source.platform,
+      namespace: platform,
       issuer_name: c.phase,
       issuer_kind: 'ACMEIssuer',
       issuer_group: 'acme-sidecar',
     });
-    const certs = () => source.certificates();
+    const certs = () => read().certificates();
     const timestampGauge = (
       name: string,
       help: string,
@@ -129,7 +140,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        const c = source.cluster?.();
+        const c = read().cluster?.();
         if (c) this.set({ node: c.node, leader: c.leader ?? '' }, c.role === 'leader' ? 1 : 0);
       },
     });
@@ -140,7 +151,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const r of source.cluster?.()?.replicas ?? [])
+        for (const r of read().cluster?.()?.replicas ?? [])
           this.set({ replica: r.name }, r.lagSeconds);
       },
     });
@@ -149,7 +160,7 @@ export class Metrics {
       help: 'When the last discovery and reconcile pass finished, as a Unix timestamp.',
       registers,
       collect() {
-        const p = source.lastPass();
+        const p = read().lastPass();
         if (p) this.set(Math.floor(new Date(p.finishedAt).getTime() / 1000));
       },
     });
@@ -158,10 +169,15 @@ export class Metrics {
       help: '1 if the last pass ended with every certificate ready and discovery working.',
       registers,
       collect() {
-        const p = source.lastPass();
+        const p = read().lastPass();
         if (p) this.set(p.ok ? 1 : 0);
       },
     });
+  }
+
+  /** What the gauges read at scrape time, once it exists. */
+  observe(source: MetricsSource): void {
+    this.source = source;
   }
 
   acmeRequest(e: AcmeRequestEvent): void {
@@ -177,7 +193,7 @@ export class Metrics {
   }
 
   platformRequest(method: string, status: string): void {
-    this.platformRequests.inc({ platform: this.source.platform, method, status });
+    this.platformRequests.inc({ platform: this.platform, method, status });
   }
 
   failure(name: string, code: string): void {

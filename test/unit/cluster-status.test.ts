@@ -64,8 +64,7 @@ describe('cluster status: /status, page and metrics', () => {
   });
 
   it('metrics: who leads, and each replica sync lag', async () => {
-    const m = new Metrics({
-      platform: 'static',
+    const m = new Metrics('static', {
       certificates: () => [],
       lastPass: () => undefined,
       cluster: () => cluster,

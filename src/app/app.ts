@@ -1,0 +1,178 @@
+/**
+ * The application, built from parts the composition root (main.ts) wired:
+ * what `acme-sidecar run`, `once`, `once --dry-run` and `check-config` do.
+ */
+import { reconcilerHandlers } from '../control/handlers.js';
+import { ControlHandlerError } from '../control/protocol.js';
+import type { AcmePhase } from '../domain/types.js';
+import { buildStatusSnapshot, type StatusSnapshot } from '../http/status.js';
+import type { Clock } from '../lifecycle/clock.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Platform } from '../platform/platform.js';
+import type { Discoverer } from '../reconcile/discoverer.js';
+import type { CertStatus, Reconciler } from '../reconcile/reconciler.js';
+import type { Logger } from '../util/log.js';
+import { checkConfig, type CheckConfigDeps, type CheckLine } from './check-config.js';
+import type { Coordination } from './coordination.js';
+import { runDaemon, type DaemonSettings } from './daemon.js';
+import { readiness } from './health.js';
+import { noCertificatesHint, PassRunner, type PassDeps, type PassResult } from './pass.js';
+import { plan, type Plan } from './plan.js';
+
+export type { CheckLine } from './check-config.js';
+export type { PassResult } from './pass.js';
+export type { PlanLine } from './plan.js';
+
+export interface App {
+  /** `acme-sidecar check-config`: reach the CA, the platform and nginx, and say what is wrong. */
+  checkConfig(): Promise<CheckLine[]>;
+  /** Discover and decide, changing nothing (`acme-sidecar once --dry-run`). */
+  plan(): Promise<Plan>;
+  readonly reconciler: Reconciler;
+  readonly metrics: Metrics;
+  /** What /status serves. */
+  snapshot(): StatusSnapshot;
+  /** Discover, then reconcile every certificate once. Never throws. */
+  pass(signal?: AbortSignal): Promise<PassResult>;
+  /** Runs until SIGTERM/SIGINT (or `stop()`); resolves when shut down cleanly. */
+  runDaemon(): Promise<void>;
+  stop(): void;
+}
+
+export interface AppParts {
+  readonly settings: DaemonSettings & { readonly target: AcmePhase };
+  readonly platform: Platform;
+  readonly discoverer: Discoverer;
+  readonly reconciler: Reconciler;
+  readonly metrics: Metrics;
+  readonly coordination: Coordination;
+  readonly probeStore: PassDeps['probeStore'];
+  readonly sweepers: PassDeps['sweepers'];
+  readonly deployCheckEndpoints?: PassDeps['deployCheckEndpoints'];
+  readonly checks: Omit<CheckConfigDeps, 'platform'>;
+  /** Last of shutdown. */
+  readonly cleanup: () => Promise<void>;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+export function createApp(parts: AppParts): App {
+  const { settings, platform, reconciler, metrics, coordination, clock, log } = parts;
+  const controller = new AbortController();
+  const passes = new PassRunner({
+    discoverer: parts.discoverer,
+    reconcileAll: (specs, signal) => reconciler.reconcileAll(specs, signal),
+    platform,
+    probeStore: parts.probeStore,
+    sweepers: parts.sweepers,
+    ...(parts.deployCheckEndpoints && { deployCheckEndpoints: parts.deployCheckEndpoints }),
+    coordination,
+    noCertificatesHint: noCertificatesHint(platform.name),
+    clock,
+    log,
+  });
+
+  /**
+   * The node that acts reports its reconciler's view; a cluster replica
+   * that does not reports what its own live/ serves.
+   */
+  const certificates = (): CertStatus[] =>
+    coordination.servedCertificates(settings.target) ?? [...reconciler.status.values()];
+
+  const snapshot = (): StatusSnapshot => {
+    const cluster = coordination.status();
+    return buildStatusSnapshot(
+      {
+        certificates: certificates(),
+        problems: passes.lastProblems,
+        target: settings.target,
+        platform: platform.name,
+        ...(passes.lastPass && { lastPass: passes.lastPass }),
+        ...(cluster && { cluster }),
+      },
+      clock.now(),
+    );
+  };
+
+  metrics.observe({
+    certificates,
+    lastPass: () => passes.lastPass,
+    cluster: () => coordination.status(),
+  });
+
+  return {
+    reconciler,
+    metrics,
+    pass: (signal) => passes.run(signal),
+    plan: () =>
+      plan({
+        discover: () => parts.discoverer.discover(),
+        plan: (spec) => reconciler.plan(spec),
+        platformName: platform.name,
+      }),
+    checkConfig: () => checkConfig({ ...parts.checks, platform }),
+    snapshot,
+    runDaemon: () =>
+      runDaemon({
+        settings,
+        coordination,
+        pass: (signal) => passes.run(signal),
+        recover: () => passes.recover(),
+        dueTimes: () => [...reconciler.status.values()].flatMap((c) => [c.nextRetry, c.renewAt]),
+        controlHandlers: reconcilerHandlers({
+          status: snapshot,
+          specs: () => passes.lastSpecs,
+          reconciler: leaderOnly(coordination, reconciler),
+          signal: controller.signal,
+          now: () => clock.now(),
+        }),
+        snapshot,
+        readiness: () =>
+          readiness(
+            {
+              ...(coordination.followerReadiness() && {
+                follower: coordination.followerReadiness(),
+              }),
+              ...(passes.lastPass && { lastPass: passes.lastPass }),
+              storeOk: passes.storeOk,
+              loopTimeSeconds: settings.loopTimeSeconds,
+              stateDir: settings.stateDir,
+            },
+            clock.now(),
+          ),
+        metrics: () => metrics.render(),
+        ...(platform.watch && { watchPlatform: (onChange) => platform.watch!(onChange) }),
+        cleanup: parts.cleanup,
+        controller,
+        clock,
+        log,
+      }),
+    stop: () => controller.abort(),
+  };
+}
+
+/**
+ * `acme-sidecar renew` through the control socket: in cluster mode only the
+ * leader may order, and only within its term; other replicas say whom to ask.
+ */
+function leaderOnly(
+  coordination: Coordination,
+  reconciler: Reconciler,
+): Parameters<typeof reconcilerHandlers>[0]['reconciler'] {
+  return {
+    status: reconciler.status,
+    reconcileOne(spec, signal, opts) {
+      const term = coordination.term();
+      if (!term.mayAct) {
+        const leader = coordination.leader();
+        throw new ControlHandlerError(
+          'UNAVAILABLE',
+          `this replica is not the cluster leader${leader ? `; run it on ${leader}` : ''}`,
+        );
+      }
+      const both =
+        signal && term.signal ? AbortSignal.any([signal, term.signal]) : (signal ?? term.signal);
+      return reconciler.reconcileOne(spec, both, opts);
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * `acme-sidecar check-config`: reach the CA, the platform and nginx the way
+ * a pass would, and say in plain words what is wrong.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ChallengeResponder } from '../challenge/responder.js';
+import { errorMessage } from '../domain/errors.js';
+import type { AcmePhase, CertSpec } from '../domain/types.js';
+import type { Platform } from '../platform/platform.js';
+
+export interface CheckLine {
+  readonly ok: boolean;
+  readonly what: string;
+  readonly detail: string;
+}
+
+export interface CheckConfigDeps {
+  /** The CAs to reach, in order: staging, and production unless STAGING is on. */
+  readonly directories: readonly { phase: AcmePhase; url: string }[];
+  readonly probeDirectory: (url: string) => Promise<{ ok: boolean; detail: string }>;
+  readonly platform: Pick<Platform, 'name' | 'discover'>;
+  /** The webroot responder (never the cluster's: this checks this node's nginx). */
+  readonly responder: ChallengeResponder;
+}
+
+export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
+  const lines: CheckLine[] = [
+    { ok: true, what: 'configuration', detail: 'every variable is valid' },
+  ];
+  for (const { phase, url } of deps.directories) {
+    lines.push({ what: `${phase} CA`, ...(await deps.probeDirectory(url)) });
+  }
+  const { platform, responder } = deps;
+  let specs: readonly CertSpec[] = [];
+  try {
+    const found = await platform.discover();
+    specs = found.specs;
+    const skipped = found.problems.length ? `, ${found.problems.length} hostname(s) skipped` : '';
+    lines.push({
+      ok: true,
+      what: `platform (${platform.name})`,
+      detail: `${found.specs.length} certificate(s) requested${skipped}`,
+    });
+    for (const p of found.problems) {
+      lines.push({
+        ok: false,
+        what: `hostname ${JSON.stringify(p.value)}`,
+        detail: `${p.code}: ${p.message}`,
+      });
+    }
+  } catch (err) {
+    lines.push({ ok: false, what: `platform (${platform.name})`, detail: errorMessage(err) });
+  }
+  // The path the CA takes: a token in WEBROOT, fetched through nginx with the hostname as Host.
+  for (const domain of new Set(specs.flatMap((s) => s.domains))) {
+    const token = randomBytes(24).toString('base64url');
+    const keyAuth = `${token}.check-config`;
+    try {
+      await responder.present(domain, token, keyAuth);
+      await responder.verify(domain, token, keyAuth);
+      lines.push({
+        ok: true,
+        what: `webroot for ${domain}`,
+        detail: 'nginx serves WEBROOT/.well-known/acme-challenge/',
+      });
+    } catch (err) {
+      lines.push({ ok: false, what: `webroot for ${domain}`, detail: errorMessage(err) });
+    } finally {
+      await responder.cleanup(domain, token).catch(() => undefined);
+    }
+  }
+  if (specs.length === 0) {
+    lines.push({
+      ok: false,
+      what: 'certificates',
+      detail: 'none requested: set DOMAINS or label services',
+    });
+  }
+  return lines;
+}
