@@ -1,0 +1,103 @@
+/**
+ * ACME Renewal Information (RFC 9773) decisions: pure, with the clock and
+ * the randomness passed in. The HTTP fetch lives in acme/; what a pass does
+ * with the answer lives in the reconciler.
+ */
+
+/** What the CA suggested for one certificate (RFC 9773 section 4.2). */
+export interface RenewalInfo {
+  readonly window: { readonly start: Date; readonly end: Date };
+  /** A page for a person explaining the window (e.g. a mass revocation). */
+  readonly explanationUrl?: string;
+}
+
+export type ParsedRenewalInfo =
+  | { readonly ok: true; readonly info: RenewalInfo }
+  | { readonly ok: false; readonly problem: string };
+
+/**
+ * Reads a renewalInfo body. Anything malformed is a problem (the caller
+ * falls back to the lifetime rule and warns once), never a throw: the body
+ * comes from the network, and a CA may be overridden to answer anything.
+ */
+export function parseRenewalInfo(body: unknown): ParsedRenewalInfo {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { ok: false, problem: 'the answer is not a JSON object' };
+  }
+  const { suggestedWindow, explanationURL } = body as Record<string, unknown>;
+  if (typeof suggestedWindow !== 'object' || suggestedWindow === null) {
+    return { ok: false, problem: 'the answer has no suggestedWindow object' };
+  }
+  const { start, end } = suggestedWindow as Record<string, unknown>;
+  const s = typeof start === 'string' ? new Date(start) : undefined;
+  const e = typeof end === 'string' ? new Date(end) : undefined;
+  if (!s || Number.isNaN(s.getTime())) {
+    return { ok: false, problem: 'suggestedWindow.start is not an RFC 3339 time' };
+  }
+  if (!e || Number.isNaN(e.getTime())) {
+    return { ok: false, problem: 'suggestedWindow.end is not an RFC 3339 time' };
+  }
+  // Section 4.2: "the end of the window MUST be after the start".
+  if (e.getTime() <= s.getTime()) {
+    return { ok: false, problem: 'suggestedWindow.end is not after its start' };
+  }
+  const url =
+    typeof explanationURL === 'string' && isHttpUrl(explanationURL) ? explanationURL : undefined;
+  return { ok: true, info: { window: { start: s, end: e }, ...(url && { explanationUrl: url }) } };
+}
+
+function isHttpUrl(v: string): boolean {
+  try {
+    const u = new URL(v);
+    return u.protocol === 'https:' || u.protocol === 'http:';
+  } catch {
+    return false;
+  }
+}
+
+/** Poll no more often than every minute, and no less than every 6 hours. */
+export const ARI_RETRY_AFTER_MIN_S = 60;
+export const ARI_RETRY_AFTER_MAX_S = 6 * 3600;
+
+/**
+ * When to ask the CA again (section 4.3): its Retry-After, clamped to
+ * [1 min, 6 h]; 6 h when it sent none or nonsense.
+ */
+export function ariRecheckSeconds(retryAfterS: number | undefined): number {
+  if (retryAfterS === undefined || !Number.isFinite(retryAfterS)) return ARI_RETRY_AFTER_MAX_S;
+  return Math.min(ARI_RETRY_AFTER_MAX_S, Math.max(ARI_RETRY_AFTER_MIN_S, Math.round(retryAfterS)));
+}
+
+/**
+ * A uniformly random time in the suggested window (section 4.2), kept far
+ * enough from notAfter for the renewal to finish: never later than five
+ * sixths of the lifetime. Pebble's window for a short lifetime runs up to
+ * (2.7: past) notAfter, and a renewal drawn at the last second would let
+ * the certificate expire while it is ordered. A window that ends before
+ * that margin is used as it is; one that starts after it collapses to the
+ * latest safe time. A window in the past yields a time in the past: renew
+ * at the next pass.
+ */
+export function chooseRenewalTime(
+  window: RenewalInfo['window'],
+  cert: { readonly notBefore: Date; readonly notAfter: Date },
+  random: () => number,
+): Date {
+  const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
+  const latestSafe = cert.notAfter.getTime() - Math.max(0, lifetime) / 6;
+  const start = window.start.getTime();
+  const end = Math.min(window.end.getTime(), latestSafe);
+  if (end <= start) return new Date(Math.min(start, latestSafe));
+  return new Date(start + Math.floor(random() * (end - start)));
+}
+
+/**
+ * Is a stored choice still the one to keep? A time drawn from a window is
+ * not re-drawn on every pass; a new window from the CA re-draws it.
+ */
+export function sameWindow(
+  a: RenewalInfo['window'] | undefined,
+  b: RenewalInfo['window'],
+): boolean {
+  return !!a && a.start.getTime() === b.start.getTime() && a.end.getTime() === b.end.getTime();
+}
