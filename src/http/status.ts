@@ -1,6 +1,7 @@
 import type { AcmePhase } from '../domain/types.js';
 import type { DiscoveryProblem } from '../platform/platform.js';
 import type { CertStatus } from '../reconcile/reconciler.js';
+import { secondsUntil } from '../util/durations.js';
 
 /**
  * The JSON served at `/status`, and the only input of the HTML page.
@@ -200,12 +201,6 @@ function certificate(c: CertStatus, now: Date): StatusCertificate {
         }
       : null,
   };
-}
-
-function secondsUntil(iso: string | null, now: Date): number | null {
-  if (iso === null) return null;
-  const t = Date.parse(iso);
-  return Number.isNaN(t) ? null : Math.floor((t - now.getTime()) / 1000);
 }
 
 /**
