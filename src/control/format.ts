@@ -2,7 +2,7 @@ import {
   EXPIRING_SOON_SECONDS,
   type StatusCertificate,
   type StatusSnapshot,
-} from '../http/status.js';
+} from '../domain/status.js';
 import { secondsUntil, span } from '../util/durations.js';
 import type { RenewResult } from './protocol.js';
 

@@ -1,11 +1,11 @@
 import {
-  certState,
   EXPIRING_SOON_SECONDS,
   type CertState,
   type StatusCertificate,
   type StatusSnapshot,
-} from './status.js';
+} from '../domain/status.js';
 import { secondsUntil, span } from '../util/durations.js';
+import { certState } from './status.js';
 
 /**
  * The status page: one server-rendered HTML document with its CSS inline, no

@@ -16,25 +16,18 @@ import {
   type CertFacts,
   type LiveFacts,
 } from '../lifecycle/policy.js';
-import type { Reason } from '../lifecycle/reasons.js';
+import { ReconcileReason, Reason } from '../lifecycle/reasons.js';
 import { decidePlatform, type PlatformAction } from '../lifecycle/platform-policy.js';
 import type { Platform } from '../platform/platform.js';
+import { backoffKey, certLockName, storedKey } from '../store/keys.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { describeBundle } from '../util/x509.js';
 import type { RateBudget } from './budget.js';
-import type { LivePaths } from '../deploy/live-dir.js';
-import type { DeploymentCheck } from '../deploy/deployment-check.js';
 import { certificateEvent, type HookRunner } from '../hooks/hooks.js';
 import { X509Certificate } from 'node:crypto';
 import type { CertBundle } from '../domain/types.js';
-
-/** Where the certificate nginx serves lives (a local directory, in every mode). */
-export interface LiveTarget {
-  write(name: string, bundle: CertBundle): Promise<void>;
-  read(name: string): Promise<CertBundle | undefined>;
-  path(name: string): LivePaths;
-}
+import type { CertStatus, LiveTarget } from '../domain/status.js';
 
 export interface ReconcilerSettings {
   readonly target: AcmePhase;
@@ -67,38 +60,7 @@ export interface ReconcilerDeps {
   readonly random?: () => number;
 }
 
-/** What is known about one certificate, for `once`, logs and /status. */
-export interface CertStatus {
-  readonly name: string;
-  readonly domains: readonly string[];
-  /** Phase of the certificate nginx serves now. */
-  phase: Phase | 'foreign' | 'none';
-  notBefore?: string;
-  notAfter?: string;
-  serial?: string;
-  renewAt?: string;
-  /** The last decision's reason. */
-  reason: Reason | 'Backoff';
-  /** True when serving a valid certificate from the target CA. */
-  ready: boolean;
-  attempts: number;
-  lastError?: { code: string; message: string; at: string };
-  nextRetry?: string;
-  /** When live/ last changed for it (ISO). */
-  deployedAt?: string;
-  /** The last deployment check: is every endpoint serving this certificate? */
-  deployment?: { checkedAt: string; stale: boolean; endpoints: DeploymentCheck[] };
-}
-
 const MAX_STEPS = 8;
-
-export function backoffKey(name: string): string {
-  return `certs/${name}/backoff.json`;
-}
-
-export function storedKey(name: string, phase: Phase): string {
-  return `certs/${name}/${phase}.json`;
-}
 
 /**
  * Drives each certificate through the lifecycle: gather facts, decide
@@ -144,7 +106,7 @@ export class Reconciler {
     const st = this.statusOf(spec);
     await this.loadBackoff(st, spec);
     if (!opts.force && st.nextRetry && clock.now() < new Date(st.nextRetry)) {
-      st.reason = 'Backoff';
+      st.reason = ReconcileReason.Backoff;
       return st;
     }
     // A forced renewal is spent by the first order from the target CA.
@@ -214,7 +176,7 @@ export class Reconciler {
         name: spec.name,
         domains: spec.domains,
         phase: 'none',
-        reason: 'Missing',
+        reason: Reason.Missing,
         ready: false,
         attempts: 0,
       };
@@ -309,7 +271,7 @@ export class Reconciler {
   }
 
   private async withLock(name: string, fn: () => Promise<void>): Promise<void> {
-    const lock = `cert-${name}`;
+    const lock = certLockName(name);
     await this.deps.store.lock(lock);
     try {
       await fn();
@@ -492,7 +454,7 @@ export class Reconciler {
     if (copy?.ours && (!copy.notAfter || clock.now() < new Date(copy.notAfter))) {
       log.warn(
         'local copy lost: the platform holds a valid certificate of ours, but its private key cannot be read back from it; issuing a new certificate',
-        { reason: 'LocalLost', serial: copy.serial, platform: platform.name },
+        { reason: ReconcileReason.LocalLost, serial: copy.serial, platform: platform.name },
       );
     }
   }
