@@ -60,7 +60,8 @@ export interface ReconcilerDeps {
   readonly random?: () => number;
 }
 
-const MAX_STEPS = 8;
+/** Steps one certificate may take in one pass before it counts as not settling. */
+export const MAX_STEPS = 8;
 
 /**
  * Drives each certificate through the lifecycle: gather facts, decide
@@ -138,7 +139,13 @@ export class Reconciler {
         }
         if (action.kind === 'issue' && action.phase === this.deps.settings.target) force = false;
       }
-      throw new SidecarError('ABORTED', `no steady state after ${MAX_STEPS} steps`);
+      // Not shutdown: a certificate that does not settle is a failure like
+      // any other, counted and backed off.
+      throw new SidecarError(
+        'NO_STEADY_STATE',
+        `no steady state after ${MAX_STEPS} steps (last: ${st.reason})`,
+        { retryable: true },
+      );
     } catch (err) {
       await this.fail(st, err, log);
       return st;
