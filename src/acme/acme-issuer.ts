@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import acme from 'acme-client';
 import type { Authorization } from 'acme-client/types/rfc8555.js';
 
@@ -7,6 +6,7 @@ type Order = acme.Order;
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { SidecarError } from '../domain/errors.js';
 import type { AcmePhase, CertBundle, CertSpec, KeyType } from '../domain/types.js';
+import { accountKeyKey, accountRecordKey, orderJournalKey } from '../store/keys.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { bundleFromFullchain } from '../util/x509.js';
@@ -47,18 +47,6 @@ interface OrderJournal {
   createdAt: string;
   /** The key the CSR was (or will be) made with; written before finalize. Secret. */
   privkey?: string;
-}
-
-export function orderJournalKey(directoryUrl: string, certName: string): string {
-  return `${accountPrefix(directoryUrl)}/orders/${certName}.json`;
-}
-
-/** Store prefix for one CA directory's account: readable host, plus a hash for uniqueness. */
-export function accountPrefix(directoryUrl: string): string {
-  const u = new URL(directoryUrl);
-  const host = `${u.hostname}${u.port ? '-' + u.port : ''}`.replace(/[^A-Za-z0-9.-]/g, '_');
-  const hash = createHash('sha256').update(directoryUrl).digest('hex').slice(0, 12);
-  return `acme/${host}-${hash}`;
 }
 
 /**
@@ -107,7 +95,7 @@ export class AcmeIssuer implements Issuer {
         directoryUrl: this.directoryUrl,
       });
       this.clientPromise = undefined;
-      await this.opts.store.delete(`${accountPrefix(this.directoryUrl)}/account.json`);
+      await this.opts.store.delete(accountRecordKey(this.directoryUrl));
       return this.issueOnce(spec, keyType, signal);
     }
   }
@@ -293,13 +281,12 @@ export class AcmeIssuer implements Issuer {
 
   private async loadClient(): Promise<acme.Client> {
     const { store, log } = this.opts;
-    const prefix = accountPrefix(this.directoryUrl);
-    let key = (await store.load(`${prefix}/account-key.pem`))?.toString();
+    let key = (await store.load(accountKeyKey(this.directoryUrl)))?.toString();
     if (!key) {
       key = await generatePrivateKey(this.opts.accountKeyType ?? 'ecdsa-p256');
-      await store.store(`${prefix}/account-key.pem`, key, { secret: true });
+      await store.store(accountKeyKey(this.directoryUrl), key, { secret: true });
     }
-    const saved = await store.load(`${prefix}/account.json`);
+    const saved = await store.load(accountRecordKey(this.directoryUrl));
     const record = saved ? (JSON.parse(saved.toString()) as AccountRecord) : undefined;
     const base = {
       directoryUrl: this.directoryUrl,
@@ -327,7 +314,7 @@ export class AcmeIssuer implements Issuer {
       ...(this.opts.email && { email: this.opts.email }),
       createdAt: new Date().toISOString(),
     };
-    await store.store(`${prefix}/account.json`, JSON.stringify(fresh, null, 2));
+    await store.store(accountRecordKey(this.directoryUrl), JSON.stringify(fresh, null, 2));
     log.info('ACME account registered', { directoryUrl: this.directoryUrl, account: url });
     return client;
   }

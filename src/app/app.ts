@@ -5,12 +5,13 @@
 import { reconcilerHandlers } from '../control/handlers.js';
 import { ControlHandlerError } from '../control/protocol.js';
 import type { AcmePhase } from '../domain/types.js';
-import { buildStatusSnapshot, type StatusSnapshot } from '../http/status.js';
+import type { CertStatus, StatusSnapshot } from '../domain/status.js';
+import { buildStatusSnapshot } from '../http/status.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Platform } from '../platform/platform.js';
 import type { Discoverer } from '../reconcile/discoverer.js';
-import type { CertStatus, Reconciler } from '../reconcile/reconciler.js';
+import type { Reconciler } from '../reconcile/reconciler.js';
 import type { Logger } from '../util/log.js';
 import { checkConfig, type CheckConfigDeps, type CheckLine } from './check-config.js';
 import type { Coordination } from './coordination.js';

@@ -3,7 +3,7 @@ import type { ClusterStatus } from '../cluster/cluster.js';
 import type { ServedCert } from '../cluster/replica.js';
 import type { AcmePhase } from '../domain/types.js';
 import { Reason } from '../lifecycle/reasons.js';
-import type { CertStatus } from '../reconcile/reconciler.js';
+import type { CertStatus } from '../domain/status.js';
 import type { Logger } from '../util/log.js';
 
 /**

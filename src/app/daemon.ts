@@ -10,7 +10,7 @@ import { CONTROL_SOCKET_NAME } from '../control/protocol.js';
 import { startControlServer } from '../control/server.js';
 import { errorMessage } from '../domain/errors.js';
 import { startHttpServer } from '../http/server.js';
-import type { StatusSnapshot } from '../http/status.js';
+import type { StatusSnapshot } from '../domain/status.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { PlatformWatch } from '../platform/platform.js';
 import { TEMP_MARKER } from '../store/atomic.js';

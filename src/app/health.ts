@@ -1,7 +1,7 @@
 /**
  * Readiness (`/readyz`): a pure function of what the daemon knows and now.
  */
-import type { LastPass } from '../http/status.js';
+import type { LastPass } from '../domain/status.js';
 
 export interface ReadinessFacts {
   /**

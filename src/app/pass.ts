@@ -10,8 +10,7 @@ import type { Clock } from '../lifecycle/clock.js';
 import { deploymentStale } from '../lifecycle/deployment.js';
 import type { DiscoveryProblem } from '../platform/platform.js';
 import type { Discoverer } from '../reconcile/discoverer.js';
-import type { CertStatus } from '../reconcile/reconciler.js';
-import type { LastPass } from '../http/status.js';
+import type { CertStatus, LastPass } from '../domain/status.js';
 import type { Logger } from '../util/log.js';
 import type { Coordination } from './coordination.js';
 

@@ -4,11 +4,12 @@ import { SidecarError, errorMessage } from '../domain/errors.js';
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { assertToken, type WebrootResponder } from '../challenge/webroot-responder.js';
 import type { Clock } from '../lifecycle/clock.js';
+import { CHALLENGES_PREFIX } from '../store/keys.js';
 import type { Logger } from '../util/log.js';
 import { fanoutVerdict, replicasToCheck, type NodeRecord, type TokenCheck } from './decisions.js';
 import type { NodeRegistry } from './registry.js';
 
-export const CHALLENGES_PREFIX = 'challenges/';
+export { CHALLENGES_PREFIX };
 
 interface PendingChallenge {
   readonly domain: string;

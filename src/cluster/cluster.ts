@@ -4,7 +4,7 @@ import type { WebrootResponder } from '../challenge/webroot-responder.js';
 import type { LiveDir } from '../deploy/live-dir.js';
 import type { HookRunner } from '../hooks/hooks.js';
 import type { Clock } from '../lifecycle/clock.js';
-import type { LiveTarget } from '../reconcile/reconciler.js';
+import type { LiveTarget } from '../domain/status.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { ChallengeMirror, ClusterResponder } from './challenges.js';

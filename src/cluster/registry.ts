@@ -4,7 +4,9 @@ import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../util/log.js';
 import type { NodeRecord } from './decisions.js';
 
-export const NODES_PREFIX = 'nodes/';
+import { NODES_PREFIX } from '../store/keys.js';
+
+export { NODES_PREFIX };
 
 export interface NodeRegistryOptions {
   readonly namespace: Namespace;

@@ -2,17 +2,18 @@ import { X509Certificate } from 'node:crypto';
 import type { Namespace, Watcher } from 'etcd3';
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import { PHASES, type CertBundle, type Phase, type StoredCert } from '../domain/types.js';
-import type { LiveDir, LivePaths } from '../deploy/live-dir.js';
+import type { LiveDir } from '../deploy/live-dir.js';
+import type { LivePaths, LiveTarget } from '../domain/status.js';
 import { certificateEvent, type HookRunner } from '../hooks/hooks.js';
 import type { Clock } from '../lifecycle/clock.js';
-import { storedKey, type LiveTarget } from '../reconcile/reconciler.js';
+import { LIVE_PREFIX, storedKey } from '../store/keys.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { dnsNames } from '../util/x509.js';
 import type { PublishedHead } from './decisions.js';
 import type { NodeRegistry } from './registry.js';
 
-export const LIVE_PREFIX = 'live/';
+export { LIVE_PREFIX };
 
 /**
  * `live/<name>` in the coordination namespace: which certificate every

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { StatusSnapshot } from '../http/status.js';
+import type { StatusSnapshot } from '../domain/status.js';
 import { termSafe } from './format.js';
 import { ROUTES, type RenewResult, type RenewTarget } from './protocol.js';
 

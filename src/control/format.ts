@@ -2,7 +2,8 @@ import {
   EXPIRING_SOON_SECONDS,
   type StatusCertificate,
   type StatusSnapshot,
-} from '../http/status.js';
+} from '../domain/status.js';
+import { secondsUntil, span } from '../util/durations.js';
 import type { RenewResult } from './protocol.js';
 
 /**
@@ -69,21 +70,6 @@ function day(iso: string): string {
 function minute(iso: string): string {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-}
-
-/** "3 days", "5 hours", "1 minute", for a non-negative number of seconds. */
-export function span(seconds: number): string {
-  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
-  if (seconds >= 86_400) return plural(Math.floor(seconds / 86_400), 'day');
-  if (seconds >= 3_600) return plural(Math.floor(seconds / 3_600), 'hour');
-  if (seconds >= 60) return plural(Math.floor(seconds / 60), 'minute');
-  return plural(Math.max(0, Math.floor(seconds)), 'second');
-}
-
-function secondsUntil(iso: string | null, now: Date): number | null {
-  if (iso === null) return null;
-  const t = Date.parse(iso);
-  return Number.isNaN(t) ? null : Math.floor((t - now.getTime()) / 1000);
 }
 
 function relative(seconds: number): string {

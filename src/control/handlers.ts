@@ -1,6 +1,5 @@
 import type { CertSpec } from '../domain/types.js';
-import { MAX_MESSAGE_LENGTH, type StatusSnapshot } from '../http/status.js';
-import type { CertStatus } from '../reconcile/reconciler.js';
+import { MAX_MESSAGE_LENGTH, type CertStatus, type StatusSnapshot } from '../domain/status.js';
 import {
   ControlHandlerError,
   type ControlHandlers,

@@ -1,4 +1,4 @@
-import type { StatusSnapshot } from '../http/status.js';
+import type { StatusSnapshot } from '../domain/status.js';
 
 /**
  * The control socket's protocol: HTTP/1.1 over a UNIX socket, JSON bodies.

@@ -7,27 +7,14 @@
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { SidecarError } from '../domain/errors.js';
+import type { DeploymentCheck } from '../domain/status.js';
 
 export interface Endpoint {
   readonly host: string;
   readonly port: number;
 }
 
-export type DeploymentState = 'current' | 'stale' | 'unreachable';
-
-export interface DeploymentCheck {
-  /** `host:port` (`[v6]:port`), as in DEPLOY_CHECK_ENDPOINTS. */
-  readonly endpoint: string;
-  /**
-   * `current`: the expected certificate is served. `stale`: another one is
-   * (renewed but not reloaded). `unreachable`: no TLS handshake, so no answer
-   * either way.
-   */
-  readonly state: DeploymentState;
-  /** Upper-case hex serial of the certificate served, when there was a handshake. */
-  readonly servedSerial?: string;
-  readonly error?: string;
-}
+export type { DeploymentCheck, DeploymentState } from '../domain/status.js';
 
 export interface CheckDeploymentOptions {
   readonly endpoints: readonly Endpoint[];

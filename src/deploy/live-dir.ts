@@ -2,6 +2,7 @@ import { sweepTempFiles, tempName } from '../store/atomic.js';
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SidecarError, errorMessage } from '../domain/errors.js';
+import type { LivePaths } from '../domain/status.js';
 import type { CertBundle } from '../domain/types.js';
 import { ensureDir, fsyncDir, writeFileAtomic } from '../store/atomic.js';
 
@@ -20,13 +21,7 @@ const FILES = {
 type Part = keyof typeof FILES;
 const PARTS = Object.keys(FILES) as Part[];
 
-export interface LivePaths {
-  readonly dir: string;
-  readonly cert: string;
-  readonly chain: string;
-  readonly fullchain: string;
-  readonly privkey: string;
-}
+export type { LivePaths } from '../domain/status.js';
 
 /**
  * The certificates nginx serves, certbot-style:

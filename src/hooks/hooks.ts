@@ -26,7 +26,7 @@ import type { Readable } from 'node:stream';
 import axios from 'axios';
 import { errorMessage } from '../domain/errors.js';
 import type { CertBundle, CertMeta, Phase } from '../domain/types.js';
-import type { LivePaths } from '../deploy/live-dir.js';
+import type { LivePaths } from '../domain/status.js';
 import { ensureDir, writeFileAtomic } from '../store/atomic.js';
 import type { Logger } from '../util/log.js';
 

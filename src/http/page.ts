@@ -1,10 +1,11 @@
 import {
-  certState,
   EXPIRING_SOON_SECONDS,
   type CertState,
   type StatusCertificate,
   type StatusSnapshot,
-} from './status.js';
+} from '../domain/status.js';
+import { secondsUntil, span } from '../util/durations.js';
+import { certState } from './status.js';
 
 /**
  * The status page: one server-rendered HTML document with its CSS inline, no
@@ -202,20 +203,6 @@ function relative(iso: string, now: Date): string {
   if (s === null) return '';
   if (Math.abs(s) < 5) return s >= 0 ? 'now' : 'just now';
   return s > 0 ? `in ${span(s)}` : `${span(-s)} ago`;
-}
-
-function span(seconds: number): string {
-  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
-  if (seconds >= 2 * 86400) return plural(Math.floor(seconds / 86400), 'day');
-  if (seconds >= 3600) return plural(Math.floor(seconds / 3600), 'hour');
-  if (seconds >= 60) return plural(Math.floor(seconds / 60), 'minute');
-  return plural(Math.floor(seconds), 'second');
-}
-
-function secondsUntil(iso: string | null, now: Date): number | null {
-  if (iso === null) return null;
-  const t = Date.parse(iso);
-  return Number.isNaN(t) ? null : Math.floor((t - now.getTime()) / 1000);
 }
 
 /** "2026-06-01 14:03 UTC": one zone for everyone reading the same page. */

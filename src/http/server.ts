@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { renderStatusPage } from './page.js';
-import type { StatusSnapshot } from './status.js';
+import type { StatusSnapshot } from '../domain/status.js';
 
 /**
  * The sidecar's read-only HTTP surface: probes, `/status` (JSON), the

@@ -1,87 +1,18 @@
+import {
+  EXPIRING_SOON_SECONDS,
+  MAX_MESSAGE_LENGTH,
+  type CertState,
+  type CertStatus,
+  type DiscoveryProblem,
+  type LastPass,
+  type StatusCertificate,
+  type StatusCluster,
+  type StatusSnapshot,
+} from '../domain/status.js';
 import type { AcmePhase } from '../domain/types.js';
-import type { DiscoveryProblem } from '../platform/platform.js';
-import type { CertStatus } from '../reconcile/reconciler.js';
+import { secondsUntil } from '../util/durations.js';
 
-/**
- * The JSON served at `/status`, and the only input of the HTML page.
- *
- * Built by picking fields one by one (never by spreading a `CertStatus`), so
- * a field added to the reconciler's status later cannot reach this surface
- * without someone deciding it should. Nothing here is secret.
- */
-export interface StatusSnapshot {
-  /** ISO 8601, the `now` the snapshot was built at. */
-  readonly generatedAt: string;
-  /** The CA phase the sidecar is configured to reach. */
-  readonly target: AcmePhase;
-  /** Platform name (`static`, `rancher`, `docker`, ...). */
-  readonly platform: string;
-  /** The last reconcile pass, or null before the first one has finished. */
-  readonly lastPass: LastPass | null;
-  /** Sorted by name. */
-  readonly certificates: readonly StatusCertificate[];
-  /** Hostnames or labels discovery skipped, in discovery order. */
-  readonly problems: readonly DiscoveryProblem[];
-  /** Cluster mode only: this node's role, the leader, every replica's sync lag. */
-  readonly cluster?: StatusCluster;
-}
-
-export interface StatusCluster {
-  readonly node: string;
-  readonly role: 'leader' | 'follower';
-  /** The elected node as this node knows it; null when there is none. */
-  readonly leader: string | null;
-  /** Why this node acts or not (Leader, NotElected, LeaseExpiring, ...). */
-  readonly reason: string;
-  readonly replicas: readonly {
-    readonly name: string;
-    readonly inSync: boolean;
-    /** 0 when in sync; else the age of the newest certificate it has not materialized. */
-    readonly lagSeconds: number;
-    readonly syncedAt: string | null;
-    /** Publication to this replica's live/, for the last certificate it applied. */
-    readonly lastApplyLagMs: number | null;
-    readonly seenAt: string;
-  }[];
-}
-
-export interface LastPass {
-  readonly startedAt: string;
-  readonly finishedAt: string;
-  readonly ok: boolean;
-  readonly discoveryError?: string;
-}
-
-/** How a certificate looks to an operator: one word, shared by JSON and page. */
-export type CertState = 'ok' | 'warning' | 'error';
-
-export interface StatusCertificate {
-  readonly name: string;
-  readonly domains: readonly string[];
-  readonly phase: CertStatus['phase'];
-  readonly ready: boolean;
-  /** See {@link certState}. */
-  readonly state: CertState;
-  readonly notAfter: string | null;
-  /** Whole seconds from `generatedAt` to `notAfter`; negative once expired. */
-  readonly secondsLeft: number | null;
-  readonly renewAt: string | null;
-  readonly reason: CertStatus['reason'];
-  readonly attempts: number;
-  readonly lastError: {
-    readonly code: string;
-    readonly message: string;
-    readonly at: string;
-  } | null;
-  readonly nextRetry: string | null;
-  /** The last deployment check (DEPLOY_CHECK_ENDPOINTS), or null when off. */
-  readonly deployment: {
-    readonly checkedAt: string;
-    readonly stale: boolean;
-    readonly endpoints: readonly { endpoint: string; state: string; servedSerial: string | null }[];
-  } | null;
-}
-
+/** The facts `/status` is built from; the document's types are in domain/status.ts. */
 export interface StatusInput {
   readonly certificates: readonly CertStatus[];
   readonly problems: readonly DiscoveryProblem[];
@@ -90,12 +21,6 @@ export interface StatusInput {
   readonly lastPass?: LastPass;
   readonly cluster?: StatusCluster;
 }
-
-/** Below this much validity left a certificate is flagged, renewal window or not. */
-export const EXPIRING_SOON_SECONDS = 7 * 24 * 60 * 60;
-
-/** Error messages longer than this are cut: they end up in a page and a JSON body. */
-export const MAX_MESSAGE_LENGTH = 1000;
 
 const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g;
 
@@ -200,12 +125,6 @@ function certificate(c: CertStatus, now: Date): StatusCertificate {
         }
       : null,
   };
-}
-
-function secondsUntil(iso: string | null, now: Date): number | null {
-  if (iso === null) return null;
-  const t = Date.parse(iso);
-  return Number.isNaN(t) ? null : Math.floor((t - now.getTime()) / 1000);
 }
 
 /**

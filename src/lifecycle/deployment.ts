@@ -1,4 +1,4 @@
-import type { DeploymentState } from '../deploy/deployment-check.js';
+import type { DeploymentState } from '../domain/status.js';
 
 /**
  * Is a certificate "renewed but never reloaded"? An endpoint still serving

@@ -1,6 +1,9 @@
 import type { Phase } from '../domain/types.js';
-import type { PlatformCopy } from '../platform/platform.js';
+import type { PlatformCopy } from '../domain/status.js';
 import type { LiveFacts } from './policy.js';
+import { PlatformReason } from './reasons.js';
+
+export { PlatformReason };
 
 /**
  * Reconciling the platform's copy of a certificate with the one served
@@ -9,27 +12,8 @@ import type { LiveFacts } from './policy.js';
  * certificate someone else created is never overwritten, and a placeholder
  * never replaces a valid certificate of ours (the local copy was lost, and
  * Cattle never returns a private key, so a new one is being issued).
+ * Its reasons are PlatformReason, in reasons.ts.
  */
-export const PlatformReason = {
-  /** The platform has no certificate of that name. */
-  PlatformMissing: 'PlatformMissing',
-  /** The platform holds our staging certificate; production is served here. */
-  PlatformStaging: 'PlatformStaging',
-  /** The platform holds a self-signed placeholder. */
-  PlatformSelfSigned: 'PlatformSelfSigned',
-  /** The platform's copy has expired or is about to. */
-  PlatformExpiring: 'PlatformExpiring',
-  /** The platform's copy differs from the one served here. */
-  PlatformOutdated: 'PlatformOutdated',
-  /** A certificate with that name exists and this sidecar did not create it. */
-  NotOurs: 'NotOurs',
-  /** The platform keeps its valid copy until a CA-issued one replaces the placeholder. */
-  PlatformKept: 'PlatformKept',
-  InSync: 'InSync',
-  NothingServed: 'NothingServed',
-} as const;
-export type PlatformReason = (typeof PlatformReason)[keyof typeof PlatformReason];
-
 export interface PlatformFacts {
   readonly live?: LiveFacts;
   readonly copy?: PlatformCopy;

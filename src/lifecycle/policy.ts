@@ -145,7 +145,8 @@ export function decide(facts: CertFacts, now: Date): Action {
 
   // The best usable certificate to serve. A valid production certificate is
   // preferred even when the target is staging: staging never replaces it.
-  const usable = (phase: AcmePhase): boolean => assess(facts, phase, now, false).reason === 'Valid';
+  const usable = (phase: AcmePhase): boolean =>
+    assess(facts, phase, now, false).reason === Reason.Valid;
   const best: AcmePhase | undefined = usable('production')
     ? 'production'
     : usable('staging')

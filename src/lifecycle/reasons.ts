@@ -32,3 +32,43 @@ export const Reason = {
 } as const;
 
 export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/**
+ * Reasons the reconciler records itself, beside the policy's decisions:
+ * on a certificate's status and in its log lines.
+ */
+export const ReconcileReason = {
+  /** The last step failed and its retry time has not come yet. */
+  Backoff: 'Backoff',
+  /**
+   * The store holds nothing for the certificate but the platform holds a
+   * valid one of ours: the local volume was lost.
+   */
+  LocalLost: 'LocalLost',
+} as const;
+
+export type ReconcileReason = (typeof ReconcileReason)[keyof typeof ReconcileReason];
+
+/**
+ * Reconciling the platform's copy of a certificate with the one served
+ * locally (see lifecycle/platform-policy.ts).
+ */
+export const PlatformReason = {
+  /** The platform has no certificate of that name. */
+  PlatformMissing: 'PlatformMissing',
+  /** The platform holds our staging certificate; production is served here. */
+  PlatformStaging: 'PlatformStaging',
+  /** The platform holds a self-signed placeholder. */
+  PlatformSelfSigned: 'PlatformSelfSigned',
+  /** The platform's copy has expired or is about to. */
+  PlatformExpiring: 'PlatformExpiring',
+  /** The platform's copy differs from the one served here. */
+  PlatformOutdated: 'PlatformOutdated',
+  /** A certificate with that name exists and this sidecar did not create it. */
+  NotOurs: 'NotOurs',
+  /** The platform keeps its valid copy until a CA-issued one replaces the placeholder. */
+  PlatformKept: 'PlatformKept',
+  InSync: 'InSync',
+  NothingServed: 'NothingServed',
+} as const;
+export type PlatformReason = (typeof PlatformReason)[keyof typeof PlatformReason];

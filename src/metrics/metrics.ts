@@ -1,7 +1,6 @@
 import { Counter, Gauge, Registry, Summary, collectDefaultMetrics } from 'prom-client';
 import type { AcmeRequestEvent } from '../acme/http.js';
-import type { CertStatus } from '../reconcile/reconciler.js';
-import type { StatusCluster } from '../http/status.js';
+import type { CertStatus, StatusCluster } from '../domain/status.js';
 
 /**
  * Prometheus metrics. The certificate and ACME client series use

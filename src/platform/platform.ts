@@ -1,28 +1,11 @@
+import type { DiscoveryProblem, PlatformCopy } from '../domain/status.js';
 import type { CertSpec, StoredCert } from '../domain/types.js';
 
-/** A hostname or label the platform handed us that we could not use. */
-export interface DiscoveryProblem {
-  readonly source: string;
-  readonly value: string;
-  readonly code: string;
-  readonly message: string;
-}
+export type { DiscoveryProblem, PlatformCopy } from '../domain/status.js';
 
 export interface Discovery {
   readonly specs: readonly CertSpec[];
   readonly problems: readonly DiscoveryProblem[];
-}
-
-/** What the platform holds under a certificate's name. */
-export interface PlatformCopy {
-  /** The platform's own id for it, when it has one. */
-  readonly id?: string;
-  /** Serial number, upper-case hex without leading zeros. */
-  readonly serial: string;
-  /** ISO 8601, when the platform says. */
-  readonly notAfter?: string;
-  /** Created by this sidecar; anything else is never overwritten. */
-  readonly ours: boolean;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { accountPrefix } from '../acme/acme-issuer.js';
+import { rateLedgerKey, rateLedgerLockName } from '../store/keys.js';
 import { SidecarError, errorCode, errorMessage } from '../domain/errors.js';
 import type { AcmePhase } from '../domain/types.js';
 import type { Clock } from '../lifecycle/clock.js';
@@ -113,9 +113,8 @@ export class RateBudget {
     limits: RateLimits,
     change: (ledger: Ledger, now: Date) => Ledger,
   ): Promise<void> {
-    const prefix = accountPrefix(directoryUrl);
-    const key = `${prefix}/rate-limits.json`;
-    const lock = `rate-${prefix.split('/').pop() ?? 'ca'}`;
+    const key = rateLedgerKey(directoryUrl);
+    const lock = rateLedgerLockName(directoryUrl);
     await this.store.lock(lock);
     try {
       const now = this.clock.now();

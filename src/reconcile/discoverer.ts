@@ -1,6 +1,7 @@
 import { errorCode, errorMessage } from '../domain/errors.js';
 import type { CertSpec } from '../domain/types.js';
-import type { DiscoveryProblem, Platform } from '../platform/platform.js';
+import type { DiscoveryProblem } from '../domain/status.js';
+import type { Platform } from '../platform/platform.js';
 import type { Logger } from '../util/log.js';
 
 export interface DiscoveryResult {

@@ -15,47 +15,10 @@ import {
 } from 'etcd3';
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import { KEY_FILE_FORMAT, Keyring } from './sealed-value.js';
+import { clusterKeyLayout, type ClusterKeyLayout } from './keys.js';
 import { assertStoreKey, type CertStore } from './store.js';
 
-/**
- * Where one cluster keeps its state in etcd. Everything lives under
- * `/acme-sidecar/<CLUSTER_NAME>/`, so several clusters (or other programs)
- * can share an etcd:
- *
- * - `kv/<store key>`: CertStore values, each sealed (see sealed-value.ts);
- * - `locks/<lock name>`: Locker keys, attached to the holder's lease;
- * - `coord/`: free for cluster coordination (election, node registry,
- *   challenge tokens): src/cluster/ owns everything below it.
- *
- * Store and lock keys are validated with assertStoreKey, so they cannot
- * climb out of their prefix.
- */
-export interface ClusterKeyLayout {
-  readonly root: string;
-  readonly kv: string;
-  readonly locks: string;
-  readonly coord: string;
-  /** A value sealed by the cluster key, so a replica with another key fails at startup. */
-  readonly keyCheck: string;
-}
-
-export function clusterKeyLayout(clusterName: string): ClusterKeyLayout {
-  assertStoreKey(clusterName);
-  if (clusterName.includes('/')) {
-    throw new SidecarError(
-      'STORE_KEY_INVALID',
-      `invalid cluster name ${JSON.stringify(clusterName)}`,
-    );
-  }
-  const root = `/acme-sidecar/${clusterName}/`;
-  return {
-    root,
-    kv: `${root}kv/`,
-    locks: `${root}locks/`,
-    coord: `${root}coord/`,
-    keyCheck: `${root}key-check`,
-  };
-}
+export { clusterKeyLayout, type ClusterKeyLayout } from './keys.js';
 
 export interface EtcdCertStoreOptions {
   /** The client; the store does not close it (see createEtcdStore for one that does). */

@@ -19,7 +19,7 @@ import { WebrootResponder } from '../../src/challenge/webroot-responder.js';
 import { Cluster } from '../../src/cluster/cluster.js';
 import { LiveDir } from '../../src/deploy/live-dir.js';
 import { systemClock } from '../../src/lifecycle/clock.js';
-import { storedKey } from '../../src/reconcile/reconciler.js';
+import { storedKey } from '../../src/store/keys.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { createLogger, silentLogger } from '../../src/util/log.js';
 import { describeBundle } from '../../src/util/x509.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
-import { accountPrefix } from '../../src/acme/acme-issuer.js';
+import { accountPrefix } from '../../src/store/keys.js';
 import { startDevEnv, tlsServedCert, type DevEnv } from '../../devenv/index.js';
 import { chainVerifiesTo, dnsNames, keyMatches } from '../../src/util/x509.js';
 import { runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';

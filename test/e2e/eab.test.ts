@@ -9,7 +9,7 @@ import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
-import { accountPrefix } from '../../src/acme/acme-issuer.js';
+import { accountPrefix } from '../../src/store/keys.js';
 import { chainVerifiesTo, dnsNames, keyMatches } from '../../src/util/x509.js';
 import {
   knownSecrets,

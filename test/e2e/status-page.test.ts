@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startHttpServer } from '../../src/http/server.js';
 import { buildStatusSnapshot } from '../../src/http/status.js';
-import type { CertStatus } from '../../src/reconcile/reconciler.js';
+import type { CertStatus } from '../../src/domain/status.js';
 
 // The status page as a person sees it: a real headless Chromium (Debian
 // package `chromium`) loads it from the real server on loopback. CI installs

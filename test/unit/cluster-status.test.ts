@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { buildStatusSnapshot, type StatusCluster } from '../../src/http/status.js';
+import type { StatusCluster } from '../../src/domain/status.js';
+import { buildStatusSnapshot } from '../../src/http/status.js';
 import { renderStatusPage } from '../../src/http/page.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 

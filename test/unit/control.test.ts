@@ -34,8 +34,8 @@ import {
   type ControlServerOptions,
 } from '../../src/control/server.js';
 import type { CertSpec } from '../../src/domain/types.js';
-import { buildStatusSnapshot, type StatusSnapshot } from '../../src/http/status.js';
-import type { CertStatus } from '../../src/reconcile/reconciler.js';
+import type { CertStatus, StatusSnapshot } from '../../src/domain/status.js';
+import { buildStatusSnapshot } from '../../src/http/status.js';
 
 const DAY = 24 * 60 * 60;
 const NOW = new Date('2026-06-01T12:00:00Z');

@@ -3,13 +3,11 @@ import net from 'node:net';
 import { esc, renderStatusPage, timeLeftText } from '../../src/http/page.js';
 import { PAGE_CSP, startHttpServer, type HttpServerOptions } from '../../src/http/server.js';
 import {
-  buildStatusSnapshot,
-  certState,
   MAX_MESSAGE_LENGTH,
-  type StatusInput,
+  type CertStatus,
   type StatusSnapshot,
-} from '../../src/http/status.js';
-import type { CertStatus } from '../../src/reconcile/reconciler.js';
+} from '../../src/domain/status.js';
+import { buildStatusSnapshot, certState, type StatusInput } from '../../src/http/status.js';
 
 const DAY = 24 * 60 * 60;
 const NOW = new Date('2026-06-01T12:00:00Z');

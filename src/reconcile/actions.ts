@@ -1,0 +1,179 @@
+import { SidecarError } from '../domain/errors.js';
+import type { CertBundle, CertSpec, Phase, StoredCert } from '../domain/types.js';
+import type { Action, CertFacts } from '../lifecycle/policy.js';
+import { decidePlatform, type PlatformAction } from '../lifecycle/platform-policy.js';
+import { ReconcileReason } from '../lifecycle/reasons.js';
+import type { PlatformCopy } from '../platform/platform.js';
+import { storedKey } from '../store/keys.js';
+import type { Logger } from '../util/log.js';
+import { describeBundle } from '../util/x509.js';
+import type { ReconcilerDeps } from './deps.js';
+import { serialsOf, type CertRecords } from './records.js';
+
+/** The platform decision for one certificate, with what it was made from. */
+export interface PlatformPlan {
+  readonly facts: CertFacts;
+  readonly copy: PlatformCopy | undefined;
+  readonly records: Partial<Record<Phase, StoredCert>>;
+  readonly action: PlatformAction;
+}
+
+/**
+ * What the reconciler writes: certificates to the store, to live/ and to
+ * the platform. Each method carries out one decision already made.
+ */
+export class CertActions {
+  constructor(
+    private readonly deps: Pick<
+      ReconcilerDeps,
+      'store' | 'live' | 'issuers' | 'platform' | 'clock' | 'settings' | 'budget'
+    >,
+    private readonly records: CertRecords,
+  ) {}
+
+  /** Carries out one step; returns the certificate if live/ changed. */
+  async act(
+    spec: CertSpec,
+    action: Action,
+    log: Logger,
+    signal?: AbortSignal,
+  ): Promise<StoredCert | undefined> {
+    const { store, live, issuers, clock, settings } = this.deps;
+    switch (action.kind) {
+      case 'none':
+        return undefined;
+      case 'placeholder': {
+        const bundle = await issuers['self-signed'].issue(spec, settings.keyType);
+        const meta = this.describe(spec, bundle, 'self-signed', '');
+        await store.store(storedKey(spec.name, 'self-signed'), JSON.stringify({ meta, bundle }), {
+          secret: true,
+        });
+        await live.write(spec.name, bundle);
+        log.info('self-signed placeholder written', {
+          reason: action.reason,
+          phase: 'self-signed',
+        });
+        return { meta, bundle };
+      }
+      case 'issue': {
+        const issuer = issuers[action.phase];
+        const started = clock.now().getTime();
+        const budget = this.deps.budget;
+        await budget?.beforeOrder(action.phase, issuer.directoryUrl, spec.domains);
+        log.info('ordering certificate', { phase: action.phase, reason: action.reason });
+        let bundle: CertBundle;
+        try {
+          bundle = await issuer.issue(spec, settings.keyType, signal);
+        } catch (err) {
+          await budget?.afterOrder(action.phase, issuer.directoryUrl, spec.domains, err);
+          throw err;
+        }
+        await budget?.afterOrder(action.phase, issuer.directoryUrl, spec.domains, 'issued');
+        const meta = this.describe(spec, bundle, action.phase, issuer.directoryUrl);
+        if (!meta.chainVerified) {
+          throw new SidecarError('CHAIN_INVALID', 'the CA returned a chain that does not verify');
+        }
+        const missing = spec.domains.filter((d) => !meta.domains.includes(d));
+        if (missing.length) {
+          throw new SidecarError('CHAIN_INVALID', `the certificate lacks ${missing.join(', ')}`);
+        }
+        await store.store(storedKey(spec.name, action.phase), JSON.stringify({ meta, bundle }), {
+          secret: true,
+        });
+        log.info('certificate issued', {
+          phase: action.phase,
+          reason: action.reason,
+          serial: meta.serial,
+          notAfter: meta.notAfter,
+          ms: clock.now().getTime() - started,
+        });
+        return undefined;
+      }
+      case 'deploy': {
+        const stored = await this.records.loadStored(spec.name, action.phase);
+        if (!stored) return undefined;
+        await live.write(spec.name, stored.bundle);
+        log.info('certificate deployed', {
+          phase: action.phase,
+          reason: action.reason,
+          serial: stored.meta.serial,
+        });
+        return stored;
+      }
+    }
+  }
+
+  /** What the platform should hold for `spec` (lifecycle/platform-policy.ts decides). */
+  async platformPlan(spec: CertSpec, facts?: CertFacts): Promise<PlatformPlan> {
+    const { platform, clock } = this.deps;
+    const [gathered, copy, records] = await Promise.all([
+      facts ?? this.records.gather(spec),
+      platform.read(spec.name),
+      this.records.loadAll(spec.name),
+    ]);
+    const action = decidePlatform(
+      {
+        ...(gathered.live && { live: gathered.live }),
+        ...(copy && { copy }),
+        serials: serialsOf(records),
+      },
+      clock.now(),
+    );
+    return { facts: gathered, copy, records, action };
+  }
+
+  /**
+   * Makes the platform hold what nginx serves here (see
+   * lifecycle/platform-policy.ts for when it does not).
+   */
+  async syncPlatform(spec: CertSpec, log: Logger): Promise<void> {
+    const { platform } = this.deps;
+    if (!platform.holdsCertificates) return;
+    const { facts, copy, records, action } = await this.platformPlan(spec);
+    if (action.kind === 'none') return;
+    if (action.kind === 'conflict') {
+      throw new SidecarError(
+        'PLATFORM_CONFLICT',
+        `${platform.name} already has a certificate named ${spec.name} that acme-sidecar did not create; not overwriting it`,
+      );
+    }
+    const phase = facts.live?.phase;
+    const record = phase && phase !== 'foreign' ? records[phase] : undefined;
+    if (!record) return;
+    log.info('pushing certificate to the platform', {
+      platform: platform.name,
+      reason: action.reason,
+      phase: record.meta.phase,
+      serial: record.meta.serial,
+    });
+    await platform.push(record, copy);
+  }
+
+  /**
+   * The store holds nothing for this certificate but the platform holds a
+   * valid one of ours: the local volume was lost. Cattle never returns a
+   * private key after create, so a new certificate must be issued; say so.
+   */
+  async noteLostLocalCopy(spec: CertSpec, log: Logger): Promise<void> {
+    const { platform, clock } = this.deps;
+    const records = await this.records.loadAll(spec.name);
+    if (Object.values(records).some(Boolean)) return;
+    const copy = await platform.read(spec.name);
+    if (copy?.ours && (!copy.notAfter || clock.now() < new Date(copy.notAfter))) {
+      log.warn(
+        'local copy lost: the platform holds a valid certificate of ours, but its private key cannot be read back from it; issuing a new certificate',
+        { reason: ReconcileReason.LocalLost, serial: copy.serial, platform: platform.name },
+      );
+    }
+  }
+
+  private describe(spec: CertSpec, bundle: CertBundle, phase: Phase, directoryUrl: string) {
+    return describeBundle(bundle, {
+      name: spec.name,
+      phase,
+      directoryUrl,
+      keyType: this.deps.settings.keyType,
+      issuedAt: this.deps.clock.now(),
+    });
+  }
+}

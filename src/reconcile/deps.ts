@@ -1,0 +1,41 @@
+import type { Issuer } from '../acme/issuer.js';
+import type { LiveTarget } from '../domain/status.js';
+import type { AcmePhase, KeyType, Phase } from '../domain/types.js';
+import type { HookRunner } from '../hooks/hooks.js';
+import type { Clock } from '../lifecycle/clock.js';
+import type { Platform } from '../platform/platform.js';
+import type { CertStore } from '../store/store.js';
+import type { Logger } from '../util/log.js';
+import type { RateBudget } from './budget.js';
+
+export interface ReconcilerSettings {
+  readonly target: AcmePhase;
+  readonly keyType: KeyType;
+  readonly renewBeforeDays?: number;
+  readonly directories: Readonly<Record<AcmePhase, string>>;
+  /** Certificates worked on at once. */
+  readonly concurrency?: number;
+  /**
+   * Other configuration a failure may depend on (account email, EAB key
+   * id): a retry schedule made under other values does not apply.
+   */
+  readonly accountContext?: string;
+}
+
+/** What the reconciler and its parts (records, actions, retry schedule) are given. */
+export interface ReconcilerDeps {
+  /** Run after a certificate changes in live/ (command, webhook, combined PEM). */
+  readonly hooks?: HookRunner;
+  /** The CA rate-limit budget; none means unlimited. */
+  readonly budget?: RateBudget;
+  /** Told of every failed step (metrics). */
+  readonly onFailure?: (name: string, code: string) => void;
+  readonly store: CertStore;
+  readonly live: LiveTarget;
+  readonly issuers: Readonly<Record<Phase, Issuer>>;
+  readonly platform: Platform;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly settings: ReconcilerSettings;
+  readonly random?: () => number;
+}

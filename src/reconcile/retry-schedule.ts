@@ -1,0 +1,111 @@
+import { SidecarError, errorCode, errorMessage } from '../domain/errors.js';
+import type { CertStatus } from '../domain/status.js';
+import type { CertSpec } from '../domain/types.js';
+import { retryDelayMs } from '../lifecycle/policy.js';
+import { backoffKey } from '../store/keys.js';
+import type { Logger } from '../util/log.js';
+import type { ReconcilerDeps } from './deps.js';
+
+type Schedule = Pick<CertStatus, 'attempts' | 'nextRetry' | 'lastError'>;
+
+/**
+ * Failures and their retry schedule. The schedule survives restarts (a
+ * crash loop must not hammer the CA): read once per certificate per
+ * process, written on every failure, deleted once the certificate settles.
+ */
+export class RetrySchedule {
+  private readonly loaded = new Set<string>();
+  private readonly random: () => number;
+
+  constructor(
+    private readonly deps: Pick<
+      ReconcilerDeps,
+      'store' | 'clock' | 'settings' | 'onFailure' | 'random'
+    >,
+  ) {
+    this.random = deps.random ?? Math.random;
+  }
+
+  async load(st: CertStatus, spec: CertSpec): Promise<void> {
+    if (this.loaded.has(st.name)) return;
+    this.loaded.add(st.name);
+    const raw = await this.deps.store.load(backoffKey(st.name)).catch(() => undefined);
+    if (!raw) return;
+    try {
+      const b = JSON.parse(raw.toString()) as Schedule & { context?: string };
+      // A schedule belongs to the configuration it failed under: a fixed CA
+      // URL, other hostnames or another target phase get a fresh start.
+      if (b.context !== this.context(spec)) return;
+      if (typeof b.attempts === 'number') st.attempts = b.attempts;
+      if (typeof b.nextRetry === 'string') st.nextRetry = b.nextRetry;
+      if (b.lastError) st.lastError = b.lastError;
+    } catch {
+      // A damaged record only loses the schedule; the next failure rewrites it.
+    }
+  }
+
+  /** The certificate settled: forget its failures. */
+  clear(st: CertStatus): Promise<void> {
+    const hadBackoff = st.attempts > 0 || st.nextRetry !== undefined;
+    st.attempts = 0;
+    delete st.nextRetry;
+    delete st.lastError;
+    return hadBackoff ? this.deps.store.delete(backoffKey(st.name)) : Promise.resolve();
+  }
+
+  /**
+   * Records a failed step on the certificate. Shutdown (ABORTED) is not an
+   * attempt and keeps no schedule; a rate budget refusal sent nothing, so it
+   * waits exactly until the budget allows; anything else counts an attempt
+   * and backs off.
+   */
+  async fail(st: CertStatus, err: unknown, log: Logger): Promise<void> {
+    const now = this.deps.clock.now();
+    const retryAfter = err instanceof SidecarError ? err.retryAfter : undefined;
+    const aborted = errorCode(err) === 'ABORTED';
+    if (errorCode(err) === 'RATE_BUDGET_EXCEEDED') {
+      // Nothing was sent: not an attempt; try again exactly when the budget allows.
+      st.nextRetry = new Date(now.getTime() + (retryAfter ?? 3600) * 1000).toISOString();
+    } else if (!aborted) {
+      st.attempts += 1;
+      st.nextRetry = new Date(
+        now.getTime() + retryDelayMs(st.attempts, this.random, retryAfter),
+      ).toISOString();
+    }
+    st.lastError = { code: errorCode(err), message: errorMessage(err), at: now.toISOString() };
+    this.deps.onFailure?.(st.name, st.lastError.code);
+    if (!aborted) {
+      const record = {
+        attempts: st.attempts,
+        nextRetry: st.nextRetry,
+        lastError: st.lastError,
+        context: this.context(st),
+      };
+      await this.deps.store
+        .store(backoffKey(st.name), JSON.stringify(record))
+        .catch((e: unknown) =>
+          log.warn('could not persist the retry schedule', { error: errorMessage(e) }),
+        );
+    }
+    (aborted ? log.info : log.error).call(log, 'certificate step failed', {
+      code: st.lastError.code,
+      error: st.lastError.message,
+      attempt: st.attempts,
+      nextRetry: st.nextRetry,
+    });
+  }
+
+  /** What a retry schedule is valid for. */
+  private context(spec: Pick<CertSpec, 'domains'>): string {
+    const { target, directories, keyType, accountContext = '' } = this.deps.settings;
+    const domains = [...spec.domains].sort().join(',');
+    return [
+      target,
+      directories.staging,
+      directories.production,
+      keyType,
+      accountContext,
+      domains,
+    ].join('|');
+  }
+}

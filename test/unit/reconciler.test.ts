@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Issuer } from '../../src/acme/issuer.js';
+import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
+import type { LiveTarget } from '../../src/domain/status.js';
+import type { CertBundle, CertSpec, Phase } from '../../src/domain/types.js';
+import { FixedClock } from '../../src/lifecycle/clock.js';
+import { Reason } from '../../src/lifecycle/reasons.js';
+import type { Platform } from '../../src/platform/platform.js';
+import { MAX_STEPS, Reconciler } from '../../src/reconcile/reconciler.js';
+import { FsCertStore } from '../../src/store/fs-store.js';
+import { backoffKey } from '../../src/store/keys.js';
+import type { LogFields, Logger } from '../../src/util/log.js';
+
+const NOW = '2026-06-01T00:00:00Z';
+const SPEC: CertSpec = { name: 'www', domains: ['www.example.com'], source: 'test' };
+
+interface Line {
+  readonly level: string;
+  readonly msg: string;
+  readonly fields: LogFields;
+}
+
+function recordingLogger(lines: Line[], base: LogFields = {}): Logger {
+  const at =
+    (level: string) =>
+    (msg: string, fields: LogFields = {}) =>
+      lines.push({ level, msg, fields: { ...base, ...fields } });
+  return {
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    child: (fields) => recordingLogger(lines, { ...base, ...fields }),
+  };
+}
+
+/** A live/ that loses every write: the placeholder never appears, so no step settles. */
+function forgetfulLive(): LiveTarget & { writes: number } {
+  return {
+    writes: 0,
+    async write(_name: string, _bundle: CertBundle) {
+      this.writes += 1;
+    },
+    async read() {
+      return undefined;
+    },
+    path: (name) => ({
+      dir: `/live/${name}`,
+      cert: `/live/${name}/cert.pem`,
+      chain: `/live/${name}/chain.pem`,
+      fullchain: `/live/${name}/fullchain.pem`,
+      privkey: `/live/${name}/privkey.pem`,
+    }),
+  };
+}
+
+const notUsed = (phase: Phase): Issuer => ({
+  phase,
+  directoryUrl: `https://${phase}.test/dir`,
+  issue: () => Promise.reject(new Error(`the ${phase} CA must not be asked`)),
+});
+
+const staticPlatform: Platform = {
+  name: 'static',
+  holdsCertificates: false,
+  discover: () => Promise.resolve({ specs: [SPEC], problems: [] }),
+  read: () => Promise.resolve(undefined),
+  push: () => Promise.resolve(),
+};
+
+describe('reconcile: a certificate that never settles', () => {
+  let root: string;
+  let store: FsCertStore;
+  let lines: Line[];
+  let live: ReturnType<typeof forgetfulLive>;
+  let clock: FixedClock;
+  let failures: string[];
+  let reconciler: Reconciler;
+
+  beforeEach(async () => {
+    root = await fs.mkdtemp(join(tmpdir(), 'reconciler-'));
+    store = new FsCertStore(join(root, 'store'));
+    lines = [];
+    live = forgetfulLive();
+    clock = new FixedClock(NOW);
+    failures = [];
+    reconciler = new Reconciler({
+      store,
+      live,
+      issuers: {
+        'self-signed': new SelfSignedIssuer(clock),
+        staging: notUsed('staging'),
+        production: notUsed('production'),
+      },
+      platform: staticPlatform,
+      clock,
+      log: recordingLogger(lines),
+      onFailure: (_name, code) => failures.push(code),
+      random: () => 0.5,
+      settings: {
+        target: 'staging',
+        keyType: 'ecdsa-p256',
+        directories: { staging: 'https://staging.test/dir', production: 'https://prod.test/dir' },
+      },
+    });
+  });
+
+  afterEach(() => fs.rm(root, { recursive: true, force: true }));
+
+  it('fails with NO_STEADY_STATE after the last step, not ABORTED', async () => {
+    const st = await reconciler.reconcileOne(SPEC);
+    assert.equal(live.writes, MAX_STEPS);
+    assert.equal(st.lastError?.code, 'NO_STEADY_STATE');
+    assert.match(st.lastError?.message ?? '', /no steady state after 8 steps \(last: Missing\)/);
+    assert.deepEqual(failures, ['NO_STEADY_STATE']);
+    assert.equal(st.ready, false);
+  });
+
+  it('counts an attempt and sets a retry time', async () => {
+    const st = await reconciler.reconcileOne(SPEC);
+    assert.equal(st.attempts, 1);
+    assert.ok(st.nextRetry, 'a retry time is set');
+    assert.ok(new Date(st.nextRetry) > clock.now());
+  });
+
+  it('saves the retry schedule in the store', async () => {
+    await reconciler.reconcileOne(SPEC);
+    const raw = await store.load(backoffKey(SPEC.name));
+    assert.ok(raw, 'the schedule is stored');
+    const saved = JSON.parse(raw.toString()) as { attempts: number; lastError: { code: string } };
+    assert.equal(saved.attempts, 1);
+    assert.equal(saved.lastError.code, 'NO_STEADY_STATE');
+  });
+
+  it('logs the failure at error, with its code and attempt', async () => {
+    await reconciler.reconcileOne(SPEC);
+    const failed = lines.filter((l) => l.msg === 'certificate step failed');
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0]?.level, 'error');
+    assert.equal(failed[0]?.fields.code, 'NO_STEADY_STATE');
+    assert.equal(failed[0]?.fields.attempt, 1);
+    assert.equal(failed[0]?.fields.cert, 'www');
+  });
+
+  it('waits for the retry time instead of trying again at the next pass', async () => {
+    await reconciler.reconcileOne(SPEC);
+    const st = await reconciler.reconcileOne(SPEC);
+    assert.equal(live.writes, MAX_STEPS, 'nothing was tried the second time');
+    assert.equal(st.reason, 'Backoff');
+    assert.equal(st.attempts, 1);
+  });
+
+  it('counts a second attempt once the retry time has come', async () => {
+    const first = await reconciler.reconcileOne(SPEC);
+    clock.set(first.nextRetry ?? NOW);
+    const st = await reconciler.reconcileOne(SPEC);
+    assert.equal(live.writes, 2 * MAX_STEPS);
+    assert.equal(st.attempts, 2);
+  });
+});
+
+describe('reconcile: shutdown', () => {
+  it('is ABORTED: no attempt counted, no schedule saved, logged at info', async () => {
+    const root = await fs.mkdtemp(join(tmpdir(), 'reconciler-'));
+    try {
+      const store = new FsCertStore(join(root, 'store'));
+      const lines: Line[] = [];
+      const clock = new FixedClock(NOW);
+      const reconciler = new Reconciler({
+        store,
+        live: forgetfulLive(),
+        issuers: {
+          'self-signed': new SelfSignedIssuer(clock),
+          staging: notUsed('staging'),
+          production: notUsed('production'),
+        },
+        platform: staticPlatform,
+        clock,
+        log: recordingLogger(lines),
+        settings: {
+          target: 'staging',
+          keyType: 'ecdsa-p256',
+          directories: { staging: 'https://staging.test/dir', production: 'https://p.test/dir' },
+        },
+      });
+      const stop = new AbortController();
+      stop.abort();
+      const st = await reconciler.reconcileOne(SPEC, stop.signal);
+      assert.equal(st.lastError?.code, 'ABORTED');
+      assert.equal(st.attempts, 0);
+      assert.equal(st.nextRetry, undefined);
+      assert.equal(await store.load(backoffKey(SPEC.name)), undefined);
+      const failed = lines.find((l) => l.msg === 'certificate step failed');
+      assert.equal(failed?.level, 'info');
+      assert.equal(st.reason, Reason.Missing);
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+});
