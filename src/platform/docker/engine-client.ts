@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { SidecarError, type ErrorCode } from '../../domain/errors.js';
 import type { Logger } from '../../util/log.js';
+import { retry } from '../../util/retry.js';
 import { parseJson, truncate } from '../json-response.js';
 
 export interface DockerEngineClientOptions {
@@ -108,38 +109,42 @@ export class DockerEngineClient {
     const qs = new URLSearchParams(query).toString();
     const url = qs ? `${path}?${qs}` : path;
     const what = `${method} ${path}`;
-    const attempts = this.opts.attempts ?? 3;
-    for (let attempt = 1; ; attempt++) {
-      let failure: SidecarError;
-      try {
-        // axios's `timeout` only notices an idle socket; this is an overall deadline.
-        const resp = await this.http.request<string>({
-          method,
-          url,
-          signal: AbortSignal.timeout(this.opts.timeoutMs),
-        });
-        this.opts.onRequest?.(method, String(resp.status));
-        if (resp.status >= 200 && resp.status < 300) {
-          return resp.data === '' ? undefined : parseJson<T>(resp, what);
+    return retry(
+      async () => {
+        let failure: SidecarError;
+        try {
+          // axios's `timeout` only notices an idle socket; this is an overall deadline.
+          const resp = await this.http.request<string>({
+            method,
+            url,
+            signal: AbortSignal.timeout(this.opts.timeoutMs),
+          });
+          this.opts.onRequest?.(method, String(resp.status));
+          if (resp.status >= 200 && resp.status < 300) {
+            return resp.data === '' ? undefined : parseJson<T>(resp, what);
+          }
+          failure = statusError(resp, what);
+        } catch (err) {
+          if (err instanceof SidecarError) throw err;
+          failure = networkError(err, what, this.opts.timeoutMs, this.opts.socketPath);
+          this.opts.onRequest?.(method, failure.code);
         }
-        failure = statusError(resp, what);
-      } catch (err) {
-        failure =
-          err instanceof SidecarError
-            ? err
-            : networkError(err, what, this.opts.timeoutMs, this.opts.socketPath);
-        if (!(err instanceof SidecarError)) this.opts.onRequest?.(method, failure.code);
-      }
-      if (!failure.retryable || attempt >= attempts) throw failure;
-      const delay = (this.opts.backoffMs ?? 300) * 2 ** (attempt - 1) * (0.75 + Math.random() / 2);
-      this.opts.log.warn('Docker Engine API request failed; retrying', {
-        request: what,
-        code: failure.code,
-        error: failure.message,
-        attempt,
-      });
-      await new Promise((r) => setTimeout(r, delay));
-    }
+        throw failure;
+      },
+      {
+        attempts: this.opts.attempts ?? 3,
+        backoff: { baseMs: this.opts.backoffMs ?? 300 },
+        onRetry: (err, attempt) => {
+          const failure = err as SidecarError;
+          this.opts.log.warn('Docker Engine API request failed; retrying', {
+            request: what,
+            code: failure.code,
+            error: failure.message,
+            attempt,
+          });
+        },
+      },
+    );
   }
 
   /** Every container, running or not, or those matching `filters` (Docker's filter syntax). */

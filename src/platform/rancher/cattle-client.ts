@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { SidecarError, type ErrorCode } from '../../domain/errors.js';
 import type { Logger } from '../../util/log.js';
+import { retry } from '../../util/retry.js';
 import { parseJson, truncate } from '../json-response.js';
 
 /**
@@ -190,39 +191,43 @@ export class CattleClient {
   async request<T>(method: 'GET' | 'POST' | 'PUT', pathOrUrl: string, body?: unknown): Promise<T> {
     const url = this.url(pathOrUrl);
     const what = `${method} ${new URL(url).pathname}`;
-    const attempts = this.opts.attempts ?? 3;
-    for (let attempt = 1; ; attempt++) {
-      let failure: SidecarError;
-      try {
-        const http = await this.instance();
-        // axios's `timeout` only notices an idle socket; a server dripping
-        // bytes forever is cut by this overall deadline.
-        const resp = await http.request<string>({
-          method,
-          url,
-          data: body,
-          signal: AbortSignal.timeout(this.opts.timeoutMs),
-        });
-        this.opts.onRequest?.(method, String(resp.status));
-        if (resp.status >= 200 && resp.status < 300) return parseJson<T>(resp, what);
-        failure = statusError(resp, what);
-      } catch (err) {
-        failure =
-          err instanceof SidecarError
-            ? err
-            : networkError(err, what, this.opts.timeoutMs, (m) => this.scrub(m));
-        if (!(err instanceof SidecarError)) this.opts.onRequest?.(method, failure.code);
-      }
-      if (!failure.retryable || attempt >= attempts) throw failure;
-      const delay = (this.opts.backoffMs ?? 500) * 2 ** (attempt - 1) * (0.75 + Math.random() / 2);
-      this.opts.log.warn('Rancher API request failed; retrying', {
-        request: what,
-        code: failure.code,
-        error: failure.message,
-        attempt,
-      });
-      await new Promise((r) => setTimeout(r, delay));
-    }
+    return retry(
+      async () => {
+        let failure: SidecarError;
+        try {
+          const http = await this.instance();
+          // axios's `timeout` only notices an idle socket; a server dripping
+          // bytes forever is cut by this overall deadline.
+          const resp = await http.request<string>({
+            method,
+            url,
+            data: body,
+            signal: AbortSignal.timeout(this.opts.timeoutMs),
+          });
+          this.opts.onRequest?.(method, String(resp.status));
+          if (resp.status >= 200 && resp.status < 300) return parseJson<T>(resp, what);
+          failure = statusError(resp, what);
+        } catch (err) {
+          if (err instanceof SidecarError) throw err;
+          failure = networkError(err, what, this.opts.timeoutMs, (m) => this.scrub(m));
+          this.opts.onRequest?.(method, failure.code);
+        }
+        throw failure;
+      },
+      {
+        attempts: this.opts.attempts ?? 3,
+        backoff: { baseMs: this.opts.backoffMs ?? 500 },
+        onRetry: (err, attempt) => {
+          const failure = err as SidecarError;
+          this.opts.log.warn('Rancher API request failed; retrying', {
+            request: what,
+            code: failure.code,
+            error: failure.message,
+            attempt,
+          });
+        },
+      },
+    );
   }
 
   /**
