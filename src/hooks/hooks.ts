@@ -168,7 +168,7 @@ export class HookRunner {
       if (this.opts.webhookUrl) {
         const { timeoutMs, attempts, backoff } = this;
         pending.push(
-          postWebhook(this.opts.webhookUrl, ev, {
+          postWebhook(this.opts.webhookUrl, payload(ev), {
             timeoutMs,
             attempts,
             backoff,
@@ -352,6 +352,29 @@ export function commandEnv(ev: CertificateEvent): Record<string, string> {
     // certbot --deploy-hook compatibility.
     RENEWED_LINEAGE: ev.paths.dir,
     RENEWED_DOMAINS: ev.domains.join(' '),
+  };
+}
+
+/**
+ * The webhook body, field by field: whatever else a caller's object carries
+ * (a spread bundle, say) is not sent.
+ */
+function payload(ev: CertificateEvent): CertificateEvent {
+  return {
+    type: ev.type,
+    name: ev.name,
+    domains: [...ev.domains],
+    phase: ev.phase,
+    serial: ev.serial,
+    notAfter: ev.notAfter,
+    paths: {
+      dir: ev.paths.dir,
+      cert: ev.paths.cert,
+      chain: ev.paths.chain,
+      fullchain: ev.paths.fullchain,
+      privkey: ev.paths.privkey,
+      ...(ev.paths.combined !== undefined && { combined: ev.paths.combined }),
+    },
   };
 }
 

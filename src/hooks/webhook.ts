@@ -50,10 +50,10 @@ export interface WebhookOptions {
 }
 
 /**
- * POSTs the event, retrying network errors, timeouts, 408, 429 and 5xx
- * with exponential backoff and jitter. Other 4xx answers are final: the
- * receiver understood and refused, and asking again will not change that.
- * Never throws.
+ * POSTs the event (as hooks.ts's `payload` built it: only the fields to
+ * send), retrying network errors, timeouts, 408, 429 and 5xx with
+ * exponential backoff and jitter. Other 4xx answers are final: the receiver
+ * understood and refused, and asking again will not change that. Never throws.
  */
 export async function postWebhook(
   url: string,
@@ -72,7 +72,7 @@ export async function postWebhook(
       durationMs: 0,
     };
   }
-  const body = JSON.stringify(payload(ev));
+  const body = JSON.stringify(ev);
   let made = 0;
   const outcome = (error?: string): HookOutcome => ({
     hook: 'webhook',
@@ -121,27 +121,4 @@ export async function postWebhook(
   } catch (err) {
     return outcome(errorMessage(err));
   }
-}
-
-/**
- * The webhook body, field by field: whatever else a caller's object carries
- * (a spread bundle, say) is not sent.
- */
-function payload(ev: CertificateEvent): CertificateEvent {
-  return {
-    type: ev.type,
-    name: ev.name,
-    domains: [...ev.domains],
-    phase: ev.phase,
-    serial: ev.serial,
-    notAfter: ev.notAfter,
-    paths: {
-      dir: ev.paths.dir,
-      cert: ev.paths.cert,
-      chain: ev.paths.chain,
-      fullchain: ev.paths.fullchain,
-      privkey: ev.paths.privkey,
-      ...(ev.paths.combined !== undefined && { combined: ev.paths.combined }),
-    },
-  };
 }
