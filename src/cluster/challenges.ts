@@ -170,10 +170,8 @@ export class ChallengeMirror {
 
   constructor(private readonly opts: ChallengeMirrorOptions) {
     this.mirror = new PrefixMirror({
-      namespace: opts.namespace,
+      ...opts,
       prefix: CHALLENGES_PREFIX,
-      log: opts.log,
-      resyncMs: opts.resyncMs,
       messages: {
         failed: 'challenge mirror failed; retrying at the next event or resync',
         watchFailed: 'challenge watch failed; watching again',

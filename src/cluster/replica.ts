@@ -146,10 +146,8 @@ export class LiveSync {
 
   constructor(private readonly opts: LiveSyncOptions) {
     this.mirror = new PrefixMirror({
-      namespace: opts.namespace,
+      ...opts,
       prefix: LIVE_PREFIX,
-      log: opts.log,
-      resyncMs: opts.resyncMs,
       messages: {
         failed: 'replica sync failed; retrying at the next event or resync',
         watchFailed: 'live/ watch failed; watching again',
