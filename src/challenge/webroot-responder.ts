@@ -4,6 +4,7 @@ import axios from 'axios';
 import { SidecarError } from '../domain/errors.js';
 import { sweepTempFiles, writeFileAtomic } from '../store/atomic.js';
 import type { Logger } from '../util/log.js';
+import { retry } from '../util/retry.js';
 import type { ChallengeResponder } from './responder.js';
 
 /**
@@ -87,36 +88,39 @@ export class WebrootResponder implements ChallengeResponder {
     assertToken(token);
     const address = this.opts.selfCheckAddress ?? domain;
     const url = `http://${address}/.well-known/acme-challenge/${token}`;
-    const attempts = this.opts.attempts ?? 3;
-    let problem = '';
-    for (let i = 1; i <= attempts; i++) {
-      try {
-        const resp = await axios.get<string>(url, {
-          headers: { Host: domain },
-          timeout: this.opts.timeoutMs ?? 5000,
-          responseType: 'text',
-          transformResponse: (d: string) => d,
-          validateStatus: () => true,
-          maxRedirects: 0,
-          proxy: false,
-        });
-        if (resp.status === 200 && String(resp.data).trim() === keyAuthorization) return;
-        problem =
-          resp.status === 200
-            ? 'it served different content than the token written (is nginx serving this WEBROOT?)'
-            : `it answered HTTP ${resp.status} (is /.well-known/acme-challenge/ served from WEBROOT=${this.opts.webroot}?)`;
-      } catch (err) {
-        problem = `request failed: ${(err as Error).message}`;
-      }
-      this.opts.log.debug('self-check attempt failed', { domain, attempt: i, problem });
-      if (i < attempts) await new Promise((r) => setTimeout(r, 300 * i));
-    }
-    throw new SidecarError(
-      'SELF_CHECK_FAILED',
-      `self-check of http://${domain}/.well-known/acme-challenge/${token}` +
-        (this.opts.selfCheckAddress ? ` via ${this.opts.selfCheckAddress}` : '') +
-        ` failed: ${problem}`,
-      { retryable: true },
+    const failed = (problem: string) =>
+      new SidecarError(
+        'SELF_CHECK_FAILED',
+        `self-check of http://${domain}/.well-known/acme-challenge/${token}` +
+          (this.opts.selfCheckAddress ? ` via ${this.opts.selfCheckAddress}` : '') +
+          ` failed: ${problem}`,
+        { retryable: true },
+      );
+    await retry(
+      async (attempt) => {
+        let problem: string;
+        try {
+          const resp = await axios.get<string>(url, {
+            headers: { Host: domain },
+            timeout: this.opts.timeoutMs ?? 5000,
+            responseType: 'text',
+            transformResponse: (d: string) => d,
+            validateStatus: () => true,
+            maxRedirects: 0,
+            proxy: false,
+          });
+          if (resp.status === 200 && String(resp.data).trim() === keyAuthorization) return;
+          problem =
+            resp.status === 200
+              ? 'it served different content than the token written (is nginx serving this WEBROOT?)'
+              : `it answered HTTP ${resp.status} (is /.well-known/acme-challenge/ served from WEBROOT=${this.opts.webroot}?)`;
+        } catch (err) {
+          problem = `request failed: ${(err as Error).message}`;
+        }
+        this.opts.log.debug('self-check attempt failed', { domain, attempt, problem });
+        throw failed(problem);
+      },
+      { attempts: this.opts.attempts ?? 3, backoff: (attempt) => 300 * attempt },
     );
   }
 }

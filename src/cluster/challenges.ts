@@ -1,12 +1,14 @@
 import axios from 'axios';
-import type { Namespace, Watcher } from 'etcd3';
+import type { Namespace } from 'etcd3';
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { assertToken, type WebrootResponder } from '../challenge/webroot-responder.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { CHALLENGES_PREFIX } from '../store/keys.js';
 import type { Logger } from '../util/log.js';
+import { waitFor } from '../util/retry.js';
 import { fanoutVerdict, replicasToCheck, type NodeRecord, type TokenCheck } from './decisions.js';
+import { PrefixMirror, type MirrorEntry } from './prefix-mirror.js';
 import type { NodeRegistry } from './registry.js';
 
 export { CHALLENGES_PREFIX };
@@ -78,38 +80,42 @@ export class ClusterResponder implements ChallengeResponder {
     const started = clock.now();
     const deadline = new Date(started.getTime() + (this.opts.timeoutMs ?? ttlMs + 10_000));
     const ok = new Map<string, TokenCheck>();
-    for (;;) {
-      const required = replicasToCheck(await this.opts.registry.list(), clock.now(), ttlMs);
-      const pending = required.filter((n) => !ok.has(n.name));
-      const results = await Promise.all(
-        pending.map((n) => this.fetch(n, domain, token, keyAuthorization)),
-      );
-      for (const r of results) if (r.ok) ok.set(r.node, r);
-      const checks = [...ok.values(), ...results.filter((r) => !r.ok)];
-      const verdict = fanoutVerdict(
-        required.map((n) => n.name),
-        checks,
-        clock.now(),
-        deadline,
-      );
-      if (verdict.kind === 'ready') {
-        this.opts.log.debug('every replica serves the token', {
-          domain,
-          replicas: required.map((n) => n.name),
-          ms: clock.now().getTime() - started.getTime(),
-        });
-        return;
-      }
-      if (verdict.kind === 'failed') {
-        throw new SidecarError(
-          'CLUSTER_FANOUT_FAILED',
-          `not every replica serves the challenge token for ${domain}: ` +
-            verdict.missing.map((m) => `${m.node} (${m.detail ?? 'no answer'})`).join(', '),
-          { retryable: true },
+    await waitFor(
+      async () => {
+        const required = replicasToCheck(await this.opts.registry.list(), clock.now(), ttlMs);
+        const pending = required.filter((n) => !ok.has(n.name));
+        const results = await Promise.all(
+          pending.map((n) => this.fetch(n, domain, token, keyAuthorization)),
         );
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+        for (const r of results) if (r.ok) ok.set(r.node, r);
+        const checks = [...ok.values(), ...results.filter((r) => !r.ok)];
+        const verdict = fanoutVerdict(
+          required.map((n) => n.name),
+          checks,
+          clock.now(),
+          deadline,
+        );
+        if (verdict.kind === 'ready') {
+          this.opts.log.debug('every replica serves the token', {
+            domain,
+            replicas: required.map((n) => n.name),
+            ms: clock.now().getTime() - started.getTime(),
+          });
+          return true;
+        }
+        if (verdict.kind === 'failed') {
+          throw new SidecarError(
+            'CLUSTER_FANOUT_FAILED',
+            `not every replica serves the challenge token for ${domain}: ` +
+              verdict.missing.map((m) => `${m.node} (${m.detail ?? 'no answer'})`).join(', '),
+            { retryable: true },
+          );
+        }
+        return undefined;
+      },
+      // The deadline is the verdict's (on the injected clock).
+      { intervalMs: 200 },
+    );
   }
 }
 
@@ -160,69 +166,36 @@ export interface ChallengeMirrorOptions {
  * lease expired).
  */
 export class ChallengeMirror {
-  private watcher?: Watcher;
-  private timer?: NodeJS.Timeout;
-  private stopped = false;
   private readonly mirrored = new Set<string>();
-  private queue: Promise<void> = Promise.resolve();
+  private readonly mirror: PrefixMirror;
 
-  constructor(private readonly opts: ChallengeMirrorOptions) {}
-
-  async start(): Promise<void> {
-    this.timer = setInterval(() => this.enqueue(() => this.resync()), this.opts.resyncMs ?? 10_000);
-    void this.watch();
-    this.enqueue(() => this.resync());
-    await this.queue;
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.watcher?.cancel().catch(() => undefined);
-    await this.queue;
-    await Promise.all([...this.mirrored].map((t) => this.remove(t)));
-  }
-
-  private enqueue(fn: () => Promise<void>): void {
-    this.queue = this.queue.then(fn).catch((err: unknown) => {
-      this.opts.log.warn('challenge mirror failed; retrying at the next event or resync', {
-        error: errorMessage(err),
-      });
+  constructor(private readonly opts: ChallengeMirrorOptions) {
+    this.mirror = new PrefixMirror({
+      ...opts,
+      prefix: CHALLENGES_PREFIX,
+      messages: {
+        failed: 'challenge mirror failed; retrying at the next event or resync',
+        watchFailed: 'challenge watch failed; watching again',
+        cannotWatch: 'could not watch challenges yet',
+      },
+      onPut: ({ key, value }) => this.write(key, value),
+      onDelete: (token) => this.remove(token),
+      onResync: (entries) => this.resync(entries),
     });
   }
 
-  private async watch(): Promise<void> {
-    try {
-      const watcher = await this.opts.namespace.watch().prefix(CHALLENGES_PREFIX).create();
-      this.watcher = watcher;
-      watcher.on('put', (kv) => {
-        const token = kv.key.toString().slice(CHALLENGES_PREFIX.length);
-        const value = kv.value.toString();
-        this.enqueue(() => this.write(token, value));
-      });
-      watcher.on('delete', (kv) => {
-        const token = kv.key.toString().slice(CHALLENGES_PREFIX.length);
-        this.enqueue(() => this.remove(token));
-      });
-      watcher.on('connected', () => this.enqueue(() => this.resync()));
-      watcher.on('error', (err) => {
-        this.opts.log.warn('challenge watch failed; watching again', {
-          error: errorMessage(err),
-        });
-        if (!this.stopped) setTimeout(() => void this.watch(), 1000);
-      });
-    } catch (err) {
-      this.opts.log.debug('could not watch challenges yet', { error: errorMessage(err) });
-      if (!this.stopped) setTimeout(() => void this.watch(), 1000);
-    }
+  start(): Promise<void> {
+    return this.mirror.start();
   }
 
-  private async resync(): Promise<void> {
-    if (this.stopped) return;
-    const all = await this.opts.namespace.getAll().prefix(CHALLENGES_PREFIX).strings();
+  async stop(): Promise<void> {
+    await this.mirror.stop();
+    await Promise.all([...this.mirrored].map((t) => this.remove(t)));
+  }
+
+  private async resync(entries: readonly MirrorEntry[]): Promise<void> {
     const present = new Set<string>();
-    for (const [key, value] of Object.entries(all)) {
-      const token = key.slice(CHALLENGES_PREFIX.length);
+    for (const { key: token, value } of entries) {
       present.add(token);
       if (!this.mirrored.has(token)) await this.write(token, value);
     }

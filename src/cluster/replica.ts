@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import type { Namespace, Watcher } from 'etcd3';
-import { SidecarError, errorMessage } from '../domain/errors.js';
+import type { Namespace } from 'etcd3';
+import { SidecarError } from '../domain/errors.js';
 import { PHASES, type CertBundle, type Phase, type StoredCert } from '../domain/types.js';
 import type { LiveDir } from '../deploy/live-dir.js';
 import type { LivePaths, LiveTarget } from '../domain/status.js';
@@ -11,6 +11,7 @@ import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { dnsNames } from '../util/x509.js';
 import type { PublishedHead } from './decisions.js';
+import { PrefixMirror, type MirrorEntry } from './prefix-mirror.js';
 import type { NodeRegistry } from './registry.js';
 
 export { LIVE_PREFIX };
@@ -137,30 +138,37 @@ export interface LiveSyncOptions {
  * every `resyncMs`, so a missed event or an etcd outage heals itself.
  */
 export class LiveSync {
-  private watcher?: Watcher;
-  private timer?: NodeJS.Timeout;
-  private queue: Promise<void> = Promise.resolve();
-  private stopped = false;
+  private readonly mirror: PrefixMirror;
   /** Highest pointer revision applied with everything up to it. */
   private synced = 0;
   private readonly served = new Map<string, ServedCert>();
   private everSynced = false;
   private head?: PublishedHead;
 
-  constructor(private readonly opts: LiveSyncOptions) {}
-
-  async start(): Promise<void> {
-    this.timer = setInterval(() => this.enqueue(() => this.resync()), this.opts.resyncMs ?? 10_000);
-    void this.watch();
-    this.enqueue(() => this.resync());
-    await this.queue;
+  constructor(private readonly opts: LiveSyncOptions) {
+    this.mirror = new PrefixMirror({
+      ...opts,
+      prefix: LIVE_PREFIX,
+      messages: {
+        failed: 'replica sync failed; retrying at the next event or resync',
+        watchFailed: 'live/ watch failed; watching again',
+        cannotWatch: 'could not watch live/ pointers yet',
+      },
+      onPut: async ({ key: name, value, revision }) => {
+        const ok = await this.apply(name, value, revision);
+        // A put after everything else applied moves the sync point.
+        if (ok && revision > this.synced) await this.markSynced(revision);
+      },
+      onResync: (entries) => this.resync(entries),
+    });
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.timer);
-    await this.watcher?.cancel().catch(() => undefined);
-    await this.queue;
+  start(): Promise<void> {
+    return this.mirror.start();
+  }
+
+  stop(): Promise<void> {
+    return this.mirror.stop();
   }
 
   /** The newest publication this node has seen. */
@@ -182,54 +190,13 @@ export class LiveSync {
     return this.everSynced;
   }
 
-  private enqueue(fn: () => Promise<void>): void {
-    this.queue = this.queue.then(fn).catch((err: unknown) => {
-      this.opts.log.warn('replica sync failed; retrying at the next event or resync', {
-        error: errorMessage(err),
-      });
-    });
-  }
-
-  private async watch(): Promise<void> {
-    try {
-      const watcher = await this.opts.namespace.watch().prefix(LIVE_PREFIX).create();
-      this.watcher = watcher;
-      watcher.on('put', (kv) => {
-        const name = kv.key.toString().slice(LIVE_PREFIX.length);
-        const revision = Number(kv.mod_revision);
-        const value = kv.value.toString();
-        this.enqueue(async () => {
-          const ok = await this.apply(name, value, revision);
-          // A put after everything else applied moves the sync point.
-          if (ok && revision > this.synced) await this.markSynced(revision);
-        });
-      });
-      // A reconnect may have missed events: list everything again.
-      watcher.on('connected', () => this.enqueue(() => this.resync()));
-      watcher.on('error', (err) => {
-        this.opts.log.warn('live/ watch failed; watching again', { error: errorMessage(err) });
-        if (!this.stopped) setTimeout(() => void this.watch(), 1000);
-      });
-    } catch (err) {
-      this.opts.log.debug('could not watch live/ pointers yet', { error: errorMessage(err) });
-      if (!this.stopped) setTimeout(() => void this.watch(), 1000);
-    }
-  }
-
   /** Applies every pointer; the sync point is the newest when all of them applied. */
-  private async resync(): Promise<void> {
-    if (this.stopped) return;
-    const res = await this.opts.namespace.getAll().prefix(LIVE_PREFIX).exec();
+  private async resync(entries: readonly MirrorEntry[]): Promise<void> {
     let allOk = true;
     let newest = 0;
-    for (const kv of res.kvs) {
-      const revision = Number(kv.mod_revision);
+    for (const { key: name, value, revision } of entries) {
       newest = Math.max(newest, revision);
-      const ok = await this.apply(
-        kv.key.toString().slice(LIVE_PREFIX.length),
-        kv.value.toString(),
-        revision,
-      );
+      const ok = await this.apply(name, value, revision);
       allOk &&= ok;
     }
     if (allOk && newest >= this.synced) await this.markSynced(newest);

@@ -1,7 +1,8 @@
 import { promises as fs, type Stats } from 'node:fs';
-import http from 'node:http';
+import type http from 'node:http';
 import net from 'node:net';
 import { basename, dirname, join } from 'node:path';
+import { closeServer, createServer } from '../util/http-server.js';
 import {
   HANDLER_ERROR_STATUS,
   ROUTES,
@@ -52,8 +53,6 @@ export const MAX_BODY_BYTES = 64 * 1024;
 const HEADERS_TIMEOUT_MS = 5_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 const HANDLER_TIMEOUT_MS = 10 * 60_000;
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
-const CLOSE_GRACE_MS = 2_000;
 /** How long a socket left at the path gets to accept a connection before it counts as in use. */
 const PROBE_TIMEOUT_MS = 1_000;
 /** Longest name `sun_path` holds on Linux, without the terminating NUL. */
@@ -119,21 +118,9 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     return errorReply(404, 'NOT_FOUND', `no such route: ${method} ${pathname}`);
   }
 
-  const server = http.createServer(
-    {
-      headersTimeout,
-      requestTimeout,
-      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-      connectionsCheckingInterval: Math.min(1_000, Math.ceil(headersTimeout / 4)),
-    },
-    (req, res) => {
-      const method = req.method ?? 'GET';
-      let pathname: string;
-      try {
-        pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-      } catch {
-        pathname = '';
-      }
+  const server = createServer(
+    { headersMs: headersTimeout, requestMs: requestTimeout },
+    (req, res, method, pathname) => {
       route(method, pathname, () => readBody(req))
         .catch((err: unknown): Reply => {
           if (err instanceof BadRequest) {
@@ -180,13 +167,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
   return {
     close() {
       closing ??= (async () => {
-        await new Promise<void>((resolve, reject) => {
-          server.close((err) => (err ? reject(err) : resolve()));
-          server.closeIdleConnections();
-          const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
-          cut.unref();
-          server.once('close', () => clearTimeout(cut));
-        });
+        await closeServer(server);
         // libuv removes the path it bound (the temporary one); the linked
         // path is ours to remove, unless another server has replaced it.
         const now = await fs.lstat(opts.path).catch(() => undefined);

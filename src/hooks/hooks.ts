@@ -23,12 +23,16 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import axios from 'axios';
 import { errorMessage } from '../domain/errors.js';
 import type { CertBundle, CertMeta, Phase } from '../domain/types.js';
 import type { LivePaths } from '../domain/status.js';
 import { ensureDir, writeFileAtomic } from '../store/atomic.js';
 import type { Logger } from '../util/log.js';
+import { retry, type Backoff } from '../util/retry.js';
+import { postWebhook } from './webhook.js';
+
+// Moved to webhook.ts; exported here as before.
+export { redactUrl, webhookUrlProblem } from './webhook.js';
 
 /** What the command (as environment variables) and the webhook (as JSON) are told. */
 export interface CertificateEvent {
@@ -113,50 +117,22 @@ export function certificateEvent(meta: CertMeta, paths: LivePaths): CertificateE
   };
 }
 
-/**
- * The webhook URL as it may appear in logs and errors: no userinfo, query or
- * fragment (where tokens usually hide). Unparseable input is not echoed.
- */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    u.search = '';
-    u.hash = '';
-    return u.toString();
-  } catch {
-    return '[invalid URL]';
-  }
-}
-
-/** Why `url` cannot be a webhook URL, or undefined if it can (for config validation). */
-export function webhookUrlProblem(url: string): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return 'expected an absolute http:// or https:// URL';
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    return 'expected an http:// or https:// URL';
-  }
-  if (u.hostname === '') return 'the URL has no host';
-  return undefined;
-}
-
 export class HookRunner {
   private readonly timeoutMs: number;
   private readonly attempts: number;
-  private readonly backoffMs: number;
-  private readonly random: () => number;
+  private readonly backoff: Backoff;
   private readonly log: Logger;
 
   constructor(private readonly opts: HookRunnerOptions) {
     this.timeoutMs = positive(opts.timeoutMs, 30_000);
     this.attempts = Math.max(1, Math.floor(positive(opts.attempts, 3)));
-    this.backoffMs = opts.backoffMs !== undefined && opts.backoffMs >= 0 ? opts.backoffMs : 1000;
-    this.random = opts.random ?? Math.random;
+    // Exponential, with "equal jitter": half fixed, half random, so retries from many sidecars spread.
+    this.backoff = {
+      baseMs: opts.backoffMs !== undefined && opts.backoffMs >= 0 ? opts.backoffMs : 1000,
+      maxMs: MAX_BACKOFF_MS,
+      jitter: [0.5, 1],
+      random: opts.random ?? Math.random,
+    };
     this.log = opts.log.child({ component: 'hooks' });
   }
 
@@ -190,7 +166,15 @@ export class HookRunner {
         pending.push(this.runCommand(this.opts.command, ev, log));
       }
       if (this.opts.webhookUrl) {
-        pending.push(this.postWebhook(this.opts.webhookUrl, ev).then((o) => this.report(log, o)));
+        const { timeoutMs, attempts, backoff } = this;
+        pending.push(
+          postWebhook(this.opts.webhookUrl, payload(ev), {
+            timeoutMs,
+            attempts,
+            backoff,
+            log: this.log,
+          }).then((o) => this.report(log, o)),
+        );
       }
       outcomes.push(...(await Promise.all(pending)));
     } catch (err) {
@@ -219,11 +203,11 @@ export class HookRunner {
     name: string,
     bundle: CertBundle,
   ): Promise<{ outcome: HookOutcome; path?: string }> {
-    const started = Date.now();
+    const started = performance.now();
     const fail = (error: string) => ({
       outcome: { hook: 'combined-pem' as const, ok: false, attempts: 1, error, durationMs: ms() },
     });
-    const ms = () => Date.now() - started;
+    const ms = () => elapsed(started);
     // The name may come from a platform label: checked before it is a path.
     if (!CERT_NAME.test(name) || name.includes('..')) {
       return fail(`refusing certificate name ${JSON.stringify(name)} as a file name`);
@@ -256,18 +240,18 @@ export class HookRunner {
     ev: CertificateEvent,
     log: Logger,
   ): Promise<HookOutcome> {
-    const started = Date.now();
+    const started = performance.now();
     let outcome: HookOutcome | undefined;
-    for (let attempt = 1; attempt <= this.attempts; attempt++) {
-      outcome = await this.runCommandOnce(command, ev, log);
-      if (outcome.ok) return { ...outcome, attempts: attempt, durationMs: Date.now() - started };
-      if (attempt < this.attempts) await new Promise((r) => setTimeout(r, this.backoff(attempt)));
-    }
-    return {
-      ...(outcome as HookOutcome),
-      attempts: this.attempts,
-      durationMs: Date.now() - started,
-    };
+    let made = 0;
+    await retry(
+      async (attempt) => {
+        made = attempt;
+        outcome = await this.runCommandOnce(command, ev, log);
+        if (!outcome.ok) throw new Error(outcome.error);
+      },
+      { attempts: this.attempts, backoff: this.backoff },
+    ).catch(() => undefined);
+    return { ...(outcome as HookOutcome), attempts: made, durationMs: elapsed(started) };
   }
 
   /**
@@ -275,7 +259,7 @@ export class HookRunner {
    * started (a shell pipeline, a `sleep`), not just the shell.
    */
   private runCommandOnce(command: string, ev: CertificateEvent, log: Logger): Promise<HookOutcome> {
-    const started = Date.now();
+    const started = performance.now();
     const env: NodeJS.ProcessEnv = { ...process.env, ...commandEnv(ev) };
     for (const k of SECRET_ENV) delete env[k];
 
@@ -295,7 +279,7 @@ export class HookRunner {
           ok: error === undefined,
           attempts: 1,
           ...(error !== undefined && { error }),
-          durationMs: Date.now() - started,
+          durationMs: elapsed(started),
         };
         done(this.report(log, outcome, { stdout: out.forLog(), stderr: err.forLog() }));
       };
@@ -349,67 +333,6 @@ export class HookRunner {
       });
       child.once('close', () => finish(result));
     });
-  }
-
-  /**
-   * POSTs the event, retrying network errors, timeouts, 408, 429 and 5xx
-   * with exponential backoff and jitter. Other 4xx answers are final: the
-   * receiver understood and refused, and asking again will not change that.
-   */
-  private async postWebhook(url: string, ev: CertificateEvent): Promise<HookOutcome> {
-    const started = Date.now();
-    const safeUrl = redactUrl(url);
-    const problem = webhookUrlProblem(url);
-    if (problem !== undefined) {
-      return {
-        hook: 'webhook',
-        ok: false,
-        attempts: 0,
-        error: `invalid webhook URL ${safeUrl}: ${problem}`,
-        durationMs: 0,
-      };
-    }
-    const body = JSON.stringify(payload(ev));
-    let error = '';
-    let attempt = 0;
-    for (attempt = 1; attempt <= this.attempts; attempt++) {
-      let retryable = true;
-      try {
-        const resp = await axios.post(url, body, {
-          timeout: this.timeoutMs,
-          headers: { 'Content-Type': 'application/json', 'User-Agent': 'acme-sidecar' },
-          responseType: 'text',
-          transformResponse: (d: unknown) => d,
-          validateStatus: () => true,
-          maxRedirects: 0,
-          maxContentLength: 64 * 1024,
-        });
-        if (resp.status >= 200 && resp.status < 300) {
-          return { hook: 'webhook', ok: true, attempts: attempt, durationMs: Date.now() - started };
-        }
-        error = `${safeUrl} answered HTTP ${resp.status}`;
-        retryable = resp.status >= 500 || resp.status === 408 || resp.status === 429;
-      } catch (err) {
-        // axios messages do not carry the URL, but make sure of it.
-        error = `POST ${safeUrl} failed: ${errorMessage(err).split(url).join(safeUrl)}`;
-      }
-      if (!retryable || attempt === this.attempts) break;
-      this.log.debug('webhook attempt failed', { cert: ev.name, attempt, error });
-      await sleep(this.backoff(attempt));
-    }
-    return {
-      hook: 'webhook',
-      ok: false,
-      attempts: Math.min(attempt, this.attempts),
-      error,
-      durationMs: Date.now() - started,
-    };
-  }
-
-  /** Exponential, with "equal jitter": half fixed, half random, so retries from many sidecars spread. */
-  private backoff(attempt: number): number {
-    const base = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2 ** (attempt - 1));
-    return base / 2 + this.random() * (base / 2);
   }
 }
 
@@ -494,10 +417,11 @@ class Capture {
   }
 }
 
-function positive(v: number | undefined, dflt: number): number {
-  return v !== undefined && Number.isFinite(v) && v > 0 ? v : dflt;
+/** Whole milliseconds since a `performance.now()` reading. */
+function elapsed(started: number): number {
+  return Math.round(performance.now() - started);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+function positive(v: number | undefined, dflt: number): number {
+  return v !== undefined && Number.isFinite(v) && v > 0 ? v : dflt;
 }

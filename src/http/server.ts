@@ -1,5 +1,7 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { systemClock } from '../lifecycle/clock.js';
+import { closeServer, createServer } from '../util/http-server.js';
 import { renderStatusPage } from './page.js';
 import type { StatusSnapshot } from '../domain/status.js';
 
@@ -22,7 +24,10 @@ export interface HttpServerOptions {
   };
   /** Defaults suit probes: 10 s for headers, 15 s for a whole request. */
   readonly timeouts?: { readonly headersMs?: number; readonly requestMs?: number };
-  /** Injected for tests; the page's "x minutes ago" is relative to it. */
+  /**
+   * The daemon's clock (`() => clock.now()`); the page's "x minutes ago" is
+   * relative to it. Default: the system clock.
+   */
   readonly now?: () => Date;
 }
 
@@ -55,9 +60,6 @@ const TEXT = 'text/plain; charset=utf-8';
 /** Slowloris and stuck clients: a probe that takes longer is a failed probe anyway. */
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 15_000;
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
-/** Grace for in-flight responses on close before their sockets are cut. */
-const CLOSE_GRACE_MS = 2_000;
 
 interface Reply {
   status: number;
@@ -67,7 +69,7 @@ interface Reply {
 }
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServerHandle> {
-  const now = opts.now ?? (() => new Date());
+  const now = opts.now ?? (() => systemClock.now());
   const headersTimeout = opts.timeouts?.headersMs ?? HEADERS_TIMEOUT_MS;
   const requestTimeout = Math.max(opts.timeouts?.requestMs ?? REQUEST_TIMEOUT_MS, headersTimeout);
 
@@ -119,22 +121,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     }
   }
 
-  const server = http.createServer(
-    {
-      headersTimeout,
-      requestTimeout,
-      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-      // Node checks the two timeouts above only this often (30 s by default).
-      connectionsCheckingInterval: Math.min(1_000, Math.ceil(headersTimeout / 4)),
-    },
-    (req, res) => {
-      const method = req.method ?? 'GET';
-      let pathname: string;
-      try {
-        pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-      } catch {
-        pathname = '';
-      }
+  const server = createServer(
+    { headersMs: headersTimeout, requestMs: requestTimeout },
+    (_req, res, method, pathname) => {
       route(method, pathname)
         .catch((err: unknown) => {
           // The cause goes to the log, not to whoever asked.
@@ -176,15 +165,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   return {
     port,
     close() {
-      closing ??= new Promise<void>((resolve, reject) => {
-        server.close((err) => (err ? reject(err) : resolve()));
-        server.closeIdleConnections();
-        // Keep-alive sockets that were busy become idle when their response
-        // ends; anything still open after the grace is cut.
-        const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
-        cut.unref();
-        server.once('close', () => clearTimeout(cut));
-      });
+      closing ??= closeServer(server);
       return closing;
     },
   };

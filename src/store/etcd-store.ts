@@ -1,21 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
-import tls from 'node:tls';
 import {
   Etcd3,
   EtcdAuthenticationFailedError,
   EtcdPermissionDeniedError,
   GRPCUnauthenticatedError,
   isRecoverableError,
-  type IOptions,
   type Lease,
   type Namespace,
 } from 'etcd3';
 import { SidecarError, errorMessage } from '../domain/errors.js';
-import { KEY_FILE_FORMAT, Keyring } from './sealed-value.js';
+import { systemClock, type Clock } from '../lifecycle/clock.js';
+import { etcdClientOptions, loadKeyring, type EtcdStoreConfig } from './etcd-config.js';
 import { clusterKeyLayout, type ClusterKeyLayout } from './keys.js';
+import { DEFAULT_LOCK_POLL_MS, DEFAULT_LOCK_TIMEOUT_MS, waitForLock } from './lock-wait.js';
+import type { Keyring } from './sealed-value.js';
 import { assertStoreKey, type CertStore } from './store.js';
 
 export { clusterKeyLayout, type ClusterKeyLayout } from './keys.js';
@@ -36,14 +35,12 @@ export interface EtcdCertStoreOptions {
   readonly lockPollMs?: number;
   /** Written into lock keys, for a human looking at a stuck lock. Default: hostname. */
   readonly nodeName?: string;
+  /** Wall clock for the lock keys' `created`. */
+  readonly clock?: Clock;
 }
 
 export const DEFAULT_LEASE_TTL_SECONDS = 15;
 export const DEFAULT_OPERATION_TIMEOUT_MS = 5_000;
-/** gRPC deadline of each single attempt; etcd3 makes up to 3 attempts. */
-export const DEFAULT_CALL_TIMEOUT_MS = 2_000;
-const DEFAULT_LOCK_POLL_MS = 200;
-const DEFAULT_LOCK_TIMEOUT_MS = 5 * 60_000;
 
 interface HeldLock {
   readonly lease: Lease;
@@ -89,6 +86,7 @@ export class EtcdCertStore implements CertStore {
   private readonly operationTimeoutMs: number;
   private readonly lockPollMs: number;
   private readonly nodeName: string;
+  private readonly clock: Clock;
   private readonly held = new Map<string, HeldLock>();
 
   constructor(opts: EtcdCertStoreOptions) {
@@ -101,6 +99,7 @@ export class EtcdCertStore implements CertStore {
     this.operationTimeoutMs = opts.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
     this.lockPollMs = opts.lockPollMs ?? DEFAULT_LOCK_POLL_MS;
     this.nodeName = opts.nodeName ?? hostname();
+    this.clock = opts.clock ?? systemClock;
     if (!Number.isInteger(this.leaseTtlSeconds) || this.leaseTtlSeconds < 1) {
       throw new RangeError('leaseTtlSeconds must be a whole number of seconds, at least 1');
     }
@@ -209,7 +208,7 @@ export class EtcdCertStore implements CertStore {
   async lock(name: string, opts: { timeoutMs?: number } = {}): Promise<void> {
     assertStoreKey(name);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
-    const deadline = Date.now() + timeoutMs;
+    const startedAt = performance.now();
     const what = `lock ${JSON.stringify(name)}`;
     const lease = this.client.lease(this.leaseTtlSeconds);
     // A lease that expired (cut off from etcd for over twice the TTL) took
@@ -222,33 +221,26 @@ export class EtcdCertStore implements CertStore {
       const holder = JSON.stringify({
         node: this.nodeName,
         pid: process.pid,
-        created: new Date().toISOString(),
+        created: this.clock.now().toISOString(),
         token: randomBytes(8).toString('hex'),
       });
-      for (;;) {
-        const res = await this.bounded(what, () =>
-          this.locks
-            .if(name, 'Create', '==', 0)
-            .then(this.locks.put(name).value(holder).lease(leaseId))
-            .commit(),
-        );
-        if (res.succeeded) {
-          const old = this.held.get(name);
-          // Only if our earlier lease on this name was lost: forget it.
-          if (old && old.lease !== lease) old.lease.release();
-          this.held.set(name, { lease });
-          return;
-        }
-        const remaining = deadline - Date.now();
-        if (remaining <= 0) {
-          throw new SidecarError(
-            'LOCK_TIMEOUT',
-            `lock ${JSON.stringify(name)} still held by another holder after ${timeoutMs} ms`,
-            { retryable: true },
+      await waitForLock(
+        name,
+        async () => {
+          const res = await this.bounded(what, () =>
+            this.locks
+              .if(name, 'Create', '==', 0)
+              .then(this.locks.put(name).value(holder).lease(leaseId))
+              .commit(),
           );
-        }
-        await sleep(Math.min(this.lockPollMs, remaining));
-      }
+          return res.succeeded ? true : undefined;
+        },
+        { timeoutMs, pollMs: this.lockPollMs, startedAt },
+      );
+      const old = this.held.get(name);
+      // Only if our earlier lease on this name was lost: forget it.
+      if (old && old.lease !== lease) old.lease.release();
+      this.held.set(name, { lease });
     } catch (err) {
       await this.dropLease(lease);
       throw err;
@@ -339,20 +331,13 @@ export function etcdError(what: string, err: unknown): SidecarError {
   return new SidecarError('STORE_IO', `etcd: ${what}: ${detail}`, { cause: err });
 }
 
-/** The settings createEtcdStore reads (a slice of Config). */
-export interface EtcdStoreConfig {
-  readonly clusterEtcdEndpoints?: readonly string[];
-  readonly clusterName: string;
-  /** Unset: the hostname. */
-  readonly clusterNodeName?: string;
-  readonly clusterEncryptionKeyFile?: string;
-  readonly clusterLeaseTtlSeconds: number;
-  readonly clusterEtcdCaFile?: string;
-  readonly clusterEtcdCertFile?: string;
-  readonly clusterEtcdKeyFile?: string;
-  readonly clusterEtcdUsername?: string;
-  readonly clusterEtcdPasswordFile?: string;
-}
+// Moved to etcd-config.ts; exported here as before.
+export {
+  DEFAULT_CALL_TIMEOUT_MS,
+  etcdClientOptions,
+  loadKeyring,
+  type EtcdStoreConfig,
+} from './etcd-config.js';
 
 export interface EtcdStoreHandle {
   readonly store: EtcdCertStore;
@@ -365,69 +350,6 @@ export interface EtcdStoreHandle {
   readonly leaseTtlSeconds: number;
   /** Closes the client (locks still held are released by their leases' expiry). */
   close(): void;
-}
-
-/** Options for an etcd3 client from the settings: endpoints, TLS, auth, deadlines. */
-export function etcdClientOptions(
-  config: EtcdStoreConfig,
-  readFile: (path: string) => Buffer = (p) => readFileSync(p),
-): IOptions {
-  const hosts = [...(config.clusterEtcdEndpoints ?? [])];
-  if (hosts.length === 0) {
-    throw new SidecarError('CONFIG_INVALID', 'CLUSTER_ETCD_ENDPOINTS is not set');
-  }
-  const tlsWanted = hosts.some((h) => h.startsWith('https://'));
-  const options: IOptions = {
-    hosts,
-    dialTimeout: DEFAULT_CALL_TIMEOUT_MS,
-    // Streams (watches, lease keep-alives) live on; every unary call gets a deadline.
-    defaultCallOptions: (ctx) =>
-      ctx.isStream ? {} : { deadline: Date.now() + DEFAULT_CALL_TIMEOUT_MS },
-  };
-  if (tlsWanted) {
-    options.credentials = {
-      rootCertificate: config.clusterEtcdCaFile
-        ? readFile(config.clusterEtcdCaFile)
-        : Buffer.from(tls.rootCertificates.join('\n')),
-      ...(config.clusterEtcdCertFile && { certChain: readFile(config.clusterEtcdCertFile) }),
-      ...(config.clusterEtcdKeyFile && { privateKey: readFile(config.clusterEtcdKeyFile) }),
-    };
-  }
-  if (config.clusterEtcdUsername !== undefined && config.clusterEtcdPasswordFile !== undefined) {
-    options.auth = {
-      username: config.clusterEtcdUsername,
-      // One trailing newline is the file's, not the password's.
-      password: readFile(config.clusterEtcdPasswordFile)
-        .toString('utf8')
-        .replace(/\r?\n$/, ''),
-    };
-  }
-  return options;
-}
-
-/** Reads CLUSTER_ENCRYPTION_KEY_FILE. Errors name the file, never its content. */
-export function loadKeyring(
-  path: string,
-  readFile: (path: string) => Buffer = (p) => readFileSync(p),
-): Keyring {
-  let text: string;
-  try {
-    text = readFile(path).toString('utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new SidecarError(
-      'CONFIG_INVALID',
-      `CLUSTER_ENCRYPTION_KEY_FILE=${JSON.stringify(path)}: cannot read it (${code})`,
-    );
-  }
-  try {
-    return Keyring.parse(text);
-  } catch (err) {
-    throw new SidecarError(
-      'CONFIG_INVALID',
-      `CLUSTER_ENCRYPTION_KEY_FILE=${JSON.stringify(path)}: ${errorMessage(err)}; ${KEY_FILE_FORMAT}`,
-    );
-  }
 }
 
 /**

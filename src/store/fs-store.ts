@@ -3,9 +3,10 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SidecarError, errorMessage } from '../domain/errors.js';
+import { systemClock, type Clock } from '../lifecycle/clock.js';
 import { ensureDir, sweepTempFiles, writeFileAtomic } from './atomic.js';
+import { DEFAULT_LOCK_POLL_MS, DEFAULT_LOCK_TIMEOUT_MS, waitForLock } from './lock-wait.js';
 import { assertStoreKey, type CertStore } from './store.js';
 
 export interface FsCertStoreOptions {
@@ -13,11 +14,12 @@ export interface FsCertStoreOptions {
   lockStaleMs?: number;
   /** How often a waiter looks at a held lock again. Default 200 ms. */
   lockPollMs?: number;
+  /** Wall clock for lock staleness (file mtimes) and the lock files' `created`. */
+  clock?: Clock;
 }
 
 export const DEFAULT_LOCK_STALE_MS = 60_000;
-export const DEFAULT_LOCK_POLL_MS = 200;
-export const DEFAULT_LOCK_TIMEOUT_MS = 5 * 60_000;
+export { DEFAULT_LOCK_POLL_MS, DEFAULT_LOCK_TIMEOUT_MS };
 
 const DIR_MODE = 0o700;
 const SECRET_MODE = 0o600;
@@ -55,6 +57,7 @@ export class FsCertStore implements CertStore {
   readonly root: string;
   private readonly lockStaleMs: number;
   private readonly lockPollMs: number;
+  private readonly clock: Clock;
   /** Locks this instance holds, by name. */
   private readonly held = new Map<string, HeldLock>();
 
@@ -62,6 +65,7 @@ export class FsCertStore implements CertStore {
     this.root = resolve(root);
     this.lockStaleMs = opts.lockStaleMs ?? DEFAULT_LOCK_STALE_MS;
     this.lockPollMs = opts.lockPollMs ?? DEFAULT_LOCK_POLL_MS;
+    this.clock = opts.clock ?? systemClock;
     if (!(this.lockStaleMs > 0) || !(this.lockPollMs > 0)) {
       throw new RangeError('lockStaleMs and lockPollMs must be positive');
     }
@@ -128,17 +132,24 @@ export class FsCertStore implements CertStore {
   async lock(name: string, opts: { timeoutMs?: number } = {}): Promise<void> {
     const path = this.lockPathOf(name);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
-    const deadline = Date.now() + timeoutMs;
+    const startedAt = performance.now();
     await io(`lock ${JSON.stringify(name)}`, () => ensureDir(dirname(path), DIR_MODE));
+    const got = await waitForLock(name, () => this.tryLock(name, path), {
+      timeoutMs,
+      pollMs: this.lockPollMs,
+      startedAt,
+    });
+    // Only possible if our earlier lock on this name was broken as stale.
+    const old = this.held.get(name);
+    if (old) await release(old);
+    this.held.set(name, got);
+  }
+
+  /** Takes the lock if it is free or its holder is gone; undefined while a live holder has it. */
+  private async tryLock(name: string, path: string): Promise<HeldLock | undefined> {
     for (;;) {
       const got = await io(`lock ${JSON.stringify(name)}`, () => this.tryCreateLock(path));
-      if (got) {
-        // Only possible if our earlier lock on this name was broken as stale.
-        const old = this.held.get(name);
-        if (old) await release(old);
-        this.held.set(name, got);
-        return;
-      }
+      if (got) return got;
       const st = await fs.stat(path).catch((err: unknown) => {
         if (isCode(err, 'ENOENT')) return undefined; // just released: try again now
         throw ioError(`lock ${JSON.stringify(name)}`, err);
@@ -148,15 +159,7 @@ export class FsCertStore implements CertStore {
         await io(`break stale lock ${JSON.stringify(name)}`, () => this.breakStaleLock(path));
         continue;
       }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) {
-        throw new SidecarError(
-          'LOCK_TIMEOUT',
-          `lock ${JSON.stringify(name)} still held by another holder after ${timeoutMs} ms`,
-          { retryable: true },
-        );
-      }
-      await sleep(Math.min(this.lockPollMs, remaining));
+      return undefined;
     }
   }
 
@@ -225,7 +228,7 @@ export class FsCertStore implements CertStore {
   }
 
   private isStale(mtimeMs: number): boolean {
-    return Date.now() - mtimeMs > this.lockStaleMs;
+    return this.clock.now().getTime() - mtimeMs > this.lockStaleMs;
   }
 
   /** Creates the lock file, or returns undefined if someone holds it. */
@@ -239,12 +242,16 @@ export class FsCertStore implements CertStore {
     }
     try {
       // For a human looking at a stuck lock; staleness uses only the mtime.
-      const meta = { pid: process.pid, hostname: hostname(), created: new Date().toISOString() };
+      const meta = {
+        pid: process.pid,
+        hostname: hostname(),
+        created: this.clock.now().toISOString(),
+      };
       await fh.writeFile(JSON.stringify(meta) + '\n');
       await fh.sync();
       const { ino } = await fh.stat();
       const timer = setInterval(() => {
-        const now = new Date();
+        const now = this.clock.now();
         // A failed refresh is not fatal: the next one may succeed, and if
         // none does the lock goes stale, which is the crash path anyway.
         fh.utimes(now, now).catch(() => undefined);

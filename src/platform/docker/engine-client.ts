@@ -7,8 +7,9 @@
  */
 import type { Readable } from 'node:stream';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
-import { SidecarError, type ErrorCode } from '../../domain/errors.js';
+import { SidecarError } from '../../domain/errors.js';
 import type { Logger } from '../../util/log.js';
+import { API_AXIOS_DEFAULTS, apiRequest, statusCode } from '../api-request.js';
 import { parseJson, truncate } from '../json-response.js';
 
 export interface DockerEngineClientOptions {
@@ -86,13 +87,7 @@ export class DockerEngineClient {
       // The host part is ignored on a UNIX socket; Docker wants a Host header.
       baseURL: 'http://docker',
       timeout: opts.timeoutMs,
-      proxy: false,
-      maxRedirects: 0,
-      maxContentLength: 64 * 1024 * 1024,
-      responseType: 'text',
-      transformResponse: (d: unknown) => d,
-      validateStatus: () => true,
-      headers: { Accept: 'application/json' },
+      ...API_AXIOS_DEFAULTS,
     });
   }
 
@@ -108,38 +103,28 @@ export class DockerEngineClient {
     const qs = new URLSearchParams(query).toString();
     const url = qs ? `${path}?${qs}` : path;
     const what = `${method} ${path}`;
-    const attempts = this.opts.attempts ?? 3;
-    for (let attempt = 1; ; attempt++) {
-      let failure: SidecarError;
-      try {
-        // axios's `timeout` only notices an idle socket; this is an overall deadline.
-        const resp = await this.http.request<string>({
-          method,
-          url,
-          signal: AbortSignal.timeout(this.opts.timeoutMs),
-        });
-        this.opts.onRequest?.(method, String(resp.status));
-        if (resp.status >= 200 && resp.status < 300) {
-          return resp.data === '' ? undefined : parseJson<T>(resp, what);
-        }
-        failure = statusError(resp, what);
-      } catch (err) {
-        failure =
-          err instanceof SidecarError
-            ? err
-            : networkError(err, what, this.opts.timeoutMs, this.opts.socketPath);
-        if (!(err instanceof SidecarError)) this.opts.onRequest?.(method, failure.code);
-      }
-      if (!failure.retryable || attempt >= attempts) throw failure;
-      const delay = (this.opts.backoffMs ?? 300) * 2 ** (attempt - 1) * (0.75 + Math.random() / 2);
-      this.opts.log.warn('Docker Engine API request failed; retrying', {
-        request: what,
-        code: failure.code,
-        error: failure.message,
-        attempt,
-      });
-      await new Promise((r) => setTimeout(r, delay));
-    }
+    return apiRequest(
+      {
+        what,
+        method,
+        send: () =>
+          this.http.request<string>({
+            method,
+            url,
+            signal: AbortSignal.timeout(this.opts.timeoutMs),
+          }),
+        ok: (resp) => (resp.data === '' ? undefined : parseJson<T>(resp, what)),
+        statusError: (resp) => statusError(resp, what),
+        networkError: (err) => networkError(err, what, this.opts.timeoutMs, this.opts.socketPath),
+      },
+      {
+        attempts: this.opts.attempts,
+        log: this.opts.log,
+        onRequest: this.opts.onRequest,
+        backoffMs: this.opts.backoffMs ?? 300,
+        retryMessage: 'Docker Engine API request failed; retrying',
+      },
+    );
   }
 
   /** Every container, running or not, or those matching `filters` (Docker's filter syntax). */
@@ -287,16 +272,8 @@ function statusError(resp: AxiosResponse<string>, what: string): SidecarError {
   } catch {
     detail = truncate(String(resp.data ?? ''), 120);
   }
-  const s = resp.status;
-  const code: ErrorCode =
-    s === 401 || s === 403
-      ? 'PLATFORM_UNAUTHORIZED'
-      : s === 404
-        ? 'PLATFORM_NOT_FOUND'
-        : s >= 500 || s === 429
-          ? 'PLATFORM_UNAVAILABLE'
-          : 'PLATFORM_REJECTED';
-  return new SidecarError(code, `${what}: HTTP ${s}${detail ? ` ${detail}` : ''}`, {
+  const code = statusCode(resp.status);
+  return new SidecarError(code, `${what}: HTTP ${resp.status}${detail ? ` ${detail}` : ''}`, {
     retryable: code === 'PLATFORM_UNAVAILABLE',
   });
 }

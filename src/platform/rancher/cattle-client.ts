@@ -3,8 +3,9 @@ import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
-import { SidecarError, type ErrorCode } from '../../domain/errors.js';
+import { SidecarError } from '../../domain/errors.js';
 import type { Logger } from '../../util/log.js';
+import { API_AXIOS_DEFAULTS, apiRequest, statusCode } from '../api-request.js';
 import { parseJson, truncate } from '../json-response.js';
 
 /**
@@ -156,14 +157,7 @@ export class CattleClient {
       return axios.create({
         timeout: this.opts.timeoutMs,
         auth: { username: this.opts.accessKey, password: this.opts.secretKey },
-        headers: { Accept: 'application/json' },
-        proxy: false,
-        maxRedirects: 0,
-        // Against a huge or endless response.
-        maxContentLength: 64 * 1024 * 1024,
-        responseType: 'text',
-        transformResponse: (d: unknown) => d,
-        validateStatus: () => true,
+        ...API_AXIOS_DEFAULTS,
         ...(httpsAgent && { httpsAgent }),
       });
     })().catch((err: unknown) => {
@@ -190,39 +184,31 @@ export class CattleClient {
   async request<T>(method: 'GET' | 'POST' | 'PUT', pathOrUrl: string, body?: unknown): Promise<T> {
     const url = this.url(pathOrUrl);
     const what = `${method} ${new URL(url).pathname}`;
-    const attempts = this.opts.attempts ?? 3;
-    for (let attempt = 1; ; attempt++) {
-      let failure: SidecarError;
-      try {
-        const http = await this.instance();
-        // axios's `timeout` only notices an idle socket; a server dripping
-        // bytes forever is cut by this overall deadline.
-        const resp = await http.request<string>({
-          method,
-          url,
-          data: body,
-          signal: AbortSignal.timeout(this.opts.timeoutMs),
-        });
-        this.opts.onRequest?.(method, String(resp.status));
-        if (resp.status >= 200 && resp.status < 300) return parseJson<T>(resp, what);
-        failure = statusError(resp, what);
-      } catch (err) {
-        failure =
-          err instanceof SidecarError
-            ? err
-            : networkError(err, what, this.opts.timeoutMs, (m) => this.scrub(m));
-        if (!(err instanceof SidecarError)) this.opts.onRequest?.(method, failure.code);
-      }
-      if (!failure.retryable || attempt >= attempts) throw failure;
-      const delay = (this.opts.backoffMs ?? 500) * 2 ** (attempt - 1) * (0.75 + Math.random() / 2);
-      this.opts.log.warn('Rancher API request failed; retrying', {
-        request: what,
-        code: failure.code,
-        error: failure.message,
-        attempt,
-      });
-      await new Promise((r) => setTimeout(r, delay));
-    }
+    return apiRequest(
+      {
+        what,
+        method,
+        send: async () => {
+          const http = await this.instance();
+          return http.request<string>({
+            method,
+            url,
+            data: body,
+            signal: AbortSignal.timeout(this.opts.timeoutMs),
+          });
+        },
+        ok: (resp) => parseJson<T>(resp, what),
+        statusError: (resp) => statusError(resp, what),
+        networkError: (err) => networkError(err, what, this.opts.timeoutMs, (m) => this.scrub(m)),
+      },
+      {
+        attempts: this.opts.attempts,
+        log: this.opts.log,
+        onRequest: this.opts.onRequest,
+        backoffMs: this.opts.backoffMs ?? 500,
+        retryMessage: 'Rancher API request failed; retrying',
+      },
+    );
   }
 
   /**
@@ -325,14 +311,7 @@ function statusError(resp: AxiosResponse<string>, what: string): SidecarError {
     detail = truncate(resp.data, 120);
   }
   const s = resp.status;
-  const code: ErrorCode =
-    s === 401 || s === 403
-      ? 'PLATFORM_UNAUTHORIZED'
-      : s === 404
-        ? 'PLATFORM_NOT_FOUND'
-        : s >= 500 || s === 429
-          ? 'PLATFORM_UNAVAILABLE'
-          : 'PLATFORM_REJECTED';
+  const code = statusCode(s);
   const hint =
     code === 'PLATFORM_UNAUTHORIZED' ? ' (check CATTLE_ACCESS_KEY and CATTLE_SECRET_KEY)' : '';
   return new SidecarError(code, `${what}: HTTP ${s}${detail ? ` ${detail}` : ''}${hint}`, {

@@ -2,6 +2,7 @@ import { SidecarError } from '../../domain/errors.js';
 import { parseDomainList } from '../../domain/hostnames.js';
 import type { CertSpec, StoredCert } from '../../domain/types.js';
 import type { Logger } from '../../util/log.js';
+import { waitFor } from '../../util/retry.js';
 import type { Discovery, DiscoveryProblem, Platform, PlatformCopy } from '../platform.js';
 import type { CattleClient } from './cattle-client.js';
 import { mergeSpecs, specsFromLabels } from '../labels.js';
@@ -198,27 +199,30 @@ export class RancherPlatform implements Platform {
 
   /** Polls while `transitioning` is `yes`: 150 ms growing to 2 s, bounded. */
   private async waitSettled(id: string): Promise<void> {
-    const until = Date.now() + (this.opts.transitionTimeoutMs ?? 120_000);
-    for (let delay = 150; ; delay = Math.min(delay * 2, 2000)) {
-      const c = await this.client.get<CattleCertificate>(`certificates/${id}`);
-      if (c.transitioning === 'error') {
-        throw new SidecarError(
-          'PLATFORM_REJECTED',
-          `Rancher could not apply certificate ${id}: ${c.transitioningMessage ?? 'error'}`,
-        );
-      }
-      if (c.transitioning !== 'yes') return;
-      if (Date.now() > until) {
-        throw new SidecarError(
-          'PLATFORM_UNAVAILABLE',
-          `certificate ${id} still transitioning after the timeout`,
-          {
-            retryable: true,
-          },
-        );
-      }
-      await new Promise((r) => setTimeout(r, delay));
-    }
+    await waitFor(
+      async () => {
+        const c = await this.client.get<CattleCertificate>(`certificates/${id}`);
+        if (c.transitioning === 'error') {
+          throw new SidecarError(
+            'PLATFORM_REJECTED',
+            `Rancher could not apply certificate ${id}: ${c.transitioningMessage ?? 'error'}`,
+          );
+        }
+        return c.transitioning === 'yes' ? undefined : true;
+      },
+      {
+        intervalMs: (n) => Math.min(150 * 2 ** (n - 1), 2000),
+        timeout: {
+          ms: this.opts.transitionTimeoutMs ?? 120_000,
+          error: () =>
+            new SidecarError(
+              'PLATFORM_UNAVAILABLE',
+              `certificate ${id} still transitioning after the timeout`,
+              { retryable: true },
+            ),
+        },
+      },
+    );
   }
 
   /** Load balancers that reference the certificate reload it through their `update` action. */
