@@ -29,6 +29,7 @@ import type { CertBundle, CertMeta, Phase } from '../domain/types.js';
 import type { LivePaths } from '../deploy/live-dir.js';
 import { ensureDir, writeFileAtomic } from '../store/atomic.js';
 import type { Logger } from '../util/log.js';
+import { redact } from '../util/redact.js';
 
 /** What the command (as environment variables) and the webhook (as JSON) are told. */
 export interface CertificateEvent {
@@ -455,18 +456,13 @@ function payload(ev: CertificateEvent): CertificateEvent {
   };
 }
 
-const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
-const PEM_KEY_START = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*$/;
-
 /**
  * A hook command may print a key (`cat privkey.pem`). The logger redacts
  * whole PEM blocks, but a block cut by truncation would slip past it, so
  * output is scrubbed here, before it is cut, including an unterminated block.
  */
 function scrub(s: string): string {
-  return s
-    .replace(PEM_KEY, '[redacted private key]')
-    .replace(PEM_KEY_START, '[redacted private key]');
+  return redact(s);
 }
 
 /** Keeps the first CAPTURE_BYTES of a stream. */

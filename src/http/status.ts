@@ -1,6 +1,7 @@
 import type { AcmePhase } from '../domain/types.js';
 import type { DiscoveryProblem } from '../platform/platform.js';
 import type { CertStatus } from '../reconcile/reconciler.js';
+import { redact } from '../util/redact.js';
 
 /**
  * The JSON served at `/status`, and the only input of the HTML page.
@@ -96,8 +97,6 @@ export const EXPIRING_SOON_SECONDS = 7 * 24 * 60 * 60;
 
 /** Error messages longer than this are cut: they end up in a page and a JSON body. */
 export const MAX_MESSAGE_LENGTH = 1000;
-
-const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g;
 
 /**
  * Classifies a certificate for the operator:
@@ -213,8 +212,5 @@ function secondsUntil(iso: string | null, now: Date): number | null {
  * Belt and braces, as in the logger: no PEM private key, and bounded length.
  */
 function cleanMessage(m: string): string {
-  const redacted = m.replace(PEM_KEY, '[redacted private key]');
-  return redacted.length > MAX_MESSAGE_LENGTH
-    ? `${redacted.slice(0, MAX_MESSAGE_LENGTH - 1)}…`
-    : redacted;
+  return redact(m, MAX_MESSAGE_LENGTH);
 }
