@@ -7,6 +7,7 @@ type Order = acme.Order;
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { SidecarError } from '../domain/errors.js';
 import type { AcmePhase, CertBundle, CertSpec, KeyType } from '../domain/types.js';
+import { systemClock, type Clock } from '../lifecycle/clock.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { bundleFromFullchain } from '../util/x509.js';
@@ -25,6 +26,8 @@ export interface AcmeIssuerOptions {
   readonly log: Logger;
   /** Account key type; ECDSA P-256 is what every CA accepts. */
   readonly accountKeyType?: KeyType;
+  /** Time for the records' `createdAt`; the system clock when not given. */
+  readonly clock?: Clock;
 }
 
 interface AccountRecord {
@@ -148,7 +151,7 @@ export class AcmeIssuer implements Issuer {
           url: order.url,
           domains: [...spec.domains].sort(),
           keyType,
-          createdAt: new Date().toISOString(),
+          createdAt: (this.opts.clock ?? systemClock).now().toISOString(),
         },
       };
       await store.store(journalKey, JSON.stringify(journal.record), { secret: true });
@@ -325,7 +328,7 @@ export class AcmeIssuer implements Issuer {
       url,
       directoryUrl: this.directoryUrl,
       ...(this.opts.email && { email: this.opts.email }),
-      createdAt: new Date().toISOString(),
+      createdAt: (this.opts.clock ?? systemClock).now().toISOString(),
     };
     await store.store(`${prefix}/account.json`, JSON.stringify(fresh, null, 2));
     log.info('ACME account registered', { directoryUrl: this.directoryUrl, account: url });

@@ -3,6 +3,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import acme from 'acme-client';
 import axios, { type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
+import { systemClock } from '../lifecycle/clock.js';
 
 /** An RFC 8555 §6.7 problem document, as the CA sent it. */
 export interface AcmeProblem {
@@ -225,7 +226,10 @@ function record(resp: AxiosResponse): void {
 }
 
 /** RFC 9110 §10.2.3: delay-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+export function parseRetryAfter(
+  value: string | undefined,
+  now = systemClock.now().getTime(),
+): number | undefined {
   if (!value) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim());
   const at = Date.parse(value);
