@@ -120,7 +120,7 @@ export class AcmeIssuer implements Issuer {
       try {
         return await this.order(ctx, spec, keyType, signal);
       } catch (err) {
-        throw classifyAcmeError(err, ctx.problems, ctx.networkError);
+        throw this.classify(err, ctx);
       }
     });
   }
@@ -285,13 +285,21 @@ export class AcmeIssuer implements Issuer {
       try {
         return await this.loadClient();
       } catch (err) {
-        throw classifyAcmeError(err, ctx.problems, ctx.networkError);
+        throw this.classify(err, ctx);
       }
     }).catch((err: unknown) => {
       this.clientPromise = undefined;
       throw err;
     });
     return this.clientPromise;
+  }
+
+  /** A failure in words a person can act on, naming the setting that points at this CA. */
+  private classify(err: unknown, ctx: AcmeCallContext): SidecarError {
+    return classifyAcmeError(err, ctx.problems, ctx.networkError, {
+      ...(ctx.last && { last: ctx.last }),
+      directorySetting: `ACME_${this.phase.toUpperCase()}_DIRECTORY_URL`,
+    });
   }
 
   private async loadClient(): Promise<acme.Client> {
