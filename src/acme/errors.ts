@@ -113,7 +113,7 @@ export function classifyAcmeError(
       );
     }
     const [what, check] = NETWORK[netCode] ?? [
-      `failed (${netCode})`,
+      `failed: ${last?.reason?.replace(/\.$/, '') ?? 'no answer'} (${netCode})`,
       `Check that ${host} is reachable from this host`,
     ];
     return make(

@@ -120,6 +120,8 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
     // `timeout` only notices an idle socket; a CA dripping bytes forever
     // is cut by an overall deadline per request.
     config.signal ??= AbortSignal.timeout(opts.timeoutMs);
+    const method = (config.method ?? 'get').toUpperCase();
+    const url = config.url ?? '';
     const emit = (status: string) => {
       const event: AcmeRequestEvent = {
         host: hostOf(config.url),
@@ -133,8 +135,6 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
     // acme-client's request interceptor makes every status "invalid", so
     // the inner adapter rejects even a 200, with the response attached:
     // whatever carries a response is an answer from the CA.
-    const method = (config.method ?? 'get').toUpperCase();
-    const url = config.url ?? '';
     const answered = (resp: AxiosResponse) => {
       emit(String(resp.status));
       record(resp, method, url);
@@ -262,7 +262,10 @@ function record(resp: AxiosResponse, method: string, url: string): void {
       data = undefined;
       // HEAD answers (newNonce) and 204s have no body to parse.
       if (text !== '' && !NOT_JSON_TYPES.test(contentType)) {
-        notJson = { contentType: contentType.split(';')[0] || 'no media type', bytes: text.length };
+        notJson = {
+          contentType: contentType.split(';')[0] || 'no media type',
+          bytes: Buffer.byteLength(text),
+        };
       }
     }
   }
