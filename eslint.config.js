@@ -15,6 +15,27 @@ export default tseslint.config(
     },
   },
   {
+    // Wall-clock time comes from the injected clock (lifecycle/clock.ts), so
+    // every decision can be tested at any instant; durations use
+    // performance.now() or process.hrtime.
+    files: ['src/**/*.ts'],
+    ignores: ['src/lifecycle/clock.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: 'Wall-clock time comes from the injected Clock (lifecycle/clock.ts).',
+        },
+        {
+          selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']",
+          message:
+            'Wall-clock time comes from the injected Clock (lifecycle/clock.ts); durations from performance.now().',
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.cjs'],
     languageOptions: {
       sourceType: 'commonjs',

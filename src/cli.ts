@@ -13,6 +13,7 @@ import { CONTROL_SOCKET_NAME, type RenewTarget } from './control/protocol.js';
 import { ControlSocketError } from './control/server.js';
 import { ConfigError, errorCode, errorMessage } from './domain/errors.js';
 import { buildApp, type PassResult } from './main.js';
+import { systemClock } from './lifecycle/clock.js';
 import { createLogger } from './util/log.js';
 
 const USAGE = `usage: acme-sidecar <run|once|status|renew|check-config|healthcheck>
@@ -106,7 +107,7 @@ async function control(
   try {
     if (!target) {
       const snapshot = await fetchStatus(socketPath);
-      process.stdout.write(`${formatStatusTable(snapshot, new Date(), color)}\n`);
+      process.stdout.write(`${formatStatusTable(snapshot, systemClock.now(), color)}\n`);
       return commandExitCode('status', snapshot);
     }
     const results = await requestRenew(socketPath, target);

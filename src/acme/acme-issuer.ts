@@ -6,6 +6,7 @@ type Order = acme.Order;
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { SidecarError } from '../domain/errors.js';
 import type { AcmePhase, CertBundle, CertSpec, KeyType } from '../domain/types.js';
+import { systemClock, type Clock } from '../lifecycle/clock.js';
 import { accountKeyKey, accountRecordKey, orderJournalKey } from '../store/keys.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
@@ -25,6 +26,8 @@ export interface AcmeIssuerOptions {
   readonly log: Logger;
   /** Account key type; ECDSA P-256 is what every CA accepts. */
   readonly accountKeyType?: KeyType;
+  /** Time for the records' `createdAt`; the system clock when not given. */
+  readonly clock?: Clock;
 }
 
 interface AccountRecord {
@@ -105,7 +108,7 @@ export class AcmeIssuer implements Issuer {
       try {
         return await this.order(ctx, spec, keyType, signal);
       } catch (err) {
-        throw classifyAcmeError(err, ctx.problems, ctx.networkError);
+        throw this.classify(err, ctx);
       }
     });
   }
@@ -136,7 +139,7 @@ export class AcmeIssuer implements Issuer {
           url: order.url,
           domains: [...spec.domains].sort(),
           keyType,
-          createdAt: new Date().toISOString(),
+          createdAt: (this.opts.clock ?? systemClock).now().toISOString(),
         },
       };
       await store.store(journalKey, JSON.stringify(journal.record), { secret: true });
@@ -270,13 +273,21 @@ export class AcmeIssuer implements Issuer {
       try {
         return await this.loadClient();
       } catch (err) {
-        throw classifyAcmeError(err, ctx.problems, ctx.networkError);
+        throw this.classify(err, ctx);
       }
     }).catch((err: unknown) => {
       this.clientPromise = undefined;
       throw err;
     });
     return this.clientPromise;
+  }
+
+  /** A failure in words a person can act on, naming the setting that points at this CA. */
+  private classify(err: unknown, ctx: AcmeCallContext): SidecarError {
+    return classifyAcmeError(err, ctx.problems, ctx.networkError, {
+      ...(ctx.last && { last: ctx.last }),
+      directorySetting: `ACME_${this.phase.toUpperCase()}_DIRECTORY_URL`,
+    });
   }
 
   private async loadClient(): Promise<acme.Client> {
@@ -312,7 +323,7 @@ export class AcmeIssuer implements Issuer {
       url,
       directoryUrl: this.directoryUrl,
       ...(this.opts.email && { email: this.opts.email }),
-      createdAt: new Date().toISOString(),
+      createdAt: (this.opts.clock ?? systemClock).now().toISOString(),
     };
     await store.store(accountRecordKey(this.directoryUrl), JSON.stringify(fresh, null, 2));
     log.info('ACME account registered', { directoryUrl: this.directoryUrl, account: url });

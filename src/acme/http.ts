@@ -3,6 +3,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import acme from 'acme-client';
 import axios, { type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
+import { systemClock } from '../lifecycle/clock.js';
 
 /** An RFC 8555 §6.7 problem document, as the CA sent it. */
 export interface AcmeProblem {
@@ -17,6 +18,24 @@ export interface AcmeProblem {
   readonly status: number;
   /** Seconds from a Retry-After header, when the CA sent one. */
   readonly retryAfter?: number;
+  /** For 'validation': the hostname the CA was validating, when it said. */
+  readonly identifier?: string;
+}
+
+/** One request to the CA as a person needs it to act on a failure: what was asked, what came back. */
+export interface AcmeExchange {
+  readonly method: string;
+  readonly url: string;
+  /** HTTP status of the answer; absent when none came. */
+  readonly status?: number;
+  /** Network or TLS error code when no answer came (ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT...). */
+  readonly code?: string;
+  /** Node's words for that failure ("connect ECONNREFUSED 127.0.0.1:1"). */
+  readonly reason?: string;
+  /** The request was cut by the per-request deadline, this long. */
+  readonly timedOutAfterMs?: number;
+  /** The answer was meant to be JSON and was not: its media type and size. */
+  readonly notJson?: { readonly contentType: string; readonly bytes: number };
 }
 
 /**
@@ -32,6 +51,8 @@ export interface AcmeCallContext {
   networkError?: string;
   /** The issuance step making requests now ("newOrder", "finalize"...). */
   step: string;
+  /** The last request made, and how it ended. */
+  last?: AcmeExchange;
 }
 const context = new AsyncLocalStorage<AcmeCallContext>();
 
@@ -99,11 +120,13 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
     // `timeout` only notices an idle socket; a CA dripping bytes forever
     // is cut by an overall deadline per request.
     config.signal ??= AbortSignal.timeout(opts.timeoutMs);
+    const method = (config.method ?? 'get').toUpperCase();
+    const url = config.url ?? '';
     const emit = (status: string) => {
       const event: AcmeRequestEvent = {
         host: hostOf(config.url),
         step: context.getStore()?.step ?? 'other',
-        method: (config.method ?? 'get').toUpperCase(),
+        method,
         status,
         seconds: Number(process.hrtime.bigint() - started) / 1e9,
       };
@@ -114,7 +137,7 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
     // whatever carries a response is an answer from the CA.
     const answered = (resp: AxiosResponse) => {
       emit(String(resp.status));
-      record(resp);
+      record(resp, method, url);
       // A rate limit's Retry-After can be hours: acme-client would sleep
       // that long inside the request. Fail now; the backoff honours it.
       if (resp.status === 429) {
@@ -130,11 +153,22 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
         answered(response);
         throw err;
       }
-      const code = (err as { code?: unknown }).code;
+      const code = networkCode(err);
       const ctx = context.getStore();
-      if (ctx && typeof code === 'string') ctx.networkError = code;
-      countRequest(ctx, String(code ?? 'error'));
-      emit(String(code ?? 'error'));
+      if (ctx && code !== undefined) {
+        ctx.networkError = code;
+        const timedOut = code === 'ECONNABORTED' || code === 'ETIMEDOUT' || config.signal.aborted;
+        ctx.last = {
+          method,
+          url,
+          code,
+          reason: err instanceof Error ? err.message : String(err),
+          ...(timedOut && { timedOutAfterMs: opts.timeoutMs }),
+        };
+      }
+      const raw = (err as { code?: unknown }).code;
+      countRequest(ctx, String(raw ?? 'error'));
+      emit(String(raw ?? 'error'));
       throw err;
     }
     answered(resp);
@@ -194,23 +228,60 @@ function countRequest(ctx: AcmeCallContext | undefined, outcome: string): void {
   acmeRequestCounts.set(key, (acmeRequestCounts.get(key) ?? 0) + 1);
 }
 
-function record(resp: AxiosResponse): void {
+/**
+ * The code of a request that got no answer: the network's or TLS's own
+ * (axios puts it on its error, or on the error's cause). A deadline
+ * (ERR_CANCELED from our AbortSignal) reads as ETIMEDOUT.
+ */
+function networkCode(err: unknown): string | undefined {
+  const e = err as { code?: unknown; cause?: { code?: unknown } };
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const inner = typeof e.cause?.code === 'string' ? e.cause.code : undefined;
+  if (code === 'ERR_CANCELED') return 'ETIMEDOUT';
+  return code === 'ERR_BAD_RESPONSE' || code === 'ERR_BAD_REQUEST' || code === undefined
+    ? (inner ?? code)
+    : code;
+}
+
+/** Bodies that are not JSON by design: the certificate chain (RFC 8555 §7.4.2). */
+const NOT_JSON_TYPES = /^application\/pem-certificate-chain|^application\/pkix-cert/i;
+
+function record(resp: AxiosResponse, method: string, url: string): void {
   const ctx = context.getStore();
   countRequest(ctx, String(resp.status));
   // The adapter sees the body before axios parses it (transformResponse
   // runs after the adapter): parse JSON here.
   let data: unknown = resp.data;
+  let notJson: AcmeExchange['notJson'];
+  const contentType = String(resp.headers?.['content-type'] ?? '');
   if (typeof data === 'string' || Buffer.isBuffer(data)) {
+    const text = data.toString();
     try {
-      data = JSON.parse(data.toString());
+      data = JSON.parse(text);
     } catch {
       data = undefined;
+      // HEAD answers (newNonce) and 204s have no body to parse.
+      if (text !== '' && !NOT_JSON_TYPES.test(contentType)) {
+        notJson = {
+          contentType: contentType.split(';')[0] || 'no media type',
+          bytes: Buffer.byteLength(text),
+        };
+      }
     }
   }
+  if (ctx) ctx.last = { method, url, status: resp.status, ...(notJson && { notJson }) };
   const body = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
   if (resp.status < 400) {
     const error = invalidObjectError(body);
-    if (error) ctx?.problems.push({ source: 'validation', status: resp.status, ...error });
+    const identifier = (body.identifier as { value?: unknown } | undefined)?.value;
+    if (error) {
+      ctx?.problems.push({
+        source: 'validation',
+        status: resp.status,
+        ...error,
+        ...(typeof identifier === 'string' && { identifier }),
+      });
+    }
     return;
   }
   const header = resp.headers?.['retry-after'] as string | undefined;
@@ -225,7 +296,10 @@ function record(resp: AxiosResponse): void {
 }
 
 /** RFC 9110 §10.2.3: delay-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+export function parseRetryAfter(
+  value: string | undefined,
+  now = systemClock.now().getTime(),
+): number | undefined {
   if (!value) return undefined;
   if (/^\d+$/.test(value.trim())) return Number(value.trim());
   const at = Date.parse(value);

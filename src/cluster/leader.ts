@@ -1,6 +1,6 @@
 import type { Campaign, ElectionObserver, Namespace, Watcher } from 'etcd3';
 import { errorMessage } from '../domain/errors.js';
-import type { Clock } from '../lifecycle/clock.js';
+import { grpcDeadline, type Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../util/log.js';
 import { leadership, LeadershipReason, type LeadershipVerdict } from './decisions.js';
 
@@ -184,7 +184,7 @@ export class LeaderElection {
         this.opts.leaseClient.leaseTimeToLive(
           { ID: id },
           // A query that cannot finish before the lease might expire proves nothing.
-          { deadline: Date.now() + (this.opts.ttlSeconds * 1000) / 2 },
+          { deadline: grpcDeadline((this.opts.ttlSeconds * 1000) / 2) },
         ),
         // Our key deleted by hand ends the term as surely as an expired lease:
         // the next campaign in line is elected the moment it goes.

@@ -1,5 +1,6 @@
 import type { CertSpec } from '../domain/types.js';
 import { MAX_MESSAGE_LENGTH, type CertStatus, type StatusSnapshot } from '../domain/status.js';
+import { redact } from '../util/redact.js';
 import {
   ControlHandlerError,
   type ControlHandlers,
@@ -113,10 +114,7 @@ export function toRenewResult(st: CertStatus): RenewResult {
   };
 }
 
-const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g;
-
 /** As /status does: messages come from outside; no private key, bounded length. */
 function clean(m: string): string {
-  const r = m.replace(PEM_KEY, '[redacted private key]');
-  return r.length > MAX_MESSAGE_LENGTH ? `${r.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : r;
+  return redact(m, MAX_MESSAGE_LENGTH);
 }

@@ -28,6 +28,7 @@ import type { CertBundle, CertMeta, Phase } from '../domain/types.js';
 import type { LivePaths } from '../domain/status.js';
 import { ensureDir, writeFileAtomic } from '../store/atomic.js';
 import type { Logger } from '../util/log.js';
+import { redact } from '../util/redact.js';
 import { retry, type Backoff } from '../util/retry.js';
 import { postWebhook } from './webhook.js';
 
@@ -378,18 +379,13 @@ function payload(ev: CertificateEvent): CertificateEvent {
   };
 }
 
-const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
-const PEM_KEY_START = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*$/;
-
 /**
  * A hook command may print a key (`cat privkey.pem`). The logger redacts
  * whole PEM blocks, but a block cut by truncation would slip past it, so
  * output is scrubbed here, before it is cut, including an unterminated block.
  */
 function scrub(s: string): string {
-  return s
-    .replace(PEM_KEY, '[redacted private key]')
-    .replace(PEM_KEY_START, '[redacted private key]');
+  return redact(s);
 }
 
 /** Keeps the first CAPTURE_BYTES of a stream. */

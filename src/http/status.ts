@@ -11,6 +11,7 @@ import {
 } from '../domain/status.js';
 import type { AcmePhase } from '../domain/types.js';
 import { secondsUntil } from '../util/durations.js';
+import { redact } from '../util/redact.js';
 
 /** The facts `/status` is built from; the document's types are in domain/status.ts. */
 export interface StatusInput {
@@ -21,8 +22,6 @@ export interface StatusInput {
   readonly lastPass?: LastPass;
   readonly cluster?: StatusCluster;
 }
-
-const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g;
 
 /**
  * Classifies a certificate for the operator:
@@ -132,8 +131,5 @@ function certificate(c: CertStatus, now: Date): StatusCertificate {
  * Belt and braces, as in the logger: no PEM private key, and bounded length.
  */
 function cleanMessage(m: string): string {
-  const redacted = m.replace(PEM_KEY, '[redacted private key]');
-  return redacted.length > MAX_MESSAGE_LENGTH
-    ? `${redacted.slice(0, MAX_MESSAGE_LENGTH - 1)}…`
-    : redacted;
+  return redact(m, MAX_MESSAGE_LENGTH);
 }

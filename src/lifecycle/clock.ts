@@ -21,3 +21,13 @@ export class FixedClock implements Clock {
     this.t = new Date(at).getTime();
   }
 }
+
+/**
+ * An absolute deadline `ms` from now for a gRPC call (etcd3's `deadline`
+ * option). By the API's contract it is real wall-clock time, read by the
+ * transport, so it comes from the system clock even when decisions run on
+ * an injected one.
+ */
+export function grpcDeadline(ms: number): Date {
+  return new Date(Date.now() + ms);
+}

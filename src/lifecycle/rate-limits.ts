@@ -1,4 +1,31 @@
-import { getDomain } from 'tldts';
+import type { Ledger } from './rate-limit-ledger.js';
+import {
+  describeScope,
+  normalizeDomains,
+  registeredDomain,
+  scopesFor,
+  setScope,
+  unique,
+  type OrderRequest,
+} from './rate-limit-scopes.js';
+
+export {
+  DEFAULT_BLOCK_SECONDS,
+  emptyLedger,
+  parseLedger,
+  prune,
+  record,
+  recordRateLimited,
+  type Block,
+  type Ledger,
+  type LedgerEvent,
+} from './rate-limit-ledger.js';
+export {
+  registeredDomain,
+  scopeForProblem,
+  scopesFor,
+  type OrderRequest,
+} from './rate-limit-scopes.js';
 
 /**
  * The CA's rate limits as a budget we keep ourselves, so the sidecar refuses
@@ -69,43 +96,6 @@ export const LETSENCRYPT_STAGING_LIMITS: RateLimits = {
   newOrdersPerAccount: { limit: 1_500, windowMs: 3 * HOUR },
 };
 
-/** What the CA has counted against us. Serializable as JSON as it is. */
-export interface LedgerEvent {
-  /** ISO 8601 instant. */
-  readonly at: string;
-  /**
-   * `order`: a new order was sent to the CA (recorded before the request, so
-   * an order whose answer is lost still counts). `issued`: a certificate was
-   * downloaded. `failedValidation`: the CA marked an authorization invalid;
-   * `domains` then holds the hostname(s) that failed.
-   */
-  readonly kind: 'order' | 'issued' | 'failedValidation';
-  /** The ACME account: its URL, or the directory URL when there is one account per CA. */
-  readonly account: string;
-  /** The hostname set, lowercased and sorted (`record` normalizes it). */
-  readonly domains: readonly string[];
-}
-
-/** The CA said `rateLimited` for this scope: no order for it until `until`. */
-export interface Block {
-  /** `account:<acct>`, `domain:<registered domain>`, `hostname:<h>` or `set:<h1,h2,...>`. */
-  readonly scope: string;
-  /** ISO 8601 instant. */
-  readonly until: string;
-  /** The CA's problem detail, for operators. */
-  readonly reason: string;
-}
-
-export interface Ledger {
-  readonly events: readonly LedgerEvent[];
-  readonly blocks: readonly Block[];
-}
-
-export interface OrderRequest {
-  readonly account: string;
-  readonly domains: readonly string[];
-}
-
 export type BudgetDecision =
   | { ok: true }
   | {
@@ -116,40 +106,6 @@ export type BudgetDecision =
       retryAt: Date;
       message: string;
     };
-
-/** Blocks from a `rateLimited` problem that came without a usable Retry-After last this long. */
-export const DEFAULT_BLOCK_SECONDS = 3600;
-
-export function emptyLedger(): Ledger {
-  return { events: [], blocks: [] };
-}
-
-/**
- * The registered domain of a hostname, as Let's Encrypt computes it: from the
- * Public Suffix List (the `tldts` package bundles it), private section
- * included, so `x.github.io` is its own registered domain, like
- * `example.co.uk`. A name the PSL knows no registrable part of (a public
- * suffix itself such as `github.io`, `localhost`, an IP address, a name that
- * does not parse) is its own registered domain: the narrowest guess, and the
- * one Let's Encrypt makes for an IPv4 address (it groups IPv6 by /64, which
- * this does not). Names under an unlisted TLD (`demo.test`) follow the PSL's
- * default `*` rule: the last label is the suffix.
- */
-export function registeredDomain(hostname: string): string {
-  const h = normalizeHostname(hostname);
-  return getDomain(h, { allowPrivateDomains: true }) ?? h;
-}
-
-/** The scopes a `Block` can name that would stop this order. */
-export function scopesFor(request: OrderRequest): string[] {
-  const domains = normalizeDomains(request.domains);
-  return [
-    `account:${request.account}`,
-    ...unique(domains.map(registeredDomain)).map((r) => `domain:${r}`),
-    ...domains.map((h) => `hostname:${h}`),
-    setScope(domains),
-  ];
-}
 
 /**
  * Would starting an order for `request` now exceed a budget? When more than
@@ -186,76 +142,70 @@ export function checkBudget(
 
   const events = ledger.events.map((e) => ({ ...e, t: Date.parse(e.at) }));
   const within = (l: Limit) => (e: { t: number }) => e.t > t - l.windowMs;
-
-  {
-    const l = limits.newOrdersPerAccount;
-    const counted = events
-      .filter((e) => e.kind === 'order' && e.account === request.account)
-      .filter(within(l));
+  /** Refuses when `counted` fills `limit`; `what` says it in words: "3 new orders were created by ...". */
+  const consider = (
+    limit: keyof RateLimits,
+    scope: string,
+    counted: readonly { t: number }[],
+    what: (n: number) => string,
+  ) => {
+    const l = limits[limit];
     const r = overBudget(counted, l, t);
-    if (r !== undefined) {
-      refusals.push({
-        limit: 'newOrdersPerAccount',
-        scope: `account:${request.account}`,
-        retryAt: r,
-        say: (at) =>
-          `${counted.length} new ${plural(counted.length, 'order was', 'orders were')} created by account ${request.account} in the last ${describeWindow(l.windowMs)} (the limit is ${l.limit}); next possible at ${at}`,
-      });
-    }
-  }
+    if (r === undefined) return;
+    refusals.push({
+      limit,
+      scope,
+      retryAt: r,
+      say: (at) =>
+        `${what(counted.length)} in the last ${describeWindow(l.windowMs)} (the limit is ${l.limit}); next possible at ${at}`,
+    });
+  };
+
+  const orders = events
+    .filter((e) => e.kind === 'order' && e.account === request.account)
+    .filter(within(limits.newOrdersPerAccount));
+  consider(
+    'newOrdersPerAccount',
+    `account:${request.account}`,
+    orders,
+    (n) =>
+      `${n} new ${plural(n, 'order was', 'orders were')} created by account ${request.account}`,
+  );
 
   const issued = events.filter((e) => e.kind === 'issued');
-  {
-    const l = limits.certificatesPerRegisteredDomain;
-    const recent = issued.filter(within(l));
-    for (const reg of unique(domains.map(registeredDomain))) {
-      // A certificate with several names under one registered domain counts once.
-      const counted = recent.filter((e) => e.domains.some((h) => registeredDomain(h) === reg));
-      const r = overBudget(counted, l, t);
-      if (r === undefined) continue;
-      refusals.push({
-        limit: 'certificatesPerRegisteredDomain',
-        scope: `domain:${reg}`,
-        retryAt: r,
-        say: (at) =>
-          `${counted.length} ${plural(counted.length, 'certificate', 'certificates')} for the registered domain ${reg} ${plural(counted.length, 'was', 'were')} issued in the last ${describeWindow(l.windowMs)} (the limit is ${l.limit}); next possible at ${at}`,
-      });
-    }
+  const perDomain = issued.filter(within(limits.certificatesPerRegisteredDomain));
+  for (const reg of unique(domains.map(registeredDomain))) {
+    // A certificate with several names under one registered domain counts once.
+    const counted = perDomain.filter((e) => e.domains.some((h) => registeredDomain(h) === reg));
+    consider(
+      'certificatesPerRegisteredDomain',
+      `domain:${reg}`,
+      counted,
+      (n) =>
+        `${n} ${plural(n, 'certificate', 'certificates')} for the registered domain ${reg} ${plural(n, 'was', 'were')} issued`,
+    );
   }
 
-  {
-    const l = limits.duplicateCertificates;
-    const key = domains.join(',');
-    const counted = issued.filter(within(l)).filter((e) => e.domains.join(',') === key);
-    const r = overBudget(counted, l, t);
-    if (r !== undefined) {
-      refusals.push({
-        limit: 'duplicateCertificates',
-        scope: setScope(domains),
-        retryAt: r,
-        say: (at) =>
-          `${counted.length} ${plural(counted.length, 'certificate', 'certificates')} for exactly these hostnames (${domains.join(', ')}) ${plural(counted.length, 'was', 'were')} issued in the last ${describeWindow(l.windowMs)} (the limit is ${l.limit}); next possible at ${at}`,
-      });
-    }
-  }
+  const key = domains.join(',');
+  consider(
+    'duplicateCertificates',
+    setScope(domains),
+    issued.filter(within(limits.duplicateCertificates)).filter((e) => e.domains.join(',') === key),
+    (n) =>
+      `${n} ${plural(n, 'certificate', 'certificates')} for exactly these hostnames (${domains.join(', ')}) ${plural(n, 'was', 'were')} issued`,
+  );
 
-  {
-    const l = limits.failedValidationsPerHostname;
-    const recent = events
-      .filter((e) => e.kind === 'failedValidation' && e.account === request.account)
-      .filter(within(l));
-    for (const h of domains) {
-      const counted = recent.filter((e) => e.domains.includes(h));
-      const r = overBudget(counted, l, t);
-      if (r === undefined) continue;
-      refusals.push({
-        limit: 'failedValidationsPerHostname',
-        scope: `hostname:${h}`,
-        retryAt: r,
-        say: (at) =>
-          `${counted.length} ${plural(counted.length, 'validation', 'validations')} of ${h} by account ${request.account} failed in the last ${describeWindow(l.windowMs)} (the limit is ${l.limit}); next possible at ${at}`,
-      });
-    }
+  const failed = events
+    .filter((e) => e.kind === 'failedValidation' && e.account === request.account)
+    .filter(within(limits.failedValidationsPerHostname));
+  for (const h of domains) {
+    consider(
+      'failedValidationsPerHostname',
+      `hostname:${h}`,
+      failed.filter((e) => e.domains.includes(h)),
+      (n) =>
+        `${n} ${plural(n, 'validation', 'validations')} of ${h} by account ${request.account} failed`,
+    );
   }
 
   // The latest lift wins; on a tie, the first found (blocks, then the order above).
@@ -270,160 +220,6 @@ export function checkBudget(
     retryAt,
     message: worst.say(retryAt.toISOString()),
   };
-}
-
-/** Adds one event (domains normalized); returns a new ledger. */
-export function record(ledger: Ledger, event: LedgerEvent): Ledger {
-  const at = new Date(event.at);
-  if (Number.isNaN(at.getTime())) {
-    throw new RangeError(`ledger event time ${JSON.stringify(event.at)} is not a date`);
-  }
-  const normalized: LedgerEvent = {
-    at: at.toISOString(),
-    kind: event.kind,
-    account: event.account,
-    domains: normalizeDomains(event.domains),
-  };
-  return { events: [...ledger.events, normalized], blocks: [...ledger.blocks] };
-}
-
-/**
- * The CA answered `rateLimited` (RFC 8555 §6.7) for `scope`: no order for
- * that scope until `now + retryAfterSeconds` (the Retry-After header,
- * RFC 8555 §6.6). Without a usable Retry-After, `DEFAULT_BLOCK_SECONDS`.
- * A block already held for the scope is kept if it lasts longer.
- */
-export function recordRateLimited(
-  ledger: Ledger,
-  scope: string,
-  retryAfterSeconds: number | undefined,
-  now: Date,
-  reason: string,
-): Ledger {
-  const seconds =
-    retryAfterSeconds !== undefined && Number.isFinite(retryAfterSeconds) && retryAfterSeconds > 0
-      ? retryAfterSeconds
-      : DEFAULT_BLOCK_SECONDS;
-  const until = now.getTime() + seconds * 1000;
-  const existing = ledger.blocks.find((b) => b.scope === scope);
-  if (existing && Date.parse(existing.until) >= until) {
-    return { events: [...ledger.events], blocks: [...ledger.blocks] };
-  }
-  return {
-    events: [...ledger.events],
-    blocks: [
-      ...ledger.blocks.filter((b) => b.scope !== scope),
-      { scope, until: new Date(until).toISOString(), reason },
-    ],
-  };
-}
-
-/**
- * Drops what no check can count any more, so the persisted ledger stays
- * small: each kind of event is kept for the longest window that counts it
- * (orders 3 hours, issued certificates 7 days, failed validations 1 hour, by
- * default), and blocks that have expired.
- */
-export function prune(ledger: Ledger, limits: RateLimits, now: Date): Ledger {
-  const t = now.getTime();
-  const keepFor: Record<LedgerEvent['kind'], number> = {
-    order: limits.newOrdersPerAccount.windowMs,
-    issued: Math.max(
-      limits.certificatesPerRegisteredDomain.windowMs,
-      limits.duplicateCertificates.windowMs,
-    ),
-    failedValidation: limits.failedValidationsPerHostname.windowMs,
-  };
-  return {
-    events: ledger.events.filter((e) => Date.parse(e.at) > t - keepFor[e.kind]),
-    blocks: ledger.blocks.filter((b) => Date.parse(b.until) > t),
-  };
-}
-
-/**
- * The scope of a Let's Encrypt `rateLimited` problem, from its detail text.
- * Boulder's messages (ratelimits/limiter.go, and the older wording):
- *
- * - "too many certificates (5) already issued for this exact set of
- *   identifiers in the last 168h0m0s, retry after ..." ("... of domains ..."
- *   before 2025) -> `set:<this order's hostnames>`
- * - "too many certificates (50) already issued for \"example.com\" in the
- *   last 168h0m0s, ..." (before: "too many certificates already issued for:
- *   example.com") -> `domain:<registered domain>`
- * - "too many failed authorizations (5) for \"a.example.com\" in the last
- *   1h0m0s, ..." (before: "too many failed authorizations recently") ->
- *   `hostname:<h>`; when the text names no hostname of the order and it has
- *   several, `set:<hostnames>`: one of them failed, and blocking the set
- *   stops this order without stopping other certificates
- * - "too many new orders (300) from this account ..." (before: "too many new
- *   orders recently") and anything unrecognized -> `account:<acct>`
- */
-export function scopeForProblem(detail: string, request: OrderRequest): string {
-  const text = detail.toLowerCase();
-  const domains = normalizeDomains(request.domains);
-  const account = `account:${request.account}`;
-  if (domains.length === 0) return account;
-
-  if (/already issued for (this )?exact set/.test(text)) return setScope(domains);
-
-  if (/too many certificates.*already issued/.test(text)) {
-    const regs = unique(domains.map(registeredDomain));
-    const named = quoted(text).map(registeredDomain);
-    const reg =
-      regs.find((r) => named.includes(r)) ??
-      longestFirst(regs).find((r) => mentions(text, r)) ??
-      (regs.length === 1 ? regs[0] : undefined);
-    return reg !== undefined ? `domain:${reg}` : account;
-  }
-
-  if (/too many failed authorizations/.test(text)) {
-    const named = quoted(text).map(normalizeHostname);
-    const h =
-      domains.find((d) => named.includes(d)) ??
-      longestFirst(domains).find((d) => mentions(text, d)) ??
-      (domains.length === 1 ? domains[0] : undefined);
-    return h !== undefined ? `hostname:${h}` : setScope(domains);
-  }
-
-  return account;
-}
-
-/**
- * Reads a persisted ledger, keeping every well-formed entry and dropping the
- * rest: a damaged file must cost a budget check, not the daemon.
- */
-export function parseLedger(json: string | undefined): Ledger {
-  if (!json) return emptyLedger();
-  let raw: unknown;
-  try {
-    raw = JSON.parse(json);
-  } catch {
-    return emptyLedger();
-  }
-  const obj = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-  const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-  const isDate = (v: unknown): v is string => typeof v === 'string' && !Number.isNaN(Date.parse(v));
-  const events: LedgerEvent[] = [];
-  for (const e of list(obj.events)) {
-    const r = (e ?? {}) as Record<string, unknown>;
-    if (
-      isDate(r.at) &&
-      (r.kind === 'order' || r.kind === 'issued' || r.kind === 'failedValidation') &&
-      typeof r.account === 'string' &&
-      Array.isArray(r.domains) &&
-      r.domains.every((d) => typeof d === 'string')
-    ) {
-      events.push({ at: r.at, kind: r.kind, account: r.account, domains: r.domains as string[] });
-    }
-  }
-  const blocks: Block[] = [];
-  for (const b of list(obj.blocks)) {
-    const r = (b ?? {}) as Record<string, unknown>;
-    if (typeof r.scope === 'string' && isDate(r.until) && typeof r.reason === 'string') {
-      blocks.push({ scope: r.scope, until: r.until, reason: r.reason });
-    }
-  }
-  return { events, blocks };
 }
 
 interface Refusal {
@@ -444,55 +240,6 @@ function overBudget(counted: readonly { t: number }[], l: Limit, now: number): n
   const pivot = times[Math.max(0, times.length - l.limit)];
   // Only a limit below 1 leaves no event to wait for: a whole window, then ask again.
   return pivot === undefined ? now + l.windowMs : pivot + l.windowMs;
-}
-
-function normalizeHostname(h: string): string {
-  return h.trim().toLowerCase().replace(/\.$/, '');
-}
-
-function normalizeDomains(domains: readonly string[]): string[] {
-  return unique(domains.map(normalizeHostname).filter(Boolean)).sort();
-}
-
-function setScope(sortedDomains: readonly string[]): string {
-  return `set:${sortedDomains.join(',')}`;
-}
-
-function unique<T>(xs: readonly T[]): T[] {
-  return [...new Set(xs)];
-}
-
-function longestFirst(xs: readonly string[]): string[] {
-  return [...xs].sort((a, b) => b.length - a.length);
-}
-
-/** Strings in double quotes (Boulder formats the counted name with %q). */
-function quoted(text: string): string[] {
-  return [...text.matchAll(/"([^"\s]+)"/g)].map((m) => m[1] ?? '');
-}
-
-/** Whether `name` appears in `text` as a whole hostname, not inside a longer one. */
-function mentions(text: string, name: string): boolean {
-  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`(^|[^a-z0-9.-])${escaped}($|[^a-z0-9-]|\\.($|[^a-z0-9-]))`).test(text);
-}
-
-function describeScope(scope: string): string {
-  const i = scope.indexOf(':');
-  const kind = scope.slice(0, i);
-  const value = scope.slice(i + 1);
-  switch (kind) {
-    case 'account':
-      return `account ${value}`;
-    case 'domain':
-      return `the registered domain ${value}`;
-    case 'hostname':
-      return `the hostname ${value}`;
-    case 'set':
-      return `exactly the hostnames ${value.split(',').join(', ')}`;
-    default:
-      return scope;
-  }
 }
 
 function describeWindow(ms: number): string {

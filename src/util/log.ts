@@ -1,4 +1,5 @@
 import winston from 'winston';
+import { redact } from './redact.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export type LogFormat = 'json' | 'text';
@@ -24,13 +25,9 @@ export interface Logger {
 }
 
 /** PEM private keys must never reach a log line, whatever field they hide in. */
-const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g;
-
-const redact = winston.format((info) => {
+const redactFields = winston.format((info) => {
   for (const [k, v] of Object.entries(info)) {
-    if (typeof v === 'string' && v.includes('PRIVATE KEY-----')) {
-      (info as Record<string, unknown>)[k] = v.replace(PEM_KEY, '[redacted private key]');
-    }
+    if (typeof v === 'string') (info as Record<string, unknown>)[k] = redact(v);
   }
   return info;
 });
@@ -53,7 +50,7 @@ export function createLogger(
   const format =
     opts.format === 'text'
       ? winston.format.combine(
-          redact(),
+          redactFields(),
           winston.format.timestamp(),
           winston.format.printf(({ timestamp, level, message, ...rest }) => {
             const extra = Object.entries(rest)
@@ -62,7 +59,7 @@ export function createLogger(
             return `${String(timestamp)} ${level} ${oneLine(String(message))}${extra ? ' ' + extra : ''}`;
           }),
         )
-      : winston.format.combine(redact(), winston.format.timestamp(), winston.format.json());
+      : winston.format.combine(redactFields(), winston.format.timestamp(), winston.format.json());
   const transport = opts.stream
     ? new winston.transports.Stream({ stream: opts.stream })
     : new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] });
