@@ -25,6 +25,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import axios from 'axios';
 import { errorMessage } from '../domain/errors.js';
+import { webhookUrlProblem } from '../domain/endpoints.js';
 import type { CertBundle, CertMeta, Phase } from '../domain/types.js';
 import type { LivePaths } from '../deploy/live-dir.js';
 import { ensureDir, writeFileAtomic } from '../store/atomic.js';
@@ -128,21 +129,6 @@ export function redactUrl(url: string): string {
   } catch {
     return '[invalid URL]';
   }
-}
-
-/** Why `url` cannot be a webhook URL, or undefined if it can (for config validation). */
-export function webhookUrlProblem(url: string): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return 'expected an absolute http:// or https:// URL';
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    return 'expected an http:// or https:// URL';
-  }
-  if (u.hostname === '') return 'the URL has no host';
-  return undefined;
 }
 
 export class HookRunner {
