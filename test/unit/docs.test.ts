@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { posix } from 'node:path';
 
 import { format } from 'prettier';
 
@@ -111,4 +112,75 @@ describe('GENERATED_BLOCKS', () => {
   it('names a file that has the block, for every generated part of docs/', () => {
     for (const b of GENERATED_BLOCKS) blockIn(b.file, b.marker);
   });
+});
+
+describe('README.md', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+  it('stays under 12 KB (the rest belongs in docs/)', () => {
+    assert.ok(Buffer.byteLength(readme) < 12 * 1024, `${Buffer.byteLength(readme)} bytes`);
+  });
+
+  it('lists settings that exist, with the defaults the schema gives them', () => {
+    const section = readme.split(/^## /m).find((s) => s.startsWith('Settings'));
+    assert.ok(section !== undefined, 'README.md has no Settings section');
+    const rows = section.split('\n').filter((line) => /^\| `[A-Z_]+`/.test(line));
+    assert.ok(rows.length >= 10, `${rows.length} rows`);
+    const generated = renderSettingsTable().split('\n');
+    for (const row of rows) {
+      const [variable = '', readmeDefault = ''] = row
+        .slice(1)
+        .split(' | ')
+        .map((c) => c.trim());
+      const env = variable.replace(/`/g, '');
+      const setting = SETTINGS.find((s) => s.env === env);
+      assert.ok(setting !== undefined, `${env} is not a setting`);
+      const schemaRow = generated.find((line) => line.startsWith(`| ${variable} `));
+      const schemaDefault = schemaRow?.slice(1).split(' | ')[1]?.trim();
+      assert.equal(readmeDefault, schemaDefault, `${env}'s default`);
+    }
+  });
+
+  it('lists every command the CLI has', () => {
+    const cli = readFileSync(new URL('../../src/cli.ts', import.meta.url), 'utf8');
+    const usage = /usage: acme-sidecar <([a-z|-]+)>/.exec(cli)?.[1];
+    assert.ok(usage !== undefined, 'no usage line in src/cli.ts');
+    for (const cmd of usage.split('|')) assert.ok(readme.includes(`acme-sidecar ${cmd}`), cmd);
+  });
+});
+
+describe('links in README.md and docs/', () => {
+  const files = [
+    'README.md',
+    ...readdirSync(new URL('../../docs/', import.meta.url)).map((f) => `docs/${f}`),
+  ];
+  const text = (file: string): string =>
+    readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+  /** GitHub's anchor for a heading: lowercase, punctuation dropped, spaces as dashes. */
+  const anchors = (file: string): string[] =>
+    text(file)
+      .split('\n')
+      .filter((l) => /^#{1,6} /.test(l))
+      .map((l) =>
+        l
+          .replace(/^#+ /, '')
+          .toLowerCase()
+          .replace(/[^a-z0-9 _-]/g, '')
+          .replace(/ /g, '-'),
+      );
+
+  for (const file of files) {
+    it(`${file}: every relative link names a file and heading that exist`, () => {
+      for (const [, target = ''] of text(file).matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target)) continue;
+        const [path = '', anchor] = target.split('#');
+        const resolved =
+          path === '' ? file : posix.normalize(posix.join(posix.dirname(file), path));
+        assert.ok(existsSync(new URL(`../../${resolved}`, import.meta.url)), `${file}: ${target}`);
+        if (anchor !== undefined) {
+          assert.ok(anchors(resolved).includes(anchor), `${file}: ${target}: no such heading`);
+        }
+      }
+    });
+  }
 });
