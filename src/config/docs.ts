@@ -1,8 +1,9 @@
 /**
  * The Markdown that docs/ generates from the code (`npm run docs`, which is
- * scripts/docs.ts): the settings tables of docs/configuration.md and the
- * error-code table of docs/operations.md. test/unit/docs.test.ts fails while
- * a file and its generator differ.
+ * scripts/docs.ts; the blocks are listed in scripts/code-docs.ts): the
+ * settings tables of docs/configuration.md and the SidecarError code table of
+ * docs/operations.md. test/unit/docs.test.ts fails while a file and its
+ * generator differ.
  */
 import { ERROR_CODE_MEANINGS } from '../domain/errors.js';
 import { SETTING_GROUPS, SETTINGS, type Setting } from './schema.js';
@@ -35,7 +36,10 @@ function descriptionCell(s: Setting): string {
  * formatting the docs leaves it alone. The cells are ASCII, so length is
  * display width (prettier measures width).
  */
-function table(header: readonly string[], body: readonly (readonly string[])[]): string {
+export function markdownTable(
+  header: readonly string[],
+  body: readonly (readonly string[])[],
+): string {
   const rows = body.map((r) => r.map(cell));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
   const row = (cells: readonly string[]): string =>
@@ -55,35 +59,22 @@ export function renderSettingsTable(): string {
       defaultCell(s),
       descriptionCell(s),
     ]);
-    return `### ${group}\n\n${table(['Variable', 'Default', 'Description'], rows)}`;
+    return `### ${group}\n\n${markdownTable(['Variable', 'Default', 'Description'], rows)}`;
   }).join('\n\n');
 }
 
 /**
- * The error-code table (the part of docs/operations.md between
- * `<!-- error-codes:start -->` and `<!-- error-codes:end -->`), generated
- * from ERROR_CODE_MEANINGS in declaration order.
+ * The table of the SidecarError codes, from ERROR_CODE_MEANINGS in
+ * declaration order: the first part of docs/operations.md's error-code block
+ * (scripts/code-docs.ts adds the other codes).
  */
 export function renderErrorCodeTable(): string {
   const rows = Object.entries(ERROR_CODE_MEANINGS).map(([code, meaning]) => [
     `\`${code}\``,
     meaning,
   ]);
-  return table(['Code', 'Meaning'], rows);
+  return markdownTable(['Code', 'Meaning'], rows);
 }
-
-/** A generated block: its markers and what goes between them. */
-export interface GeneratedBlock {
-  /** Path from the repository root. */
-  readonly file: string;
-  readonly marker: string;
-  readonly render: () => string;
-}
-
-export const GENERATED_BLOCKS: readonly GeneratedBlock[] = [
-  { file: 'docs/configuration.md', marker: 'settings', render: renderSettingsTable },
-  { file: 'docs/operations.md', marker: 'error-codes', render: renderErrorCodeTable },
-];
 
 /** The text between a block's markers, or undefined if `text` has no such block. */
 export function generatedBlock(text: string, marker: string): string | undefined {

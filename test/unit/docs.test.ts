@@ -5,13 +5,13 @@ import { posix } from 'node:path';
 import { format } from 'prettier';
 
 import {
-  GENERATED_BLOCKS,
   generatedBlock,
   renderErrorCodeTable,
   renderSettingsTable,
 } from '../../src/config/docs.js';
 import { SETTING_GROUPS, SETTINGS } from '../../src/config/schema.js';
 import { ERROR_CODE_MEANINGS } from '../../src/domain/errors.js';
+import { CODE_SOURCES, GENERATED_BLOCKS, renderCodeTables } from '../../scripts/code-docs.js';
 
 const regenerate = 'run `npm run docs`';
 
@@ -100,11 +100,37 @@ describe('renderErrorCodeTable', () => {
   });
 
   it('matches the error-code table in docs/operations.md', () => {
+    const all = renderCodeTables();
+    assert.ok(all.includes(table), 'the SidecarError table is part of the error-code block');
     assert.deepEqual(
       cells(blockIn('docs/operations.md', 'error-codes')),
-      cells(table),
+      cells(all),
       `docs/operations.md error-code table is out of date; ${regenerate}`,
     );
+  });
+});
+
+describe('CODE_SOURCES', () => {
+  for (const src of CODE_SOURCES) {
+    it(`${src.title}: every code has a one-line meaning where it is declared`, () => {
+      const codes = src.codes();
+      assert.ok(codes.length > 0);
+      for (const c of codes) {
+        assert.ok(c.meaning !== undefined, `${c.code} has no /** meaning */ comment`);
+        assert.match(c.meaning, /\.$/, `${c.code}: a meaning ends in a full stop`);
+      }
+    });
+  }
+
+  it('reads the comment before a union member even before its `|`', () => {
+    const client = CODE_SOURCES.find((s) => s.title.includes('client'));
+    const noDaemon = client?.codes().find((c) => c.code === 'NO_DAEMON');
+    assert.match(noDaemon?.meaning ?? '', /daemon is not running/);
+  });
+
+  it('is already formatted as prettier formats it', async () => {
+    const all = renderCodeTables();
+    assert.equal((await formatted(all)).trim(), all);
   });
 });
 
