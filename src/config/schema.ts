@@ -249,6 +249,14 @@ function isEtcdEndpoint(s: string): boolean {
   );
 }
 
+/** A comma-separated list, entries trimmed, empty entries dropped. */
+const commaList = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== ''),
+);
+
 const CRON_EXPECTED =
   'expected a 5-field cron expression (minute hour day-of-month month day-of-week), such as "17 3 * * *"';
 const cronExpression = z
@@ -601,18 +609,13 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     description:
       'With `PLATFORM=docker`: container environment variables read as hostnames, as nginx-proxy users set them, e.g. `LETSENCRYPT_HOST,VIRTUAL_HOST`. The first listed variable a container sets is one certificate (named after its first hostname) for the comma-separated hostnames in it. Unset: none, since `VIRTUAL_HOST` often names internal hosts; only the listed variables are ever read.',
     default: '',
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((x) => x.trim())
-          .filter((x) => x !== ''),
-      )
-      .refine((names) => names.every((n) => /^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(n)), {
+    schema: commaList.refine(
+      (names) => names.every((n) => /^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(n)),
+      {
         error:
           'expected comma-separated environment variable names, such as LETSENCRYPT_HOST,VIRTUAL_HOST',
-      }),
+      },
+    ),
   }),
   dockerStoppedGraceMs: setting({
     key: 'dockerStoppedGraceMs',
@@ -741,14 +744,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     env: 'CLUSTER_ETCD_ENDPOINTS',
     description:
       'Cluster mode: comma-separated client URLs of an etcd v3 cluster (3.4 or later), e.g. `https://etcd-1:2379,https://etcd-2:2379,https://etcd-3:2379`. Every sidecar pointed at the same etcd and `CLUSTER_NAME` shares accounts, certificates and locks there (private keys encrypted with `CLUSTER_ENCRYPTION_KEY_FILE`). Unset: a single sidecar with its state in `STATE_DIR`.',
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((x) => x.trim())
-          .filter((x) => x !== ''),
-      )
+    schema: commaList
       .refine((urls) => urls.length > 0 && urls.every(isEtcdEndpoint), {
         error:
           'expected comma-separated http:// or https:// URLs with a port and nothing else, such as https://etcd-1:2379,https://etcd-2:2379 (credentials go in CLUSTER_ETCD_USERNAME and CLUSTER_ETCD_PASSWORD_FILE)',
