@@ -1,8 +1,8 @@
 /**
  * Every environment variable the sidecar reads, described once: its name,
  * aliases, documentation, default and parser. `loadConfig` reads them from
- * here and the README settings table is generated from here
- * (`npx tsx scripts/settings-table.ts`), so the two cannot drift.
+ * here and the settings tables in docs/configuration.md are generated from
+ * here (`npm run docs`), so the two cannot drift.
  *
  * Schemas are pure string parsers. Their error messages are the "what would
  * be valid" half of a ConfigError line, so each starts with "expected".
@@ -13,11 +13,9 @@ import { posix } from 'node:path';
 
 import cron from 'node-cron';
 import { z } from 'zod';
-import { parseEndpoints } from '../deploy/deployment-check.js';
-import { webhookUrlProblem } from '../hooks/hooks.js';
-
+import { parseEndpoints, RESOLVABLE_NAME, webhookUrlProblem } from '../domain/endpoints.js';
+import { KEY_FILE_FORMAT, parseKeyFile } from '../domain/key-file.js';
 import { KEY_TYPES, type KeyType } from '../domain/types.js';
-import { KEY_FILE_FORMAT, Keyring } from '../store/sealed-value.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -104,6 +102,20 @@ export interface Config {
   clusterEtcdPasswordFile?: string;
 }
 
+/** The sections of docs/configuration.md, in order; every setting is in one. */
+export const SETTING_GROUPS = [
+  'Core',
+  'CA',
+  'Schedule',
+  'Hooks and deployment',
+  'Status',
+  'Rancher',
+  'Docker',
+  'Cluster',
+  'Logging',
+] as const;
+export type SettingGroup = (typeof SETTING_GROUPS)[number];
+
 /** What defaults and checks may use instead of reaching for globals. */
 export interface SettingContext {
   /** Uniform in [0, 1), like Math.random. */
@@ -118,10 +130,12 @@ export interface Setting<K extends keyof Config = keyof Config> {
   readonly env: string;
   /** Other names accepted (tried in order after `env`), e.g. certbot's. */
   readonly aliases?: readonly string[];
-  /** One paragraph of Markdown for the README table. */
+  /** The docs/configuration.md section the setting is listed in. */
+  readonly group: SettingGroup;
+  /** One paragraph of Markdown for the settings table. */
   readonly description: string;
   /**
-   * The default as the README shows it. Unless `defaultValue` is given, also
+   * The default as the settings table shows it. Unless `defaultValue` is given, also
    * the string parsed when the variable is unset, so docs and behaviour agree.
    */
   readonly default?: string;
@@ -198,10 +212,6 @@ const directoryUrl = z.string().refine(isAcmeDirectoryUrl, {
   error: 'expected an https:// URL (http:// only for localhost, 127.0.0.1 or [::1])',
 });
 
-/** A DNS name as resolvers take it: single labels (`nginx`) and `_` allowed. */
-const RESOLVABLE_NAME =
-  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/i;
-
 function isHostPort(s: string): boolean {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
   if (m === null) return false;
@@ -239,6 +249,14 @@ function isEtcdEndpoint(s: string): boolean {
   );
 }
 
+/** A comma-separated list, entries trimmed, empty entries dropped. */
+const commaList = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== ''),
+);
+
 const CRON_EXPECTED =
   'expected a 5-field cron expression (minute hour day-of-month month day-of-week), such as "17 3 * * *"';
 const cronExpression = z
@@ -248,17 +266,37 @@ const cronExpression = z
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
 
-function pemFileProblem(path: string, { readFile }: SettingContext): string | undefined {
+/**
+ * Reads the file a setting names and returns what `judge` says of its text
+ * (what would be valid, or undefined if fine). An unreadable file is
+ * `unreadable` plus the error code; the content never reaches a message.
+ */
+function fileProblem(
+  path: string,
+  { readFile }: SettingContext,
+  unreadable: string,
+  judge: (text: string) => string | undefined,
+): string | undefined {
   let text: string;
   try {
     text = readFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    return `expected a readable PEM file containing a CERTIFICATE block (could not read it: ${code})`;
+    return `${unreadable} (could not read it: ${code})`;
   }
-  return PEM_CERTIFICATE.test(text)
-    ? undefined
-    : 'expected a PEM file containing a CERTIFICATE block (found none)';
+  return judge(text);
+}
+
+function pemFileProblem(path: string, ctx: SettingContext): string | undefined {
+  return fileProblem(
+    path,
+    ctx,
+    'expected a readable PEM file containing a CERTIFICATE block',
+    (text) =>
+      PEM_CERTIFICATE.test(text)
+        ? undefined
+        : 'expected a PEM file containing a CERTIFICATE block (found none)',
+  );
 }
 
 export const DOCKER_SOCKET_EXPECTED =
@@ -273,6 +311,7 @@ function setting<K extends keyof Config>(s: Setting<K>): Setting<K> {
 const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   domains: setting({
     key: 'domains',
+    group: 'Core',
     env: 'DOMAINS',
     description:
       'Certificates to obtain. Entries are separated by commas or line breaks; each is a hostname, or several joined with `+` for one certificate with several names, optionally prefixed by a certificate name: `shop=shop.example.com+cdn.example.com`. Invalid entries are reported and skipped; the others go ahead.',
@@ -281,6 +320,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   domainsFile: setting({
     key: 'domainsFile',
+    group: 'Core',
     env: 'DOMAINS_FILE',
     description:
       'A file with more certificates in the `DOMAINS` syntax (one entry per line; lines starting with `#` are comments), added to `DOMAINS`. Watched: changes apply without a restart. If it cannot be read, the last known certificates are kept.',
@@ -288,6 +328,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   platform: setting({
     key: 'platform',
+    group: 'Core',
     env: 'PLATFORM',
     description:
       'Where hostnames come from and certificates go. `static`: hostnames from `DOMAINS`, certificates in `STATE_DIR` only. `rancher`: also hostnames from Rancher 1.x service labels, and every certificate pushed to the Cattle API (needs `CATTLE_URL`, `CATTLE_ACCESS_KEY`, `CATTLE_SECRET_KEY`). `docker`: also hostnames from container labels read through the Docker Engine socket (`DOCKER_HOST`), followed live through its events; certificates stay in `STATE_DIR` and labelled containers are signalled to reload them.',
@@ -296,6 +337,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   staging: setting({
     key: 'staging',
+    group: 'Core',
     env: 'STAGING',
     description:
       'Stop at the staging CA (untrusted certificates, generous rate limits). Set to `false` to go on to the production CA once staging issuance works. Accepts `true`, `false`, `1`, `0`, `yes`, `no`.',
@@ -304,6 +346,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   acmeEmail: setting({
     key: 'acmeEmail',
+    group: 'Core',
     env: 'ACME_EMAIL',
     aliases: ['CERTBOT_EMAIL', 'LETSENCRYPT_EMAIL'],
     description:
@@ -312,6 +355,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   webroot: setting({
     key: 'webroot',
+    group: 'Core',
     env: 'WEBROOT',
     aliases: ['CERTBOT_WEBROOT'],
     description:
@@ -321,6 +365,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   stateDir: setting({
     key: 'stateDir',
+    group: 'Core',
     env: 'STATE_DIR',
     description: 'Where the ACME account, private keys and certificates are kept. Absolute path.',
     default: '/etc/letsencrypt',
@@ -328,6 +373,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   keyType: setting({
     key: 'keyType',
+    group: 'Core',
     env: 'KEY_TYPE',
     description: `Key type of new certificates: ${KEY_TYPES.map((k) => `\`${k}\``).join(', ')}.`,
     default: 'ecdsa-p384',
@@ -335,6 +381,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   renewBeforeDays: setting({
     key: 'renewBeforeDays',
+    group: 'Schedule',
     env: 'RENEW_BEFORE_DAYS',
     description:
       'Renew this many days before expiry (fractions allowed, e.g. `0.5`). Unset: renew when a third of the lifetime remains.',
@@ -342,6 +389,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   loopTimeSeconds: setting({
     key: 'loopTimeSeconds',
+    group: 'Schedule',
     env: 'LOOP_TIME',
     description:
       'Seconds between discovery passes, which pick up new hostnames and missing certificates. `0` turns the loop off; only `CHECK_SCHEDULE` runs. Retries and renewals due sooner get a pass of their own.',
@@ -351,6 +399,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   checkSchedule: setting({
     key: 'checkSchedule',
+    group: 'Schedule',
     env: 'CHECK_SCHEDULE',
     description:
       'When to check every certificate for renewal: a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. `17 3 * * *`.',
@@ -364,6 +413,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   stagingDirectoryUrl: setting({
     key: 'stagingDirectoryUrl',
+    group: 'CA',
     env: 'ACME_STAGING_DIRECTORY_URL',
     description:
       'ACME directory of the staging CA. `https://` (`http://` only for localhost, `127.0.0.1` or `[::1]`).',
@@ -372,6 +422,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   productionDirectoryUrl: setting({
     key: 'productionDirectoryUrl',
+    group: 'CA',
     env: 'ACME_PRODUCTION_DIRECTORY_URL',
     description:
       'ACME directory of the production CA. `https://` (`http://` only for localhost, `127.0.0.1` or `[::1]`).',
@@ -380,6 +431,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   hookCommand: setting({
     key: 'hookCommand',
+    group: 'Hooks and deployment',
     env: 'HOOK_COMMAND',
     description:
       "Shell command run after a certificate changes in `live/` (like certbot's deploy hook), with `ACME_SIDECAR_CERT_NAME`, `ACME_SIDECAR_DOMAINS`, `ACME_SIDECAR_PHASE`, `ACME_SIDECAR_SERIAL`, `ACME_SIDECAR_CERT_PATH`, `ACME_SIDECAR_CHAIN_PATH`, `ACME_SIDECAR_FULLCHAIN_PATH`, `ACME_SIDECAR_KEY_PATH`, `RENEWED_LINEAGE` and `RENEWED_DOMAINS` set. A failure is logged and retried (3 attempts, with backoff), and never stops other certificates, so the command should be safe to run twice. `nginx -s reload` works where the sidecar shares nginx's PID namespace; the compose setup reloads from the nginx side instead.",
@@ -387,6 +439,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   hookWebhookUrl: setting({
     key: 'hookWebhookUrl',
+    group: 'Hooks and deployment',
     env: 'HOOK_WEBHOOK_URL',
     description:
       'URL that receives a JSON event (`certificate.deployed`: name, hostnames, phase, serial, expiry, paths; never a key) after a certificate changes; retried with backoff. Secret: never logged.',
@@ -397,6 +450,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   combinedPemDir: setting({
     key: 'combinedPemDir',
+    group: 'Hooks and deployment',
     env: 'COMBINED_PEM_DIR',
     description:
       'Also write `<dir>/<name>.pem` (full chain followed by the private key, mode 0600) for servers such as haproxy that want one file.',
@@ -404,6 +458,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   deployCheckEndpoints: setting({
     key: 'deployCheckEndpoints',
+    group: 'Hooks and deployment',
     env: 'DEPLOY_CHECK_ENDPOINTS',
     description:
       'Comma-separated `host:port` TLS endpoints (e.g. `nginx:443`) checked after every pass: each must serve the current certificate (SNI = its first hostname). One still serving an older certificate is reported as stale (log, `/status`, metric): renewed but never reloaded. Unset: no check.',
@@ -423,6 +478,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   rateLimits: setting({
     key: 'rateLimits',
+    group: 'CA',
     env: 'RATE_LIMITS',
     description:
       "The CA rate-limit budget the sidecar keeps to (certificates per registered domain, duplicate certificates, failed validations, new orders), spent and kept in `STATE_DIR`; an order that would exceed it is not sent, and `/status` says when it will be possible. `auto`: Let's Encrypt's published limits when the CA is Let's Encrypt, none otherwise. `letsencrypt`: Let's Encrypt's production and staging limits for the production and staging CA, whatever their URL. `production`: the production limits for both (the strictest). `off`.",
@@ -431,6 +487,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   statusAddress: setting({
     key: 'statusAddress',
+    group: 'Status',
     env: 'STATUS_ADDRESS',
     description:
       'Where `acme-sidecar run` serves its read-only status: `/` (status page), `/status` (JSON), `/metrics` (Prometheus, cert-manager metric names), `/healthz`, `/readyz`. `host:port`; `off` turns it off.',
@@ -448,6 +505,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   cattleUrl: setting({
     key: 'cattleUrl',
+    group: 'Rancher',
     env: 'CATTLE_URL',
     description:
       "Rancher API URL, injected by Rancher into a service labelled `io.rancher.container.create_agent: true` and `io.rancher.container.agent.role: environment`. `/v1` is used as `/v2-beta`, like Rancher's Go client.",
@@ -465,12 +523,14 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   cattleAccessKey: setting({
     key: 'cattleAccessKey',
+    group: 'Rancher',
     env: 'CATTLE_ACCESS_KEY',
     description: 'Rancher environment API access key (injected by Rancher).',
     schema: z.string(),
   }),
   cattleSecretKey: setting({
     key: 'cattleSecretKey',
+    group: 'Rancher',
     env: 'CATTLE_SECRET_KEY',
     description: 'Rancher environment API secret key (injected by Rancher). Secret: never logged.',
     schema: z.string(),
@@ -478,6 +538,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   cattleCaBundle: setting({
     key: 'cattleCaBundle',
+    group: 'Rancher',
     env: 'CATTLE_CA_BUNDLE',
     description:
       'PEM file of CA certificates trusted, in addition to the system roots, for an `https://` `CATTLE_URL`.',
@@ -486,6 +547,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   cattleCertSha256: setting({
     key: 'cattleCertSha256',
+    group: 'Rancher',
     env: 'CATTLE_CERT_SHA256',
     description:
       "Pin the Rancher server's TLS certificate: its SHA-256 fingerprint (64 hex digits, colons allowed, as `openssl x509 -fingerprint -sha256` prints it). A server presenting another certificate is refused.",
@@ -498,6 +560,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   cattleTimeoutMs: setting({
     key: 'cattleTimeoutMs',
+    group: 'Rancher',
     env: 'CATTLE_TIMEOUT_SECONDS',
     description: 'Timeout of each request to the Rancher API, in seconds.',
     default: '10',
@@ -508,6 +571,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   dockerSocket: setting({
     key: 'dockerSocket',
+    group: 'Docker',
     env: 'DOCKER_HOST',
     description:
       "With `PLATFORM=docker`: the Docker Engine API, a UNIX socket as `unix:///path` (mount the host's `/var/run/docker.sock` into the sidecar). TCP is not supported.",
@@ -529,6 +593,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   dockerTimeoutMs: setting({
     key: 'dockerTimeoutMs',
+    group: 'Docker',
     env: 'DOCKER_TIMEOUT_SECONDS',
     description: 'Timeout of each request to the Docker Engine API, in seconds.',
     default: '10',
@@ -539,25 +604,22 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   dockerEnvHostnames: setting({
     key: 'dockerEnvHostnames',
+    group: 'Docker',
     env: 'DOCKER_ENV_HOSTNAMES',
     description:
       'With `PLATFORM=docker`: container environment variables read as hostnames, as nginx-proxy users set them, e.g. `LETSENCRYPT_HOST,VIRTUAL_HOST`. The first listed variable a container sets is one certificate (named after its first hostname) for the comma-separated hostnames in it. Unset: none, since `VIRTUAL_HOST` often names internal hosts; only the listed variables are ever read.',
     default: '',
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((x) => x.trim())
-          .filter((x) => x !== ''),
-      )
-      .refine((names) => names.every((n) => /^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(n)), {
+    schema: commaList.refine(
+      (names) => names.every((n) => /^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(n)),
+      {
         error:
           'expected comma-separated environment variable names, such as LETSENCRYPT_HOST,VIRTUAL_HOST',
-      }),
+      },
+    ),
   }),
   dockerStoppedGraceMs: setting({
     key: 'dockerStoppedGraceMs',
+    group: 'Docker',
     env: 'DOCKER_STOPPED_GRACE_HOURS',
     description:
       "With `PLATFORM=docker`: hours a stopped or removed container's hostnames are still renewed (fractions allowed; `0`: dropped at once). Stopped containers count from when they stopped; removed ones from when the sidecar noticed. Certificates already in `live/` are never deleted.",
@@ -573,6 +635,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   dockerReloadLabel: setting({
     key: 'dockerReloadLabel',
+    group: 'Docker',
     env: 'DOCKER_RELOAD_LABEL',
     description:
       'With `PLATFORM=docker`: running containers with this label (`key` or `key=value`) are sent `DOCKER_RELOAD_SIGNAL` through the Engine API after a certificate in `live/` changes, so a stock nginx reloads it. `off`: none.',
@@ -592,6 +655,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   dockerReloadSignal: setting({
     key: 'dockerReloadSignal',
+    group: 'Docker',
     env: 'DOCKER_RELOAD_SIGNAL',
     description:
       'Signal sent to the `DOCKER_RELOAD_LABEL` containers: `HUP` (nginx), `USR1`, `USR2` (haproxy in master-worker mode).',
@@ -603,6 +667,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   acmeCaBundle: setting({
     key: 'acmeCaBundle',
+    group: 'CA',
     env: 'ACME_CA_BUNDLE',
     description:
       "PEM file of CA certificates trusted, in addition to the system roots, for HTTPS to the ACME server (e.g. a test CA such as Pebble's).",
@@ -611,6 +676,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   acmeTimeoutMs: setting({
     key: 'acmeTimeoutMs',
+    group: 'CA',
     env: 'ACME_TIMEOUT_SECONDS',
     description: 'Timeout of each request to the ACME server, in seconds.',
     default: '30',
@@ -620,6 +686,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   eabKid: setting({
     key: 'eabKid',
+    group: 'CA',
     env: 'EAB_KID',
     description:
       'External Account Binding key id, for CAs that require one (RFC 8555 section 7.3.4). Set together with `EAB_HMAC_KEY`.',
@@ -627,6 +694,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   eabHmacKey: setting({
     key: 'eabHmacKey',
+    group: 'CA',
     env: 'EAB_HMAC_KEY',
     description:
       'External Account Binding HMAC key, base64url as given by the CA. Set together with `EAB_KID`.',
@@ -637,6 +705,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   selfCheck: setting({
     key: 'selfCheck',
+    group: 'Core',
     env: 'SELF_CHECK',
     description:
       'Before asking the CA to validate, fetch each challenge file over HTTP ourselves, so a broken nginx or DNS setup fails fast without using up CA rate limits.',
@@ -645,6 +714,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   selfCheckAddress: setting({
     key: 'selfCheckAddress',
+    group: 'Core',
     env: 'SELF_CHECK_ADDRESS',
     description:
       '`host:port` the self-check connects to (e.g. `nginx:80`), sending the hostname being validated in the Host header. Unset: connect to the hostname itself, as the CA does.',
@@ -654,6 +724,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   logLevel: setting({
     key: 'logLevel',
+    group: 'Logging',
     env: 'LOG_LEVEL',
     description: `Least severe log level written: ${LOG_LEVELS.map((l) => `\`${l}\``).join(', ')}.`,
     default: 'info',
@@ -661,6 +732,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   logFormat: setting({
     key: 'logFormat',
+    group: 'Logging',
     env: 'LOG_FORMAT',
     description: 'Log line format: `json` (one object per line) or `text` (for people).',
     default: 'json',
@@ -668,17 +740,11 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   clusterEtcdEndpoints: setting({
     key: 'clusterEtcdEndpoints',
+    group: 'Cluster',
     env: 'CLUSTER_ETCD_ENDPOINTS',
     description:
       'Cluster mode: comma-separated client URLs of an etcd v3 cluster (3.4 or later), e.g. `https://etcd-1:2379,https://etcd-2:2379,https://etcd-3:2379`. Every sidecar pointed at the same etcd and `CLUSTER_NAME` shares accounts, certificates and locks there (private keys encrypted with `CLUSTER_ENCRYPTION_KEY_FILE`). Unset: a single sidecar with its state in `STATE_DIR`.',
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((x) => x.trim())
-          .filter((x) => x !== ''),
-      )
+    schema: commaList
       .refine((urls) => urls.length > 0 && urls.every(isEtcdEndpoint), {
         error:
           'expected comma-separated http:// or https:// URLs with a port and nothing else, such as https://etcd-1:2379,https://etcd-2:2379 (credentials go in CLUSTER_ETCD_USERNAME and CLUSTER_ETCD_PASSWORD_FILE)',
@@ -690,6 +756,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   clusterName: setting({
     key: 'clusterName',
+    group: 'Cluster',
     env: 'CLUSTER_NAME',
     description:
       'Cluster mode: the name of this cluster of sidecars. Its state lives under `/acme-sidecar/<name>/` in etcd, so several clusters can share one etcd.',
@@ -698,6 +765,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   clusterNodeName: setting({
     key: 'clusterNodeName',
+    group: 'Cluster',
     env: 'CLUSTER_NODE_NAME',
     description:
       "Cluster mode: this sidecar's name among its peers (leader election, `/status`). Unset: the machine's hostname. Must differ between sidecars.",
@@ -705,29 +773,25 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   clusterEncryptionKeyFile: setting({
     key: 'clusterEncryptionKeyFile',
+    group: 'Cluster',
     env: 'CLUSTER_ENCRYPTION_KEY_FILE',
     description:
       'Cluster mode (required): a file, identical on every sidecar, holding a base64-encoded 32-byte key, e.g. made with `openssl rand -base64 32`. Private keys are encrypted with it (AES-256-GCM) before they reach etcd, and every other value is authenticated with it. To rotate, put the new key on the first line and keep the old one on the next: the first line encrypts, every line decrypts.',
     schema: absolutePath,
-    check: (path, { readFile }) => {
-      let text: string;
-      try {
-        text = readFile(path);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? String(err);
-        return `${KEY_FILE_FORMAT} (could not read it: ${code})`;
-      }
-      try {
-        Keyring.parse(text);
-        return undefined;
-      } catch (err) {
-        // The parser's messages name line numbers and lengths, never content.
-        return `${KEY_FILE_FORMAT} (${(err as Error).message})`;
-      }
-    },
+    check: (path, ctx) =>
+      fileProblem(path, ctx, KEY_FILE_FORMAT, (text) => {
+        try {
+          parseKeyFile(text);
+          return undefined;
+        } catch (err) {
+          // The parser's messages name line numbers and lengths, never content.
+          return `${KEY_FILE_FORMAT} (${(err as Error).message})`;
+        }
+      }),
   }),
   clusterLeaseTtlSeconds: setting({
     key: 'clusterLeaseTtlSeconds',
+    group: 'Cluster',
     env: 'CLUSTER_LEASE_TTL',
     description:
       "Cluster mode: seconds of the etcd leases behind the leader's term, node registrations and locks. A sidecar that dies or loses etcd gives up its locks and leadership within about this long.",
@@ -736,6 +800,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   clusterEtcdCaFile: setting({
     key: 'clusterEtcdCaFile',
+    group: 'Cluster',
     env: 'CLUSTER_ETCD_CA_FILE',
     description:
       "PEM file of the CA that signed the etcd servers' certificates, for `https://` `CLUSTER_ETCD_ENDPOINTS`. Unset: the system roots.",
@@ -744,6 +809,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   clusterEtcdCertFile: setting({
     key: 'clusterEtcdCertFile',
+    group: 'Cluster',
     env: 'CLUSTER_ETCD_CERT_FILE',
     description:
       'PEM client certificate for etcd (client-certificate authentication), with `CLUSTER_ETCD_KEY_FILE`.',
@@ -752,48 +818,43 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
   }),
   clusterEtcdKeyFile: setting({
     key: 'clusterEtcdKeyFile',
+    group: 'Cluster',
     env: 'CLUSTER_ETCD_KEY_FILE',
     description: 'PEM private key of `CLUSTER_ETCD_CERT_FILE`.',
     schema: absolutePath,
-    check: (path, { readFile }) => {
-      let text: string;
-      try {
-        text = readFile(path);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? String(err);
-        return `expected a readable PEM file containing a PRIVATE KEY block (could not read it: ${code})`;
-      }
-      return /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/.test(text)
-        ? undefined
-        : 'expected a PEM file containing a PRIVATE KEY block (found none)';
-    },
+    check: (path, ctx) =>
+      fileProblem(
+        path,
+        ctx,
+        'expected a readable PEM file containing a PRIVATE KEY block',
+        (text) =>
+          /-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/.test(text)
+            ? undefined
+            : 'expected a PEM file containing a PRIVATE KEY block (found none)',
+      ),
   }),
   clusterEtcdUsername: setting({
     key: 'clusterEtcdUsername',
+    group: 'Cluster',
     env: 'CLUSTER_ETCD_USERNAME',
     description: 'etcd user (etcd password authentication), with `CLUSTER_ETCD_PASSWORD_FILE`.',
     schema: z.string(),
   }),
   clusterEtcdPasswordFile: setting({
     key: 'clusterEtcdPasswordFile',
+    group: 'Cluster',
     env: 'CLUSTER_ETCD_PASSWORD_FILE',
     description:
       "A file holding the etcd user's password (one trailing newline is ignored). The password is never logged.",
     schema: absolutePath,
-    check: (path, { readFile }) => {
-      let text: string;
-      try {
-        text = readFile(path);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? String(err);
-        return `expected a readable file holding the password (could not read it: ${code})`;
-      }
-      return text.replace(/\r?\n$/, '') === ''
-        ? 'expected a file holding the password (it is empty)'
-        : undefined;
-    },
+    check: (path, ctx) =>
+      fileProblem(path, ctx, 'expected a readable file holding the password', (text) =>
+        text.replace(/\r?\n$/, '') === ''
+          ? 'expected a file holding the password (it is empty)'
+          : undefined,
+      ),
   }),
 };
 
-/** Every setting, in README order. */
+/** Every setting, in declaration order (docs/configuration.md lists them by group). */
 export const SETTINGS: readonly Setting[] = Object.values(settingsByKey) as Setting[];

@@ -14,10 +14,13 @@ export type ControlClientErrorCode =
   | 'NO_DAEMON'
   /** The socket is there but its mode keeps this user out. */
   | 'PERMISSION'
+  /** The daemon did not answer in time. */
   | 'TIMEOUT'
   /** The daemon answered with an error; `status` and `serverCode` say which. */
   | 'REQUEST_FAILED'
+  /** The answer was not the JSON expected, or too large. */
   | 'BAD_RESPONSE'
+  /** Connecting to the socket failed for another reason, named in the message. */
   | 'CONNECT_FAILED';
 
 /** Every message says what to do, and is safe to print to a terminal. */

@@ -6,13 +6,11 @@
  */
 import { isIP } from 'node:net';
 import tls from 'node:tls';
-import { SidecarError } from '../domain/errors.js';
 import type { DeploymentCheck } from '../domain/status.js';
+import type { Endpoint } from '../domain/endpoints.js';
 
-export interface Endpoint {
-  readonly host: string;
-  readonly port: number;
-}
+// The parser is shared with the config schema, so it lives in domain/.
+export { parseEndpoints, type Endpoint } from '../domain/endpoints.js';
 
 export type { DeploymentCheck, DeploymentState } from '../domain/status.js';
 
@@ -96,53 +94,4 @@ function servedSerial(ep: Endpoint, servername: string, timeoutMs: number): Prom
 
 function formatEndpoint(ep: Endpoint): string {
   return `${isIP(ep.host) === 6 ? `[${ep.host}]` : ep.host}:${ep.port}`;
-}
-
-/** A DNS name as resolvers take it (the same rule as the config's host:port settings). */
-const RESOLVABLE_NAME =
-  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$/i;
-
-/**
- * Parses a comma-separated `host:port` list (`nginx:443, 10.0.0.5:8443,
- * [fd00::5]:443`). Empty entries are ignored, so `''` is no endpoint.
- * Throws a CONFIG_INVALID SidecarError naming the bad entry and the form
- * expected; the config layer adds the variable's name.
- */
-export function parseEndpoints(s: string): Endpoint[] {
-  const endpoints: Endpoint[] = [];
-  for (const raw of s.split(',')) {
-    const entry = raw.trim();
-    if (entry === '') continue;
-    endpoints.push(parseEndpoint(entry));
-  }
-  return endpoints;
-}
-
-function parseEndpoint(entry: string): Endpoint {
-  const bad = (why: string) =>
-    new SidecarError(
-      'CONFIG_INVALID',
-      `${JSON.stringify(entry)}: ${why}; expected host:port such as nginx:443, 10.0.0.5:443 or [fd00::5]:443`,
-    );
-  const m = /^(?:\[([^\]]*)\]|([^:[\]]*)):([^:]*)$/.exec(entry);
-  if (m === null) {
-    if (/^[^[]*:.*:/.test(entry)) throw bad('an IPv6 address must be in brackets');
-    if (!entry.includes(':')) throw bad('the port is missing');
-    throw bad('not host:port');
-  }
-  const [, v6, name, portText = ''] = m;
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
-    throw bad(`port ${JSON.stringify(portText)} is not 1-65535`);
-  }
-  const port = Number(portText);
-  if (v6 !== undefined) {
-    if (isIP(v6) !== 6) throw bad(`${JSON.stringify(v6)} is not an IPv6 address`);
-    return { host: v6, port };
-  }
-  const host = name ?? '';
-  if (host === '') throw bad('the host is missing');
-  if (isIP(host) !== 4 && !RESOLVABLE_NAME.test(host)) {
-    throw bad(`${JSON.stringify(host)} is not an IPv4 address or host name`);
-  }
-  return { host: host.toLowerCase(), port };
 }

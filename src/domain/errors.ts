@@ -38,6 +38,68 @@ export type ErrorCode =
   | 'CLUSTER_FANOUT_FAILED'
   | 'CLUSTER_NOT_LEADER';
 
+/**
+ * What each code means, one line each, for people: docs/operations.md's
+ * error-code table is generated from this (`npm run docs`). A new code does
+ * not typecheck until it has its line here.
+ */
+export const ERROR_CODE_MEANINGS: { readonly [C in ErrorCode]: string } = {
+  CONFIG_INVALID:
+    'A setting has a bad value; the message names the variable, the value and what is valid.',
+  HOSTNAME_INVALID:
+    'A hostname is not one a public CA can issue for (wildcard, IP address, single label, malformed).',
+  CERT_NAME_INVALID: 'A certificate name cannot be used as a directory name under `live/`.',
+  STORE_KEY_INVALID: 'A store key was refused because it could leave the store (such as `../`).',
+  STORE_IO: 'Reading or writing the state (files under `STATE_DIR`, or etcd) failed.',
+  STORE_UNAVAILABLE:
+    'etcd did not answer (no quorum, unreachable); retried, nothing is ordered meanwhile.',
+  STORE_UNAUTHORIZED:
+    'etcd refused the credentials (`CLUSTER_ETCD_USERNAME`, password or client certificate).',
+  STORE_DECRYPT_FAILED:
+    'A value in etcd does not open with the cluster key (another key, altered or written by hand); it is never used.',
+  STORE_TLS:
+    "The TLS handshake with etcd failed (check `CLUSTER_ETCD_CA_FILE` and the servers' certificates).",
+  LOCK_TIMEOUT: "A certificate's lock stayed held by another process or replica for too long.",
+  ACME_RATE_LIMITED:
+    'The CA refused the request for a rate limit; retried after its `Retry-After`.',
+  RATE_BUDGET_EXCEEDED:
+    'The order was not sent: it would exceed the `RATE_LIMITS` budget; `/status` says when it can be.',
+  ACME_BAD_NONCE: 'The CA refused a stale nonce; retried at once with a fresh one.',
+  ACME_UNAUTHORIZED:
+    'The CA refused the account or the hostname (unauthorized, unknown account, rejected identifier, CAA).',
+  ACME_CA_UNREACHABLE:
+    'The CA could not be reached (connection refused or reset, DNS failure, no directory).',
+  ACME_SERVER_ERROR: 'The CA answered with an internal error (5xx); retried with backoff.',
+  ACME_TIMEOUT: 'The CA did not answer within `ACME_TIMEOUT_SECONDS`.',
+  ACME_REJECTED:
+    'The CA refused the order or a challenge (connection, DNS, TLS or response problem, or no http-01 offered).',
+  ACME_VALIDATION_FAILED:
+    'The CA could not fetch or match the challenge answer (nginx, DNS or a firewall in the way).',
+  ACME_BAD_TOKEN: 'The CA sent a challenge token that is not safe to use as a file name; refused.',
+  ACME_BAD_RESPONSE: 'The CA answered with something that is not a usable ACME response.',
+  SELF_CHECK_FAILED:
+    'Our own fetch of the challenge file over HTTP failed, so the CA was not asked (see `SELF_CHECK_ADDRESS`).',
+  CHAIN_INVALID:
+    'The certificate the CA returned is missing, does not verify, or lacks a requested hostname.',
+  ABORTED: 'Work abandoned because the sidecar is shutting down.',
+  NO_STEADY_STATE:
+    'A certificate kept changing step without settling in one pass; counted as a failure and retried with backoff.',
+  PLATFORM_UNAUTHORIZED:
+    'The platform API (Rancher, Docker socket) refused our credentials or permissions.',
+  PLATFORM_NOT_FOUND: 'The platform API has no such object (404).',
+  PLATFORM_REJECTED: 'The platform API refused a request (a 4xx other than 401, 403, 404 and 429).',
+  PLATFORM_UNAVAILABLE:
+    'The platform API could not be reached, timed out, or answered 5xx or 429; retried.',
+  PLATFORM_BAD_RESPONSE: 'The platform API answered with something that is not the JSON expected.',
+  PLATFORM_TLS:
+    'The TLS handshake with the Rancher API failed or its certificate did not match `CATTLE_CERT_SHA256`.',
+  PLATFORM_CONFLICT:
+    'The platform already has a certificate by that name that acme-sidecar did not create; left alone.',
+  CLUSTER_FANOUT_FAILED:
+    "Not every live replica's nginx served the challenge token in time, so the CA was not asked.",
+  CLUSTER_NOT_LEADER: 'This replica lost (or never had) the leadership, so it did not act.',
+};
+
 export class SidecarError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;

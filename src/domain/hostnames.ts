@@ -60,21 +60,39 @@ export type HostnameResult =
 
 /** Stable codes for why a hostname or a DOMAINS entry was refused. */
 export type HostnameProblemCode =
+  /** Nothing there (an empty entry). */
   | 'empty'
+  /** Whitespace, a control character, or a label with characters other than a-z, 0-9 and `-`. */
   | 'bad-character'
+  /** A wildcard: HTTP-01 cannot validate wildcard names (they need DNS-01). */
   | 'wildcard'
+  /** An IP address, or a name URL parsers read as one: certificates here are for DNS names. */
   | 'ip-literal'
+  /** Path or URL syntax (a slash, a backslash, `:`, `@`, `%`, `?`, `#`, brackets or `..`): give the bare hostname. */
   | 'path-syntax'
+  /** Longer than 253 characters. */
   | 'too-long'
+  /** An empty label (two dots in a row). */
   | 'label-empty'
+  /** A label longer than 63 characters. */
   | 'label-too-long'
+  /** A label that starts or ends with `-`. */
   | 'label-hyphen'
+  /** A label with `--` in positions 3-4 that is not `xn--` (reserved for IDNA). */
   | 'reserved-label'
+  /** A single label: public CAs only issue for names with a registered domain. */
   | 'single-label'
+  /** An all-numeric top-level label. */
   | 'numeric-tld'
+  /** Not a valid internationalized domain name. */
   | 'idn-invalid';
 
-export type DomainListProblemCode = HostnameProblemCode | 'bad-name' | 'duplicate-name';
+export type DomainListProblemCode =
+  | HostnameProblemCode
+  /** A certificate name (`name=`) that is invalid, or a hostname too long to name one. */
+  | 'bad-name'
+  /** A certificate name another entry already requested; this entry is ignored. */
+  | 'duplicate-name';
 
 export interface DomainListProblem {
   readonly source: string;

@@ -33,7 +33,8 @@ import { retry, type Backoff } from '../util/retry.js';
 import { postWebhook } from './webhook.js';
 
 // Moved to webhook.ts; exported here as before.
-export { redactUrl, webhookUrlProblem } from './webhook.js';
+export { redactUrl } from './webhook.js';
+export { webhookUrlProblem } from '../domain/endpoints.js';
 
 /** What the command (as environment variables) and the webhook (as JSON) are told. */
 export interface CertificateEvent {

@@ -4,6 +4,7 @@
  * an error.
  */
 import axios from 'axios';
+import { webhookUrlProblem } from '../domain/endpoints.js';
 import { errorMessage } from '../domain/errors.js';
 import type { Logger } from '../util/log.js';
 import { retry, type Backoff } from '../util/retry.js';
@@ -24,21 +25,6 @@ export function redactUrl(url: string): string {
   } catch {
     return '[invalid URL]';
   }
-}
-
-/** Why `url` cannot be a webhook URL, or undefined if it can (for config validation). */
-export function webhookUrlProblem(url: string): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return 'expected an absolute http:// or https:// URL';
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    return 'expected an http:// or https:// URL';
-  }
-  if (u.hostname === '') return 'the URL has no host';
-  return undefined;
 }
 
 export interface WebhookOptions {

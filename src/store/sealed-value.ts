@@ -44,6 +44,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { SidecarError } from '../domain/errors.js';
+import { KEY_BYTES, parseKeyFile } from '../domain/key-file.js';
 
 const MAGIC = Buffer.from('ASv1', 'ascii');
 const KIND_SECRET = 0x53; // 'S'
@@ -52,11 +53,9 @@ const KEY_ID_BYTES = 8;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 const HEADER_BYTES = MAGIC.length + 1 + KEY_ID_BYTES + NONCE_BYTES;
-const KEY_BYTES = 32;
 
-/** What a key file must look like, for error messages. */
-export const KEY_FILE_FORMAT =
-  'expected a file holding a base64-encoded 32-byte key, such as the output of `openssl rand -base64 32` (several keys: one per line, the first is used for writing)';
+// The key file's format is shared with the config schema, so it lives in domain/.
+export { KEY_FILE_FORMAT } from '../domain/key-file.js';
 
 interface SealingKey {
   readonly id: Buffer;
@@ -86,33 +85,9 @@ export class Keyring {
     );
   }
 
-  /**
-   * Parses a key file's text: one base64 key per line (blank lines and
-   * `#` comments ignored). Throws a plain message (no key material) on
-   * anything else.
-   *
-   * Base64 text rather than 32 raw bytes: it survives secret stores, env
-   * files, `kubectl create secret --from-file` and copy-paste unchanged,
-   * and a typo shows up as a wrong length instead of a silently different
-   * key.
-   */
+  /** Parses a key file's text (see `parseKeyFile`); throws a message with no key material. */
   static parse(text: string): Keyring {
-    const keys: Buffer[] = [];
-    const lines = text.split(/\r?\n/);
-    for (let i = 0; i < lines.length; i++) {
-      const line = (lines[i] ?? '').trim();
-      if (line === '' || line.startsWith('#')) continue;
-      if (!/^[A-Za-z0-9+/]+={0,2}$/.test(line)) {
-        throw new Error(`line ${i + 1} is not base64`);
-      }
-      const key = Buffer.from(line, 'base64');
-      if (key.length !== KEY_BYTES) {
-        throw new Error(`line ${i + 1} decodes to ${key.length} bytes, not ${KEY_BYTES}`);
-      }
-      keys.push(key);
-    }
-    if (keys.length === 0) throw new Error('it holds no key');
-    return Keyring.fromKeys(keys);
+    return Keyring.fromKeys(parseKeyFile(text));
   }
 
   /** Hex id of the key that seals: safe to log. */

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { format } from 'prettier';
-
-import { renderSettingsTable } from '../../src/config/docs.js';
 import { loadConfig } from '../../src/config/load.js';
 import { SETTINGS, type Config } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/domain/errors.js';
@@ -615,57 +612,5 @@ describe('SETTINGS', () => {
 
   it('gives every setting a description ending in a full stop', () => {
     for (const s of SETTINGS) assert.match(s.description, /\.$/, s.env);
-  });
-});
-
-describe('renderSettingsTable', () => {
-  const table = renderSettingsTable();
-
-  it('has a row for every variable, with its aliases', () => {
-    for (const s of SETTINGS) {
-      const row = table.split('\n').find((line) => line.startsWith(`| \`${s.env}\``));
-      assert.ok(row !== undefined, `no row for ${s.env}`);
-      for (const alias of s.aliases ?? []) assert.ok(row.includes(`\`${alias}\``), alias);
-    }
-  });
-
-  it('says a secret is never logged', () => {
-    const row = table.split('\n').find((line) => line.startsWith('| `EAB_HMAC_KEY`'));
-    assert.match(row ?? '', /Secret: never logged/);
-  });
-
-  it('is already formatted as prettier formats it', async () => {
-    const formatted = await format(table, {
-      parser: 'markdown',
-      printWidth: 100,
-      proseWrap: 'preserve',
-    });
-    assert.equal(formatted.trim(), table);
-  });
-
-  it('matches the settings table in README.md', () => {
-    const readmePath = new URL('../../README.md', import.meta.url);
-    const regenerate =
-      'run `npx tsx scripts/settings-table.ts` and paste its output between ' +
-      '<!-- settings:start --> and <!-- settings:end --> in README.md';
-    let readme: string;
-    try {
-      readme = readFileSync(readmePath, 'utf8');
-    } catch {
-      assert.fail(`README.md not found; ${regenerate}`);
-    }
-    const block = /<!-- settings:start -->([\s\S]*?)<!-- settings:end -->/.exec(readme)?.[1];
-    assert.ok(block !== undefined, `README.md has no settings block; ${regenerate}`);
-    // Column padding is prettier's business; compare the cells.
-    const cells = (md: string): string[] =>
-      md
-        .trim()
-        .split(/\r?\n/)
-        .map((line) => line.trim().replace(/ +/g, ' ').replace(/-{3,}/g, '---'));
-    assert.deepEqual(
-      cells(block),
-      cells(table),
-      `README settings table is out of date; ${regenerate}`,
-    );
   });
 });
