@@ -337,6 +337,7 @@ describe('Docker platform (one real dockerd)', function () {
       await until('the second reload', async () =>
         (await reloads(nginx)) === 2 ? true : undefined,
       );
+      // Deliberate: no third reload may follow during this half second.
       await sleep(500);
       assert.equal(await reloads(nginx), 2, 'an unchanged set is not signalled again');
       assert.equal(await reloads(other), 0, 'a container without the label value is left alone');
