@@ -194,6 +194,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
     await until('every node to name the leader', () =>
       nodes.every((n) => n.cluster.status().leader === leader.name),
     );
+    // Deliberate: nothing may change during a full TTL (no second leader).
     await sleep(TTL * 1000);
     assert.equal(leaders().length, 1, 'still exactly one leader after a full TTL');
     assert.deepEqual(nodes.map((n) => n.cluster.status().role).sort(), [
@@ -297,6 +298,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
     const gapUntil = Date.now() + TTL * 1000 * 2;
     while (Date.now() < gapUntil) {
       assert.ok(leader.cluster.leadership().mayAct, 'leader kept acting with one etcd member down');
+      // Deliberate: sampling that nothing changes for two TTLs.
       await sleep(100);
     }
     await one.start();
@@ -312,7 +314,8 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
     // etcd itself needs an election timeout to notice; no successor can be
     // elected before quorum returns and a full TTL passes after that.
     assert.ok(stopMs < TTL * 1000 + 1000, `stopped within the TTL (${stopMs} ms)`);
-    // Nobody acts while etcd has no quorum, and live/ keeps serving.
+    // Nobody acts while etcd has no quorum, and live/ keeps serving
+    // (deliberate: nothing may happen during this second).
     await sleep(1000);
     assert.equal(leaders().length, 0);
     for (const n of nodes) assert.ok(await n.live.read('www'), `${n.name} still serves www`);
@@ -339,6 +342,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
       await until('one new leader', () =>
         leaders().length === 1 && leaders()[0] !== old ? true : undefined,
       );
+      // Deliberate: no second leader appears in the next half second.
       await sleep(500);
       assert.equal(leaders().length, 1);
     } finally {

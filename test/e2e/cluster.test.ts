@@ -251,7 +251,7 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
           const seen = tokensSeen.get(n.name)!;
           for (const t of names) if (!t.includes('.') && !seen.has(t)) seen.set(t, Date.now());
         }
-        await sleep(5);
+        await sleep(5); // the sampling interval of this background watcher
       }
     })();
   });
@@ -322,6 +322,7 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
     figures.push(
       `cold start of 3 sidecars: ${t1 - t0} ms; 2 certificates ordered and on all 3 replicas: ${Date.now() - t1} ms`,
     );
+    // Deliberate: no second order may follow during this second.
     await sleep(1000);
     for (const cert of ['www.demo.test', 'api.demo.test']) {
       assert.equal(caOrdersFor(cert), 1, `${cert}: one order at the CA`);
@@ -463,6 +464,7 @@ describe('e2e: cluster mode, three sidecars on real etcd, nginx and Pebble', fun
       );
       figures.push(`quorum lost -> leader stops acting: ${Date.now() - t0} ms (TTL ${TTL} s)`);
       await addCertificate('late.demo.test');
+      // Deliberate: nothing may be ordered during two TTLs without quorum.
       await sleep(TTL * 1000 * 2);
       assert.equal(ordersFor('late.demo.test').length, 0, 'nothing ordered without quorum');
       for (const n of running()) {

@@ -6,6 +6,7 @@ import { accountPrefix } from '../../src/store/keys.js';
 import { startDevEnv, tlsServedCert, type DevEnv } from '../../devenv/index.js';
 import { chainVerifiesTo, dnsNames, keyMatches } from '../../src/util/x509.js';
 import { runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';
+import { waitFor } from '../support/wait.js';
 
 async function liveFiles(env: DevEnv, name: string) {
   const dir = path.join(env.certDir, 'live', name);
@@ -38,11 +39,35 @@ function explain(r: RunResult): string {
 describe('e2e: core path against real Pebble and nginx', function () {
   this.timeout(180_000);
   let env: DevEnv;
-  const A = 'a.demo.test';
-  const MULTI = 'multi';
-  const DOMAINS = `${A}, ${MULTI}=www.b.demo.test+b.demo.test`;
   let stagingRoot: string;
   let productionRoot: string;
+
+  /**
+   * Each test builds the state it needs on certificates of its own (a
+   * `<tag>` in every hostname), so none depends on another having run
+   * first: any one passes alone (`--grep`) or in another order.
+   */
+  function certs(tag: string) {
+    const A = `a.${tag}.demo.test`;
+    const MULTI = `multi-${tag}`;
+    const MULTI_SANS = [`b.${tag}.demo.test`, `www.b.${tag}.demo.test`] as const;
+    return { A, MULTI, MULTI_SANS, DOMAINS: `${A}, ${MULTI}=${MULTI_SANS[1]}+${MULTI_SANS[0]}` };
+  }
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const serialOf = async (name: string) =>
+    new X509Certificate((await liveFiles(env, name)).cert).serialNumber;
+
+  /** `once` from staging, then `once` with STAGING=false: both runs, each asserted to exit 0. */
+  async function promote(domains: string): Promise<{ staging: RunResult; production: RunResult }> {
+    const staging = await runSidecar(['once'], sidecarEnv(env, { DOMAINS: domains }));
+    assert.equal(staging.code, 0, explain(staging));
+    const production = await runSidecar(
+      ['once'],
+      sidecarEnv(env, { DOMAINS: domains, STAGING: 'false' }),
+    );
+    assert.equal(production.code, 0, explain(production));
+    return { staging, production };
+  }
 
   before(async () => {
     env = await startDevEnv();
@@ -54,6 +79,7 @@ describe('e2e: core path against real Pebble and nginx', function () {
   });
 
   it('writes a self-signed placeholder first, even when the CA is unreachable, and says why it failed', async () => {
+    const { A, MULTI, MULTI_SANS, DOMAINS } = certs('placeholder');
     const r = await runSidecar(
       ['once'],
       sidecarEnv(env, {
@@ -65,12 +91,12 @@ describe('e2e: core path against real Pebble and nginx', function () {
     assert.equal(r.code, 1, explain(r));
     assert.match(
       r.stdout,
-      /FAIL a\.demo\.test .*phase=self-signed.*ACME_CA_UNREACHABLE/,
+      new RegExp(`FAIL ${esc(A)} .*phase=self-signed.*ACME_CA_UNREACHABLE`),
       explain(r),
     );
     for (const [name, sans] of [
       [A, [A]],
-      [MULTI, ['b.demo.test', 'www.b.demo.test']],
+      [MULTI, MULTI_SANS],
     ] as const) {
       const files = await liveFiles(env, name);
       const leaf = new X509Certificate(files.cert);
@@ -82,18 +108,15 @@ describe('e2e: core path against real Pebble and nginx', function () {
     await env.nginx.reload({
       tlsServers: [
         { certName: A, serverNames: [A] },
-        { certName: MULTI, serverNames: ['www.b.demo.test', 'b.demo.test'] },
+        { certName: MULTI, serverNames: [...MULTI_SANS].reverse() },
       ],
     });
     const served = await tlsServedCert(env.ports.https, A);
-    assert.equal(
-      served.serialNumber,
-      new X509Certificate((await liveFiles(env, A)).cert).serialNumber,
-    );
+    assert.equal(served.serialNumber, await serialOf(A));
   });
 
-  let stagingSerial: string;
   it('issues from the staging CA through nginx, verifying against staging root only', async () => {
+    const { A, MULTI, MULTI_SANS, DOMAINS } = certs('staging');
     const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS }));
     assert.equal(r.code, 0, explain(r));
     assert.deepEqual(
@@ -102,7 +125,7 @@ describe('e2e: core path against real Pebble and nginx', function () {
     );
     for (const [name, sans] of [
       [A, [A]],
-      [MULTI, ['b.demo.test', 'www.b.demo.test']],
+      [MULTI, MULTI_SANS],
     ] as const) {
       const files = await liveFiles(env, name);
       assert.ok(
@@ -114,54 +137,112 @@ describe('e2e: core path against real Pebble and nginx', function () {
       assert.ok(keyMatches(files.cert, files.privkey), 'key matches');
       assert.equal(files.fullchain, files.cert + files.chain);
     }
-    stagingSerial = new X509Certificate((await liveFiles(env, A)).cert).serialNumber;
-    await env.nginx.reload();
+    const stagingSerial = await serialOf(A);
+    await env.nginx.reload({ tlsServers: [{ certName: A, serverNames: [A] }] });
     assert.equal((await tlsServedCert(env.ports.https, A)).serialNumber, stagingSerial);
   });
 
-  let prodSerial: string;
-  let accountJson: string;
-  it('with STAGING=false, promotes to the production CA and nginx serves it after a reload', async () => {
-    const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS, STAGING: 'false' }));
-    assert.equal(r.code, 0, explain(r));
-    assert.deepEqual(
-      orders(r).map((o) => `${String(o.phase)}/${String(o.reason)}`),
-      ['production/StagingOnly', 'production/StagingOnly'],
-    );
-    const files = await liveFiles(env, A);
-    assert.ok(chainVerifiesTo(files.fullchain, productionRoot), 'verifies against production root');
-    assert.ok(!chainVerifiesTo(files.fullchain, stagingRoot));
-    assert.ok(keyMatches(files.cert, files.privkey));
-    prodSerial = new X509Certificate(files.cert).serialNumber;
-    assert.notEqual(prodSerial, stagingSerial);
-    await env.nginx.reload();
-    assert.equal((await tlsServedCert(env.ports.https, A)).serialNumber, prodSerial);
-    const multi = await tlsServedCert(env.ports.https, 'www.b.demo.test');
-    assert.equal(
-      multi.serialNumber,
-      new X509Certificate((await liveFiles(env, MULTI)).cert).serialNumber,
-    );
-    accountJson = await accounts(env);
-    const urls = JSON.parse(`[${accountJson}]`) as { url: string; directoryUrl: string }[];
-    assert.deepEqual(
-      urls.map((a) => a.directoryUrl),
-      [env.staging.directoryUrl, env.production.directoryUrl],
-    );
-    assert.notEqual(urls[0]?.url, urls[1]?.url);
-  });
+  describe('certificates promoted to production', () => {
+    // Built once for the tests below, which only read it: a.demo.test and
+    // multi, issued from staging and then from production.
+    const A = 'a.demo.test';
+    const MULTI = 'multi';
+    const DOMAINS = `${A}, ${MULTI}=www.b.demo.test+b.demo.test`;
+    let promoted: { staging: RunResult; production: RunResult };
+    let stagingSerial: string;
+    let prodSerial: string;
+    let accountJson: string;
+    before(async () => {
+      const staging = await runSidecar(['once'], sidecarEnv(env, { DOMAINS }));
+      assert.equal(staging.code, 0, explain(staging));
+      stagingSerial = await serialOf(A);
+      const production = await runSidecar(['once'], sidecarEnv(env, { DOMAINS, STAGING: 'false' }));
+      assert.equal(production.code, 0, explain(production));
+      promoted = { staging, production };
+      prodSerial = await serialOf(A);
+      accountJson = await accounts(env);
+    });
 
-  it('after a restart reuses the accounts and orders nothing for valid certificates', async () => {
-    const before = await readlink(path.join(env.certDir, 'live', A));
-    const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS, STAGING: 'false' }));
-    assert.equal(r.code, 0, explain(r));
-    assert.deepEqual(orders(r), []);
-    assert.equal(r.logs.filter((l) => l.message === 'ACME account registered').length, 0);
-    assert.equal(await accounts(env), accountJson);
-    assert.equal(await readlink(path.join(env.certDir, 'live', A)), before, 'live/ untouched');
+    it('with STAGING=false, promotes to the production CA and nginx serves it after a reload', async () => {
+      const r = promoted.production;
+      assert.equal(r.code, 0, explain(r));
+      assert.deepEqual(
+        orders(r).map((o) => `${String(o.phase)}/${String(o.reason)}`),
+        ['production/StagingOnly', 'production/StagingOnly'],
+      );
+      const files = await liveFiles(env, A);
+      assert.ok(
+        chainVerifiesTo(files.fullchain, productionRoot),
+        'verifies against production root',
+      );
+      assert.ok(!chainVerifiesTo(files.fullchain, stagingRoot));
+      assert.ok(keyMatches(files.cert, files.privkey));
+      assert.equal(new X509Certificate(files.cert).serialNumber, prodSerial);
+      assert.notEqual(prodSerial, stagingSerial);
+      await env.nginx.reload({
+        tlsServers: [
+          { certName: A, serverNames: [A] },
+          { certName: MULTI, serverNames: ['www.b.demo.test', 'b.demo.test'] },
+        ],
+      });
+      assert.equal((await tlsServedCert(env.ports.https, A)).serialNumber, prodSerial);
+      const multi = await tlsServedCert(env.ports.https, 'www.b.demo.test');
+      assert.equal(multi.serialNumber, await serialOf(MULTI));
+      const urls = JSON.parse(`[${accountJson}]`) as { url: string; directoryUrl: string }[];
+      assert.deepEqual(
+        urls.map((a) => a.directoryUrl),
+        [env.staging.directoryUrl, env.production.directoryUrl],
+      );
+      assert.notEqual(urls[0]?.url, urls[1]?.url);
+    });
+
+    it('after a restart reuses the accounts and orders nothing for valid certificates', async () => {
+      const before = await readlink(path.join(env.certDir, 'live', A));
+      const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS, STAGING: 'false' }));
+      assert.equal(r.code, 0, explain(r));
+      assert.deepEqual(orders(r), []);
+      assert.equal(r.logs.filter((l) => l.message === 'ACME account registered').length, 0);
+      assert.equal(await accounts(env), accountJson);
+      assert.equal(await readlink(path.join(env.certDir, 'live', A)), before, 'live/ untouched');
+    });
+
+    it('reports a failed validation at the CA with its reason, and keeps the other certificates', async () => {
+      // SELF_CHECK off and a webroot nginx does not serve: the CA itself fails to fetch the token.
+      const { mkdtemp } = await import('node:fs/promises');
+      const stray = await mkdtemp(path.join(env.dir, 'not-served-'));
+      const r = await runSidecar(
+        ['once'],
+        sidecarEnv(env, {
+          DOMAINS: `${A}, v.demo.test`,
+          STAGING: 'false',
+          SELF_CHECK: 'false',
+          WEBROOT: stray,
+        }),
+      );
+      assert.equal(r.code, 1, explain(r));
+      assert.match(r.stdout, /FAIL v\.demo\.test .*ACME_VALIDATION_FAILED: \w+: .*404/, explain(r));
+      assert.match(r.stdout, /ok {3}a\.demo\.test/);
+    });
+
+    it('reports a bad hostname, skips it, and still serves the others', async () => {
+      const r = await runSidecar(
+        ['once'],
+        sidecarEnv(env, { DOMAINS: `${A}, *.demo.test, ../etc`, STAGING: 'false' }),
+      );
+      assert.equal(r.code, 1, explain(r));
+      assert.match(r.stdout, /ok {3}a\.demo\.test/);
+      assert.match(r.stdout, /SKIP "\*\.demo\.test".*wildcard/);
+      assert.match(r.stdout, /SKIP "\.\.\/etc"/);
+      assert.ok(r.logs.some((l) => l.message === 'hostname skipped' && l.value === '*.demo.test'));
+    });
   });
 
   it('re-issues a certificate whose hostnames changed, through staging, and leaves the others alone', async () => {
-    const domains = `${A}, ${MULTI}=www.b.demo.test+b.demo.test+c.demo.test`;
+    const { A, MULTI, MULTI_SANS, DOMAINS } = certs('changed');
+    await promote(DOMAINS);
+    const prodSerial = await serialOf(A);
+    const C = `c.changed.demo.test`;
+    const domains = `${A}, ${MULTI}=${MULTI_SANS[1]}+${MULTI_SANS[0]}+${C}`;
     const r = await runSidecar(['once'], sidecarEnv(env, { DOMAINS: domains, STAGING: 'false' }));
     assert.equal(r.code, 0, explain(r));
     assert.deepEqual(orders(r), [
@@ -169,52 +250,19 @@ describe('e2e: core path against real Pebble and nginx', function () {
       { phase: 'production', reason: 'DomainsChanged', cert: MULTI },
     ]);
     const files = await liveFiles(env, MULTI);
-    assert.deepEqual(dnsNames(new X509Certificate(files.cert)), [
-      'b.demo.test',
-      'c.demo.test',
-      'www.b.demo.test',
-    ]);
+    assert.deepEqual(dnsNames(new X509Certificate(files.cert)), [MULTI_SANS[0], C, MULTI_SANS[1]]);
     assert.ok(chainVerifiesTo(files.fullchain, productionRoot));
-    assert.equal(new X509Certificate((await liveFiles(env, A)).cert).serialNumber, prodSerial);
-  });
-
-  it('reports a failed validation at the CA with its reason, and keeps the other certificates', async () => {
-    // SELF_CHECK off and a webroot nginx does not serve: the CA itself fails to fetch the token.
-    const { mkdtemp } = await import('node:fs/promises');
-    const stray = await mkdtemp(path.join(env.dir, 'not-served-'));
-    const r = await runSidecar(
-      ['once'],
-      sidecarEnv(env, {
-        DOMAINS: `${A}, v.demo.test`,
-        STAGING: 'false',
-        SELF_CHECK: 'false',
-        WEBROOT: stray,
-      }),
-    );
-    assert.equal(r.code, 1, explain(r));
-    assert.match(r.stdout, /FAIL v\.demo\.test .*ACME_VALIDATION_FAILED: \w+: .*404/, explain(r));
-    assert.match(r.stdout, /ok {3}a\.demo\.test/);
-  });
-
-  it('reports a bad hostname, skips it, and still serves the others', async () => {
-    const r = await runSidecar(
-      ['once'],
-      sidecarEnv(env, { DOMAINS: `${A}, *.demo.test, ../etc`, STAGING: 'false' }),
-    );
-    assert.equal(r.code, 1, explain(r));
-    assert.match(r.stdout, /ok {3}a\.demo\.test/);
-    assert.match(r.stdout, /SKIP "\*\.demo\.test".*wildcard/);
-    assert.match(r.stdout, /SKIP "\.\.\/etc"/);
-    assert.ok(r.logs.some((l) => l.message === 'hostname skipped' && l.value === '*.demo.test'));
+    assert.equal(await serialOf(A), prodSerial);
   });
 });
 
-describe('e2e: renewal of short-lived certificates', function () {
+describe('e2e: renewal inside the renewal window', function () {
   this.timeout(120_000);
   let env: DevEnv;
   before(async () => {
-    // 16-second certificates: the renewal window (half the lifetime) opens after 8 s.
-    env = await startDevEnv({ pebble: { certificateValidityPeriod: 16 } });
+    // One-hour certificates: by the default rule (half the lifetime, under 10
+    // days) the renewal window opens 30 minutes after issuance.
+    env = await startDevEnv({ pebble: { certificateValidityPeriod: 3600 } });
   });
   after(async () => {
     await env?.stop();
@@ -234,14 +282,25 @@ describe('e2e: renewal of short-lived certificates', function () {
       leaf.serialNumber,
     );
 
+    // Before the window: nothing to do. The window is 30 minutes away, so
+    // this holds on any machine, however slow.
+    const early = await runSidecar(['once'], vars);
+    assert.equal(early.code, 0, explain(early));
+    assert.deepEqual(orders(early), []);
+    // The window moved instead of the clock: RENEW_BEFORE_DAYS of the whole
+    // lifetime but one second opens it one second after notBefore, which is
+    // behind us (the certificate was issued, then a whole run went by).
     const notBefore = new Date(leaf.validFrom).getTime();
     const notAfter = new Date(leaf.validTo).getTime();
-    const windowOpens = notBefore + (notAfter - notBefore) / 2;
-    // Before the window: nothing to do.
-    const early = await runSidecar(['once'], vars);
-    if (Date.now() < windowOpens) assert.deepEqual(orders(early), []);
-    await new Promise((r) => setTimeout(r, Math.max(0, windowOpens - Date.now() + 500)));
-    const renewed = await runSidecar(['once'], vars);
+    const renewBeforeDays = (notAfter - notBefore - 1000) / (24 * 60 * 60 * 1000);
+    await waitFor(() => Date.now() >= notBefore + 1000, {
+      what: 'the renewal window to open',
+      timeoutMs: 5000,
+    });
+    const renewed = await runSidecar(['once'], {
+      ...vars,
+      RENEW_BEFORE_DAYS: String(renewBeforeDays),
+    });
     assert.equal(renewed.code, 0, explain(renewed));
     assert.deepEqual(
       orders(renewed).map((o) => `${String(o.phase)}/${String(o.reason)}`),

@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { collect, sidecarEnv, startSidecar } from '../support/sidecar.js';
+import { waitFor } from '../support/wait.js';
 
 async function tokens(env: DevEnv): Promise<string[]> {
   return readdir(path.join(env.webroot, '.well-known', 'acme-challenge'));
@@ -26,10 +27,10 @@ describe('e2e: acme-sidecar run (daemon)', function () {
       sidecarEnv(env, { DOMAINS: 'slow1.demo.test, slow2.demo.test', LOOP_TIME: '0' }),
     );
     const result = collect(child, 90_000);
-    const until = Date.now() + 30_000;
-    while ((await tokens(env)).length === 0 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(async () => (await tokens(env)).length > 0, {
+      what: 'a challenge token in the webroot',
+      timeoutMs: 30_000,
+    });
     assert.ok((await tokens(env)).length > 0, 'a challenge token was written');
     const t0 = Date.now();
     child.kill('SIGTERM');

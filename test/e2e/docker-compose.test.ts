@@ -56,10 +56,11 @@ interface Served {
  * GET https://<servername>/ from 127.0.0.1:<port> trusting only `rootPem`:
  * resolves only if the served chain verifies to that root and names the host.
  *
- * A raw TLS socket, not https.get: nock, loaded by unit tests that share
- * this mocha process, intercepts http(s) client requests, and through its
- * interceptor the answer's end never arrived (the probe hung with nginx
- * having answered 200).
+ * A raw TLS socket, not https.get: when the unit tests shared this mocha
+ * process, nock (which they load) intercepted http(s) client requests, and
+ * through its interceptor the answer's end never arrived (the probe hung with
+ * nginx having answered 200). `npm test` now runs e2e in a process of its
+ * own; the raw socket stays, as it depends on no client library.
  */
 function getTrusting(port: number, servername: string, rootPem: string): Promise<Served> {
   return new Promise((resolve, reject) => {

@@ -75,6 +75,30 @@ function platform(
 
 const names = (d: Discovery): string[] => d.specs.map((s) => s.name).sort();
 
+/** A logger that keeps every line ("info message"), to wait for what the platform reports. */
+function recordingLogger(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const record =
+    (level: string) =>
+    (message: string): void => {
+      lines.push(`${level} ${message}`);
+    };
+  const log: Logger = {
+    error: record('error'),
+    warn: record('warn'),
+    info: record('info'),
+    debug: record('debug'),
+    child: () => log,
+  };
+  return { log, lines };
+}
+
+/** Resolves once `lines` shows the event stream open (the platform logs it when it is). */
+const streamOpen = (lines: readonly string[]): Promise<true> =>
+  until('the event stream to open', async () =>
+    lines.some((l) => l.includes('following Docker container events')) ? true : undefined,
+  );
+
 async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -231,11 +255,12 @@ describe('Docker platform (one real dockerd)', function () {
     });
 
     it('notices a new labelled container from the event stream within seconds', async () => {
-      const p = platform();
+      const { log, lines } = recordingLogger();
+      const p = platform({ log });
       const changes: { at: number; why: string }[] = [];
       const watch = p.watch((why) => changes.push({ at: Date.now(), why }));
       try {
-        await sleep(300); // the stream is open
+        await streamOpen(lines);
         const t0 = Date.now();
         await runContainer({ name: 'late', labels: { [DOMAINS_LABEL]: 'late.docker.test' } });
         const runReturned = Date.now();
@@ -261,26 +286,12 @@ describe('Docker platform (one real dockerd)', function () {
     });
 
     it('reconnects when the event stream drops (dockerd restarted), resyncs, and keeps following events', async () => {
-      const lines: string[] = [];
-      const record =
-        (level: string) =>
-        (message: string): void => {
-          lines.push(`${level} ${message}`);
-        };
-      const log: Logger = {
-        error: record('error'),
-        warn: record('warn'),
-        info: record('info'),
-        debug: record('debug'),
-        child: () => log,
-      };
+      const { log, lines } = recordingLogger();
       const p = platform({ log });
       const changes: string[] = [];
       const watch = p.watch((why) => changes.push(why));
       try {
-        await until('the stream to open', async () =>
-          lines.some((l) => l.includes('following Docker container events')) ? true : undefined,
-        );
+        await streamOpen(lines);
         const t0 = Date.now();
         await dockerd().restart();
         const restarted = Date.now();
@@ -337,6 +348,7 @@ describe('Docker platform (one real dockerd)', function () {
       await until('the second reload', async () =>
         (await reloads(nginx)) === 2 ? true : undefined,
       );
+      // Deliberate: no third reload may follow during this half second.
       await sleep(500);
       assert.equal(await reloads(nginx), 2, 'an unchanged set is not signalled again');
       assert.equal(await reloads(other), 0, 'a container without the label value is left alone');

@@ -359,6 +359,7 @@ describe('etcd store tests on a real 3-member etcd', function () {
       assert.ok(a && b);
       await a.stop();
       await b.stop();
+      // Deliberate: the outage lasts 2 s, shorter than the 3 s lease TTL.
       await new Promise((r) => setTimeout(r, 2000));
       await a.start();
       await b.start();

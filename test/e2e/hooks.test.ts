@@ -103,13 +103,16 @@ describe('e2e: hooks and the deployment check, through the real sidecar', functi
   });
 
   it('reports an nginx still serving the old certificate as stale, and current after a reload', async () => {
+    // A certificate of this test's own, issued from staging first.
+    const staged = await runSidecar(['once'], sidecarEnv(env, { DOMAINS: 'h3.demo.test' }));
+    assert.equal(staged.code, 0, explain(staged));
     const check = {
-      DOMAINS: 'h1.demo.test',
+      DOMAINS: 'h3.demo.test',
       STAGING: 'false',
       DEPLOY_CHECK_ENDPOINTS: `127.0.0.1:${env.ports.https}`,
     };
     await env.nginx.reload({
-      tlsServers: [{ certName: 'h1.demo.test', serverNames: ['h1.demo.test'] }],
+      tlsServers: [{ certName: 'h3.demo.test', serverNames: ['h3.demo.test'] }],
     });
     // Promote to production; nginx keeps serving the staging certificate it loaded.
     const promoted = await runSidecar(['once'], sidecarEnv(env, check));

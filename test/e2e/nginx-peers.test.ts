@@ -157,7 +157,8 @@ function readLog(node: Node): LogLine[] {
  * Access-log lines mentioning `token`, per node name, once they have settled:
  * nginx writes a request's log line after sending the answer, so a client
  * can hold the answer before the line exists. Read until the count has not
- * changed for 150 ms (at most 3 s).
+ * changed for 150 ms (at most 3 s). The quiet period is deliberate, not a
+ * guess at nginx's speed: callers also assert upper bounds (no extra hop).
  */
 async function linesFor(nodes: readonly Node[], token: string): Promise<Record<string, LogLine[]>> {
   const read = (): Record<string, LogLine[]> =>

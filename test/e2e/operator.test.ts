@@ -5,6 +5,7 @@ import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { freePort } from '../../devenv/proc.js';
 import { collect, runSidecar, sidecarEnv, startSidecar } from '../support/sidecar.js';
+import { waitFor } from '../support/wait.js';
 
 interface Sample {
   name: string;
@@ -52,14 +53,14 @@ describe('e2e: operator surface of a running sidecar (status, metrics, health)',
     );
     const done = collect(child, 100_000);
     try {
-      let ready: Response | undefined;
-      const until = Date.now() + 60_000;
-      while (Date.now() < until) {
-        ready = await fetch(`${base}/readyz`).catch(() => undefined);
-        if (ready?.status === 200) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-      assert.equal(ready?.status, 200, 'ready after the first pass');
+      const ready = await waitFor(
+        async () => {
+          const r = await fetch(`${base}/readyz`);
+          return r.status === 200 ? r : undefined;
+        },
+        { what: '/readyz to answer 200', timeoutMs: 60_000, intervalMs: 200 },
+      );
+      assert.equal(ready.status, 200, 'ready after the first pass');
       assert.equal(await (await fetch(`${base}/healthz`)).text(), 'ok');
 
       const status = (await (await fetch(`${base}/status`)).json()) as {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { freePort } from '../../devenv/proc.js';
@@ -54,122 +54,168 @@ function assertPushed(c: CattleObject | undefined, root: string, name: string): 
 
 describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', function () {
   this.timeout(180_000);
+  const ACCESS_KEY = 'AK-e2e';
+  const SECRET_KEY = 'SK-e2e-secret-9c1d';
   let env: DevEnv;
+  // Each test gets a Cattle API and a STATE_DIR of its own (beforeEach) and
+  // builds the state it needs itself: none depends on another having run.
   let cattle: FakeCattle;
+  let stateDir: string;
   let vars: (extra?: Record<string, string>) => Record<string, string>;
-  let web: CattleObject;
-  let foreignSerial: unknown;
 
   before(async () => {
     env = await startDevEnv();
-    cattle = await startFakeCattle({ accessKey: 'AK-e2e', secretKey: 'SK-e2e-secret-9c1d' });
-    registerSecret(cattle.secretKey, { basicAuthUser: cattle.accessKey });
+    registerSecret(SECRET_KEY, { basicAuthUser: ACCESS_KEY });
+  });
+  after(async () => {
+    await env?.stop();
+  });
+  beforeEach(async () => {
+    cattle = await startFakeCattle({ accessKey: ACCESS_KEY, secretKey: SECRET_KEY });
+    stateDir = await mkdtemp(path.join(env.dir, 'state-'));
     vars = (extra = {}) =>
       sidecarEnv(env, {
         PLATFORM: 'rancher',
         CATTLE_URL: cattle.url,
         CATTLE_ACCESS_KEY: cattle.accessKey,
         CATTLE_SECRET_KEY: cattle.secretKey,
+        STATE_DIR: stateDir,
         ...extra,
       });
-    web = cattle.addService({ name: 'web', labels: { [DENT_LABEL]: 'a.demo.test,b.demo.test' } });
-    cattle.addService({
-      name: 'shop',
-      labels: { [DOMAINS_LABEL]: 'shop=shop.demo.test+cdn.demo.test' },
-    });
-    cattle.addService({
-      name: 'old',
-      labels: { [DENT_LABEL]: 'gone.demo.test' },
-      state: 'removed',
-    });
-    cattle.addService({ name: 'bad', labels: { [DENT_LABEL]: '*.demo.test' } });
-    // A certificate someone else created, with a name a label asks for.
-    const other = await new SelfSignedIssuer(systemClock).issue(
-      { name: 'foreign.demo.test', domains: ['foreign.demo.test'], source: 't' },
-      'ecdsa-p256',
-    );
-    const foreign = cattle.addCertificate({
-      name: 'foreign.demo.test',
-      cert: other.cert,
-      key: other.privkey,
-      description: 'uploaded by hand',
-    });
-    foreignSerial = foreign.serialNumber;
-    cattle.addService({ name: 'legacy', labels: { [DENT_LABEL]: 'foreign.demo.test' } });
   });
-  after(async () => {
+  afterEach(async () => {
     await cattle?.close();
-    await env?.stop();
   });
 
-  it('issues a certificate for every labelled service and pushes it to Cattle; reports the bad and the foreign ones', async () => {
-    const r = await runSidecar(['once'], vars());
-    assert.equal(r.code, 1, explain(r)); // the foreign certificate and the wildcard are reported
-    const certs = byName(cattle);
-    const root = await env.staging.getRootPem();
-    for (const name of ['a.demo.test', 'b.demo.test', 'shop'])
-      assertPushed(certs.get(name), root, name);
-    const sans = (certs.get('shop')?.subjectAlternativeNames as string[] | undefined) ?? [];
-    assert.deepEqual([...sans].sort(), ['cdn.demo.test', 'shop.demo.test']);
-    assert.equal(certs.has('gone.demo.test'), false, 'removed services do not count');
-    assert.equal(certs.get('foreign.demo.test')?.serialNumber, foreignSerial, 'foreign left alone');
-    assert.match(r.stdout, /FAIL foreign\.demo\.test .*PLATFORM_CONFLICT/);
-    assert.match(r.stdout, /SKIP "\*\.demo\.test".*wildcard/);
-    assert.match(r.stdout, /ok {3}a\.demo\.test/);
-    assert.ok(!cattle.requests.some((q) => q.method === 'DELETE'), 'never deletes');
-  });
-
-  it('with STAGING=false updates each certificate in place and asks the load balancer using it to reload', async () => {
-    const before = byName(cattle);
-    const aId = String(before.get('a.demo.test')?.id);
-    const lb = cattle.addService({
-      name: 'lb',
-      kind: 'loadBalancerService',
-      lbConfig: { defaultCertificateId: aId },
+  describe('labelled services, a removed one, a wildcard and a foreign certificate', () => {
+    let web: CattleObject;
+    let foreignSerial: unknown;
+    beforeEach(async () => {
+      web = cattle.addService({ name: 'web', labels: { [DENT_LABEL]: 'a.demo.test,b.demo.test' } });
+      cattle.addService({
+        name: 'shop',
+        labels: { [DOMAINS_LABEL]: 'shop=shop.demo.test+cdn.demo.test' },
+      });
+      cattle.addService({
+        name: 'old',
+        labels: { [DENT_LABEL]: 'gone.demo.test' },
+        state: 'removed',
+      });
+      cattle.addService({ name: 'bad', labels: { [DENT_LABEL]: '*.demo.test' } });
+      // A certificate someone else created, with a name a label asks for.
+      const other = await new SelfSignedIssuer(systemClock).issue(
+        { name: 'foreign.demo.test', domains: ['foreign.demo.test'], source: 't' },
+        'ecdsa-p256',
+      );
+      const foreign = cattle.addCertificate({
+        name: 'foreign.demo.test',
+        cert: other.cert,
+        key: other.privkey,
+        description: 'uploaded by hand',
+      });
+      foreignSerial = foreign.serialNumber;
+      cattle.addService({ name: 'legacy', labels: { [DENT_LABEL]: 'foreign.demo.test' } });
     });
-    const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
-    assert.equal(r.code, 1, explain(r)); // still the foreign conflict
-    const after = byName(cattle);
-    const root = await env.production.getRootPem();
-    for (const name of ['a.demo.test', 'b.demo.test', 'shop']) {
-      assertPushed(after.get(name), root, name);
-      assert.equal(after.get(name)?.id, before.get(name)?.id, `${name} updated in place`);
+
+    /** A pass from staging; exit 1 for the foreign certificate and the wildcard. */
+    async function staged(): Promise<void> {
+      const r = await runSidecar(['once'], vars());
+      assert.equal(r.code, 1, explain(r));
     }
-    assert.ok(cattle.lbUpdateCalls.includes(lb.id), 'the load balancer was asked to reload');
-  });
+    /** Staged, then a pass with STAGING=false: every certificate from production on the platform. */
+    async function promoted(): Promise<void> {
+      await staged();
+      const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
+      assert.equal(r.code, 1, explain(r));
+    }
 
-  it('a second pass with everything valid makes no ACME order and no platform write', async () => {
-    const writes = cattle.requests.filter((q) => q.method !== 'GET').length;
-    const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
-    assert.deepEqual(orders(r), []);
-    assert.equal(cattle.requests.filter((q) => q.method !== 'GET').length, writes);
-  });
+    it('issues a certificate for every labelled service and pushes it to Cattle; reports the bad and the foreign ones', async () => {
+      const r = await runSidecar(['once'], vars());
+      assert.equal(r.code, 1, explain(r)); // the foreign certificate and the wildcard are reported
+      const certs = byName(cattle);
+      const root = await env.staging.getRootPem();
+      for (const name of ['a.demo.test', 'b.demo.test', 'shop'])
+        assertPushed(certs.get(name), root, name);
+      const sans = (certs.get('shop')?.subjectAlternativeNames as string[] | undefined) ?? [];
+      assert.deepEqual([...sans].sort(), ['cdn.demo.test', 'shop.demo.test']);
+      assert.equal(certs.has('gone.demo.test'), false, 'removed services do not count');
+      assert.equal(
+        certs.get('foreign.demo.test')?.serialNumber,
+        foreignSerial,
+        'foreign left alone',
+      );
+      assert.match(r.stdout, /FAIL foreign\.demo\.test .*PLATFORM_CONFLICT/);
+      assert.match(r.stdout, /SKIP "\*\.demo\.test".*wildcard/);
+      assert.match(r.stdout, /ok {3}a\.demo\.test/);
+      assert.ok(!cattle.requests.some((q) => q.method === 'DELETE'), 'never deletes');
+    });
 
-  it('a changed label issues the new certificate; a removed hostname stops renewing and is left in place', async () => {
-    cattle.setLabels(web.id, { [DENT_LABEL]: 'a.demo.test,c.demo.test' });
-    const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
-    assert.deepEqual(orders(r).sort(), ['c.demo.test/production', 'c.demo.test/staging']);
-    const certs = byName(cattle);
-    assertPushed(certs.get('c.demo.test'), await env.production.getRootPem(), 'c.demo.test');
-    assert.ok(certs.has('b.demo.test'), 'b is left on the platform');
-    assert.doesNotMatch(r.stdout, /b\.demo\.test/, 'b is no longer managed');
-  });
+    it('with STAGING=false updates each certificate in place and asks the load balancer using it to reload', async () => {
+      await staged();
+      const before = byName(cattle);
+      const aId = String(before.get('a.demo.test')?.id);
+      const lb = cattle.addService({
+        name: 'lb',
+        kind: 'loadBalancerService',
+        lbConfig: { defaultCertificateId: aId },
+      });
+      const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
+      assert.equal(r.code, 1, explain(r)); // still the foreign conflict
+      const after = byName(cattle);
+      const root = await env.production.getRootPem();
+      for (const name of ['a.demo.test', 'b.demo.test', 'shop']) {
+        assertPushed(after.get(name), root, name);
+        assert.equal(after.get(name)?.id, before.get(name)?.id, `${name} updated in place`);
+      }
+      assert.ok(cattle.lbUpdateCalls.includes(lb.id), 'the load balancer was asked to reload');
+    });
 
-  it('when the local volume is lost, issues a new certificate (Cattle never returns keys) and updates in place', async () => {
-    const before = byName(cattle).get('a.demo.test');
-    await rm(path.join(env.certDir, 'certs', 'a.demo.test'), { recursive: true, force: true });
-    await rm(path.join(env.certDir, 'live', 'a.demo.test'), { force: true });
-    const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
-    assert.ok(
-      r.logs.some((l) => l.reason === 'LocalLost' && l.cert === 'a.demo.test'),
-      explain(r),
-    );
-    const after = byName(cattle).get('a.demo.test');
-    assert.equal(after?.id, before?.id);
-    assert.notEqual(after?.serialNumber, before?.serialNumber);
-    assertPushed(after, await env.production.getRootPem(), 'a.demo.test');
-    const served = new X509Certificate(String(after?.cert));
-    assert.ok(served.checkHost('a.demo.test'));
+    it('a second pass with everything valid makes no ACME order and no platform write', async () => {
+      await promoted();
+      const writes = cattle.requests.filter((q) => q.method !== 'GET').length;
+      const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
+      assert.deepEqual(orders(r), []);
+      assert.equal(cattle.requests.filter((q) => q.method !== 'GET').length, writes);
+    });
+
+    it('a changed label issues the new certificate; a removed hostname stops renewing and is left in place', async () => {
+      await promoted();
+      cattle.setLabels(web.id, { [DENT_LABEL]: 'a.demo.test,c.demo.test' });
+      const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
+      assert.deepEqual(orders(r).sort(), ['c.demo.test/production', 'c.demo.test/staging']);
+      const certs = byName(cattle);
+      assertPushed(certs.get('c.demo.test'), await env.production.getRootPem(), 'c.demo.test');
+      assert.ok(certs.has('b.demo.test'), 'b is left on the platform');
+      assert.doesNotMatch(r.stdout, /b\.demo\.test/, 'b is no longer managed');
+    });
+
+    it('when the local volume is lost, issues a new certificate (Cattle never returns keys) and updates in place', async () => {
+      await promoted();
+      const before = byName(cattle).get('a.demo.test');
+      await rm(path.join(stateDir, 'certs', 'a.demo.test'), { recursive: true, force: true });
+      await rm(path.join(stateDir, 'live', 'a.demo.test'), { force: true });
+      const r = await runSidecar(['once'], vars({ STAGING: 'false' }));
+      assert.ok(
+        r.logs.some((l) => l.reason === 'LocalLost' && l.cert === 'a.demo.test'),
+        explain(r),
+      );
+      const after = byName(cattle).get('a.demo.test');
+      assert.equal(after?.id, before?.id);
+      assert.notEqual(after?.serialNumber, before?.serialNumber);
+      assertPushed(after, await env.production.getRootPem(), 'a.demo.test');
+      const served = new X509Certificate(String(after?.cert));
+      assert.ok(served.checkHost('a.demo.test'));
+    });
+
+    it('never printed the Cattle secret key', async () => {
+      await staged();
+      assert.ok(allOutput.length > 0);
+      const all = allOutput.join('\n');
+      const at = all.indexOf(cattle.secretKey);
+      assert.ok(at < 0, `secret printed: ...${all.slice(Math.max(0, at - 300), at + 100)}`);
+      const basic = Buffer.from(`${cattle.accessKey}:${cattle.secretKey}`).toString('base64');
+      assert.ok(!allOutput.join('\n').includes(basic));
+    });
   });
 
   it('a failed push keeps the issued certificate and pushes it later, without ordering again', async () => {
@@ -193,7 +239,7 @@ describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', funct
       // step of the schedule, about a minute) pushes the certificate it has.
       cattle.clearFaults();
       const served = (
-        await readFile(path.join(env.certDir, 'live', 'late.demo.test', 'cert.pem'), 'utf8')
+        await readFile(path.join(stateDir, 'live', 'late.demo.test', 'cert.pem'), 'utf8')
       ).trim();
       for (const end = Date.now() + 90_000; Date.now() < end;) {
         if (byName(cattle).has('late.demo.test')) break;
@@ -222,14 +268,5 @@ describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', funct
       ['staging', 'production'],
       'issued once; the failed push did not cost a new order',
     );
-  });
-
-  it('never printed the Cattle secret key', () => {
-    assert.ok(allOutput.length > 0);
-    const all = allOutput.join('\n');
-    const at = all.indexOf(cattle.secretKey);
-    assert.ok(at < 0, `secret printed: ...${all.slice(Math.max(0, at - 300), at + 100)}`);
-    const basic = Buffer.from(`${cattle.accessKey}:${cattle.secretKey}`).toString('base64');
-    assert.ok(!allOutput.join('\n').includes(basic));
   });
 });

@@ -13,8 +13,10 @@ import {
   runSidecar,
   sidecarEnv,
   startSidecar,
+  watchLogs,
   type RunResult,
 } from '../support/sidecar.js';
+import { waitFor } from '../support/wait.js';
 
 function explain(r: RunResult): string {
   return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr.slice(-3000)}`;
@@ -111,9 +113,19 @@ describe('e2e: reliability against real Pebble', function () {
         let log = '';
         child.stdout?.resume();
         child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-        // Node + tsx start in ~0.7 s; issuing all four takes ~2 s more.
-        const delay = 300 + Math.floor(Math.random() * 2700);
+        // The random moment counts from the sidecar's first log line, not
+        // from the spawn: how long Node and tsx take to start depends on the
+        // machine's load (on a busy one every kill landed before any work).
+        await waitFor(() => /^\{/m.test(log), {
+          what: `sidecar run ${i + 1} to start`,
+          timeoutMs: 60_000,
+          intervalMs: 20,
+        });
+        // Issuing all four takes ~2 s on an idle machine.
+        const delay = Math.floor(Math.random() * 2500);
         delays.push(delay);
+        // A deliberate sleep, not a wait: the kill must land at a random
+        // moment of the sidecar's work, whatever it is doing then.
         await new Promise((r) => setTimeout(r, delay));
         // 'close', not 'exit': the log pipe must be drained too.
         const exited = new Promise((r) => child.once('close', r));
@@ -206,29 +218,35 @@ describe('e2e: the CA goes away and comes back', function () {
     // retries after the outage come from the daemon waking for them.
     const vars = sidecarEnv(env, { DOMAINS: 'ca.demo.test', STAGING: 'false', LOOP_TIME: '3600' });
     const daemon = startSidecar(['run'], vars);
+    const logs = watchLogs(daemon);
     const done = collect(daemon, 200_000);
     const livePem = () =>
       readFile(path.join(env.certDir, 'live', 'ca.demo.test', 'cert.pem'), 'utf8');
     try {
       const root1 = await env.production.getRootPem();
-      let first: X509Certificate | undefined;
-      for (const end = Date.now() + 30_000; Date.now() < end && !first;) {
-        const pem = await livePem().catch(() => '');
-        if (
-          pem &&
-          chainVerifiesTo(
-            pem +
-              (await readFile(path.join(env.certDir, 'live', 'ca.demo.test', 'chain.pem'), 'utf8')),
-            root1,
-          )
-        ) {
-          first = new X509Certificate(pem);
-        } else await new Promise((r) => setTimeout(r, 200));
-      }
+      const first = await waitFor(
+        async () => {
+          const pem = await livePem().catch(() => '');
+          const chain = await readFile(
+            path.join(env.certDir, 'live', 'ca.demo.test', 'chain.pem'),
+            'utf8',
+          ).catch(() => '');
+          return pem && chainVerifiesTo(pem + chain, root1) ? new X509Certificate(pem) : undefined;
+        },
+        { what: 'the production certificate', timeoutMs: 30_000, intervalMs: 200 },
+      );
       assert.ok(first, 'production certificate issued');
       // The CA goes away before the renewal is due.
+      const stepFailures = () =>
+        logs().filter((l) => l.message === 'certificate step failed' && l.cert === 'ca.demo.test')
+          .length;
+      const failedBefore = stepFailures();
       await env.production.stop();
-      await new Promise((r) => setTimeout(r, 20_000));
+      // The renewal falls due (15 s after issuance) and fails on the absent CA.
+      await waitFor(() => stepFailures() > failedBefore, {
+        what: 'the renewal to fail while the CA is down',
+        timeoutMs: 60_000,
+      });
       // It failed to renew and kept serving what it had.
       assert.equal(new X509Certificate(await livePem()).serialNumber, first.serialNumber);
       // The CA comes back on the same address: a new root, and it has forgotten every account.
@@ -245,13 +263,14 @@ describe('e2e: the CA goes away and comes back', function () {
       });
       const root2 = await restarted.getRootPem();
       // The first retry comes about a minute after the failure (Let's Encrypt's schedule).
-      let renewed = false;
-      for (const end = Date.now() + 120_000; Date.now() < end && !renewed;) {
-        const dir = path.join(env.certDir, 'live', 'ca.demo.test');
-        const fullchain = await readFile(path.join(dir, 'fullchain.pem'), 'utf8').catch(() => '');
-        renewed = fullchain !== '' && chainVerifiesTo(fullchain, root2);
-        if (!renewed) await new Promise((r) => setTimeout(r, 500));
-      }
+      const renewed = await waitFor(
+        async () => {
+          const dir = path.join(env.certDir, 'live', 'ca.demo.test');
+          const fullchain = await readFile(path.join(dir, 'fullchain.pem'), 'utf8').catch(() => '');
+          return fullchain !== '' && chainVerifiesTo(fullchain, root2);
+        },
+        { what: 'a certificate from the restarted CA', timeoutMs: 120_000, intervalMs: 500 },
+      );
       assert.ok(renewed, 'renewed from the restarted CA');
     } finally {
       daemon.kill('SIGTERM');

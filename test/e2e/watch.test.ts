@@ -4,19 +4,10 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { collect, runSidecar, sidecarEnv, startSidecar } from '../support/sidecar.js';
+import { waitFor } from '../support/wait.js';
 
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  ms = 20_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  return waitFor(probe, { what, timeoutMs: ms, intervalMs: 100 }) as Promise<T>;
 }
 
 describe('e2e: watches (deleted live/ files, DOMAINS_FILE)', function () {

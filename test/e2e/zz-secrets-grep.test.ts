@@ -3,7 +3,8 @@
  * e2e suite for each secret."
  *
  * Named zz- so it runs last: mocha sorts the files of each spec pattern, and
- * e2e files come after unit files (.mocharc.cjs). Every sidecar run in this
+ * the e2e files are one pattern in a mocha process of their own (`npm run
+ * test:e2e`, the second part of `npm test`). Every sidecar run in this
  * test process leaves its stdout and stderr in `allOutput`; every test that
  * hands a sidecar a secret registers it (`registerSecret`).
  *

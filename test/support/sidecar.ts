@@ -57,6 +57,17 @@ export function runSidecar(
   return collect(child, timeoutMs);
 }
 
+/**
+ * The JSON log lines `child` has written to stderr so far, re-read on every
+ * call: a test waits for the event it expects (`waitFor`) instead of sleeping.
+ * Call it right after starting the child, before its output flows.
+ */
+export function watchLogs(child: ChildProcess): () => Record<string, unknown>[] {
+  let text = '';
+  child.stderr?.on('data', (d: Buffer) => (text += d.toString()));
+  return () => parseLogs(text);
+}
+
 export function collect(child: ChildProcess, timeoutMs = 120_000): Promise<RunResult> {
   let stdout = '';
   let stderr = '';
