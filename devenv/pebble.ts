@@ -168,7 +168,7 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleInstance> 
     default: {
       description: `Every certificate: ${validity} s`,
       validityPeriod: validity,
-      // Pebble 2.4 and Let's Encrypt's classic profile put the first name in the CN.
+      // Like Let's Encrypt's classic profile: the first name in the subject CN.
       promoteCommonName: true,
     },
   };
