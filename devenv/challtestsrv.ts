@@ -1,15 +1,21 @@
 // pebble-challtestsrv as the DNS server Pebble asks: every A query answers
 // 127.0.0.1, so Pebble's validator reaches our nginx for any hostname.
 import path from 'node:path';
+import {
+  goPebbleBinaries,
+  isExecutable,
+  missingPebbleMessage,
+  type PebbleBinaries,
+} from './pebble.js';
 import { pidListensOn, spawnManaged, waitUntilReady, type ManagedProcess } from './proc.js';
-
-export const CHALLTESTSRV_BIN = '/usr/bin/pebble-challtestsrv';
 
 export interface ChallTestSrvOptions {
   dnsPort: number;
   managementPort: number;
   /** Directory for the log file. */
   dir: string;
+  /** The binaries (resolvePebbleBinaries()). Default: Pebble 2.9's (goPebbleBinaries()). */
+  binaries?: PebbleBinaries;
 }
 
 export interface ChallTestSrv {
@@ -23,9 +29,13 @@ export interface ChallTestSrv {
 
 export async function startChallTestSrv(opts: ChallTestSrvOptions): Promise<ChallTestSrv> {
   const dnsAddress = `127.0.0.1:${opts.dnsPort}`;
+  const binaries = opts.binaries ?? goPebbleBinaries();
+  if (!isExecutable(binaries.challtestsrv)) {
+    throw new Error(missingPebbleMessage(binaries.challtestsrv));
+  }
   const proc = spawnManaged(
     'pebble-challtestsrv',
-    CHALLTESTSRV_BIN,
+    binaries.challtestsrv,
     [
       // Every name resolves to 127.0.0.1 ...
       '-defaultIPv4',
@@ -47,6 +57,9 @@ export async function startChallTestSrv(opts: ChallTestSrvOptions): Promise<Chal
       '',
       '-tlsalpn01',
       '',
+      // 2.9's DNS-over-HTTPS listener (default :8443, every address) is off
+      // too; Debian's 2.4 has no such flag.
+      ...(binaries.source === 'go' ? ['-doh', ''] : []),
     ],
     { logPath: path.join(opts.dir, 'challtestsrv.log') },
   );

@@ -8,6 +8,8 @@
 //   npm run demo -- --once       exit after the first full pass (0 = all issued)
 //   npm run demo -- --keep       keep the temp dir (certificates, logs) on exit
 //   npm run demo -- --install    as root: apt-get install what is missing first
+//                                (Debian's Pebble 2.4 if Pebble 2.9 is not
+//                                installed: run devenv/install-pebble.sh for 2.9)
 //   PLATFORM=rancher npm run demo   also a local fake Rancher (Cattle) API seeded
 //                                with labelled services: label -> certificate -> platform
 import { execFileSync } from 'node:child_process';
@@ -20,7 +22,15 @@ import { createLogger } from '../src/util/log.js';
 import { DENT_LABEL, DOMAINS_LABEL } from '../src/platform/rancher/rancher-platform.js';
 import { startFakeCattle, type FakeCattle } from './fake-cattle.js';
 import { freePort } from './proc.js';
-import { checkPrereqs, sidecarEnvFor, startDevEnv, tlsServedCert, type DevEnv } from './index.js';
+import {
+  checkPrereqs,
+  PEBBLE_INSTALL_SCRIPT,
+  PEBBLE_VERSION,
+  sidecarEnvFor,
+  startDevEnv,
+  tlsServedCert,
+  type DevEnv,
+} from './index.js';
 
 const DEMO_DOMAINS = 'www.demo.test, api.demo.test, shop=shop.demo.test+cdn.demo.test';
 const RANCHER = process.env.PLATFORM === 'rancher';
@@ -34,14 +44,16 @@ const { values: flags } = parseArgs({
 });
 
 function ensurePrereqs(): void {
-  let pre = checkPrereqs();
+  // Pebble 2.9 (devenv/install-pebble.sh) if installed, else Debian's 2.4:
+  // the demo needs neither ARI nor profiles.
+  let pre = checkPrereqs({ allowDebianPebble: true });
   if (pre.ok) return;
   if (flags.install && process.getuid?.() === 0) {
     const pkgs = /apt-get install -y (.*)$/.exec(pre.message)?.[1]?.split(' ') ?? [];
     console.log(`installing ${pkgs.join(' ')} with apt-get...`);
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
     execFileSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: 'inherit' });
-    pre = checkPrereqs();
+    pre = checkPrereqs({ allowDebianPebble: true });
     if (pre.ok) return;
   }
   console.error(
@@ -52,7 +64,12 @@ function ensurePrereqs(): void {
 
 async function main(): Promise<number> {
   ensurePrereqs();
-  const env = await startDevEnv({ keepTempDir: flags.keep });
+  const env = await startDevEnv({ keepTempDir: flags.keep, allowDebianPebble: true });
+  if (env.pebbleBinaries.source === 'debian') {
+    console.log(
+      `using Debian's Pebble 2.4 (${env.pebbleBinaries.pebble}): run ${PEBBLE_INSTALL_SCRIPT} for Pebble ${PEBBLE_VERSION}`,
+    );
+  }
   const cattle = RANCHER ? await startFakeCattle() : undefined;
   try {
     return await runDemo(env, cattle);

@@ -1,5 +1,5 @@
 // startDevEnv(): the whole local ACME environment on 127.0.0.1 —
-// DNS (pebble-challtestsrv), two Pebble CAs ("staging", "production") and
+// DNS (pebble-challtestsrv), two Pebble 2.9 CAs ("staging", "production") and
 // nginx serving the webroot — for the e2e tests and `npm run demo`.
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -7,13 +7,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { startChallTestSrv, type ChallTestSrv } from './challtestsrv.js';
 import { startNginx, type NginxInstance, type TlsServerSpec } from './nginx.js';
-import { startPebble, type PebbleInstance, type PebbleOptions } from './pebble.js';
+import {
+  startPebble,
+  type PebbleBinaries,
+  type PebbleInstance,
+  type PebbleOptions,
+} from './pebble.js';
 import { assertPrereqs } from './prereqs.js';
 import { childPids, freePorts, type ManagedProcess } from './proc.js';
 import { createThrowawayCa, writeSelfSignedCert, type ThrowawayCa } from './tlsca.js';
 
 export { checkPrereqs, assertPrereqs } from './prereqs.js';
-export type { PrereqResult } from './prereqs.js';
+export type { PrereqOptions, PrereqResult } from './prereqs.js';
+export { PEBBLE_INSTALL_SCRIPT, PEBBLE_VERSION } from './pebble.js';
+export type { PebbleBinaries, PebbleProfile } from './pebble.js';
 export { httpGet, httpsGet } from './http.js';
 export type { HttpResponse } from './http.js';
 export { renderTemplate, tlsServedCert } from './nginx.js';
@@ -31,6 +38,7 @@ export type PebbleTuning = Pick<
   | 'nonceRejectPercent'
   | 'authzReusePercent'
   | 'certificateValidityPeriod'
+  | 'profiles'
   | 'externalAccountMACKeys'
 >;
 
@@ -61,6 +69,12 @@ export interface DevEnvOptions {
   baseDir?: string;
   /** Keep the temp dir (logs, configs) after stop(). Default false. */
   keepTempDir?: boolean;
+  /**
+   * Run Debian's Pebble 2.4 when Pebble 2.9 is not installed (`npm run demo`
+   * on a machine without Go). Default false: tests fail instead, naming
+   * devenv/install-pebble.sh.
+   */
+  allowDebianPebble?: boolean;
 }
 
 export interface DevEnvPorts {
@@ -93,6 +107,8 @@ export interface DevEnv {
   staging: PebbleInstance;
   production: PebbleInstance;
   nginx: NginxInstance;
+  /** The Pebble binaries running (`source: 'debian'` only for the demo's fallback). */
+  pebbleBinaries: PebbleBinaries;
   /** Pids of every process started (incl. nginx workers at call time). */
   pids(): number[];
   /** Stop everything (SIGTERM, SIGKILL after 5 s), wait for exit, remove the temp dir. */
@@ -100,7 +116,7 @@ export interface DevEnv {
 }
 
 export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
-  assertPrereqs();
+  const binaries = assertPrereqs({ allowDebianPebble: opts.allowDebianPebble ?? false });
   const dir = await mkdtemp(path.join(opts.baseDir ?? os.tmpdir(), 'acme-devenv-'));
   // mkdtemp makes 0700; nginx workers run as nobody and must traverse down
   // to the webroot.
@@ -145,7 +161,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
     };
     const listenerCa = await createThrowawayCa(path.join(dir, 'listener-ca'));
 
-    const dns = await startChallTestSrv({ dnsPort, managementPort: dnsMgmt, dir });
+    const dns = await startChallTestSrv({ dnsPort, managementPort: dnsMgmt, dir, binaries });
     started.push(dns.process);
 
     const pebbleCommon = {
@@ -154,6 +170,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
       tlsPort: tlsAlpn,
       dnsAddress: dns.dnsAddress,
       listenerCa,
+      binaries,
     };
     // Started one after the other so a failure names the instance; each
     // takes well under a second.
@@ -209,6 +226,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
       staging,
       production,
       nginx,
+      pebbleBinaries: binaries,
       pids: () => [
         ...started.map((p) => p.pid),
         ...(nginx.process.isRunning() ? childPids(nginx.process.pid) : []),

@@ -1,54 +1,83 @@
-// Check that the real components the devenv runs are installed, and say which
-// Debian packages provide the missing ones.
-import { accessSync, constants } from 'node:fs';
-import { CHALLTESTSRV_BIN } from './challtestsrv.js';
+// Check that the real components the devenv runs are installed, and say how
+// to install the missing ones: Pebble 2.9 with devenv/install-pebble.sh, the
+// rest as Debian packages.
 import { NGINX_BIN } from './nginx.js';
-import { PEBBLE_BIN } from './pebble.js';
+import {
+  goPebbleBinaries,
+  isExecutable,
+  missingPebbleMessage,
+  resolvePebbleBinaries,
+  DEBIAN_PEBBLE_BINARIES,
+  type PebbleBinaries,
+} from './pebble.js';
 
 interface Requirement {
   path: string;
   debianPackage: string;
 }
 
-const REQUIREMENTS: readonly Requirement[] = [
-  { path: PEBBLE_BIN, debianPackage: 'pebble' },
-  { path: CHALLTESTSRV_BIN, debianPackage: 'pebble' },
+const DEBIAN_REQUIREMENTS: readonly Requirement[] = [
   { path: NGINX_BIN, debianPackage: 'nginx' },
   { path: '/usr/bin/openssl', debianPackage: 'openssl' },
 ];
 
+export interface PrereqOptions {
+  /**
+   * Accept Debian's Pebble 2.4 (package `pebble`) when Pebble 2.9 is not
+   * installed: `npm run demo` on a machine without Go. Never for tests.
+   */
+  allowDebianPebble?: boolean;
+}
+
 export interface PrereqResult {
   ok: boolean;
   missing: string[];
-  /** Empty when ok; otherwise what is missing and the apt-get command that fixes it. */
+  /**
+   * Empty when ok; otherwise what is missing and what installs it (the
+   * apt-get command, if any, comes last).
+   */
   message: string;
+  /** The Pebble binaries to run, when found. */
+  pebble?: PebbleBinaries;
 }
 
-function executable(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
+export function checkPrereqs(opts: PrereqOptions = {}): PrereqResult {
+  const pebble = resolvePebbleBinaries(opts.allowDebianPebble);
+  const missingReqs = DEBIAN_REQUIREMENTS.filter((r) => !isExecutable(r.path));
+  const missing: string[] = [];
+  const hints: string[] = [];
+  if (!pebble) {
+    const go = goPebbleBinaries();
+    missing.push(...[go.pebble, go.challtestsrv].filter((p) => !isExecutable(p)));
+    hints.push(missingPebbleMessage(go.pebble));
+    // The demo may run on Debian's Pebble 2.4 instead.
+    if (opts.allowDebianPebble) {
+      missingReqs.push(
+        ...[DEBIAN_PEBBLE_BINARIES.pebble, DEBIAN_PEBBLE_BINARIES.challtestsrv]
+          .filter((p) => !isExecutable(p))
+          .map((p) => ({ path: p, debianPackage: 'pebble' })),
+      );
+    }
   }
-}
-
-export function checkPrereqs(): PrereqResult {
-  const missingReqs = REQUIREMENTS.filter((r) => !executable(r.path));
-  if (missingReqs.length === 0) return { ok: true, missing: [], message: '' };
+  missing.push(...missingReqs.map((r) => r.path));
+  if (missing.length === 0) return { ok: true, missing: [], message: '', pebble };
   const packages = [...new Set(missingReqs.map((r) => r.debianPackage))];
-  const missing = missingReqs.map((r) => r.path);
+  if (packages.length > 0) {
+    hints.push(
+      `Install the Debian package(s): apt-get update && apt-get install -y ${packages.join(' ')}`,
+    );
+  }
   return {
     ok: false,
     missing,
-    message:
-      `devenv needs ${missing.join(', ')} — missing. ` +
-      `Install the Debian package(s): apt-get update && apt-get install -y ${packages.join(' ')}`,
+    message: `devenv needs ${missing.join(', ')} — missing. ${hints.join(' ')}`,
+    ...(pebble ? { pebble } : {}),
   };
 }
 
-/** Throws with the install hint when something is missing. */
-export function assertPrereqs(): void {
-  const r = checkPrereqs();
-  if (!r.ok) throw new Error(r.message);
+/** Throws with the install hint when something is missing; returns the Pebble to run. */
+export function assertPrereqs(opts: PrereqOptions = {}): PebbleBinaries {
+  const r = checkPrereqs(opts);
+  if (!r.ok || !r.pebble) throw new Error(r.message);
+  return r.pebble;
 }

@@ -18,7 +18,8 @@ import {
   writeSelfSignedCert,
   type DevEnv,
 } from '../../devenv/index.js';
-import { startPebble } from '../../devenv/pebble.js';
+import { PEBBLE_INSTALL_SCRIPT, startPebble } from '../../devenv/pebble.js';
+import { freePorts } from '../../devenv/proc.js';
 
 /** Certificates from the production Pebble live this long (seconds). */
 const SHORT_VALIDITY = 300;
@@ -59,6 +60,47 @@ async function issue(env: DevEnv, directoryUrl: string, domains: string[]): Prom
   });
   const chain = acme.crypto.splitPemChain(certPem).map((p) => new X509Certificate(p));
   return { certPem, keyPem: key.toString(), chain };
+}
+
+/**
+ * Issue through HTTP-01 with an order that names `profile` (Pebble 2.9's
+ * profiles): acme-client's newOrder passes fields it does not know through.
+ */
+async function issueWithProfile(
+  env: DevEnv,
+  directoryUrl: string,
+  domain: string,
+  profile: string,
+): Promise<{ orderProfile: unknown; chain: X509Certificate[] }> {
+  const client = new acme.Client({
+    directoryUrl,
+    accountKey: await acme.crypto.createPrivateEcdsaKey(),
+    backoffMin: 100,
+    backoffMax: 1000,
+  });
+  await client.createAccount({ termsOfServiceAgreed: true });
+  const request = { identifiers: [{ type: 'dns', value: domain }], profile };
+  const order = await client.createOrder(request);
+  const challengeDir = path.join(env.webroot, '.well-known', 'acme-challenge');
+  for (const authz of await client.getAuthorizations(order)) {
+    if (authz.status === 'valid') continue; // Pebble reuses some authorizations
+    const challenge = authz.challenges.find((c) => c.type === 'http-01');
+    assert.ok(challenge, 'an http-01 challenge');
+    const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+    await writeFile(path.join(challengeDir, challenge.token), keyAuthorization, { mode: 0o644 });
+    await client.completeChallenge(challenge);
+    await client.waitForValidStatus(challenge);
+  }
+  const [, csr] = await acme.crypto.createCsr(
+    { altNames: [domain] },
+    await acme.crypto.createPrivateEcdsaKey(),
+  );
+  const finalized = await client.finalizeOrder(order, csr);
+  const certPem = await client.getCertificate(finalized);
+  return {
+    orderProfile: (order as unknown as Record<string, unknown>).profile,
+    chain: acme.crypto.splitPemChain(certPem).map((p) => new X509Certificate(p)),
+  };
 }
 
 /** True if `chain` (leaf first) verifies link by link up to `rootPem`. */
@@ -102,6 +144,19 @@ describe('devenv (real Pebble, challtestsrv and nginx on loopback)', function ()
       assert.equal(typeof dir.newOrder, 'string');
     }
     assert.notEqual(env.staging.directoryUrl, env.production.directoryUrl);
+  });
+
+  it('runs Pebble 2.9: renewalInfo in the directory and one profile, `default`', async function () {
+    assert.equal(env.pebbleBinaries.source, 'go');
+    for (const ca of [env.staging, env.production]) {
+      const dir = JSON.parse((await httpsGet(ca.directoryUrl, env.caPem)).body) as {
+        renewalInfo?: string;
+        meta?: { profiles?: Record<string, string> };
+      };
+      assert.match(dir.renewalInfo ?? '', /\/draft-ietf-acme-ari-03\/renewalInfo$/);
+      // A single profile: an order that names none cannot get a random lifetime.
+      assert.deepEqual(Object.keys(dir.meta?.profiles ?? {}), ['default']);
+    }
   });
 
   it('gives the two Pebbles different roots', async function () {
@@ -149,6 +204,65 @@ describe('devenv (real Pebble, challtestsrv and nginx on loopback)', function ()
     const leaf = chain[0]!;
     const seconds = (Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)) / 1000;
     assert.ok(Math.abs(seconds - SHORT_VALIDITY) <= 2, `validity ${seconds} s`);
+  });
+
+  it('configures profiles: an order naming one gets its lifetime', async function () {
+    const dir = path.join(env.dir, 'profiles');
+    await mkdir(dir, { recursive: true });
+    const [listenPort, managementPort] = (await freePorts(2)) as [number, number];
+    const pebble = await startPebble({
+      name: 'profiles',
+      dir,
+      listenPort,
+      managementPort,
+      httpPort: env.ports.http,
+      tlsPort: env.ports.tlsAlpn,
+      dnsAddress: env.dns.dnsAddress,
+      listenerCa: env.listenerCa,
+      profiles: {
+        default: { description: '5 years', validityPeriod: 157766400 },
+        shortlived: { description: '5 minutes', validityPeriod: SHORT_VALIDITY },
+      },
+    });
+    try {
+      const directory = JSON.parse((await httpsGet(pebble.directoryUrl, env.caPem)).body) as {
+        meta?: { profiles?: Record<string, string> };
+      };
+      assert.deepEqual(directory.meta?.profiles, {
+        default: '5 years',
+        shortlived: '5 minutes',
+      });
+      const { orderProfile, chain } = await issueWithProfile(
+        env,
+        pebble.directoryUrl,
+        'profiled.devenv.test',
+        'shortlived',
+      );
+      assert.equal(orderProfile, 'shortlived');
+      assert.ok(chainVerifies(chain, await pebble.getRootPem()));
+      const leaf = chain[0]!;
+      const seconds = (Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)) / 1000;
+      assert.ok(Math.abs(seconds - SHORT_VALIDITY) <= 2, `validity ${seconds} s`);
+    } finally {
+      await pebble.stop();
+    }
+  });
+
+  it("fails naming the install script when Pebble 2.9 is missing, never running Debian's 2.4", async function () {
+    const saved = process.env.PEBBLE_BIN;
+    process.env.PEBBLE_BIN = path.join(env.dir, 'no-such-pebble');
+    try {
+      const pre = checkPrereqs();
+      assert.equal(pre.ok, false);
+      assert.ok(pre.missing.includes(process.env.PEBBLE_BIN), pre.message);
+      assert.ok(pre.message.includes(PEBBLE_INSTALL_SCRIPT), pre.message);
+      await assert.rejects(startDevEnv(), (err: Error) =>
+        err.message.includes(PEBBLE_INSTALL_SCRIPT),
+      );
+    } finally {
+      if (saved === undefined) delete process.env.PEBBLE_BIN;
+      else process.env.PEBBLE_BIN = saved;
+    }
   });
 
   it('reloads nginx onto new certificates, chosen per SNI', async function () {
