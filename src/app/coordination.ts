@@ -5,6 +5,7 @@ import type { AcmePhase } from '../domain/types.js';
 import { Reason } from '../lifecycle/reasons.js';
 import type { CertStatus } from '../domain/status.js';
 import type { Logger } from '../util/log.js';
+import { sleep, waitFor, type Sleep } from '../util/retry.js';
 
 /**
  * Who may act, asked by the daemon, the pass, `/status` and the control
@@ -82,20 +83,9 @@ export interface ClusterCoordinationOptions {
   /** Between two key checks while etcd cannot be asked. */
   readonly keyRetryMs?: number;
   /** Sleeps between key checks (tests pass an instant one). */
-  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  readonly sleep?: Sleep;
   readonly log: Logger;
 }
-
-const abortableSleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 
 /** Cluster mode (CLUSTER_ETCD_ENDPOINTS): the elected leader acts, every replica serves. */
 export function clusterCoordination(opts: ClusterCoordinationOptions): Coordination {
@@ -151,22 +141,28 @@ export function clusterCoordination(opts: ClusterCoordinationOptions): Coordinat
     join(prepared, { onElected, signal, onFatal }) {
       log.info('cluster mode', { node: opts.nodeName, cluster: opts.clusterName });
       if (prepared) return cluster.start(onElected);
-      const sleep = opts.sleep ?? abortableSleep;
-      void (async () => {
-        while (!signal.aborted) {
-          await sleep(opts.keyRetryMs ?? 2000, signal);
-          if (signal.aborted) return;
-          try {
-            if (await keyProven()) return cluster.start(onElected);
-          } catch (err) {
+      // prepare() has just asked: pause before asking again, then keep asking.
+      const pause = opts.sleep ?? sleep;
+      const intervalMs = opts.keyRetryMs ?? 2000;
+      void pause(intervalMs, signal)
+        .then(() =>
+          waitFor(async () => ((await keyProven()) ? true : undefined), {
+            intervalMs,
+            signal,
+            sleep: pause,
+          }),
+        )
+        .then(
+          () => cluster.start(onElected),
+          (err: unknown) => {
+            if (errorCode(err) === 'ABORTED') return;
             log.error('CLUSTER_ENCRYPTION_KEY_FILE is not the cluster key; not joining', {
               code: errorCode(err),
               error: errorMessage(err),
             });
-            return onFatal(err);
-          }
-        }
-      })();
+            onFatal(err);
+          },
+        );
     },
     stop: () => cluster.stop(),
   };

@@ -97,6 +97,7 @@ export async function runDaemon(deps: DaemonDeps): Promise<void> {
           ready: deps.readiness,
           metrics: deps.metrics,
           log: log.child({ component: 'http' }),
+          now: () => deps.clock.now(),
         });
   if (server && settings.statusAddress !== 'off') {
     log.info('status server listening', {
