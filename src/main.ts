@@ -190,8 +190,14 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     settings: {
       target,
       keyType: config.keyType,
+      ...(config.acmeProfile !== undefined && { profile: config.acmeProfile }),
       // Not the HMAC key itself: only whether and which EAB key id is set.
-      accountContext: JSON.stringify([config.acmeEmail ?? '', config.eabKid ?? '']),
+      // ACME_PROFILE too: a failure under a profile since changed starts afresh.
+      accountContext: JSON.stringify([
+        config.acmeEmail ?? '',
+        config.eabKid ?? '',
+        ...(config.acmeProfile !== undefined ? [config.acmeProfile] : []),
+      ]),
       directories: {
         staging: config.stagingDirectoryUrl,
         production: config.productionDirectoryUrl,

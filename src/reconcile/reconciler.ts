@@ -1,5 +1,6 @@
 import { SidecarError } from '../domain/errors.js';
 import type { CertStatus } from '../domain/status.js';
+import { withDefaultProfile } from '../domain/profiles.js';
 import type { CertSpec, StoredCert } from '../domain/types.js';
 import { certificateEvent } from '../hooks/hooks.js';
 import { decide, type Action, type CertFacts } from '../lifecycle/policy.js';
@@ -59,6 +60,7 @@ export class Reconciler {
     opts: { force?: boolean } = {},
   ): Promise<CertStatus> {
     const { clock, log: rootLog } = this.deps;
+    spec = withDefaultProfile(spec, this.deps.settings.profile);
     const log = rootLog.child({ cert: spec.name, domains: spec.domains });
     const st = this.statusOf(spec);
     await this.retries.load(st, spec);
@@ -119,6 +121,7 @@ export class Reconciler {
    * decision and, once that is steady, the platform decision.
    */
   async plan(spec: CertSpec): Promise<{ action: Action; platform?: PlatformAction }> {
+    spec = withDefaultProfile(spec, this.deps.settings.profile);
     const facts = await this.gather(spec);
     const action = decide(facts, this.deps.clock.now());
     if (action.kind !== 'none' || !this.deps.platform.holdsCertificates) return { action };
