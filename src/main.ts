@@ -236,6 +236,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
         url: phase === 'staging' ? config.stagingDirectoryUrl : config.productionDirectoryUrl,
       })),
       probeDirectory: (url) => probeDirectory(url, config.acmeTimeoutMs),
+      ...(config.acmeProfile !== undefined && { profile: config.acmeProfile }),
       responder: webroot,
     },
     cleanup: async () => {
