@@ -11,6 +11,7 @@ import { accountKeyKey, accountRecordKey, orderJournalKey } from '../store/keys.
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { bundleFromFullchain } from '../util/x509.js';
+import { createOrderCsr } from './csr.js';
 import { checkProfile } from './directory.js';
 import { classifyAcmeError } from './errors.js';
 import { withAcmeContext, type AcmeCallContext } from './http.js';
@@ -171,10 +172,7 @@ export class AcmeIssuer implements Issuer {
       await store.store(journalKey, JSON.stringify({ ...journal.record, privkey }), {
         secret: true,
       });
-      const [, csr] = await acme.crypto.createCsr(
-        { commonName: spec.domains[0], altNames: [...spec.domains] },
-        privkey,
-      );
+      const csr = await createOrderCsr(spec.domains, privkey);
       order = await client.finalizeOrder(order, csr);
     }
     ctx.step = 'certificate';
