@@ -192,12 +192,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       keyType: config.keyType,
       ...(config.acmeProfile !== undefined && { profile: config.acmeProfile }),
       // Not the HMAC key itself: only whether and which EAB key id is set.
-      // ACME_PROFILE too: a failure under a profile since changed starts afresh.
-      accountContext: JSON.stringify([
-        config.acmeEmail ?? '',
-        config.eabKid ?? '',
-        ...(config.acmeProfile !== undefined ? [config.acmeProfile] : []),
-      ]),
+      accountContext: JSON.stringify([config.acmeEmail ?? '', config.eabKid ?? '']),
       directories: {
         staging: config.stagingDirectoryUrl,
         production: config.productionDirectoryUrl,

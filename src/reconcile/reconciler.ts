@@ -109,7 +109,7 @@ export class Reconciler {
         { retryable: true },
       );
     } catch (err) {
-      await this.retries.fail(st, err, log);
+      await this.retries.fail(st, err, log, spec);
       return st;
     } finally {
       await this.refreshLive(spec, st);
