@@ -135,10 +135,12 @@ export class Reconciler {
 
   private statusOf(spec: CertSpec): CertStatus {
     let st = this.status.get(spec.name);
-    if (!st || st.domains.join() !== spec.domains.join()) {
+    // Other hostnames or another profile: a fresh start, backoff included.
+    if (!st || st.domains.join() !== spec.domains.join() || st.profile !== spec.profile) {
       st = {
         name: spec.name,
         domains: spec.domains,
+        ...(spec.profile !== undefined && { profile: spec.profile }),
         phase: 'none',
         reason: Reason.Missing,
         ready: false,

@@ -263,6 +263,16 @@ describe('reconcile: a retry schedule belongs to the profile it failed under', (
     assert.notEqual(st.reason, 'Backoff');
   });
 
+  it('starts afresh in a running daemon once a label profile is changed', async () => {
+    const r = reconcilerWith();
+    await r.reconcileOne({ ...SPEC, profile: 'nope', profileFrom: 'svc:label' });
+    const same = await r.reconcileOne({ ...SPEC, profile: 'nope', profileFrom: 'svc:label' });
+    assert.equal(same.reason, 'Backoff');
+    const st = await r.reconcileOne({ ...SPEC, profile: 'short', profileFrom: 'svc:label' });
+    assert.notEqual(st.reason, 'Backoff');
+    assert.equal(st.profile, 'short');
+  });
+
   it('still applies a schedule saved before profiles when none is set', async () => {
     await reconcilerWith().reconcileOne(SPEC);
     const saved = JSON.parse((await store.load(backoffKey(SPEC.name)))!.toString()) as {
