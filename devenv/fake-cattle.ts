@@ -204,8 +204,12 @@ function computeFields(x: X509Certificate): CertFields {
   // node prints DNs one RDN per line in encoding order; Java (RFC 2253)
   // prints them reversed and comma-joined: `CN=R3,O=Let's Encrypt,C=US` (doc).
   // Escaping of special characters is not modelled.
-  const dn = (s: string) => s.split('\n').filter(Boolean).reverse().join(',');
-  const cns = x.subject.split('\n').filter((l) => l.startsWith('CN='));
+  const dn = (s: string | undefined) => (s ?? '').split('\n').filter(Boolean).reverse().join(',');
+  // An empty subject (Let's Encrypt's tlsserver and shortlived profiles put no
+  // CN in it) reads as undefined in node, and as CN null in Rancher.
+  const cns = ((x.subject as string | undefined) ?? '')
+    .split('\n')
+    .filter((l) => l.startsWith('CN='));
   return {
     CN: cns.length ? (cns[cns.length - 1] as string).slice(3) : null,
     subjectAlternativeNames: (x.subjectAltName ?? '')

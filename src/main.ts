@@ -190,6 +190,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     settings: {
       target,
       keyType: config.keyType,
+      ...(config.acmeProfile !== undefined && { profile: config.acmeProfile }),
       // Not the HMAC key itself: only whether and which EAB key id is set.
       accountContext: JSON.stringify([config.acmeEmail ?? '', config.eabKid ?? '']),
       directories: {
@@ -230,6 +231,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
         url: phase === 'staging' ? config.stagingDirectoryUrl : config.productionDirectoryUrl,
       })),
       probeDirectory: (url) => probeDirectory(url, config.acmeTimeoutMs),
+      ...(config.acmeProfile !== undefined && { profile: config.acmeProfile }),
       responder: webroot,
     },
     cleanup: async () => {

@@ -1,5 +1,5 @@
 import acme from 'acme-client';
-import type { Authorization } from 'acme-client/types/rfc8555.js';
+import type { Authorization, OrderCreateRequest } from 'acme-client/types/rfc8555.js';
 
 /** acme-client's order: the RFC 8555 object plus its URL. */
 type Order = acme.Order;
@@ -11,6 +11,8 @@ import { accountKeyKey, accountRecordKey, orderJournalKey } from '../store/keys.
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { bundleFromFullchain } from '../util/x509.js';
+import { createOrderCsr } from './csr.js';
+import { checkProfile } from './directory.js';
 import { classifyAcmeError } from './errors.js';
 import { withAcmeContext, type AcmeCallContext } from './http.js';
 import type { Issuer } from './issuer.js';
@@ -47,6 +49,8 @@ interface OrderJournal {
   url: string;
   domains: string[];
   keyType: KeyType;
+  /** The ACME profile the order named, if any. */
+  profile?: string;
   createdAt: string;
   /** The key the CSR was (or will be) made with; written before finalize. Secret. */
   privkey?: string;
@@ -122,6 +126,8 @@ export class AcmeIssuer implements Issuer {
     ctx.step = 'account';
     const client = await this.client();
     aborted(signal);
+    ctx.step = 'directory';
+    await checkProfile(client, spec, this.directoryUrl);
     const { store } = this.opts;
     const journalKey = orderJournalKey(this.directoryUrl, spec.name);
     let journal = await this.resumable(ctx, client, journalKey, spec, keyType);
@@ -132,13 +138,16 @@ export class AcmeIssuer implements Issuer {
       ctx.step = 'newOrder';
       order = await client.createOrder({
         identifiers: spec.domains.map((value) => ({ type: 'dns', value })),
-      });
+        // draft-ietf-acme-profiles: acme-client passes the field through to newOrder.
+        ...(spec.profile !== undefined && { profile: spec.profile }),
+      } as OrderCreateRequest);
       journal = {
         order,
         record: {
           url: order.url,
           domains: [...spec.domains].sort(),
           keyType,
+          ...(spec.profile !== undefined && { profile: spec.profile }),
           createdAt: (this.opts.clock ?? systemClock).now().toISOString(),
         },
       };
@@ -163,10 +172,7 @@ export class AcmeIssuer implements Issuer {
       await store.store(journalKey, JSON.stringify({ ...journal.record, privkey }), {
         secret: true,
       });
-      const [, csr] = await acme.crypto.createCsr(
-        { commonName: spec.domains[0], altNames: [...spec.domains] },
-        privkey,
-      );
+      const csr = await createOrderCsr(spec.domains, privkey);
       order = await client.finalizeOrder(order, csr);
     }
     ctx.step = 'certificate';
@@ -203,7 +209,8 @@ export class AcmeIssuer implements Issuer {
       record.url.startsWith(new URL(this.directoryUrl).origin + '/') &&
       Array.isArray(record.domains) &&
       [...record.domains].sort().join(',') === wanted &&
-      record.keyType === keyType;
+      record.keyType === keyType &&
+      record.profile === spec.profile;
     let order: Order | undefined;
     if (sameOrder) {
       ctx.step = 'resumeOrder';

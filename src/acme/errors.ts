@@ -50,6 +50,13 @@ const PROBLEMS: Record<string, readonly [ErrorCode, boolean, string]> = {
     false,
     'This CA requires External Account Binding: set EAB_KID and EAB_HMAC_KEY',
   ],
+  // draft-ietf-acme-profiles: a profile the directory no longer lists (it is
+  // checked against meta.profiles first, but the directory is cached a day).
+  invalidProfile: [
+    'ACME_PROFILE_INVALID',
+    false,
+    "Set ACME_PROFILE (or the io.acme-sidecar.profile label) to one of the profiles in the CA's directory (meta.profiles), or unset it",
+  ],
   serverInternal: [
     'ACME_SERVER_ERROR',
     true,

@@ -1,12 +1,13 @@
 import acme from 'acme-client';
 import axios from 'axios';
 import { errorMessage } from '../domain/errors.js';
+import { offeredProfiles } from '../domain/profiles.js';
 
 /** Fetches an ACME directory (RFC 8555 §7.1.1) and says in plain words what is wrong. */
 export async function probeDirectory(
   url: string,
   timeoutMs: number,
-): Promise<{ ok: boolean; detail: string }> {
+): Promise<{ ok: boolean; detail: string; profiles?: Record<string, string> }> {
   try {
     // Plain axios with the agent configureAcmeHttp built (CA bundle): not
     // acme-client's instance, whose retry interceptor loses network errors.
@@ -21,7 +22,8 @@ export async function probeDirectory(
     if (!body || typeof body !== 'object' || !('newOrder' in body)) {
       return { ok: false, detail: `${url} answered, but not with an ACME directory (no newOrder)` };
     }
-    return { ok: true, detail: `${url} answers` };
+    const profiles = offeredProfiles(body);
+    return { ok: true, detail: `${url} answers`, ...(profiles && { profiles }) };
   } catch (err) {
     const code = String((err as { code?: unknown }).code ?? '');
     const hint = /CERT|SELF_SIGNED|certificate/i.test(code + errorMessage(err))

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { errorMessage } from '../domain/errors.js';
+import { PROFILE_SETTING, profileProblem } from '../domain/profiles.js';
 import type { AcmePhase, CertSpec } from '../domain/types.js';
 import type { Platform } from '../platform/platform.js';
 
@@ -17,7 +18,11 @@ export interface CheckLine {
 export interface CheckConfigDeps {
   /** The CAs to reach, in order: staging, and production unless STAGING is on. */
   readonly directories: readonly { phase: AcmePhase; url: string }[];
-  readonly probeDirectory: (url: string) => Promise<{ ok: boolean; detail: string }>;
+  readonly probeDirectory: (
+    url: string,
+  ) => Promise<{ ok: boolean; detail: string; profiles?: Readonly<Record<string, string>> }>;
+  /** ACME_PROFILE, checked against every CA's `meta.profiles` with the labels' profiles. */
+  readonly profile?: string;
   readonly platform: Pick<Platform, 'name' | 'discover'>;
   /** The webroot responder (never the cluster's: this checks this node's nginx). */
   readonly responder: ChallengeResponder;
@@ -27,8 +32,12 @@ export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
   const lines: CheckLine[] = [
     { ok: true, what: 'configuration', detail: 'every variable is valid' },
   ];
+  const offered: { phase: AcmePhase; url: string; profiles?: Readonly<Record<string, string>> }[] =
+    [];
   for (const { phase, url } of deps.directories) {
-    lines.push({ what: `${phase} CA`, ...(await deps.probeDirectory(url)) });
+    const { ok, detail, profiles } = await deps.probeDirectory(url);
+    lines.push({ ok, what: `${phase} CA`, detail });
+    if (ok) offered.push({ phase, url, ...(profiles && { profiles }) });
   }
   const { platform, responder } = deps;
   let specs: readonly CertSpec[] = [];
@@ -51,6 +60,7 @@ export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
   } catch (err) {
     lines.push({ ok: false, what: `platform (${platform.name})`, detail: errorMessage(err) });
   }
+  lines.push(...profileLines(deps.profile, specs, offered));
   // The path the CA takes: a token in WEBROOT, fetched through nginx with the hostname as Host.
   for (const domain of new Set(specs.flatMap((s) => s.domains))) {
     const token = randomBytes(24).toString('base64url');
@@ -75,6 +85,38 @@ export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
       what: 'certificates',
       detail: 'none requested: set DOMAINS or label services',
     });
+  }
+  return lines;
+}
+
+/**
+ * Every profile asked for (ACME_PROFILE, and each label's), against every CA
+ * that answered: the words `acme-sidecar once` would fail with.
+ */
+function profileLines(
+  profile: string | undefined,
+  specs: readonly CertSpec[],
+  cas: readonly { phase: AcmePhase; url: string; profiles?: Readonly<Record<string, string>> }[],
+): CheckLine[] {
+  const wanted = new Map<string, { profile: string; from: string }>();
+  if (profile !== undefined) {
+    wanted.set(`${PROFILE_SETTING}=${profile}`, { profile, from: PROFILE_SETTING });
+  }
+  for (const s of specs) {
+    if (s.profile === undefined) continue;
+    const from = s.profileFrom ?? PROFILE_SETTING;
+    wanted.set(`${from}=${s.profile}`, { profile: s.profile, from });
+  }
+  const lines: CheckLine[] = [];
+  for (const ca of cas) {
+    for (const w of wanted.values()) {
+      const problem = profileProblem(w.profile, w.from, ca.profiles, ca.url);
+      lines.push({
+        ok: problem === undefined,
+        what: `${ca.phase} CA profile ${w.profile}`,
+        detail: problem ?? `${w.from}: the CA offers ${w.profile}`,
+      });
+    }
   }
   return lines;
 }

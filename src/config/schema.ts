@@ -15,6 +15,7 @@ import cron from 'node-cron';
 import { z } from 'zod';
 import { parseEndpoints, RESOLVABLE_NAME, webhookUrlProblem } from '../domain/endpoints.js';
 import { KEY_FILE_FORMAT, parseKeyFile } from '../domain/key-file.js';
+import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../domain/profiles.js';
 import { KEY_TYPES, type KeyType } from '../domain/types.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -40,6 +41,8 @@ export interface Config {
   loopTimeSeconds: number;
   stagingDirectoryUrl: string;
   productionDirectoryUrl: string;
+  /** ACME profile named by every order (a label may override it per certificate). */
+  acmeProfile?: string;
   /** Path of a PEM file trusted, besides the system roots, for HTTPS to the CA. */
   acmeCaBundle?: string;
   /** `host:port`; host is IPv4, `[IPv6]` or a DNS name. */
@@ -428,6 +431,14 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
       'ACME directory of the production CA. `https://` (`http://` only for localhost, `127.0.0.1` or `[::1]`).',
     default: 'https://acme-v02.api.letsencrypt.org/directory',
     schema: directoryUrl,
+  }),
+  acmeProfile: setting({
+    key: 'acmeProfile',
+    group: 'CA',
+    env: 'ACME_PROFILE',
+    description:
+      "ACME profile named by every order, staging and production, such as Let's Encrypt's `classic`, `tlsserver` (45 days) or `shortlived` (160 hours). Checked against the profiles each CA lists in its directory (`meta.profiles`): a name the CA does not offer fails the certificate and names the ones on offer. The label `io.acme-sidecar.profile` sets it per certificate. A certificate issued under another profile is re-issued (`ProfileChanged`). Unset: the CA's default.",
+    schema: z.string().regex(PROFILE_NAME, { error: PROFILE_NAME_EXPECTED }),
   }),
   hookCommand: setting({
     key: 'hookCommand',

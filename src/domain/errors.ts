@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'ACME_VALIDATION_FAILED'
   | 'ACME_BAD_TOKEN'
   | 'ACME_BAD_RESPONSE'
+  | 'ACME_PROFILE_INVALID'
   | 'SELF_CHECK_FAILED'
   | 'CHAIN_INVALID'
   | 'ABORTED'
@@ -77,6 +78,8 @@ export const ERROR_CODE_MEANINGS: { readonly [C in ErrorCode]: string } = {
     'The CA could not fetch or match the challenge answer (nginx, DNS or a firewall in the way).',
   ACME_BAD_TOKEN: 'The CA sent a challenge token that is not safe to use as a file name; refused.',
   ACME_BAD_RESPONSE: 'The CA answered with something that is not a usable ACME response.',
+  ACME_PROFILE_INVALID:
+    "`ACME_PROFILE` or the profile label names a profile the CA's `meta.profiles` lacks, or it lists none.",
   SELF_CHECK_FAILED:
     'Our own fetch of the challenge file over HTTP failed, so the CA was not asked (see `SELF_CHECK_ADDRESS`).',
   CHAIN_INVALID:

@@ -92,7 +92,9 @@ export type DomainListProblemCode =
   /** A certificate name (`name=`) that is invalid, or a hostname too long to name one. */
   | 'bad-name'
   /** A certificate name another entry already requested; this entry is ignored. */
-  | 'duplicate-name';
+  | 'duplicate-name'
+  /** An `io.acme-sidecar.profile` label that is not a profile name: that object's certificates are skipped. */
+  | 'bad-profile';
 
 export interface DomainListProblem {
   readonly source: string;

@@ -63,6 +63,8 @@ export interface PlatformCopy {
 export interface CertStatus {
   readonly name: string;
   readonly domains: readonly string[];
+  /** The ACME profile asked for (ACME_PROFILE or a label), if any. */
+  readonly profile?: string;
   /** Phase of the certificate nginx serves now. */
   phase: Phase | 'foreign' | 'none';
   notBefore?: string;

@@ -21,6 +21,10 @@ export interface CertSpec {
   readonly domains: readonly string[];
   /** Where this request came from (e.g. "env:DOMAINS", a service id). */
   readonly source: string;
+  /** ACME profile the orders name (domain/profiles.ts); unset: the CA's default. */
+  readonly profile?: string;
+  /** What chose `profile`, for messages: `ACME_PROFILE` or `<source>:<label>`. */
+  readonly profileFrom?: string;
 }
 
 /** A certificate with its key and chain, as PEM. */
@@ -52,6 +56,8 @@ export interface CertMeta {
   /** The leaf/intermediate signatures checked out and the key matches the leaf. */
   readonly chainVerified: boolean;
   readonly issuedAt: string;
+  /** The ACME profile the order named; absent when it named none (or before profiles). */
+  readonly profile?: string;
 }
 
 export interface StoredCert {

@@ -63,6 +63,8 @@ export interface CertFacts {
   readonly domains: readonly string[];
   readonly target: AcmePhase;
   readonly keyType: KeyType;
+  /** The ACME profile wanted; undefined: none (the CA's default). */
+  readonly profile?: string;
   readonly directories: Readonly<Record<AcmePhase, string>>;
   readonly renewBeforeDays?: number;
   /** Latest stored certificate of each CA phase. */
@@ -112,6 +114,7 @@ export function assess(
   if (meta.directoryUrl !== facts.directories[phase]) return { reason: Reason.IssuerChanged };
   if (!meta.chainVerified) return { reason: Reason.ChainUnverified };
   if (meta.keyType !== facts.keyType) return { reason: Reason.KeyTypeChanged };
+  if (!sameProfile(meta, facts)) return { reason: Reason.ProfileChanged };
   const notAfter = new Date(meta.notAfter);
   if (now >= notAfter) return { reason: Reason.Expired };
   const renewAt = renewalTime(new Date(meta.notBefore), notAfter, facts.renewBeforeDays);
@@ -130,8 +133,17 @@ export function stagingProven(facts: CertFacts): boolean {
     s !== undefined &&
     s.chainVerified &&
     s.directoryUrl === facts.directories.staging &&
-    sameDomains(s.domains, facts.domains)
+    sameDomains(s.domains, facts.domains) &&
+    sameProfile(s, facts)
   );
+}
+
+/**
+ * Was `meta` ordered under the profile wanted now? A certificate stored
+ * before profiles existed records none and matches "no profile".
+ */
+function sameProfile(meta: CertMeta, facts: CertFacts): boolean {
+  return (meta.profile ?? undefined) === (facts.profile ?? undefined);
 }
 
 /**

@@ -21,6 +21,8 @@ export const Reason = {
   /** The certificate came from another CA directory than the configured one. */
   IssuerChanged: 'IssuerChanged',
   KeyTypeChanged: 'KeyTypeChanged',
+  /** The certificate was ordered under another ACME profile than the one asked for now. */
+  ProfileChanged: 'ProfileChanged',
   /** The stored chain or key did not verify. */
   ChainUnverified: 'ChainUnverified',
   /** A better certificate is stored than the one nginx serves. */

@@ -4,6 +4,7 @@
  * and, for nginx-proxy users, container environment variables.
  */
 import { isValidCertName, normalizeHostname, parseDomainList, quote } from '../domain/hostnames.js';
+import { isValidProfileName, PROFILE_NAME_EXPECTED } from '../domain/profiles.js';
 import type { CertSpec } from '../domain/types.js';
 import type { Discovery, DiscoveryProblem } from './platform.js';
 
@@ -11,6 +12,8 @@ import type { Discovery, DiscoveryProblem } from './platform.js';
 export const DENT_LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
 /** This project's label: the DOMAINS syntax (multi-SAN with `+`, names with `name=`). */
 export const DOMAINS_LABEL = 'io.acme-sidecar.domains';
+/** The ACME profile of every certificate the same object's labels ask for (overrides ACME_PROFILE). */
+export const PROFILE_LABEL = 'io.acme-sidecar.profile';
 
 /**
  * The Dent sidecar's label: comma-separated hostnames, one certificate each,
@@ -72,6 +75,13 @@ export function mergeSpecs(specs: readonly CertSpec[], problems: DiscoveryProble
         code: 'duplicate-name',
         message: `certificate ${s.name} is already requested by ${prior.source} with other hostnames (${prior.domains.join(', ')})`,
       });
+    } else if (prior.profile !== s.profile) {
+      problems.push({
+        source: s.source,
+        value: `${s.name}=${s.domains.join('+')}`,
+        code: 'duplicate-name',
+        message: `certificate ${s.name} is already requested by ${prior.source} with profile ${prior.profile ?? '(none)'}, not ${s.profile ?? '(none)'}; the first is kept`,
+      });
     }
   }
   return { specs: [...byName.values()], problems };
@@ -100,7 +110,42 @@ export function specsFromLabels(
     specs.push(...parsed.specs);
     problems.push(...parsed.problems);
   }
-  return { specs, problems };
+  return withProfileLabel(labels, { specs, problems }, source);
+}
+
+/**
+ * Applies the object's `io.acme-sidecar.profile` label to the certificates
+ * its labels (or, on Docker, its environment) ask for. Labels are untrusted:
+ * a value that is not a profile name skips those certificates only, reported
+ * as a discovery problem; an empty value is no label.
+ */
+export function withProfileLabel(
+  labels: Readonly<Record<string, string>>,
+  found: Discovery,
+  source: string,
+): Discovery {
+  const raw = labels[PROFILE_LABEL];
+  if (raw === undefined || raw.trim() === '' || found.specs.length === 0) return found;
+  const profile = raw.trim();
+  const from = `${source}:${PROFILE_LABEL}`;
+  if (!isValidProfileName(profile)) {
+    return {
+      specs: [],
+      problems: [
+        ...found.problems,
+        {
+          source: from,
+          value: raw.length > 300 ? `${raw.slice(0, 300)}...` : raw,
+          code: 'bad-profile',
+          message: `${from}: ${quote(raw)} is not a profile name (${PROFILE_NAME_EXPECTED}); skipping ${found.specs.map((s) => s.name).join(', ')}`,
+        },
+      ],
+    };
+  }
+  return {
+    specs: found.specs.map((s) => ({ ...s, profile, profileFrom: from })),
+    problems: found.problems,
+  };
 }
 
 /**

@@ -168,12 +168,16 @@ export class CertActions {
   }
 
   private describe(spec: CertSpec, bundle: CertBundle, phase: Phase, directoryUrl: string) {
-    return describeBundle(bundle, {
+    const meta = describeBundle(bundle, {
       name: spec.name,
       phase,
       directoryUrl,
       keyType: this.deps.settings.keyType,
       issuedAt: this.deps.clock.now(),
     });
+    // The profile the order named: a certificate under another one is re-issued.
+    return phase !== 'self-signed' && spec.profile !== undefined
+      ? { ...meta, profile: spec.profile }
+      : meta;
   }
 }

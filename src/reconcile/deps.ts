@@ -11,6 +11,8 @@ import type { RateBudget } from './budget.js';
 export interface ReconcilerSettings {
   readonly target: AcmePhase;
   readonly keyType: KeyType;
+  /** ACME_PROFILE: the profile of every certificate no label gives one. */
+  readonly profile?: string;
   readonly renewBeforeDays?: number;
   readonly directories: Readonly<Record<AcmePhase, string>>;
   /** Certificates worked on at once. */

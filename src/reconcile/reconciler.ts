@@ -1,5 +1,6 @@
 import { SidecarError } from '../domain/errors.js';
 import type { CertStatus } from '../domain/status.js';
+import { withDefaultProfile } from '../domain/profiles.js';
 import type { CertSpec, StoredCert } from '../domain/types.js';
 import { certificateEvent } from '../hooks/hooks.js';
 import { decide, type Action, type CertFacts } from '../lifecycle/policy.js';
@@ -59,6 +60,7 @@ export class Reconciler {
     opts: { force?: boolean } = {},
   ): Promise<CertStatus> {
     const { clock, log: rootLog } = this.deps;
+    spec = withDefaultProfile(spec, this.deps.settings.profile);
     const log = rootLog.child({ cert: spec.name, domains: spec.domains });
     const st = this.statusOf(spec);
     await this.retries.load(st, spec);
@@ -107,7 +109,7 @@ export class Reconciler {
         { retryable: true },
       );
     } catch (err) {
-      await this.retries.fail(st, err, log);
+      await this.retries.fail(st, err, log, spec);
       return st;
     } finally {
       await this.refreshLive(spec, st);
@@ -119,6 +121,7 @@ export class Reconciler {
    * decision and, once that is steady, the platform decision.
    */
   async plan(spec: CertSpec): Promise<{ action: Action; platform?: PlatformAction }> {
+    spec = withDefaultProfile(spec, this.deps.settings.profile);
     const facts = await this.gather(spec);
     const action = decide(facts, this.deps.clock.now());
     if (action.kind !== 'none' || !this.deps.platform.holdsCertificates) return { action };
@@ -132,10 +135,12 @@ export class Reconciler {
 
   private statusOf(spec: CertSpec): CertStatus {
     let st = this.status.get(spec.name);
-    if (!st || st.domains.join() !== spec.domains.join()) {
+    // Other hostnames or another profile: a fresh start, backoff included.
+    if (!st || st.domains.join() !== spec.domains.join() || st.profile !== spec.profile) {
       st = {
         name: spec.name,
         domains: spec.domains,
+        ...(spec.profile !== undefined && { profile: spec.profile }),
         phase: 'none',
         reason: Reason.Missing,
         ready: false,

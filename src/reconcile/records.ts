@@ -63,6 +63,7 @@ export class CertRecords {
       domains: [...spec.domains].sort(),
       target: settings.target,
       keyType: settings.keyType,
+      ...(spec.profile !== undefined && { profile: spec.profile }),
       directories: settings.directories,
       ...(settings.renewBeforeDays !== undefined && { renewBeforeDays: settings.renewBeforeDays }),
       stored: {

@@ -59,7 +59,12 @@ export class RetrySchedule {
    * waits exactly until the budget allows; anything else counts an attempt
    * and backs off.
    */
-  async fail(st: CertStatus, err: unknown, log: Logger): Promise<void> {
+  async fail(
+    st: CertStatus,
+    err: unknown,
+    log: Logger,
+    spec: Pick<CertSpec, 'profile'> = {},
+  ): Promise<void> {
     const now = this.deps.clock.now();
     const retryAfter = err instanceof SidecarError ? err.retryAfter : undefined;
     const aborted = errorCode(err) === 'ABORTED';
@@ -79,7 +84,7 @@ export class RetrySchedule {
         attempts: st.attempts,
         nextRetry: st.nextRetry,
         lastError: st.lastError,
-        context: this.context(st),
+        context: this.context({ domains: st.domains, profile: spec.profile }),
       };
       await this.deps.store
         .store(backoffKey(st.name), JSON.stringify(record))
@@ -96,7 +101,7 @@ export class RetrySchedule {
   }
 
   /** What a retry schedule is valid for. */
-  private context(spec: Pick<CertSpec, 'domains'>): string {
+  private context(spec: { domains: readonly string[]; profile?: string | undefined }): string {
     const { target, directories, keyType, accountContext = '' } = this.deps.settings;
     const domains = [...spec.domains].sort().join(',');
     return [
@@ -106,6 +111,8 @@ export class RetrySchedule {
       keyType,
       accountContext,
       domains,
+      // Only when set, so schedules kept before profiles still apply.
+      ...(spec.profile !== undefined ? [`profile=${spec.profile}`] : []),
     ].join('|');
   }
 }

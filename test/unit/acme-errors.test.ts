@@ -52,6 +52,12 @@ describe('acme: classifyAcmeError', () => {
       retryable: false,
     },
     {
+      name: 'an invalidProfile refusal of newOrder is terminal and says which setting to change',
+      problems: [problem('invalidProfile', 400)],
+      code: 'ACME_PROFILE_INVALID',
+      retryable: false,
+    },
+    {
       name: 'serverInternal is retryable',
       problems: [problem('serverInternal', 500)],
       code: 'ACME_SERVER_ERROR',

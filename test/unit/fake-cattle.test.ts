@@ -69,7 +69,7 @@ async function selfSigned(domains: string[], keyType: 'ecdsa-p256' | 'rsa-2048' 
 }
 
 /** A leaf issued by an intermediate issued by a root, like an ACME CA's. */
-async function caIssued(domains: string[]) {
+async function caIssued(domains: string[], subject = `CN=${domains[0]}`) {
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const gen = () =>
     webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']) as Promise<CryptoKeyPair>;
@@ -99,7 +99,7 @@ async function caIssued(domains: string[]) {
   });
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: '00ff0a',
-    subject: `CN=${domains[0]}`,
+    subject,
     issuer: mid.subject,
     notBefore,
     notAfter,
@@ -437,6 +437,20 @@ describe('fake Cattle API', () => {
       assert.equal(r.body.issuer, 'CN=Test Intermediate,O=Test CA,C=US');
       assert.equal(r.body.serialNumber, String(0xff0a));
       assert.equal(r.body.certChain, b.chain);
+    });
+
+    it('takes a leaf with an empty subject (the tlsserver and shortlived profiles) and reports CN null', async () => {
+      const b = await caIssued(['e.example.com'], '');
+      assert.equal(new X509Certificate(b.cert).subject ?? '', '');
+      const r = await call(fc, 'POST', '/certificates', {
+        name: 'e',
+        cert: b.cert,
+        key: b.key,
+        certChain: b.chain,
+      });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      assert.equal(r.body.CN, null);
+      assert.deepEqual(r.body.subjectAlternativeNames, ['e.example.com']);
     });
 
     it('rejects a chain that does not verify, including one that repeats the leaf', async () => {

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import {
   DENT_LABEL,
   DOMAINS_LABEL,
+  mergeSpecs,
+  PROFILE_LABEL,
   specsFromHostList,
   specsFromLabels,
 } from '../../src/platform/labels.js';
@@ -38,6 +40,70 @@ describe('specsFromLabels', () => {
     assert.deepEqual(
       d.problems.map((p) => [p.code, p.source]),
       [['wildcard', `src:${DENT_LABEL}`]],
+    );
+  });
+});
+
+describe('the profile label (io.acme-sidecar.profile)', () => {
+  it('sets the profile of every certificate the same labels ask for, and says where it came from', () => {
+    const d = specsFromLabels(
+      {
+        [DENT_LABEL]: 'a.example.com',
+        [DOMAINS_LABEL]: 'shop=shop.example.com',
+        [PROFILE_LABEL]: 'shortlived',
+      },
+      'src',
+    );
+    assert.deepEqual(
+      d.specs.map((s) => [s.name, s.profile, s.profileFrom]),
+      [
+        ['a.example.com', 'shortlived', `src:${PROFILE_LABEL}`],
+        ['shop', 'shortlived', `src:${PROFILE_LABEL}`],
+      ],
+    );
+    assert.deepEqual(d.problems, []);
+  });
+
+  it('leaves the profile unset without the label, or with an empty one', () => {
+    for (const labels of [{}, { [PROFILE_LABEL]: '  ' }] as Record<string, string>[]) {
+      const d = specsFromLabels({ [DENT_LABEL]: 'a.example.com', ...labels }, 'src');
+      assert.equal(d.specs[0]?.profile, undefined);
+      assert.deepEqual(d.problems, []);
+    }
+  });
+
+  for (const bad of ['../etc', 'short lived', 'a'.repeat(65), 'x\ny', 'é']) {
+    it(`skips only that object's certificates for a bad value ${JSON.stringify(bad.slice(0, 20))}, reported`, () => {
+      const d = specsFromLabels(
+        { [DOMAINS_LABEL]: 'a.example.com+b.example.com', [PROFILE_LABEL]: bad },
+        'svc1',
+      );
+      assert.deepEqual(d.specs, []);
+      assert.deepEqual(
+        d.problems.map((p) => [p.code, p.source]),
+        [['bad-profile', `svc1:${PROFILE_LABEL}`]],
+      );
+      assert.match(d.problems[0]?.message ?? '', /not a profile name/);
+      const other = specsFromLabels({ [DOMAINS_LABEL]: 'c.example.com' }, 'svc2');
+      const merged = mergeSpecs([...d.specs, ...other.specs], [...d.problems]);
+      assert.deepEqual(
+        merged.specs.map((s) => s.name),
+        ['c.example.com'],
+      );
+    });
+  }
+
+  it('reports one name asked for under two profiles and keeps the first', () => {
+    const one = specsFromLabels({ [DENT_LABEL]: 'a.example.com', [PROFILE_LABEL]: 'x' }, 's1');
+    const two = specsFromLabels({ [DENT_LABEL]: 'a.example.com', [PROFILE_LABEL]: 'y' }, 's2');
+    const merged = mergeSpecs([...one.specs, ...two.specs], []);
+    assert.deepEqual(
+      merged.specs.map((s) => [s.name, s.profile]),
+      [['a.example.com', 'x']],
+    );
+    assert.deepEqual(
+      merged.problems.map((p) => p.code),
+      ['duplicate-name'],
     );
   });
 });

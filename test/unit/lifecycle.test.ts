@@ -236,6 +236,61 @@ describe('lifecycle: decide', () => {
       want: { kind: 'issue', phase: 'production', reason: Reason.KeyTypeChanged },
     },
     {
+      name: 're-issues when the profile changes, like a changed key type',
+      facts: facts({
+        profile: 'short',
+        live: live(P),
+        stored: {
+          staging: meta('staging', { profile: 'short' }),
+          production: meta('production', { profile: 'default' }),
+        },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.ProfileChanged },
+    },
+    {
+      name: 're-issues when a profile is set for a certificate issued under none',
+      facts: facts({
+        profile: 'short',
+        live: live(P),
+        stored: { staging: meta('staging', { profile: 'short' }), production: P },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.ProfileChanged },
+    },
+    {
+      name: 're-issues when the profile is unset for a certificate issued under one',
+      facts: facts({
+        live: live(P),
+        stored: { staging: S, production: meta('production', { profile: 'short' }) },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.ProfileChanged },
+    },
+    {
+      name: 'does not re-issue a certificate stored before profiles (none recorded) when none is configured',
+      facts: facts({ live: live(P), stored: { staging: S, production: P } }),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: new Date(NOW.getTime() + 50 * DAY) },
+    },
+    {
+      name: 'does nothing when the stored certificate has the profile asked for',
+      facts: facts({
+        profile: 'short',
+        live: live(P),
+        stored: {
+          staging: meta('staging', { profile: 'short' }),
+          production: meta('production', { profile: 'short' }),
+        },
+      }),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: new Date(NOW.getTime() + 50 * DAY) },
+    },
+    {
+      name: 'goes through staging again when the staging proof was made under another profile',
+      facts: facts({
+        profile: 'short',
+        live: live(P),
+        stored: { staging: S, production: P },
+      }),
+      want: { kind: 'issue', phase: 'staging', reason: Reason.StagingFirst },
+    },
+    {
       name: 're-issues when the stored chain did not verify',
       facts: facts({
         live: live(P),

@@ -201,3 +201,85 @@ describe('reconcile: shutdown', () => {
     }
   });
 });
+
+describe('reconcile: a retry schedule belongs to the profile it failed under', () => {
+  let root: string;
+  let store: FsCertStore;
+  let clock: FixedClock;
+  let live: ReturnType<typeof forgetfulLive>;
+
+  /** A reconciler as a new process would build it (the schedule is read afresh). */
+  function reconcilerWith(profile?: string): Reconciler {
+    return new Reconciler({
+      store,
+      live,
+      issuers: {
+        'self-signed': new SelfSignedIssuer(clock),
+        staging: notUsed('staging'),
+        production: notUsed('production'),
+      },
+      platform: staticPlatform,
+      clock,
+      log: recordingLogger([]),
+      random: () => 0.5,
+      settings: {
+        target: 'staging',
+        keyType: 'ecdsa-p256',
+        ...(profile !== undefined && { profile }),
+        directories: { staging: 'https://staging.test/dir', production: 'https://prod.test/dir' },
+      },
+    });
+  }
+
+  beforeEach(async () => {
+    root = await fs.mkdtemp(join(tmpdir(), 'reconciler-'));
+    store = new FsCertStore(join(root, 'store'));
+    clock = new FixedClock(NOW);
+    live = forgetfulLive();
+  });
+  afterEach(() => fs.rm(root, { recursive: true, force: true }));
+
+  it('keeps waiting after a restart under the same ACME_PROFILE', async () => {
+    await reconcilerWith('short').reconcileOne(SPEC);
+    const st = await reconcilerWith('short').reconcileOne(SPEC);
+    assert.equal(st.reason, 'Backoff');
+    assert.equal(st.attempts, 1);
+  });
+
+  it('starts afresh once ACME_PROFILE is changed', async () => {
+    await reconcilerWith('nope').reconcileOne(SPEC);
+    const st = await reconcilerWith('short').reconcileOne(SPEC);
+    assert.notEqual(st.reason, 'Backoff');
+    assert.equal(st.attempts, 1, 'one new attempt, the old one forgotten');
+  });
+
+  it('starts afresh once a label profile is changed', async () => {
+    await reconcilerWith().reconcileOne({ ...SPEC, profile: 'nope', profileFrom: 'svc:label' });
+    const st = await reconcilerWith().reconcileOne({
+      ...SPEC,
+      profile: 'short',
+      profileFrom: 'svc:label',
+    });
+    assert.notEqual(st.reason, 'Backoff');
+  });
+
+  it('starts afresh in a running daemon once a label profile is changed', async () => {
+    const r = reconcilerWith();
+    await r.reconcileOne({ ...SPEC, profile: 'nope', profileFrom: 'svc:label' });
+    const same = await r.reconcileOne({ ...SPEC, profile: 'nope', profileFrom: 'svc:label' });
+    assert.equal(same.reason, 'Backoff');
+    const st = await r.reconcileOne({ ...SPEC, profile: 'short', profileFrom: 'svc:label' });
+    assert.notEqual(st.reason, 'Backoff');
+    assert.equal(st.profile, 'short');
+  });
+
+  it('still applies a schedule saved before profiles when none is set', async () => {
+    await reconcilerWith().reconcileOne(SPEC);
+    const saved = JSON.parse((await store.load(backoffKey(SPEC.name)))!.toString()) as {
+      context: string;
+    };
+    assert.doesNotMatch(saved.context, /profile/);
+    const st = await reconcilerWith().reconcileOne(SPEC);
+    assert.equal(st.reason, 'Backoff');
+  });
+});

@@ -9,6 +9,7 @@ import {
   mergeSpecs,
   specsFromHostList,
   specsFromLabels,
+  withProfileLabel,
 } from '../labels.js';
 import type {
   Discovery,
@@ -144,7 +145,11 @@ export class DockerPlatform implements Platform {
       const inspect = async (): Promise<ContainerInspect | undefined> =>
         (inspected ??= await this.client.inspect(c.Id));
       if (this.opts.envHostnames?.length && !k.fromEnv) {
-        k.fromEnv = this.envHostnames(await inspect(), `${k.name}(${c.Id.slice(0, 12)})`);
+        k.fromEnv = withProfileLabel(
+          stringLabels(c.Labels),
+          this.envHostnames(await inspect(), `${k.name}(${c.Id.slice(0, 12)})`),
+          `docker:container/${k.name}(${c.Id.slice(0, 12)})`,
+        );
       }
       if (serving) {
         k.stoppedAt = undefined;
