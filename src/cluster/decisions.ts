@@ -55,6 +55,44 @@ export function leadership(f: LeadershipFacts, now: Date): LeadershipVerdict {
   return { mayAct: true, reason: LeadershipReason.Leader, untilMs };
 }
 
+/**
+ * What one answer to "how long has the election lease left?" proves: the
+ * lease lives at least until the query was sent plus the remaining TTL etcd
+ * answered (whole seconds, rounded down). Undefined when it proves nothing:
+ * a remaining TTL above the granted one is etcd's "forever", the answer of
+ * a member whose lease table is not primary (a newly elected etcd leader
+ * before it takes the leases over), not a time the lease is known to live.
+ * A remaining TTL of 0 or less is an expired lease, for the caller to handle.
+ */
+export function confirmedLeaseEnd(
+  sentAt: Date,
+  remainingTtlSeconds: number,
+  grantedTtlSeconds: number,
+): Date | undefined {
+  if (!(remainingTtlSeconds > 0) || remainingTtlSeconds > grantedTtlSeconds) return undefined;
+  return new Date(sentAt.getTime() + remainingTtlSeconds * 1000);
+}
+
+/**
+ * When to ask etcd again how long the election lease has left: on the
+ * regular beat, but never later than halfway to the end of the term already
+ * confirmed. etcd answers whole seconds rounded down, so a query that lands
+ * just before a late keep-alive proves a second less than the lease really
+ * has; with a short TTL that window (TTL 3 s: 1 s minus the margin) is
+ * shorter than the beat, and a leader with a live lease and a quorum would
+ * stop acting until the next beat. Not before `minMs` (no busy loop).
+ */
+export function nextConfirmInMs(
+  v: LeadershipVerdict,
+  now: Date,
+  beatMs: number,
+  minMs: number,
+): number {
+  if (!v.mayAct) return beatMs;
+  const half = (v.untilMs - now.getTime()) / 2;
+  return Math.max(minMs, Math.min(beatMs, Math.floor(half)));
+}
+
 /** The newest certificate the leader published for replicas to serve. */
 export interface PublishedHead {
   /** etcd mod revision of the newest published pointer. */

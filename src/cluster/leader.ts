@@ -2,7 +2,13 @@ import type { Campaign, ElectionObserver, Namespace, Watcher } from 'etcd3';
 import { errorMessage } from '../domain/errors.js';
 import { grpcDeadline, type Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../util/log.js';
-import { leadership, LeadershipReason, type LeadershipVerdict } from './decisions.js';
+import {
+  confirmedLeaseEnd,
+  leadership,
+  LeadershipReason,
+  nextConfirmInMs,
+  type LeadershipVerdict,
+} from './decisions.js';
 
 /** What the election reports to the rest of the sidecar. */
 export interface LeaderView {
@@ -28,6 +34,8 @@ export interface LeaderElectionOptions {
 }
 
 const ELECTION = 'leader';
+/** A failed or unproven confirmation is retried this soon (etcd3 may pick a healthy member). */
+const RETRY_CONFIRM_MS = 150;
 
 /**
  * Leader election on etcd (etcd3's `election()`, the Go client's
@@ -36,9 +44,10 @@ const ELECTION = 'leader';
  *
  * etcd3's campaign only reports a lost lease after twice the TTL without
  * keep-alives, by which time etcd has long given leadership to someone else.
- * So leadership here is earned afresh every quarter TTL: the leader asks
- * etcd how long its lease has left, and may act only until then (minus a
- * margin). Cut off from etcd, it stops before the lease can expire, and the
+ * So leadership here is earned afresh every quarter TTL (sooner when the
+ * confirmed term is short, see nextConfirmInMs): the leader asks etcd how
+ * long its lease has left, and may act only until then (minus a margin).
+ * Cut off from etcd, it stops before the lease can expire, and the
  * AbortSignal of its term fires at once so in-flight work stops between
  * steps.
  */
@@ -49,6 +58,7 @@ export class LeaderElection {
   private leaseAliveUntil?: Date;
   private leaderName?: string;
   private term?: AbortController;
+  /** The next confirmation; rescheduled by every confirmation, never stacked. */
   private heartbeat?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
   private retry?: NodeJS.Timeout;
@@ -56,29 +66,33 @@ export class LeaderElection {
   private lastView?: LeaderView;
   /** Watches our own election key while elected: its deletion ends the term at once. */
   private keyWatch?: Watcher;
-  private retryConfirm?: NodeJS.Timeout;
   private readonly marginMs: number;
+  private readonly beatMs: number;
 
   constructor(private readonly opts: LeaderElectionOptions) {
     // The remaining TTL etcd reports is whole seconds, rounded down, so the
     // estimate is already conservative; the margin covers clock rates.
     this.marginMs = Math.min(1000, (opts.ttlSeconds * 1000) / 10);
+    this.beatMs = Math.max(250, (opts.ttlSeconds * 1000) / 4);
   }
 
   start(): void {
     this.campaignOnce();
     void this.observe();
-    const every = Math.max(250, (this.opts.ttlSeconds * 1000) / 4);
-    this.heartbeat = setInterval(() => void this.confirm(), every);
+    this.scheduleConfirm(this.beatMs);
+  }
+
+  private scheduleConfirm(ms: number): void {
+    clearTimeout(this.heartbeat);
+    if (!this.stopped) this.heartbeat = setTimeout(() => void this.confirm(), ms);
   }
 
   /** Resigns (a successor is elected at once) and stops every timer. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.heartbeat);
+    clearTimeout(this.heartbeat);
     clearTimeout(this.watchdog);
     clearTimeout(this.retry);
-    clearTimeout(this.retryConfirm);
     this.elected = false;
     this.evaluate();
     await this.keyWatch?.cancel().catch(() => undefined);
@@ -173,6 +187,11 @@ export class LeaderElection {
 
   /** Asks etcd how long the election lease has left; the only way to stay leader. */
   private async confirm(): Promise<void> {
+    // The next one is due even if this one hangs on a dead member: it goes
+    // out on time (etcd3 shuffles members) instead of after this deadline.
+    this.scheduleConfirm(
+      nextConfirmInMs(this.verdict(), this.opts.clock.now(), this.beatMs, RETRY_CONFIRM_MS),
+    );
     const campaign = this.campaign;
     if (!this.elected || !campaign) return this.evaluate();
     const sentAt = this.opts.clock.now();
@@ -198,14 +217,23 @@ export class LeaderElection {
         this.lose(ttl > 0 ? 'our election key is gone' : 'etcd reports the election lease expired');
         return;
       }
-      this.leaseAliveUntil = new Date(sentAt.getTime() + ttl * 1000);
+      const granted = Number(res.grantedTTL) > 0 ? Number(res.grantedTTL) : this.opts.ttlSeconds;
+      const until = confirmedLeaseEnd(sentAt, ttl, granted);
+      if (!until)
+        throw new Error(`etcd answered a remaining TTL of ${ttl} s for a ${granted} s lease`);
+      // An older, slower answer must not shorten what a newer one proved.
+      if (!this.leaseAliveUntil || until > this.leaseAliveUntil) this.leaseAliveUntil = until;
+      this.evaluate();
+      this.scheduleConfirm(
+        nextConfirmInMs(this.verdict(), this.opts.clock.now(), this.beatMs, RETRY_CONFIRM_MS),
+      );
+      return;
     } catch (err) {
       this.opts.log.debug('could not confirm the election lease', { error: errorMessage(err) });
-      // Try again soon (etcd3 may pick a healthy member next), not only at the next beat.
-      clearTimeout(this.retryConfirm);
-      if (!this.stopped) this.retryConfirm = setTimeout(() => void this.confirm(), 150);
     }
+    // Try again soon (etcd3 may pick a healthy member next), not only at the next beat.
     this.evaluate();
+    this.scheduleConfirm(RETRY_CONFIRM_MS);
   }
 
   private async watchOwnKey(campaign: Campaign): Promise<void> {

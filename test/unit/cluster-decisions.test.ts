@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import {
+  confirmedLeaseEnd,
   fanoutVerdict,
   leadership,
+  nextConfirmInMs,
   LeadershipReason,
   replicasToCheck,
   syncLag,
@@ -65,6 +67,46 @@ describe('cluster decisions', () => {
       const v = leadership({ elected: true, leaseAliveUntil: at(3000), marginMs: 500 }, NOW);
       assert.ok(v.mayAct);
       assert.equal(v.untilMs, at(2500).getTime());
+    });
+  });
+
+  describe('confirmedLeaseEnd: what one lease-time answer proves', () => {
+    it('proves the lease alive until the query was sent plus the remaining TTL', () => {
+      assert.deepEqual(confirmedLeaseEnd(at(-50), 2, 3), at(1950));
+    });
+    it('proves nothing from a TTL above the granted one (etcd\'s "forever" before the new etcd leader takes the leases over)', () => {
+      assert.equal(confirmedLeaseEnd(NOW, 9223372036, 3), undefined);
+    });
+    it('proves nothing from an expired lease', () => {
+      assert.equal(confirmedLeaseEnd(NOW, 0, 3), undefined);
+      assert.equal(confirmedLeaseEnd(NOW, -1, 3), undefined);
+    });
+  });
+
+  describe('nextConfirmInMs: when to ask etcd again', () => {
+    const BEAT = 750;
+    const MIN = 150;
+    const verdictUntil = (ms: number) =>
+      leadership({ elected: true, leaseAliveUntil: at(ms + 300), marginMs: 300 }, NOW);
+    it('waits the regular beat while the confirmed term is long', () => {
+      assert.equal(nextConfirmInMs(verdictUntil(1700), NOW, BEAT, MIN), BEAT);
+    });
+    it('asks again halfway to the end of a term shorter than the beat (TTL 3 s, etcd answered 1 s)', () => {
+      // Sent now, answered "1" (rounded down): may act 700 ms; the beat (750 ms) would leave a gap.
+      const v = leadership({ elected: true, leaseAliveUntil: at(1000), marginMs: 300 }, NOW);
+      const next = nextConfirmInMs(v, NOW, BEAT, MIN);
+      assert.equal(next, 350);
+      assert.ok(
+        v.mayAct && NOW.getTime() + next < v.untilMs,
+        'the next answer is due before the term ends',
+      );
+    });
+    it('never asks sooner than the minimum', () => {
+      assert.equal(nextConfirmInMs(verdictUntil(100), NOW, BEAT, MIN), MIN);
+    });
+    it('waits the beat when this node may not act (the failure path retries on its own)', () => {
+      const v = leadership({ elected: false, marginMs: 300 }, NOW);
+      assert.equal(nextConfirmInMs(v, NOW, BEAT, MIN), BEAT);
     });
   });
 
