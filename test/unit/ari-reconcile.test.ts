@@ -3,10 +3,10 @@ import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Issuer } from '../../src/acme/issuer.js';
+import type { IssueOptions, Issuer } from '../../src/acme/issuer.js';
 import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
 import type { LiveTarget } from '../../src/domain/status.js';
-import type { CertBundle, CertMeta, CertSpec } from '../../src/domain/types.js';
+import type { CertBundle, CertMeta, CertSpec, KeyType } from '../../src/domain/types.js';
 import type { RenewalInfoAnswer } from '../../src/lifecycle/ari.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
 import type { Platform } from '../../src/platform/platform.js';
@@ -56,9 +56,16 @@ class AriCa implements Issuer {
   readonly directoryUrl = STAGING;
   asked = 0;
   orders = 0;
+  replacing: (string | undefined)[] = [];
   constructor(public answer: RenewalInfoAnswer) {}
-  issue(): Promise<CertBundle> {
+  issue(
+    _spec: CertSpec,
+    _keyType: KeyType,
+    _signal?: AbortSignal,
+    opts: IssueOptions = {},
+  ): Promise<CertBundle> {
     this.orders += 1;
+    this.replacing.push(opts.replacing);
     return Promise.reject(new Error('no orders in this test'));
   }
   renewalInfo(): Promise<RenewalInfoAnswer> {
@@ -182,6 +189,7 @@ describe('reconcile: ARI renewal information', () => {
     ca.answer = windowAt(-2, -1);
     const st = await reconciler().reconcileOne(SPEC);
     assert.equal(ca.orders, 1, 'the renewal was ordered');
+    assert.deepEqual(ca.replacing, [bundle.cert], 'as a replacement of the served certificate');
     assert.equal(st.reason, 'NearingExpiry');
   });
 
