@@ -130,7 +130,9 @@ describe('acme: ARI requests of the issuer', function () {
       { cwd: dir, stdio: 'pipe' },
     );
     certPem = readFileSync(join(dir, 'c.pem'), 'utf8');
-    configureAcmeHttp({ timeoutMs: 5000 });
+    // The same per-request deadline as error-messages.test.ts: the adapter is
+    // installed once per process, with the first caller's deadline.
+    configureAcmeHttp({ timeoutMs: 400 });
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
   afterEach(() => {
