@@ -115,8 +115,9 @@ export class Reconciler {
       await this.retries.fail(st, err, log);
       return st;
     } finally {
-      // A certificate issued in this pass is asked about at once.
-      noteAri(st, await this.ari.refresh(spec, log));
+      // A certificate issued in this pass is asked about at once (not while
+      // shutting down).
+      if (!signal?.aborted) noteAri(st, await this.ari.refresh(spec, log));
       await this.refreshLive(spec, st);
     }
   }

@@ -115,7 +115,6 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
     const name = 'past.ari.demo.test';
     await promote(name);
     const before = await serialOf(name);
-    const logBefore = (await pebbleLog()).length;
     const now = Date.now();
     await setRenewalInfo(
       name,
@@ -127,6 +126,7 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
         explanationURL: 'https://ca.test/incident',
       }),
     );
+    const logBefore = (await pebbleLog()).length;
     const r = await production(name);
     assert.equal(r.code, 0, explain(r));
     const drawn = logged(r, 'renewal time drawn from the CA renewal window');
@@ -153,6 +153,13 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
       assert.equal(replaced.length, 1, pebble.slice(-3000));
       assert.equal(logged(r, 'order placed as an ARI replacement').length, 1, explain(r));
     }
+    // The closing note's figure: ACME requests this renewal cost, ARI fetches included.
+    const handled = pebble.match(/^.*-> calling handler\(\)$/gm) ?? [];
+    console.log(
+      `      figures: ${handled.length} ACME requests for one renewal, ` +
+        `${handled.filter((l) => /renewalInfo/.test(l)).length} of them renewalInfo GETs, ` +
+        `replaces ${replaced.length === 1 ? 'accepted' : 'refused, placed again without'}`,
+    );
     // The new certificate has a window of its own, in the future.
     const next = await ariRecord(name);
     assert.equal(next.serial, (await serialOf(name)).toUpperCase());
@@ -165,11 +172,13 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
     const name = 'malformed.ari.demo.test';
     await promote(name);
     await setRenewalInfo(name, '{"suggestedWindow": {"start": "soon"');
-    for (let i = 0; i < 2; i++) {
+    // The warning is kept with the record: the same problem for the same
+    // certificate is not warned again by a later run.
+    for (const warnings of [1, 0]) {
       const r = await production(name);
       assert.equal(r.code, 0, explain(r));
       assert.equal(orders(r).length, 0, explain(r));
-      assert.equal(logged(r, NO_ARI).length, 1, explain(r));
+      assert.equal(logged(r, NO_ARI).length, warnings, explain(r));
     }
     const record = await ariRecord(name);
     assert.ok(record.problem, JSON.stringify(record));
