@@ -266,6 +266,8 @@ export class AcmeIssuer implements Issuer {
         // No answer at all, or a rate limit: the same order without
         // `replaces` would fare no better.
         if (ctx.problems.length === seen || !refusal || refusal.status === 429) throw err;
+        // The account, not the replacement, is the problem: issue() re-registers.
+        if (/accountDoesNotExist|rateLimited/.test(refusal.type)) throw err;
         ctx.problems.splice(seen);
         this.opts.log.warn(
           'the CA refused the order as a replacement; placing it without replaces',

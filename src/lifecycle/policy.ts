@@ -128,15 +128,28 @@ export function assess(
   if (meta.keyType !== facts.keyType) return { reason: Reason.KeyTypeChanged };
   const notAfter = new Date(meta.notAfter);
   if (now >= notAfter) return { reason: Reason.Expired };
+  const lifetimeRule = renewalTime(new Date(meta.notBefore), notAfter, facts.renewBeforeDays);
   // The CA's window when it gave one for this very certificate (RFC 9773),
-  // else the lifetime rule.
+  // else the lifetime rule. An explicit RENEW_BEFORE_DAYS still renews
+  // earlier than the window when it comes first (as certbot's
+  // renew_before_expiry does beside ARI).
   const ari = facts.ari?.[phase];
-  const fromAri = ari?.serial === meta.serial ? ari.renewAt : undefined;
-  const renewAt = fromAri ?? renewalTime(new Date(meta.notBefore), notAfter, facts.renewBeforeDays);
+  const drawn = ari?.serial === meta.serial ? ari.renewAt : undefined;
+  const fromAri =
+    drawn && !(explicitRenewBefore(meta, facts.renewBeforeDays) && lifetimeRule < drawn)
+      ? drawn
+      : undefined;
+  const renewAt = fromAri ?? lifetimeRule;
   // Only an ARI time is marked; no mark is the lifetime rule.
   const source = fromAri ? { renewSource: 'ari' as const } : {};
   if (forRenewal && now >= renewAt) return { reason: Reason.NearingExpiry, renewAt, ...source };
   return { reason: Reason.Valid, renewAt, ...source };
+}
+
+/** Does RENEW_BEFORE_DAYS apply to this certificate (set, and shorter than its lifetime)? */
+function explicitRenewBefore(meta: CertMeta, renewBeforeDays: number | undefined): boolean {
+  const lifetime = new Date(meta.notAfter).getTime() - new Date(meta.notBefore).getTime();
+  return renewBeforeDays !== undefined && renewBeforeDays * DAY_MS < lifetime;
 }
 
 /**

@@ -80,6 +80,22 @@ describe('ARI: the renewal decision takes the CA window when there is one', () =
       facts: facts({ ari: { production: { serial: 'P1', renewAt: at(60 * DAY) } } }),
       want: { kind: 'none', reason: Reason.Valid, renewAt: at(60 * DAY), renewSource: 'ari' },
     },
+    {
+      name: 'renews earlier than the window when RENEW_BEFORE_DAYS comes first',
+      facts: facts({
+        renewBeforeDays: 85,
+        ari: { production: { serial: 'P1', renewAt: at(5 * DAY) } },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.NearingExpiry },
+    },
+    {
+      name: 'keeps the window when RENEW_BEFORE_DAYS comes later',
+      facts: facts({
+        renewBeforeDays: 30,
+        ari: { production: { serial: 'P1', renewAt: at(5 * DAY) } },
+      }),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: at(5 * DAY), renewSource: 'ari' },
+    },
   ];
   for (const c of cases) it(c.name, () => assert.deepEqual(decide(c.facts, NOW), c.want));
 });
