@@ -6,8 +6,17 @@ import path from 'node:path';
 import tls from 'node:tls';
 import acme from 'acme-client';
 import { ariKey } from '../../src/store/keys.js';
-import { startDevEnv, type DevEnv } from '../../devenv/index.js';
-import { runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';
+import { startDevEnv, tlsServedCert, type DevEnv } from '../../devenv/index.js';
+import {
+  collect,
+  runSidecar,
+  sidecarEnv,
+  startSidecar,
+  type RunResult,
+} from '../support/sidecar.js';
+import { waitFor } from '../support/wait.js';
+
+const NGINX = '/usr/sbin/nginx';
 
 /**
  * ARI (RFC 9773) against Pebble 2.9, each certificate issued through the
@@ -223,5 +232,100 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
       explain(r),
     );
     assert.notEqual(await serialOf(name), before);
+  });
+});
+
+describe('e2e: short-lived certificates renewed by ARI in one daemon run', function () {
+  this.timeout(420_000);
+  const NAME = 'short.ari.demo.test';
+  let env: DevEnv;
+
+  before(async () => {
+    // Two-minute certificates, one profile: Pebble's window is the whole
+    // lifetime, so the renewal time is drawn in its first five sixths.
+    env = await startDevEnv({
+      pebble: { certificateValidityPeriod: 120 },
+      tlsServers: [{ certName: NAME, serverNames: [NAME] }],
+      placeholderCerts: true,
+    });
+  });
+  after(async () => {
+    await env?.stop();
+  });
+
+  it('renews inside each window, with replaces, and nginx never serves an expired certificate', async () => {
+    const reload = `${NGINX} -p ${env.nginx.prefixDir} -c ${env.nginx.confPath} -e ${env.nginx.errorLogPath} -s reload`;
+    const logStart = (await readFile(path.join(env.dir, 'pebble-production.log'), 'utf8')).length;
+    const daemon = startSidecar(
+      ['run'],
+      sidecarEnv(env, {
+        DOMAINS: NAME,
+        STAGING: 'false',
+        // Only the daemon's own wakeups for renewal times: no regular pass.
+        LOOP_TIME: '3600',
+        HOOK_COMMAND: reload,
+      }),
+    );
+    const done = collect(daemon, 400_000);
+    const served: { serial: string; notBefore: number; notAfter: number; seenAt: number }[] = [];
+    let expiredSeen = 0;
+    let probes = 0;
+    try {
+      await waitFor(
+        async () => {
+          const got = await tlsServedCert(env.ports.https, NAME).catch(() => undefined);
+          if (!got) return false;
+          const cert = new X509Certificate(got.pem);
+          probes += 1;
+          const now = Date.now();
+          if (Date.parse(cert.validTo) <= now) expiredSeen += 1;
+          if (!served.some((s) => s.serial === cert.serialNumber)) {
+            served.push({
+              serial: cert.serialNumber,
+              notBefore: Date.parse(cert.validFrom),
+              notAfter: Date.parse(cert.validTo),
+              seenAt: now,
+            });
+          }
+          // The placeholder, the first production certificate, two renewals.
+          return served.filter((s) => s.notAfter - s.notBefore <= 121_000).length >= 3;
+        },
+        { what: 'two renewals served by nginx', timeoutMs: 330_000, intervalMs: 250 },
+      );
+    } finally {
+      daemon.kill('SIGTERM');
+    }
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
+    assert.equal(expiredSeen, 0, `nginx served an expired certificate (${probes} probes)`);
+    const ca = served.filter((s) => s.notAfter - s.notBefore <= 121_000);
+    const issued = r.logs.filter(
+      (l) => l.message === 'certificate issued' && l.phase === 'production',
+    );
+    const renewals = issued.length - 1;
+    assert.ok(renewals >= 2, `${renewals} renewals`);
+    const pebble = (await readFile(path.join(env.dir, 'pebble-production.log'), 'utf8')).slice(
+      logStart,
+    );
+    const replaced = pebble.match(/ARI: order "[^"]+" is a replacement of "[^"]+"/g) ?? [];
+    const refused = r.logs.filter(
+      (l) => l.message === 'the CA refused the order as a replacement; placing it without replaces',
+    );
+    assert.equal(
+      replaced.length + refused.length,
+      renewals,
+      'every renewal was placed with replaces',
+    );
+    // A renewal's margin: how long before the old certificate's expiry the new one was served.
+    const margins = ca.slice(1).map((s, i) => (ca[i]!.notAfter - s.seenAt) / 1000);
+    assert.ok(Math.min(...margins) > 0, `margins ${margins.join(', ')} s`);
+    const handled = pebble.match(/-> calling handler\(\)$/gm)?.length ?? 0;
+    const ariGets = pebble.match(/renewalInfo\/ -> calling handler\(\)$/gm)?.length ?? 0;
+    console.log(
+      `      figures: ${renewals} renewals, ${replaced.length} with replaces accepted, ` +
+        `${refused.length} placed again without; earliest renewal ${Math.min(...margins).toFixed(0)} s ` +
+        `before expiry; ${handled} production ACME requests for ${issued.length} issuances ` +
+        `(${(handled / issued.length).toFixed(1)} each), ${ariGets} of them renewalInfo GETs`,
+    );
   });
 });
