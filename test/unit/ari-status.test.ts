@@ -3,6 +3,7 @@ import type { CertStatus } from '../../src/domain/status.js';
 import { formatStatusTable } from '../../src/control/format.js';
 import { renderStatusPage } from '../../src/http/page.js';
 import { buildStatusSnapshot } from '../../src/http/status.js';
+import { Metrics } from '../../src/metrics/metrics.js';
 
 const DAY = 24 * 60 * 60;
 const NOW = new Date('2026-06-01T12:00:00Z');
@@ -67,5 +68,36 @@ describe('status: where the renewal time came from', () => {
     const line = (n: string) => table.split('\n').find((l) => l.includes(n)) ?? '';
     assert.match(line('ari.test'), / ARI/);
     assert.doesNotMatch(line('lifetime.test'), / ARI/);
+  });
+});
+
+describe('metrics: the renewal time and its source', () => {
+  it('exports renewAt and a 1 for the current source of each certificate', async () => {
+    const metrics = new Metrics('static', {
+      certificates: () => [
+        cert({ name: 'ari.test', renewSource: 'ari' }),
+        cert({ name: 'lifetime.test' }),
+      ],
+      lastPass: () => undefined,
+    });
+    const text = await metrics.registry.metrics();
+    const value = (metric: string, name: string, extra = '') =>
+      new RegExp(`^${metric}\\{name="${name}"[^}]*${extra}\\} (\\S+)$`, 'm').exec(text)?.[1];
+    assert.equal(
+      value('certmanager_certificate_renewal_timestamp_seconds', 'ari.test'),
+      String(Date.parse(at(30 * DAY)) / 1000),
+    );
+    assert.equal(
+      value('acme_sidecar_certificate_renewal_source', 'ari.test', ',source="ari"'),
+      '1',
+    );
+    assert.equal(
+      value('acme_sidecar_certificate_renewal_source', 'ari.test', ',source="lifetime"'),
+      '0',
+    );
+    assert.equal(
+      value('acme_sidecar_certificate_renewal_source', 'lifetime.test', ',source="lifetime"'),
+      '1',
+    );
   });
 });
