@@ -267,6 +267,9 @@ describe('e2e: short-lived certificates renewed by ARI in one daemon run', funct
       }),
     );
     const done = collect(daemon, 400_000);
+    // Production certificates only: the daemon serves the staging one
+    // (also two minutes long) for a moment before production's.
+    const intermediate = new X509Certificate(await env.production.getIntermediatePem());
     const served: { serial: string; notBefore: number; notAfter: number; seenAt: number }[] = [];
     let expiredSeen = 0;
     let probes = 0;
@@ -279,7 +282,8 @@ describe('e2e: short-lived certificates renewed by ARI in one daemon run', funct
           probes += 1;
           const now = Date.now();
           if (Date.parse(cert.validTo) <= now) expiredSeen += 1;
-          if (!served.some((s) => s.serial === cert.serialNumber)) {
+          const fromProduction = cert.checkIssued(intermediate);
+          if (fromProduction && !served.some((s) => s.serial === cert.serialNumber)) {
             served.push({
               serial: cert.serialNumber,
               notBefore: Date.parse(cert.validFrom),
@@ -287,8 +291,8 @@ describe('e2e: short-lived certificates renewed by ARI in one daemon run', funct
               seenAt: now,
             });
           }
-          // The placeholder, the first production certificate, two renewals.
-          return served.filter((s) => s.notAfter - s.notBefore <= 121_000).length >= 3;
+          // The first production certificate and two renewals.
+          return served.length >= 3;
         },
         { what: 'two renewals served by nginx', timeoutMs: 330_000, intervalMs: 250 },
       );
@@ -298,7 +302,7 @@ describe('e2e: short-lived certificates renewed by ARI in one daemon run', funct
     const r = await done;
     assert.equal(r.code, 0, r.stderr.slice(-3000));
     assert.equal(expiredSeen, 0, `nginx served an expired certificate (${probes} probes)`);
-    const ca = served.filter((s) => s.notAfter - s.notBefore <= 121_000);
+    const ca = served;
     const issued = r.logs.filter(
       (l) => l.message === 'certificate issued' && l.phase === 'production',
     );
@@ -323,8 +327,8 @@ describe('e2e: short-lived certificates renewed by ARI in one daemon run', funct
     const ariGets = pebble.match(/renewalInfo\/ -> calling handler\(\)$/gm)?.length ?? 0;
     console.log(
       `      figures: ${renewals} renewals, ${replaced.length} with replaces accepted, ` +
-        `${refused.length} placed again without; earliest renewal ${Math.min(...margins).toFixed(0)} s ` +
-        `before expiry; ${handled} production ACME requests for ${issued.length} issuances ` +
+        `${refused.length} placed again without; renewals served ${margins.map((m) => m.toFixed(0)).join(', ')} s ` +
+        `before the old certificate expired; ${handled} production ACME requests for ${issued.length} issuances ` +
         `(${(handled / issued.length).toFixed(1)} each), ${ariGets} of them renewalInfo GETs`,
     );
   });
