@@ -172,6 +172,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       log: log.child({ component: 'acme', phase }),
       ...(config.acmeEmail && { email: config.acmeEmail }),
       ...(eab && { eab }),
+      ari: config.ari === 'auto',
     });
   const reconciler = new Reconciler({
     ...(hooks && { hooks }),

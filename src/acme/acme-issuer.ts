@@ -4,8 +4,9 @@ import type { Authorization, OrderCreateRequest } from 'acme-client/types/rfc855
 /** acme-client's order: the RFC 8555 object plus its URL. */
 type Order = acme.Order;
 import type { ChallengeResponder } from '../challenge/responder.js';
-import { SidecarError } from '../domain/errors.js';
+import { SidecarError, errorMessage } from '../domain/errors.js';
 import type { AcmePhase, CertBundle, CertSpec, KeyType } from '../domain/types.js';
+import { parseRenewalInfo, type RenewalInfoAnswer } from '../lifecycle/ari.js';
 import { systemClock, type Clock } from '../lifecycle/clock.js';
 import { accountKeyKey, accountRecordKey, orderJournalKey } from '../store/keys.js';
 import type { CertStore } from '../store/store.js';
@@ -14,8 +15,9 @@ import { bundleFromFullchain } from '../util/x509.js';
 import { createOrderCsr } from './csr.js';
 import { checkProfile } from './directory.js';
 import { classifyAcmeError } from './errors.js';
-import { withAcmeContext, type AcmeCallContext } from './http.js';
-import type { Issuer } from './issuer.js';
+import { ariCertId } from './ari-cert-id.js';
+import { parseRetryAfter, withAcmeContext, type AcmeCallContext } from './http.js';
+import type { IssueOptions, Issuer } from './issuer.js';
 import { generatePrivateKey } from './keys.js';
 
 export interface AcmeIssuerOptions {
@@ -30,6 +32,8 @@ export interface AcmeIssuerOptions {
   readonly accountKeyType?: KeyType;
   /** Time for the records' `createdAt`; the system clock when not given. */
   readonly clock?: Clock;
+  /** ACME_ARI: use the CA's renewalInfo and `replaces` when its directory offers them. */
+  readonly ari?: boolean;
 }
 
 interface AccountRecord {
@@ -69,6 +73,19 @@ function withNonceRetries(client: acme.Client): acme.Client {
   return client;
 }
 
+/** The parts of acme-client's HttpClient (not in its typings) that ARI needs. */
+interface RawHttp {
+  getDirectory(): Promise<Record<string, unknown>>;
+  request(
+    url: string,
+    method: string,
+  ): Promise<{ status: number; data: unknown; headers: Record<string, unknown> }>;
+}
+
+function rawHttp(client: acme.Client): RawHttp {
+  return (client as unknown as { http: RawHttp }).http;
+}
+
 function aborted(signal?: AbortSignal): void {
   if (!signal?.aborted) return;
   // A string reason says why (a cluster leader's term ended); else shutdown.
@@ -91,9 +108,14 @@ export class AcmeIssuer implements Issuer {
     this.directoryUrl = opts.directoryUrl;
   }
 
-  async issue(spec: CertSpec, keyType: KeyType, signal?: AbortSignal): Promise<CertBundle> {
+  async issue(
+    spec: CertSpec,
+    keyType: KeyType,
+    signal?: AbortSignal,
+    opts: IssueOptions = {},
+  ): Promise<CertBundle> {
     try {
-      return await this.issueOnce(spec, keyType, signal);
+      return await this.issueOnce(spec, keyType, signal, opts);
     } catch (err) {
       // A CA that forgot us (a restarted Pebble, an account deactivated
       // elsewhere): register again with the same key, right away.
@@ -103,14 +125,56 @@ export class AcmeIssuer implements Issuer {
       });
       this.clientPromise = undefined;
       await this.opts.store.delete(accountRecordKey(this.directoryUrl));
-      return this.issueOnce(spec, keyType, signal);
+      return this.issueOnce(spec, keyType, signal, opts);
     }
   }
 
-  private issueOnce(spec: CertSpec, keyType: KeyType, signal?: AbortSignal): Promise<CertBundle> {
+  /**
+   * RFC 9773 section 4: GET `<renewalInfo>/<CertID>`, unsigned. Asked of the
+   * CA that issued the certificate (the CertID names its intermediate).
+   * Every failure is an answer of kind `problem`, never a throw.
+   */
+  renewalInfo(certPem: string): Promise<RenewalInfoAnswer> {
+    if (!this.opts.ari) return Promise.resolve({ kind: 'unsupported' });
+    return withAcmeContext(async (ctx): Promise<RenewalInfoAnswer> => {
+      try {
+        const http = rawHttp(await this.client());
+        ctx.step = 'renewalInfo';
+        const base = (await http.getDirectory()).renewalInfo;
+        if (typeof base !== 'string' || base === '') return { kind: 'unsupported' };
+        const url = `${base.replace(/\/+$/, '')}/${ariCertId(certPem)}`;
+        ctx.noRetry = true;
+        const resp = await http.request(url, 'get');
+        const header = resp.headers['retry-after'];
+        const retryAfterS = parseRetryAfter(typeof header === 'string' ? header : undefined);
+        const after = retryAfterS !== undefined ? { retryAfterS } : {};
+        if (resp.status !== 200) {
+          const detail = (resp.data as { detail?: unknown } | null)?.detail;
+          return {
+            kind: 'problem',
+            problem: `the CA answered HTTP ${resp.status}${typeof detail === 'string' ? `: ${detail}` : ''}`,
+            ...after,
+          };
+        }
+        const parsed = parseRenewalInfo(resp.data);
+        return parsed.ok
+          ? { kind: 'info', info: parsed.info, ...after }
+          : { kind: 'problem', problem: parsed.problem, ...after };
+      } catch (err) {
+        return { kind: 'problem', problem: errorMessage(this.classify(err, ctx)) };
+      }
+    });
+  }
+
+  private issueOnce(
+    spec: CertSpec,
+    keyType: KeyType,
+    signal: AbortSignal | undefined,
+    opts: IssueOptions,
+  ): Promise<CertBundle> {
     return withAcmeContext(async (ctx) => {
       try {
-        return await this.order(ctx, spec, keyType, signal);
+        return await this.order(ctx, spec, keyType, signal, opts);
       } catch (err) {
         throw this.classify(err, ctx);
       }
@@ -121,7 +185,8 @@ export class AcmeIssuer implements Issuer {
     ctx: AcmeCallContext,
     spec: CertSpec,
     keyType: KeyType,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    opts: IssueOptions,
   ): Promise<CertBundle> {
     ctx.step = 'account';
     const client = await this.client();
@@ -135,12 +200,7 @@ export class AcmeIssuer implements Issuer {
     if (journal) {
       order = journal.order;
     } else {
-      ctx.step = 'newOrder';
-      order = await client.createOrder({
-        identifiers: spec.domains.map((value) => ({ type: 'dns', value })),
-        // draft-ietf-acme-profiles: acme-client passes the field through to newOrder.
-        ...(spec.profile !== undefined && { profile: spec.profile }),
-      } as OrderCreateRequest);
+      order = await this.newOrder(ctx, client, spec, opts.replacing);
       journal = {
         order,
         record: {
@@ -179,6 +239,80 @@ export class AcmeIssuer implements Issuer {
     const fullchain = await client.getCertificate(order);
     await store.delete(journalKey);
     return bundleFromFullchain(fullchain, privkey);
+  }
+
+  /**
+   * RFC 8555 section 7.4, with `replaces` (RFC 9773 section 5) when renewing
+   * a certificate of this CA and the CA offers ARI. A refused replacement
+   * (409 alreadyReplaced, 403, or Pebble's 500 for a serial whose DER value
+   * starts with a zero byte) is placed again at once without `replaces`:
+   * that order goes out without acme-client's 5xx retries, so the refusal
+   * costs one request, not half a minute.
+   */
+  private async newOrder(
+    ctx: AcmeCallContext,
+    client: acme.Client,
+    spec: CertSpec,
+    replacing: string | undefined,
+  ): Promise<Order> {
+    const payload = {
+      identifiers: spec.domains.map((value) => ({ type: 'dns', value })),
+      // draft-ietf-acme-profiles: acme-client passes the field through to newOrder.
+      ...(spec.profile !== undefined && { profile: spec.profile }),
+    } as OrderCreateRequest;
+    const replaces = replacing && (await this.replacesFor(client, replacing, spec.name));
+    if (replaces) {
+      ctx.step = 'newOrder';
+      ctx.noRetry = true;
+      const seen = ctx.problems.length;
+      try {
+        const order = await client.createOrder({ ...payload, replaces } as OrderCreateRequest);
+        this.opts.log.info('order placed as an ARI replacement', { cert: spec.name, replaces });
+        return order;
+      } catch (err) {
+        const refusal = ctx.problems[ctx.problems.length - 1];
+        // No answer at all, or a rate limit: the same order without
+        // `replaces` would fare no better.
+        if (ctx.problems.length === seen || !refusal || refusal.status === 429) throw err;
+        // The account, not the replacement, is the problem: issue() re-registers.
+        if (/accountDoesNotExist|rateLimited/.test(refusal.type)) throw err;
+        ctx.problems.splice(seen);
+        this.opts.log.warn(
+          'the CA refused the order as a replacement; placing it without replaces',
+          {
+            cert: spec.name,
+            replaces,
+            status: refusal.status,
+            problem: refusal.type,
+            detail: refusal.detail,
+          },
+        );
+      } finally {
+        ctx.noRetry = false;
+      }
+    }
+    ctx.step = 'newOrder';
+    return client.createOrder(payload);
+  }
+
+  /** The CertID for `replaces`, when ARI is on and the CA offers it; else undefined. */
+  private async replacesFor(
+    client: acme.Client,
+    certPem: string,
+    name: string,
+  ): Promise<string | undefined> {
+    if (!this.opts.ari) return undefined;
+    try {
+      const dir = await rawHttp(client).getDirectory();
+      if (typeof dir.renewalInfo !== 'string') return undefined;
+      return ariCertId(certPem);
+    } catch (err) {
+      this.opts.log.warn('cannot name the certificate this order replaces', {
+        cert: name,
+        error: errorMessage(err),
+      });
+      return undefined;
+    }
   }
 
   /**

@@ -53,6 +53,12 @@ export interface AcmeCallContext {
   step: string;
   /** The last request made, and how it ended. */
   last?: AcmeExchange;
+  /**
+   * Answers are final: acme-client's retries of 5xx are skipped. For a
+   * request whose failure has a fallback of its own (a newOrder with
+   * `replaces`, a renewalInfo GET).
+   */
+  noRetry?: boolean;
 }
 const context = new AsyncLocalStorage<AcmeCallContext>();
 
@@ -140,7 +146,7 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
       record(resp, method, url);
       // A rate limit's Retry-After can be hours: acme-client would sleep
       // that long inside the request. Fail now; the backoff honours it.
-      if (resp.status === 429) {
+      if (resp.status === 429 || context.getStore()?.noRetry) {
         (config as { retryAttempt?: number }).retryAttempt = settings.retryMaxAttempts;
       }
     };

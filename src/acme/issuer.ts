@@ -1,9 +1,26 @@
 import type { CertBundle, CertSpec, KeyType, Phase } from '../domain/types.js';
+import type { RenewalInfoAnswer } from '../lifecycle/ari.js';
+
+export interface IssueOptions {
+  /**
+   * The certificate (PEM) this order renews, from the same CA: the order
+   * then carries its ARI CertID as `replaces` (RFC 9773 section 5), when
+   * the CA offers ARI.
+   */
+  readonly replacing?: string;
+}
 
 /** Something that turns a certificate request into a signed certificate. */
 export interface Issuer {
   readonly phase: Phase;
   /** The ACME directory URL; '' for the self-signed issuer. */
   readonly directoryUrl: string;
-  issue(spec: CertSpec, keyType: KeyType, signal?: AbortSignal): Promise<CertBundle>;
+  issue(
+    spec: CertSpec,
+    keyType: KeyType,
+    signal?: AbortSignal,
+    opts?: IssueOptions,
+  ): Promise<CertBundle>;
+  /** The CA's renewalInfo for a certificate it issued (RFC 9773); never throws. */
+  renewalInfo?(certPem: string): Promise<RenewalInfoAnswer>;
 }

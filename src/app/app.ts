@@ -119,7 +119,8 @@ export function createApp(parts: AppParts): App {
         coordination,
         pass: (signal) => passes.run(signal),
         recover: () => passes.recover(),
-        dueTimes: () => [...reconciler.status.values()].flatMap((c) => [c.nextRetry, c.renewAt]),
+        dueTimes: () =>
+          [...reconciler.status.values()].flatMap((c) => [c.nextRetry, c.renewAt, c.ariCheckAt]),
         controlHandlers: reconcilerHandlers({
           status: snapshot,
           specs: () => passes.lastSpecs,

@@ -50,7 +50,8 @@ export function describePlan(
   if (platform?.kind === 'conflict') {
     return `leave ${platformName}'s certificate alone: not ours (${platform.reason})`;
   }
-  const renews = action.renewAt ? `, renews after ${action.renewAt.toISOString()}` : '';
+  const source = action.renewSource === 'ari' ? ' (CA renewal window)' : '';
+  const renews = action.renewAt ? `, renews after ${action.renewAt.toISOString()}${source}` : '';
   return `nothing (${action.reason}${renews})`;
 }
 

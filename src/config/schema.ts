@@ -81,6 +81,7 @@ export interface Config {
   dockerReloadLabel: string;
   dockerReloadSignal: 'HUP' | 'USR1' | 'USR2';
   rateLimits: 'auto' | 'letsencrypt' | 'production' | 'off';
+  ari: 'auto' | 'off';
   hookCommand?: string;
   /** Secret: may carry a token. */
   hookWebhookUrl?: string;
@@ -495,6 +496,15 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
       "The CA rate-limit budget the sidecar keeps to (certificates per registered domain, duplicate certificates, failed validations, new orders), spent and kept in `STATE_DIR`; an order that would exceed it is not sent, and `/status` says when it will be possible. `auto`: Let's Encrypt's published limits when the CA is Let's Encrypt, none otherwise. `letsencrypt`: Let's Encrypt's production and staging limits for the production and staging CA, whatever their URL. `production`: the production limits for both (the strictest). `off`.",
     default: 'auto',
     schema: oneOf(['auto', 'letsencrypt', 'production', 'off'] as const),
+  }),
+  ari: setting({
+    key: 'ari',
+    group: 'CA',
+    env: 'ACME_ARI',
+    description:
+      "ACME Renewal Information (RFC 9773). `auto`: when the CA's directory offers `renewalInfo`, ask it when to renew each certificate (the daemon again after the CA's Retry-After, clamped to 1 minute..6 hours; `acme-sidecar once` on every run), renew at a random time inside its window (never later than five sixths of the lifetime), and place renewals with `replaces` (Let's Encrypt exempts those from its rate limits). An explicit `RENEW_BEFORE_DAYS` still renews earlier when it comes first. A missing, failing or malformed answer falls back to the lifetime rule with one warning. `off`: the lifetime rule only.",
+    default: 'auto',
+    schema: oneOf(['auto', 'off'] as const),
   }),
   statusAddress: setting({
     key: 'statusAddress',

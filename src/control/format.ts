@@ -97,8 +97,10 @@ function renewsCell(c: StatusCertificate, now: Date): Cell {
     return { text: `retry ${relative(retryIn)}`, style: 'yellow' };
   const renewIn = secondsUntil(c.renewAt, now);
   if (c.renewAt === null || renewIn === null) return { text: '-', style: 'dim' };
-  if (renewIn <= 0) return { text: `${day(c.renewAt)} (overdue)`, style: 'yellow' };
-  return { text: `${day(c.renewAt)} (${relative(renewIn)})` };
+  // An ARI time says so; the lifetime rule is the unmarked default.
+  const ari = c.renewSource === 'ari' ? ' ARI' : '';
+  if (renewIn <= 0) return { text: `${day(c.renewAt)} (overdue)${ari}`, style: 'yellow' };
+  return { text: `${day(c.renewAt)} (${relative(renewIn)})${ari}` };
 }
 
 function errorCell(e: StatusCertificate['lastError']): Cell {

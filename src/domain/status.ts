@@ -71,6 +71,12 @@ export interface CertStatus {
   notAfter?: string;
   serial?: string;
   renewAt?: string;
+  /** Where `renewAt` came from: the CA's ARI window (RFC 9773) or the lifetime rule. */
+  renewSource?: 'ari' | 'lifetime';
+  /** The CA's page explaining its renewal window (e.g. a mass revocation). */
+  explanationUrl?: string;
+  /** When the daemon asks the CA for renewal information again (ISO). */
+  ariCheckAt?: string;
   /** The last decision's reason. */
   reason: Reason | typeof ReconcileReason.Backoff;
   /** True when serving a valid certificate from the target CA. */
@@ -149,6 +155,10 @@ export interface StatusCertificate {
   /** Whole seconds from `generatedAt` to `notAfter`; negative once expired. */
   readonly secondsLeft: number | null;
   readonly renewAt: string | null;
+  /** `ari`: drawn from the CA's renewal window; `lifetime`: the lifetime rule. */
+  readonly renewSource: 'ari' | 'lifetime' | null;
+  /** The CA's explanation of its renewal window, when it gave one. */
+  readonly explanationUrl: string | null;
   readonly reason: CertStatus['reason'];
   readonly attempts: number;
   readonly lastError: {

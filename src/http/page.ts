@@ -79,6 +79,16 @@ ${problems(s)}
 `;
 }
 
+/** Where the renewal time came from; the CA's explanation (http(s) only: parseRenewalInfo) as a link. */
+function renewSourceLine(c: StatusCertificate): string {
+  if (!c.renewSource) return '';
+  const what = c.renewSource === 'ari' ? 'CA renewal window (ARI)' : 'lifetime rule';
+  const why = c.explanationUrl
+    ? ` · <a href="${esc(c.explanationUrl)}" rel="noopener noreferrer">why</a>`
+    : '';
+  return `<div class="muted" data-renew-source="${c.renewSource}">${what}${why}</div>`;
+}
+
 function card(c: StatusCertificate, state: CertState, now: Date): string {
   const left = secondsUntil(c.notAfter, now);
   const frac = left === null ? 0 : Math.min(1, Math.max(0, left / REFERENCE_LIFETIME_SECONDS));
@@ -108,6 +118,7 @@ function card(c: StatusCertificate, state: CertState, now: Date): string {
     <div class="label">Renewal</div>
     <div>${c.renewAt ? esc(fmtDate(c.renewAt)) : '—'}</div>
     <div class="muted">${renewIn === null ? '' : renewIn <= 0 ? `<span class="due">${renewIn < -3600 ? `${esc(span(-renewIn))} overdue` : 'due now'}</span>` : esc(relative(c.renewAt ?? '', now))}</div>
+    ${renewSourceLine(c)}
   </div>
   <div class="state">
     <span class="st st-${state}">${STATE_LABEL[state]}</span>

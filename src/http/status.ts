@@ -108,6 +108,8 @@ function certificate(c: CertStatus, now: Date): StatusCertificate {
     notAfter: base.notAfter,
     secondsLeft: secondsUntil(base.notAfter, now),
     renewAt: base.renewAt,
+    renewSource: c.renewAt ? (c.renewSource ?? 'lifetime') : null,
+    explanationUrl: c.explanationUrl ?? null,
     reason: c.reason,
     attempts: c.attempts,
     lastError: base.lastError,

@@ -101,3 +101,121 @@ export function sameWindow(
 ): boolean {
   return !!a && a.start.getTime() === b.start.getTime() && a.end.getTime() === b.end.getTime();
 }
+
+/** What the CA said when asked for one certificate's renewalInfo (acme/ fetches it). */
+export type RenewalInfoAnswer =
+  /** ARI is off, or the CA's directory has no `renewalInfo`. */
+  | { readonly kind: 'unsupported' }
+  | { readonly kind: 'info'; readonly info: RenewalInfo; readonly retryAfterS?: number }
+  /** No usable answer: an error status, a malformed body, no answer at all. */
+  | { readonly kind: 'problem'; readonly problem: string; readonly retryAfterS?: number };
+
+/**
+ * What is kept beside a stored certificate (one serial from one CA): the
+ * window the CA suggested, the time drawn in it, and when to ask again.
+ * ISO 8601 times throughout.
+ */
+export interface AriRecord {
+  readonly serial: string;
+  readonly directoryUrl: string;
+  readonly checkedAt: string;
+  /** Not before this does the daemon ask again (Retry-After, clamped). */
+  readonly nextCheck: string;
+  readonly window?: { readonly start: string; readonly end: string };
+  /** Drawn once per window. */
+  readonly renewAt?: string;
+  readonly explanationUrl?: string;
+  /** Why the last answer was not used; the lifetime rule applies meanwhile. */
+  readonly problem?: string;
+}
+
+/** The certificate an ARI record speaks for. */
+export interface AriSubject {
+  readonly serial: string;
+  readonly directoryUrl: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+/**
+ * Must the CA be asked now? Yes when nothing is known for this very
+ * certificate, or its Retry-After has passed. (`acme-sidecar once` asks
+ * regardless: the reconciler asks afresh the first time a process sees a
+ * certificate.)
+ */
+export function ariCheckDue(
+  prev: AriRecord | undefined,
+  cert: Pick<AriSubject, 'serial' | 'directoryUrl'>,
+  now: Date,
+): boolean {
+  if (!prev || prev.serial !== cert.serial || prev.directoryUrl !== cert.directoryUrl) return true;
+  const next = Date.parse(prev.nextCheck);
+  return !Number.isFinite(next) || now.getTime() >= next;
+}
+
+export interface AriUpdate {
+  readonly record: AriRecord;
+  /** `drawn`: a new window, a new time; `kept`: the same window as before. */
+  readonly choice?: 'drawn' | 'kept';
+  /** Set once per problem: a repeat of the same problem for the same certificate is not warned again. */
+  readonly warning?: string;
+}
+
+/**
+ * The record after an answer. A time drawn from a window is kept while the
+ * CA suggests the same window (section 4.2: not re-rolled on every poll); a
+ * new window draws again. A problem drops the window: the lifetime rule
+ * decides until a usable answer comes.
+ */
+export function nextAriRecord(
+  prev: AriRecord | undefined,
+  cert: AriSubject,
+  answer: Exclude<RenewalInfoAnswer, { kind: 'unsupported' }>,
+  now: Date,
+  random: () => number,
+): AriUpdate {
+  const same = prev?.serial === cert.serial && prev.directoryUrl === cert.directoryUrl;
+  const base = {
+    serial: cert.serial,
+    directoryUrl: cert.directoryUrl,
+    checkedAt: now.toISOString(),
+    nextCheck: new Date(now.getTime() + ariRecheckSeconds(answer.retryAfterS) * 1000).toISOString(),
+  };
+  if (answer.kind === 'problem') {
+    const repeated = same && prev.problem === answer.problem;
+    return {
+      record: { ...base, problem: answer.problem },
+      ...(!repeated && { warning: answer.problem }),
+    };
+  }
+  const { window, explanationUrl } = answer.info;
+  const prevWindow =
+    same && prev.window && prev.renewAt
+      ? { start: new Date(prev.window.start), end: new Date(prev.window.end) }
+      : undefined;
+  const kept = prevWindow && sameWindow(prevWindow, window) ? prev?.renewAt : undefined;
+  const renewAt = kept ?? chooseRenewalTime(window, cert, random).toISOString();
+  return {
+    record: {
+      ...base,
+      window: { start: window.start.toISOString(), end: window.end.toISOString() },
+      renewAt,
+      ...(explanationUrl && { explanationUrl }),
+    },
+    choice: kept ? 'kept' : 'drawn',
+  };
+}
+
+/** Where a renewal time came from, as logs, `/status` and metrics say it. */
+export type RenewalSource = 'ari' | 'lifetime';
+
+/** The ARI time a record holds for exactly this certificate, if any. */
+export function ariRenewAt(
+  record: AriRecord | undefined,
+  cert: Pick<AriSubject, 'serial' | 'directoryUrl'>,
+): Date | undefined {
+  if (!record?.renewAt || record.serial !== cert.serial) return undefined;
+  if (record.directoryUrl !== cert.directoryUrl) return undefined;
+  const at = new Date(record.renewAt);
+  return Number.isNaN(at.getTime()) ? undefined : at;
+}

@@ -1,4 +1,5 @@
 import type { AcmePhase, CertMeta, KeyType, Phase } from '../domain/types.js';
+import type { RenewalSource } from './ari.js';
 import { Reason } from './reasons.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -73,6 +74,13 @@ export interface CertFacts {
   readonly live?: LiveFacts;
   /** Issue from the target CA now even if the certificate is valid. */
   readonly force?: boolean;
+  /** Renewal times drawn from the CA's ARI windows, for the certificate of that serial. */
+  readonly ari?: Readonly<Partial<Record<AcmePhase, AriChoice>>>;
+}
+
+export interface AriChoice {
+  readonly serial: string;
+  readonly renewAt: Date;
 }
 
 export interface LiveFacts {
@@ -87,7 +95,13 @@ export type Action =
   | { readonly kind: 'placeholder'; readonly reason: Reason }
   | { readonly kind: 'issue'; readonly phase: AcmePhase; readonly reason: Reason }
   | { readonly kind: 'deploy'; readonly phase: AcmePhase; readonly reason: Reason }
-  | { readonly kind: 'none'; readonly reason: Reason; readonly renewAt?: Date };
+  | {
+      readonly kind: 'none';
+      readonly reason: Reason;
+      readonly renewAt?: Date;
+      /** Set to `ari` when the CA's window decided; absent for the lifetime rule. */
+      readonly renewSource?: RenewalSource;
+    };
 
 function sameDomains(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
@@ -105,7 +119,7 @@ export function assess(
   phase: AcmePhase,
   now: Date,
   forRenewal: boolean,
-): { reason: Reason; renewAt?: Date } {
+): { reason: Reason; renewAt?: Date; renewSource?: RenewalSource } {
   const meta = facts.stored[phase];
   if (!meta) return { reason: Reason.NotIssued };
   if (!sameDomains(meta.domains, facts.domains)) return { reason: Reason.DomainsChanged };
@@ -117,9 +131,28 @@ export function assess(
   if (!sameProfile(meta, facts)) return { reason: Reason.ProfileChanged };
   const notAfter = new Date(meta.notAfter);
   if (now >= notAfter) return { reason: Reason.Expired };
-  const renewAt = renewalTime(new Date(meta.notBefore), notAfter, facts.renewBeforeDays);
-  if (forRenewal && now >= renewAt) return { reason: Reason.NearingExpiry, renewAt };
-  return { reason: Reason.Valid, renewAt };
+  const lifetimeRule = renewalTime(new Date(meta.notBefore), notAfter, facts.renewBeforeDays);
+  // The CA's window when it gave one for this very certificate (RFC 9773),
+  // else the lifetime rule. An explicit RENEW_BEFORE_DAYS still renews
+  // earlier than the window when it comes first (as certbot's
+  // renew_before_expiry does beside ARI).
+  const ari = facts.ari?.[phase];
+  const drawn = ari?.serial === meta.serial ? ari.renewAt : undefined;
+  const fromAri =
+    drawn && !(explicitRenewBefore(meta, facts.renewBeforeDays) && lifetimeRule < drawn)
+      ? drawn
+      : undefined;
+  const renewAt = fromAri ?? lifetimeRule;
+  // Only an ARI time is marked; no mark is the lifetime rule.
+  const source = fromAri ? { renewSource: 'ari' as const } : {};
+  if (forRenewal && now >= renewAt) return { reason: Reason.NearingExpiry, renewAt, ...source };
+  return { reason: Reason.Valid, renewAt, ...source };
+}
+
+/** Does RENEW_BEFORE_DAYS apply to this certificate (set, and shorter than its lifetime)? */
+function explicitRenewBefore(meta: CertMeta, renewBeforeDays: number | undefined): boolean {
+  const lifetime = new Date(meta.notAfter).getTime() - new Date(meta.notBefore).getTime();
+  return renewBeforeDays !== undefined && renewBeforeDays * DAY_MS < lifetime;
 }
 
 /**
@@ -186,7 +219,12 @@ export function decide(facts: CertFacts, now: Date): Action {
     return { kind: 'issue', phase: facts.target, reason: Reason.Forced };
   }
   if (prod.reason === Reason.Valid) {
-    return { kind: 'none', reason: Reason.Valid, ...(prod.renewAt && { renewAt: prod.renewAt }) };
+    return {
+      kind: 'none',
+      reason: Reason.Valid,
+      ...(prod.renewAt && { renewAt: prod.renewAt }),
+      ...(prod.renewSource && { renewSource: prod.renewSource }),
+    };
   }
   if (facts.target === 'production') {
     if (!stagingProven(facts))
@@ -200,6 +238,7 @@ export function decide(facts: CertFacts, now: Date): Action {
       kind: 'none',
       reason: Reason.Valid,
       ...(staging.renewAt && { renewAt: staging.renewAt }),
+      ...(staging.renewSource && { renewSource: staging.renewSource }),
     };
   }
   return { kind: 'issue', phase: 'staging', reason: staging.reason };

@@ -82,6 +82,22 @@ export class Metrics {
       (c) => c.renewAt,
     );
     new Gauge({
+      name: 'acme_sidecar_certificate_renewal_source',
+      help: 'Where each renewal time came from: 1 for the current `source`, `ari` (the CA renewal window, RFC 9773) or `lifetime` (the lifetime rule).',
+      labelNames: [...certLabels, 'source'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of certs()) {
+          if (!c.renewAt) continue;
+          const now = c.renewSource ?? 'lifetime';
+          for (const source of ['ari', 'lifetime']) {
+            this.set({ ...labelsOf(c), source }, source === now ? 1 : 0);
+          }
+        }
+      },
+    });
+    new Gauge({
       name: 'certmanager_certificate_ready_status',
       help: 'The ready status of the certificate (1 for the current condition).',
       labelNames: [...certLabels, 'condition'],

@@ -1,5 +1,6 @@
 import { SidecarError } from '../domain/errors.js';
-import type { CertBundle, CertSpec, Phase, StoredCert } from '../domain/types.js';
+import type { AcmePhase, CertBundle, CertSpec, Phase, StoredCert } from '../domain/types.js';
+import { ariRenewAt } from '../lifecycle/ari.js';
 import type { Action, CertFacts } from '../lifecycle/policy.js';
 import { decidePlatform, type PlatformAction } from '../lifecycle/platform-policy.js';
 import { ReconcileReason } from '../lifecycle/reasons.js';
@@ -7,6 +8,7 @@ import type { PlatformCopy } from '../platform/platform.js';
 import { storedKey } from '../store/keys.js';
 import type { Logger } from '../util/log.js';
 import { describeBundle } from '../util/x509.js';
+import { loadAriRecord } from './ari.js';
 import type { ReconcilerDeps } from './deps.js';
 import { serialsOf, type CertRecords } from './records.js';
 
@@ -59,11 +61,23 @@ export class CertActions {
         const issuer = issuers[action.phase];
         const started = clock.now().getTime();
         const budget = this.deps.budget;
-        await budget?.beforeOrder(action.phase, issuer.directoryUrl, spec.domains);
-        log.info('ordering certificate', { phase: action.phase, reason: action.reason });
+        const renewal = await this.renewalOf(spec, action.phase, issuer.directoryUrl);
+        await budget?.beforeOrder(action.phase, issuer.directoryUrl, spec.domains, {
+          exempt: renewal?.inAriWindow === true,
+        });
+        log.info('ordering certificate', {
+          phase: action.phase,
+          reason: action.reason,
+          ...(renewal && { replacing: renewal.serial, inAriWindow: renewal.inAriWindow }),
+        });
         let bundle: CertBundle;
         try {
-          bundle = await issuer.issue(spec, settings.keyType, signal);
+          bundle = await issuer.issue(
+            spec,
+            settings.keyType,
+            signal,
+            renewal ? { replacing: renewal.cert } : {},
+          );
         } catch (err) {
           await budget?.afterOrder(action.phase, issuer.directoryUrl, spec.domains, err);
           throw err;
@@ -101,6 +115,30 @@ export class CertActions {
         return stored;
       }
     }
+  }
+
+  /**
+   * The certificate an order from `phase`'s CA renews: the stored one of that
+   * phase, from the same CA, for the same hostnames (its CertID goes out as
+   * `replaces`). `inAriWindow`: the CA's own window made it due, so rate
+   * limits do not hold it back.
+   */
+  private async renewalOf(
+    spec: CertSpec,
+    phase: AcmePhase,
+    directoryUrl: string,
+  ): Promise<{ cert: string; serial: string; inAriWindow: boolean } | undefined> {
+    const stored = await this.records.loadStored(spec.name, phase);
+    if (!stored || stored.meta.directoryUrl !== directoryUrl) return undefined;
+    const wanted = [...spec.domains].sort().join(',');
+    if ([...stored.meta.domains].sort().join(',') !== wanted) return undefined;
+    const record = await loadAriRecord(this.deps.store, spec.name, phase);
+    const at = ariRenewAt(record, stored.meta);
+    return {
+      cert: stored.bundle.cert,
+      serial: stored.meta.serial,
+      inAriWindow: at !== undefined && this.deps.clock.now() >= at,
+    };
   }
 
   /** What the platform should hold for `spec` (lifecycle/platform-policy.ts decides). */

@@ -56,17 +56,22 @@ export class RateBudget {
    * Refuses (RATE_BUDGET_EXCEEDED, with the time it becomes possible) an order
    * that would exceed a budget; otherwise records it as spent before it is
    * sent, so an order whose answer is lost still counts.
+   *
+   * An `exempt` order (a renewal inside the CA's ARI window, placed with
+   * `replaces`: Let's Encrypt exempts those from its limits) is counted but
+   * never refused.
    */
   async beforeOrder(
     phase: AcmePhase,
     directoryUrl: string,
     domains: readonly string[],
+    opts: { readonly exempt?: boolean } = {},
   ): Promise<void> {
     const limits = limitsFor(this.mode, phase, directoryUrl);
     if (!limits) return;
     await this.update(directoryUrl, limits, (ledger, now) => {
       const decision = checkBudget(ledger, { account: directoryUrl, domains }, limits, now);
-      if (!decision.ok) {
+      if (!decision.ok && !opts.exempt) {
         throw new SidecarError('RATE_BUDGET_EXCEEDED', `not ordering: ${decision.message}`, {
           retryable: true,
           retryAfter: Math.max(1, Math.ceil((decision.retryAt.getTime() - now.getTime()) / 1000)),

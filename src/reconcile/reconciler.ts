@@ -3,11 +3,13 @@ import type { CertStatus } from '../domain/status.js';
 import { withDefaultProfile } from '../domain/profiles.js';
 import type { CertSpec, StoredCert } from '../domain/types.js';
 import { certificateEvent } from '../hooks/hooks.js';
+import type { AriRecord } from '../lifecycle/ari.js';
 import { decide, type Action, type CertFacts } from '../lifecycle/policy.js';
 import type { PlatformAction } from '../lifecycle/platform-policy.js';
 import { ReconcileReason, Reason } from '../lifecycle/reasons.js';
 import { certLockName } from '../store/keys.js';
 import { CertActions } from './actions.js';
+import { AriTracker } from './ari.js';
 import type { ReconcilerDeps } from './deps.js';
 import { CertRecords } from './records.js';
 import { RetrySchedule } from './retry-schedule.js';
@@ -28,11 +30,13 @@ export class Reconciler {
   private readonly records: CertRecords;
   private readonly actions: CertActions;
   private readonly retries: RetrySchedule;
+  private readonly ari: AriTracker;
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.records = new CertRecords(deps);
     this.actions = new CertActions(deps, this.records);
     this.retries = new RetrySchedule(deps);
+    this.ari = new AriTracker(deps, this.records);
   }
 
   /** One pass over every wanted certificate. */
@@ -71,6 +75,7 @@ export class Reconciler {
     // A forced renewal is spent by the first order from the target CA.
     let force = opts.force === true;
     try {
+      noteAri(st, await this.ari.refresh(spec, log));
       if (this.deps.platform.holdsCertificates && !st.attempts) {
         await this.actions.noteLostLocalCopy(spec, log);
       }
@@ -112,6 +117,9 @@ export class Reconciler {
       await this.retries.fail(st, err, log, spec);
       return st;
     } finally {
+      // A certificate issued in this pass is asked about at once (not while
+      // shutting down).
+      if (!signal?.aborted) noteAri(st, await this.ari.refresh(spec, log));
       await this.refreshLive(spec, st);
     }
   }
@@ -155,6 +163,7 @@ export class Reconciler {
     st.reason = action.reason;
     const cleared = this.retries.clear(st);
     if (action.renewAt) st.renewAt = action.renewAt.toISOString();
+    if (action.renewAt) st.renewSource = action.renewSource ?? 'lifetime';
     return cleared;
   }
 
@@ -181,14 +190,29 @@ export class Reconciler {
       }
       // Steady (nothing left to do), serving a CA-issued certificate, and
       // the pass (platform push included) ended without an error.
+      const action = decide(facts, this.deps.clock.now());
+      // The renewal time as it stands after this pass (a certificate issued
+      // in it has its own, and its ARI window may have come since).
+      if (action.kind === 'none' && action.renewAt) {
+        st.renewAt = action.renewAt.toISOString();
+        st.renewSource = action.renewSource ?? 'lifetime';
+      }
       st.ready =
         (live?.phase === 'staging' || live?.phase === 'production') &&
-        decide(facts, this.deps.clock.now()).kind === 'none' &&
+        action.kind === 'none' &&
         st.lastError === undefined;
     } catch {
       st.ready = false;
     }
   }
+}
+
+/** What the status shows of the CA's renewal information. */
+function noteAri(st: CertStatus, record: AriRecord | undefined): void {
+  if (record?.explanationUrl) st.explanationUrl = record.explanationUrl;
+  else delete st.explanationUrl;
+  if (record) st.ariCheckAt = record.nextCheck;
+  else delete st.ariCheckAt;
 }
 
 function sameAction(a: Action, b: Action): boolean {

@@ -3,6 +3,7 @@ import { errorMessage } from '../domain/errors.js';
 import { PHASES, type CertSpec, type Phase, type StoredCert } from '../domain/types.js';
 import type { CertFacts, LiveFacts } from '../lifecycle/policy.js';
 import { storedKey } from '../store/keys.js';
+import { loadAriChoices } from './ari.js';
 import type { ReconcilerDeps } from './deps.js';
 
 /**
@@ -31,7 +32,7 @@ export class CertRecords {
   /** The facts a decision needs, read fresh from the store and live/. */
   async gather(spec: CertSpec): Promise<CertFacts> {
     const { settings } = this.deps;
-    const [staging, production, placeholder, liveBundle] = await Promise.all([
+    const [staging, production, placeholder, liveBundle, ari] = await Promise.all([
       this.loadStored(spec.name, 'staging'),
       this.loadStored(spec.name, 'production'),
       this.loadStored(spec.name, 'self-signed'),
@@ -45,6 +46,7 @@ export class CertRecords {
         });
         return undefined;
       }),
+      loadAriChoices(this.deps.store, spec.name, settings.directories),
     ]);
     let live: LiveFacts | undefined;
     if (liveBundle) {
@@ -71,6 +73,7 @@ export class CertRecords {
         ...(production && { production: production.meta }),
       },
       ...(live && { live }),
+      ...(Object.keys(ari).length > 0 && { ari }),
     };
   }
 }

@@ -12,6 +12,8 @@ import { assertStoreKey } from './store.js';
  * CertStore keys:
  * - `certs/<name>/<phase>.json`: a certificate, its key and its meta (secret);
  * - `certs/<name>/backoff.json`: the retry schedule of a failing certificate;
+ * - `certs/<name>/<phase>.ari.json`: the CA's renewal window for that
+ *   certificate and the time drawn in it (RFC 9773);
  * - `acme/<host>-<hash>/account-key.pem`, `account.json`: one CA account;
  * - `acme/<host>-<hash>/orders/<name>.json`: an order in flight (secret);
  * - `acme/<host>-<hash>/rate-limits.json`: the CA rate-limit ledger.
@@ -43,6 +45,11 @@ export function storedKey(name: string, phase: Phase): string {
 /** A certificate's retry schedule (survives restarts). */
 export function backoffKey(name: string): string {
   return `certs/${certSegment(name)}/backoff.json`;
+}
+
+/** The ARI record (window, chosen time, next check) of a stored certificate. */
+export function ariKey(name: string, phase: Phase): string {
+  return `certs/${certSegment(name)}/${phase}.ari.json`;
 }
 
 /** The lock held while a certificate is worked on. */

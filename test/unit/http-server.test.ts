@@ -152,6 +152,7 @@ describe('http: buildStatusSnapshot', () => {
       'attempts',
       'deployment',
       'domains',
+      'explanationUrl',
       'lastError',
       'name',
       'nextRetry',
@@ -160,6 +161,7 @@ describe('http: buildStatusSnapshot', () => {
       'ready',
       'reason',
       'renewAt',
+      'renewSource',
       'secondsLeft',
       'state',
     ]);

@@ -4,6 +4,7 @@ import {
   accountKeyKey,
   accountPrefix,
   accountRecordKey,
+  ariKey,
   backoffKey,
   certLockName,
   clusterKeyLayout,
@@ -21,6 +22,7 @@ const LONG = 'a'.repeat(5000);
 const nameBuilders: [string, (name: string) => string][] = [
   ['storedKey', (n) => storedKey(n, 'production')],
   ['backoffKey', (n) => backoffKey(n)],
+  ['ariKey', (n) => ariKey(n, 'production')],
   ['certLockName', (n) => certLockName(n)],
   ['orderJournalKey', (n) => orderJournalKey(CA, n)],
   ['clusterKeyLayout', (n) => clusterKeyLayout(n).root],
@@ -40,6 +42,11 @@ describe('store/keys: the store key layout', () => {
       'keeps the retry schedule beside it',
       () => backoffKey('www.example.com'),
       'certs/www.example.com/backoff.json',
+    ],
+    [
+      'keeps the ARI record beside the certificate it speaks for',
+      () => ariKey('www.example.com', 'staging'),
+      'certs/www.example.com/staging.ari.json',
     ],
     [
       'names the certificate lock cert-<name>',

@@ -1,0 +1,141 @@
+import { errorMessage } from '../domain/errors.js';
+import type { AcmePhase, CertSpec } from '../domain/types.js';
+import {
+  ariCheckDue,
+  ariRenewAt,
+  nextAriRecord,
+  type AriRecord,
+  type AriSubject,
+} from '../lifecycle/ari.js';
+import type { AriChoice } from '../lifecycle/policy.js';
+import { ariKey } from '../store/keys.js';
+import type { CertStore } from '../store/store.js';
+import type { Logger } from '../util/log.js';
+import type { ReconcilerDeps } from './deps.js';
+import type { CertRecords } from './records.js';
+
+/**
+ * The gather-and-record side of ARI (RFC 9773): asks the CA that issued the
+ * target phase's certificate for its renewal window when that is due, and
+ * keeps the window, the time drawn in it and the next check beside the
+ * certificate (`certs/<name>/<phase>.ari.json`). The decisions are in
+ * lifecycle/ari.ts; the fetch is the issuer's.
+ *
+ * Each certificate is asked afresh the first time this process sees it
+ * (`acme-sidecar once` always asks, and so does a restarted daemon); after
+ * that the daemon asks again only once the CA's Retry-After (clamped to
+ * 1 min..6 h) has passed, or when the certificate changed.
+ */
+export class AriTracker {
+  /** `<name>/<phase>/<serial>` asked in this process. */
+  private readonly asked = new Set<string>();
+
+  constructor(
+    private readonly deps: Pick<
+      ReconcilerDeps,
+      'store' | 'issuers' | 'clock' | 'random' | 'settings'
+    >,
+    private readonly records: CertRecords,
+  ) {}
+
+  /**
+   * Asks the CA when due and records the answer; returns the record that
+   * holds for the target phase's certificate now. Never throws: ARI only
+   * ever moves a renewal, and the lifetime rule stands without it.
+   */
+  async refresh(spec: CertSpec, log: Logger): Promise<AriRecord | undefined> {
+    const { store, clock, settings } = this.deps;
+    const phase = settings.target;
+    const issuer = this.deps.issuers[phase];
+    try {
+      const stored = await this.records.loadStored(spec.name, phase);
+      if (!stored || !issuer.renewalInfo || stored.meta.directoryUrl !== issuer.directoryUrl) {
+        return undefined;
+      }
+      const key = ariKey(spec.name, phase);
+      const prev = await this.load(spec.name, phase);
+      const subject: AriSubject = {
+        serial: stored.meta.serial,
+        directoryUrl: stored.meta.directoryUrl,
+        notBefore: new Date(stored.meta.notBefore),
+        notAfter: new Date(stored.meta.notAfter),
+      };
+      const id = `${spec.name}/${phase}/${subject.serial}`;
+      if (this.asked.has(id) && !ariCheckDue(prev, subject, clock.now())) return prev;
+      const answer = await issuer.renewalInfo(stored.bundle.cert);
+      this.asked.add(id);
+      if (answer.kind === 'unsupported') {
+        if (prev) await store.delete(key);
+        return undefined;
+      }
+      const update = nextAriRecord(
+        prev,
+        subject,
+        answer,
+        clock.now(),
+        this.deps.random ?? Math.random,
+      );
+      await store.store(key, JSON.stringify(update.record, null, 2));
+      const { record } = update;
+      if (update.warning) {
+        log.warn('the CA gave no usable renewal information; the lifetime rule decides', {
+          phase,
+          serial: subject.serial,
+          problem: update.warning,
+          nextCheck: record.nextCheck,
+        });
+      } else if (update.choice === 'drawn') {
+        log.info('renewal time drawn from the CA renewal window', {
+          phase,
+          serial: subject.serial,
+          window: record.window,
+          renewAt: record.renewAt,
+          ...(record.explanationUrl && { explanationUrl: record.explanationUrl }),
+          nextCheck: record.nextCheck,
+        });
+      }
+      return record;
+    } catch (err) {
+      log.warn('could not update the renewal information', { phase, error: errorMessage(err) });
+      return undefined;
+    }
+  }
+
+  load(name: string, phase: AcmePhase): Promise<AriRecord | undefined> {
+    return loadAriRecord(this.deps.store, name, phase);
+  }
+}
+
+/** A stored ARI record, or undefined when there is none or it does not parse. */
+export async function loadAriRecord(
+  store: CertStore,
+  name: string,
+  phase: AcmePhase,
+): Promise<AriRecord | undefined> {
+  const raw = await store.load(ariKey(name, phase)).catch(() => undefined);
+  if (!raw) return undefined;
+  try {
+    const parsed = JSON.parse(raw.toString()) as AriRecord | null;
+    return typeof parsed?.serial === 'string' ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The ARI times a decision may use: each phase's, for the serial and the CA
+ * it was drawn for.
+ */
+export async function loadAriChoices(
+  store: CertStore,
+  name: string,
+  directories: Readonly<Record<AcmePhase, string>>,
+): Promise<Partial<Record<AcmePhase, AriChoice>>> {
+  const out: Partial<Record<AcmePhase, AriChoice>> = {};
+  for (const phase of ['staging', 'production'] as const) {
+    const record = await loadAriRecord(store, name, phase);
+    const at = record && ariRenewAt(record, { ...record, directoryUrl: directories[phase] });
+    if (record && at) out[phase] = { serial: record.serial, renewAt: at };
+  }
+  return out;
+}

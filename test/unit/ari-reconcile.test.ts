@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IssueOptions, Issuer } from '../../src/acme/issuer.js';
+import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
+import type { LiveTarget } from '../../src/domain/status.js';
+import type { CertBundle, CertMeta, CertSpec, KeyType } from '../../src/domain/types.js';
+import type { RenewalInfoAnswer } from '../../src/lifecycle/ari.js';
+import { FixedClock } from '../../src/lifecycle/clock.js';
+import type { Platform } from '../../src/platform/platform.js';
+import { Reconciler } from '../../src/reconcile/reconciler.js';
+import { FsCertStore } from '../../src/store/fs-store.js';
+import { ariKey, storedKey } from '../../src/store/keys.js';
+import type { LogFields, Logger } from '../../src/util/log.js';
+
+const NOW = '2026-06-01T00:00:00Z';
+const H = 3600_000;
+const DAY = 24 * H;
+const STAGING = 'https://staging.test/dir';
+const SPEC: CertSpec = { name: 'www', domains: ['www.example.com'], source: 'test' };
+
+interface Line {
+  readonly level: string;
+  readonly msg: string;
+  readonly fields: LogFields;
+}
+
+function recordingLogger(lines: Line[]): Logger {
+  const at =
+    (level: string) =>
+    (msg: string, fields: LogFields = {}) =>
+      lines.push({ level, msg, fields });
+  const log: Logger = {
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    child: () => log,
+  };
+  return log;
+}
+
+const platform: Platform = {
+  name: 'static',
+  holdsCertificates: false,
+  discover: () => Promise.resolve({ specs: [SPEC], problems: [] }),
+  read: () => Promise.resolve(undefined),
+  push: () => Promise.resolve(),
+};
+
+/** A staging CA that answers renewalInfo with whatever the test sets, and counts the questions. */
+class AriCa implements Issuer {
+  readonly phase = 'staging' as const;
+  readonly directoryUrl = STAGING;
+  asked = 0;
+  orders = 0;
+  replacing: (string | undefined)[] = [];
+  constructor(public answer: RenewalInfoAnswer) {}
+  issue(
+    _spec: CertSpec,
+    _keyType: KeyType,
+    _signal?: AbortSignal,
+    opts: IssueOptions = {},
+  ): Promise<CertBundle> {
+    this.orders += 1;
+    this.replacing.push(opts.replacing);
+    return Promise.reject(new Error('no orders in this test'));
+  }
+  renewalInfo(): Promise<RenewalInfoAnswer> {
+    this.asked += 1;
+    return Promise.resolve(this.answer);
+  }
+}
+
+const windowAt = (startH: number, endH: number): RenewalInfoAnswer => ({
+  kind: 'info',
+  info: {
+    window: {
+      start: new Date(Date.parse(NOW) + startH * H),
+      end: new Date(Date.parse(NOW) + endH * H),
+    },
+    explanationUrl: 'https://ca.test/why',
+  },
+  retryAfterS: 3600,
+});
+
+describe('reconcile: ARI renewal information', () => {
+  let root: string;
+  let store: FsCertStore;
+  let clock: FixedClock;
+  let lines: Line[];
+  let ca: AriCa;
+  let bundle: CertBundle;
+  let meta: CertMeta;
+
+  const reconciler = () =>
+    new Reconciler({
+      store,
+      live: {
+        write: () => Promise.resolve(),
+        read: () => Promise.resolve(bundle),
+        path: () => ({ dir: '', cert: '', chain: '', fullchain: '', privkey: '' }),
+      } satisfies LiveTarget,
+      issuers: {
+        'self-signed': new SelfSignedIssuer(clock),
+        staging: ca,
+        production: {
+          phase: 'production',
+          directoryUrl: 'https://prod.test/dir',
+          issue: () => Promise.reject(new Error('the production CA must not be asked')),
+        },
+      },
+      platform,
+      clock,
+      log: recordingLogger(lines),
+      random: () => 0.5,
+      settings: {
+        target: 'staging',
+        keyType: 'ecdsa-p256',
+        directories: { staging: STAGING, production: 'https://prod.test/dir' },
+      },
+    });
+
+  beforeEach(async () => {
+    root = await fs.mkdtemp(join(tmpdir(), 'ari-reconcile-'));
+    store = new FsCertStore(join(root, 'store'));
+    clock = new FixedClock(NOW);
+    lines = [];
+    ca = new AriCa(windowAt(48, 50));
+    bundle = await new SelfSignedIssuer(new FixedClock(new Date(Date.parse(NOW) - DAY))).issue(
+      SPEC,
+      'ecdsa-p256',
+    );
+    const leaf = new X509Certificate(bundle.cert);
+    meta = {
+      name: SPEC.name,
+      phase: 'staging',
+      domains: SPEC.domains,
+      directoryUrl: STAGING,
+      keyType: 'ecdsa-p256',
+      notBefore: new Date(leaf.validFrom).toISOString(),
+      notAfter: new Date(leaf.validTo).toISOString(),
+      serial: leaf.serialNumber.toUpperCase(),
+      chainVerified: true,
+      issuedAt: NOW,
+    };
+    await store.store(storedKey(SPEC.name, 'staging'), JSON.stringify({ meta, bundle }));
+  });
+
+  afterEach(() => fs.rm(root, { recursive: true, force: true }));
+
+  it('renews at a time drawn in the window, shows it came from ARI, and keeps it in the store', async () => {
+    const st = await reconciler().reconcileOne(SPEC);
+    assert.equal(ca.asked, 1);
+    assert.equal(st.renewSource, 'ari');
+    assert.equal(st.renewAt, new Date(Date.parse(NOW) + 49 * H).toISOString());
+    assert.equal(st.explanationUrl, 'https://ca.test/why');
+    assert.equal(ca.orders, 0);
+    const saved = JSON.parse((await store.load(ariKey(SPEC.name, 'staging')))!.toString()) as {
+      renewAt: string;
+      nextCheck: string;
+    };
+    assert.equal(saved.renewAt, st.renewAt);
+    assert.equal(saved.nextCheck, new Date(Date.parse(NOW) + H).toISOString());
+    assert.equal(st.ariCheckAt, saved.nextCheck);
+  });
+
+  it('asks the daemon again only after the Retry-After, keeping the drawn time', async () => {
+    const r = reconciler();
+    const first = await r.reconcileOne(SPEC);
+    clock.advance(H - 1000);
+    await r.reconcileOne(SPEC);
+    assert.equal(ca.asked, 1, 'not asked before the Retry-After');
+    clock.advance(1000);
+    const st = await r.reconcileOne(SPEC);
+    assert.equal(ca.asked, 2);
+    assert.equal(st.renewAt, first.renewAt);
+  });
+
+  it('asks afresh in a new process (acme-sidecar once), whatever the stored next check', async () => {
+    await reconciler().reconcileOne(SPEC);
+    await reconciler().reconcileOne(SPEC);
+    assert.equal(ca.asked, 2);
+  });
+
+  it('renews at the next pass when the window is in the past (a revocation)', async () => {
+    ca.answer = windowAt(-2, -1);
+    const st = await reconciler().reconcileOne(SPEC);
+    assert.equal(ca.orders, 1, 'the renewal was ordered');
+    assert.deepEqual(ca.replacing, [bundle.cert], 'as a replacement of the served certificate');
+    assert.equal(st.reason, 'NearingExpiry');
+  });
+
+  it('falls back to the lifetime rule on a malformed answer, with one warning over many passes', async () => {
+    ca.answer = { kind: 'problem', problem: 'the answer is not a JSON object' };
+    const r = reconciler();
+    let st = await r.reconcileOne(SPEC);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(6 * H);
+      st = await r.reconcileOne(SPEC);
+    }
+    assert.equal(ca.asked, 4);
+    assert.equal(ca.orders, 0, 'no renewal');
+    assert.equal(st.renewSource, 'lifetime');
+    const warnings = lines.filter((l) => l.level === 'warn');
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.match(String(warnings[0]?.fields.problem), /not a JSON object/);
+  });
+
+  it('uses the lifetime rule when the CA offers no ARI, and stores nothing', async () => {
+    ca.answer = { kind: 'unsupported' };
+    const st = await reconciler().reconcileOne(SPEC);
+    assert.equal(st.renewSource, 'lifetime');
+    assert.equal(await store.load(ariKey(SPEC.name, 'staging')), undefined);
+  });
+});

@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import type { CertMeta } from '../../src/domain/types.js';
+import {
+  ariCheckDue,
+  ariRenewAt,
+  nextAriRecord,
+  type AriRecord,
+  type AriSubject,
+  type RenewalInfoAnswer,
+} from '../../src/lifecycle/ari.js';
+import { decide, type Action, type CertFacts } from '../../src/lifecycle/policy.js';
+import { Reason } from '../../src/lifecycle/reasons.js';
+
+const H = 3600_000;
+const DAY = 24 * H;
+const NOW = new Date('2026-06-01T00:00:00Z');
+const at = (ms: number) => new Date(NOW.getTime() + ms);
+const PROD_URL = 'https://prod.test/dir';
+const DOMAINS = ['a.example.com'];
+
+const P: CertMeta = {
+  name: 'a.example.com',
+  phase: 'production',
+  domains: DOMAINS,
+  directoryUrl: PROD_URL,
+  keyType: 'ecdsa-p384',
+  notBefore: at(-10 * DAY).toISOString(),
+  notAfter: at(80 * DAY).toISOString(),
+  serial: 'P1',
+  chainVerified: true,
+  issuedAt: at(-10 * DAY).toISOString(),
+};
+
+function facts(over: Partial<CertFacts> = {}): CertFacts {
+  return {
+    name: 'a.example.com',
+    domains: DOMAINS,
+    target: 'production',
+    keyType: 'ecdsa-p384',
+    directories: { staging: 'https://staging.test/dir', production: PROD_URL },
+    stored: {
+      production: P,
+      staging: { ...P, phase: 'staging', serial: 'S1', directoryUrl: 'https://staging.test/dir' },
+    },
+    live: { serial: 'P1', notAfter: P.notAfter, phase: 'production' },
+    ...over,
+  };
+}
+
+describe('ARI: the renewal decision takes the CA window when there is one', () => {
+  const lifetimeRenewAt = at(50 * DAY); // two thirds of 90 days after notBefore
+  const cases: { name: string; facts: CertFacts; want: Action }[] = [
+    {
+      name: 'uses the lifetime rule when the CA gave no window',
+      facts: facts(),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: lifetimeRenewAt },
+    },
+    {
+      name: 'waits for an ARI time in the future, and says it came from ARI',
+      facts: facts({ ari: { production: { serial: 'P1', renewAt: at(5 * DAY) } } }),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: at(5 * DAY), renewSource: 'ari' },
+    },
+    {
+      name: 'renews at the next pass when the ARI time has passed (a revocation: a window in the past)',
+      facts: facts({ ari: { production: { serial: 'P1', renewAt: at(-H) } } }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.NearingExpiry },
+    },
+    {
+      name: 'renews by ARI long before the lifetime rule would',
+      facts: facts({ ari: { production: { serial: 'P1', renewAt: at(-1) } } }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.NearingExpiry },
+    },
+    {
+      name: 'ignores an ARI time drawn for another certificate (the one it replaced)',
+      facts: facts({ ari: { production: { serial: 'OLD', renewAt: at(-H) } } }),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: lifetimeRenewAt },
+    },
+    {
+      name: 'waits for an ARI time later than the lifetime rule when the CA says so',
+      facts: facts({ ari: { production: { serial: 'P1', renewAt: at(60 * DAY) } } }),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: at(60 * DAY), renewSource: 'ari' },
+    },
+    {
+      name: 'renews earlier than the window when RENEW_BEFORE_DAYS comes first',
+      facts: facts({
+        renewBeforeDays: 85,
+        ari: { production: { serial: 'P1', renewAt: at(5 * DAY) } },
+      }),
+      want: { kind: 'issue', phase: 'production', reason: Reason.NearingExpiry },
+    },
+    {
+      name: 'keeps the window when RENEW_BEFORE_DAYS comes later',
+      facts: facts({
+        renewBeforeDays: 30,
+        ari: { production: { serial: 'P1', renewAt: at(5 * DAY) } },
+      }),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: at(5 * DAY), renewSource: 'ari' },
+    },
+  ];
+  for (const c of cases) it(c.name, () => assert.deepEqual(decide(c.facts, NOW), c.want));
+});
+
+const SUBJECT: AriSubject = {
+  serial: 'P1',
+  directoryUrl: PROD_URL,
+  notBefore: new Date(P.notBefore),
+  notAfter: new Date(P.notAfter),
+};
+const WINDOW = { start: at(40 * DAY), end: at(42 * DAY) };
+const info = (window = WINDOW, retryAfterS?: number): RenewalInfoAnswer & { kind: 'info' } => ({
+  kind: 'info',
+  info: { window, explanationUrl: 'https://ca.test/why' },
+  ...(retryAfterS !== undefined && { retryAfterS }),
+});
+const half = () => 0.5;
+
+describe('ARI: the record kept beside the certificate', () => {
+  it('draws a time inside a new window and asks again after the Retry-After', () => {
+    const u = nextAriRecord(undefined, SUBJECT, info(WINDOW, 3600), NOW, half);
+    assert.equal(u.choice, 'drawn');
+    assert.equal(u.record.renewAt, at(41 * DAY).toISOString());
+    assert.equal(u.record.nextCheck, at(H).toISOString());
+    assert.equal(u.record.explanationUrl, 'https://ca.test/why');
+    assert.equal(u.warning, undefined);
+  });
+
+  it('keeps the drawn time while the CA suggests the same window', () => {
+    const first = nextAriRecord(undefined, SUBJECT, info(), NOW, () => 0.1).record;
+    const again = nextAriRecord(first, SUBJECT, info(), at(6 * H), () => 0.9);
+    assert.equal(again.choice, 'kept');
+    assert.equal(again.record.renewAt, first.renewAt);
+    assert.equal(again.record.nextCheck, at(12 * H).toISOString());
+  });
+
+  it('draws again when the window moves', () => {
+    const first = nextAriRecord(undefined, SUBJECT, info(), NOW, () => 0.1).record;
+    const moved = { start: at(-2 * H), end: at(-H) };
+    const again = nextAriRecord(first, SUBJECT, info(moved), NOW, half);
+    assert.equal(again.choice, 'drawn');
+    assert.equal(again.record.renewAt, at(-1.5 * H).toISOString());
+  });
+
+  it('draws again for a new certificate even with an equal window', () => {
+    const first = nextAriRecord(undefined, SUBJECT, info(), NOW, () => 0.1).record;
+    const again = nextAriRecord(first, { ...SUBJECT, serial: 'P2' }, info(), NOW, half);
+    assert.equal(again.choice, 'drawn');
+    assert.equal(again.record.serial, 'P2');
+  });
+
+  it('clamps a Retry-After of a second to a minute and a week to six hours', () => {
+    assert.equal(
+      nextAriRecord(undefined, SUBJECT, info(WINDOW, 1), NOW, half).record.nextCheck,
+      at(60_000).toISOString(),
+    );
+    assert.equal(
+      nextAriRecord(undefined, SUBJECT, info(WINDOW, 7 * 86400), NOW, half).record.nextCheck,
+      at(6 * H).toISOString(),
+    );
+  });
+
+  it('drops the window on a malformed answer and warns once, not at every check', () => {
+    const good = nextAriRecord(undefined, SUBJECT, info(), NOW, half).record;
+    const bad: RenewalInfoAnswer & { kind: 'problem' } = {
+      kind: 'problem',
+      problem: 'the answer is not a JSON object',
+    };
+    const first = nextAriRecord(good, SUBJECT, bad, NOW, half);
+    assert.equal(first.warning, 'the answer is not a JSON object');
+    assert.equal(first.record.renewAt, undefined);
+    assert.equal(ariRenewAt(first.record, SUBJECT), undefined);
+    assert.equal(first.record.nextCheck, at(6 * H).toISOString());
+    const second = nextAriRecord(first.record, SUBJECT, bad, at(6 * H), half);
+    assert.equal(second.warning, undefined);
+  });
+});
+
+describe('ARI: when to ask the CA again', () => {
+  const record: AriRecord = {
+    serial: 'P1',
+    directoryUrl: PROD_URL,
+    checkedAt: NOW.toISOString(),
+    nextCheck: at(H).toISOString(),
+  };
+  const cases: [string, AriRecord | undefined, Date, boolean][] = [
+    ['asks when nothing is known', undefined, NOW, true],
+    ['does not ask before the Retry-After has passed', record, at(H - 1), false],
+    ['asks once it has passed', record, at(H), true],
+    ['asks for a new certificate at once', { ...record, serial: 'OLD' }, NOW, true],
+    ['asks when the CA changed', { ...record, directoryUrl: 'https://x.test/d' }, NOW, true],
+    ['asks when the next check is unreadable', { ...record, nextCheck: 'soon' }, NOW, true],
+  ];
+  for (const [name, prev, now, want] of cases)
+    it(name, () => assert.equal(ariCheckDue(prev, SUBJECT, now), want));
+});
