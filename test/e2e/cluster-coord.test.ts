@@ -204,8 +204,11 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
     ]);
   });
 
-  it('materializes what the leader publishes on every replica, atomically, with its key', async () => {
-    const leader = await until('a leader', () => leaders()[0]);
+  /**
+   * The leader publishes a fresh self-signed `www` and waits until every
+   * replica's live/ holds it. Returns the bundle and how long that took.
+   */
+  async function publishWww(leader: Node) {
     const spec = { name: 'www', domains: ['www.demo.test'], source: 'test' };
     const bundle = await new SelfSignedIssuer(systemClock).issue(spec, 'ecdsa-p256');
     const meta = describeBundle(bundle, {
@@ -228,7 +231,13 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
       });
       assert.equal(got.privkey, bundle.privkey, `${n.name} has the matching key`);
     }
-    figures.push(`replica sync lag (publish -> live/ on all 3): ${Date.now() - t0} ms`);
+    return { bundle, syncMs: Date.now() - t0 };
+  }
+
+  it('materializes what the leader publishes on every replica, atomically, with its key', async () => {
+    const leader = await until('a leader', () => leaders()[0]);
+    const { bundle, syncMs } = await publishWww(leader);
+    figures.push(`replica sync lag (publish -> live/ on all 3): ${syncMs} ms`);
     // A follower cannot publish: the write is fenced on the leader's election key.
     const follower = nodes.find((n) => n !== leader)!;
     await assert.rejects(follower.cluster.liveTarget.write('www', bundle), {
@@ -292,6 +301,8 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
 
   it('a leader cut off from etcd stops acting before its lease can expire; one member down changes nothing', async () => {
     const leader = await until('a leader', () => leaders()[0]);
+    // Its own state: something published, to check live/ keeps serving it.
+    await publishWww(leader);
     // One member down: quorum stays, the leader keeps acting without a gap.
     const one = etcd.members[0]!;
     await one.stop();
