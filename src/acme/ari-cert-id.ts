@@ -9,14 +9,16 @@
  * both fields as hex, so this is two hex-to-base64url conversions around it.
  */
 import { AuthorityKeyIdentifierExtension, X509Certificate } from '@peculiar/x509';
-
-export class CertIdError extends Error {}
+import { SidecarError } from '../domain/errors.js';
 
 export function ariCertId(certPem: string): string {
   const cert = new X509Certificate(certPem);
   const aki = cert.getExtension(AuthorityKeyIdentifierExtension);
   if (!aki?.keyId) {
-    throw new CertIdError('the certificate has no Authority Key Identifier keyIdentifier');
+    throw new SidecarError(
+      'CHAIN_INVALID',
+      'the certificate has no Authority Key Identifier keyIdentifier, so it has no ARI CertID',
+    );
   }
   return `${hexToBase64url(aki.keyId)}.${hexToBase64url(serialContentHex(cert.serialNumber))}`;
 }

@@ -129,19 +129,19 @@ export function createApp(parts: AppParts): App {
           now: () => clock.now(),
         }),
         snapshot,
-        readiness: () =>
-          readiness(
+        readiness: () => {
+          const follower = coordination.followerReadiness();
+          return readiness(
             {
-              ...(coordination.followerReadiness() && {
-                follower: coordination.followerReadiness(),
-              }),
+              ...(follower && { follower }),
               ...(passes.lastPass && { lastPass: passes.lastPass }),
               storeOk: passes.storeOk,
               loopTimeSeconds: settings.loopTimeSeconds,
               stateDir: settings.stateDir,
             },
             clock.now(),
-          ),
+          );
+        },
         metrics: () => metrics.render(),
         ...(platform.watch && { watchPlatform: (onChange) => platform.watch!(onChange) }),
         cleanup: parts.cleanup,
