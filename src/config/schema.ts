@@ -388,7 +388,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     group: 'Schedule',
     env: 'RENEW_BEFORE_DAYS',
     description:
-      'Renew this many days before expiry (fractions allowed, e.g. `0.5`). Unset: renew when a third of the lifetime remains.',
+      "Renew this many days before expiry (fractions allowed, e.g. `0.5`). Unset: renew when a third of the lifetime remains (half, under 10 days). Capped at half of each certificate's lifetime, so a value meant for 90-day certificates does not renew a 6-day one daily or on every pass; a capped value, or one at or above the lifetime, is warned about once per certificate, naming its lifetime. A value at or above the lifetime also yields to the CA renewal window (`ACME_ARI`).",
     schema: positiveNumber('expected a positive number of days, such as 30 or 0.5', 3650),
   }),
   loopTimeSeconds: setting({

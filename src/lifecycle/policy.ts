@@ -5,19 +5,72 @@ import { Reason } from './reasons.js';
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * When a certificate should be renewed. With `renewBeforeDays`, that many
- * days before notAfter; otherwise when a third of its lifetime is left (half
- * for lifetimes under 10 days, so short-lived certificates keep a margin).
- * A `renewBeforeDays` longer than the lifetime would renew forever, so the
- * default rule applies then instead.
+ * RENEW_BEFORE_DAYS never renews a certificate before half its lifetime has
+ * passed: at most two certificates per lifetime whatever the setting, so a
+ * value meant for 90-day certificates (say 30, or 5.9) does not renew a
+ * 6-day one every day or every pass. Half is also the default rule under 10
+ * days, so for short lifetimes the cap is exactly that rule.
+ */
+export const RENEW_BEFORE_MAX_FRACTION = 1 / 2;
+
+/** How RENEW_BEFORE_DAYS applies to one certificate's lifetime. */
+export interface RenewBefore {
+  /** Renew this long before notAfter. */
+  readonly ms: number;
+  /**
+   * `applied`: as set; `capped`: longer than half the lifetime, so half;
+   * `beyond-lifetime`: at or above the whole lifetime (meant for another
+   * certificate), so half, and it does not override the CA's ARI window.
+   */
+  readonly use: 'applied' | 'capped' | 'beyond-lifetime';
+}
+
+/** RENEW_BEFORE_DAYS against a lifetime (ms); undefined when it is not set. */
+export function renewBeforeFor(
+  lifetimeMs: number,
+  renewBeforeDays: number | undefined,
+): RenewBefore | undefined {
+  if (renewBeforeDays === undefined) return undefined;
+  const asked = renewBeforeDays * DAY_MS;
+  const cap = Math.max(0, lifetimeMs) * RENEW_BEFORE_MAX_FRACTION;
+  if (asked >= lifetimeMs) return { ms: cap, use: 'beyond-lifetime' };
+  if (asked > cap) return { ms: cap, use: 'capped' };
+  return { ms: asked, use: 'applied' };
+}
+
+/**
+ * When a certificate should be renewed by the lifetime rule: when a third of
+ * its lifetime is left (half for lifetimes under 10 days, so short-lived
+ * certificates keep a margin), or `renewBeforeDays` before notAfter, capped
+ * at half the lifetime (renewBeforeFor).
  */
 export function renewalTime(notBefore: Date, notAfter: Date, renewBeforeDays?: number): Date {
   const lifetime = notAfter.getTime() - notBefore.getTime();
-  if (renewBeforeDays !== undefined && renewBeforeDays * DAY_MS < lifetime) {
-    return new Date(notAfter.getTime() - renewBeforeDays * DAY_MS);
-  }
+  const explicit = renewBeforeFor(lifetime, renewBeforeDays);
+  if (explicit) return new Date(notAfter.getTime() - explicit.ms);
   const fraction = lifetime < 10 * DAY_MS ? 1 / 2 : 1 / 3;
   return new Date(notAfter.getTime() - lifetime * fraction);
+}
+
+/**
+ * What to warn about RENEW_BEFORE_DAYS for one certificate, or undefined
+ * when it applies as set (or is not set). The caller warns once per
+ * certificate (serial), not on every pass.
+ */
+export function renewBeforeWarning(
+  meta: Pick<CertMeta, 'notBefore' | 'notAfter'>,
+  renewBeforeDays: number | undefined,
+):
+  { message: string; lifetimeDays: number; renewBeforeDays: number; usedDays: number } | undefined {
+  const lifetime = Date.parse(meta.notAfter) - Date.parse(meta.notBefore);
+  const rb = renewBeforeFor(lifetime, renewBeforeDays);
+  if (!rb || rb.use === 'applied' || renewBeforeDays === undefined) return undefined;
+  const round = (ms: number) => Math.round((ms / DAY_MS) * 1000) / 1000;
+  const message =
+    rb.use === 'beyond-lifetime'
+      ? 'RENEW_BEFORE_DAYS is at or above the certificate lifetime; renewing at half the lifetime instead (or in the CA renewal window)'
+      : 'RENEW_BEFORE_DAYS is more than half the certificate lifetime; capped at half';
+  return { message, lifetimeDays: round(lifetime), renewBeforeDays, usedDays: round(rb.ms) };
 }
 
 /**
@@ -149,10 +202,16 @@ export function assess(
   return { reason: Reason.Valid, renewAt, ...source };
 }
 
-/** Does RENEW_BEFORE_DAYS apply to this certificate (set, and shorter than its lifetime)? */
+/**
+ * Does RENEW_BEFORE_DAYS speak for this certificate (set, and shorter than
+ * its lifetime)? Then it renews earlier than the ARI window when it comes
+ * first. A value at or above the lifetime was meant for another certificate
+ * and yields to the window.
+ */
 function explicitRenewBefore(meta: CertMeta, renewBeforeDays: number | undefined): boolean {
   const lifetime = new Date(meta.notAfter).getTime() - new Date(meta.notBefore).getTime();
-  return renewBeforeDays !== undefined && renewBeforeDays * DAY_MS < lifetime;
+  const rb = renewBeforeFor(lifetime, renewBeforeDays);
+  return rb !== undefined && rb.use !== 'beyond-lifetime';
 }
 
 /**

@@ -4,7 +4,7 @@ import { withDefaultProfile } from '../domain/profiles.js';
 import type { CertSpec, StoredCert } from '../domain/types.js';
 import { certificateEvent } from '../hooks/hooks.js';
 import type { AriRecord } from '../lifecycle/ari.js';
-import { decide, type Action, type CertFacts } from '../lifecycle/policy.js';
+import { decide, renewBeforeWarning, type Action, type CertFacts } from '../lifecycle/policy.js';
 import type { PlatformAction } from '../lifecycle/platform-policy.js';
 import { ReconcileReason, Reason } from '../lifecycle/reasons.js';
 import { certLockName } from '../store/keys.js';
@@ -13,6 +13,7 @@ import { AriTracker } from './ari.js';
 import type { ReconcilerDeps } from './deps.js';
 import { CertRecords } from './records.js';
 import { RetrySchedule } from './retry-schedule.js';
+import type { Logger } from '../util/log.js';
 
 export type { ReconcilerDeps, ReconcilerSettings } from './deps.js';
 
@@ -31,6 +32,8 @@ export class Reconciler {
   private readonly actions: CertActions;
   private readonly retries: RetrySchedule;
   private readonly ari: AriTracker;
+  /** `<name>/<serial>` already warned about RENEW_BEFORE_DAYS in this process. */
+  private readonly renewBeforeWarned = new Set<string>();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.records = new CertRecords(deps);
@@ -120,7 +123,7 @@ export class Reconciler {
       // A certificate issued in this pass is asked about at once (not while
       // shutting down).
       if (!signal?.aborted) noteAri(st, await this.ari.refresh(spec, log));
-      await this.refreshLive(spec, st);
+      await this.refreshLive(spec, st, log);
     }
   }
 
@@ -177,10 +180,33 @@ export class Reconciler {
     }
   }
 
+  /**
+   * Warns once per certificate (serial) when RENEW_BEFORE_DAYS does not apply
+   * as set to the target CA's certificate: capped at half its lifetime, or at
+   * or above the whole lifetime (lifecycle/policy.ts renewBeforeFor).
+   */
+  private warnRenewBefore(facts: CertFacts, log: Logger): void {
+    const meta = facts.stored[facts.target];
+    if (!meta) return;
+    const id = `${facts.name}/${meta.serial}`;
+    if (this.renewBeforeWarned.has(id)) return;
+    const w = renewBeforeWarning(meta, facts.renewBeforeDays);
+    if (!w) return;
+    this.renewBeforeWarned.add(id);
+    log.warn(w.message, {
+      phase: facts.target,
+      serial: meta.serial,
+      lifetimeDays: w.lifetimeDays,
+      renewBeforeDays: w.renewBeforeDays,
+      usedDays: w.usedDays,
+    });
+  }
+
   /** Updates the status with what nginx serves now. */
-  private async refreshLive(spec: CertSpec, st: CertStatus): Promise<void> {
+  private async refreshLive(spec: CertSpec, st: CertStatus, log: Logger): Promise<void> {
     try {
       const facts = await this.gather(spec);
+      this.warnRenewBefore(facts, log);
       const live = facts.live;
       st.phase = live?.phase ?? 'none';
       if (live) {

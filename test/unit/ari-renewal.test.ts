@@ -83,10 +83,26 @@ describe('ARI: the renewal decision takes the CA window when there is one', () =
     {
       name: 'renews earlier than the window when RENEW_BEFORE_DAYS comes first',
       facts: facts({
-        renewBeforeDays: 85,
-        ari: { production: { serial: 'P1', renewAt: at(5 * DAY) } },
+        renewBeforeDays: 45,
+        ari: { production: { serial: 'P1', renewAt: at(40 * DAY) } },
       }),
-      want: { kind: 'issue', phase: 'production', reason: Reason.NearingExpiry },
+      want: { kind: 'none', reason: Reason.Valid, renewAt: at(35 * DAY) },
+    },
+    {
+      name: 'caps a RENEW_BEFORE_DAYS over half the lifetime at half, still before the window',
+      facts: facts({
+        renewBeforeDays: 85,
+        ari: { production: { serial: 'P1', renewAt: at(40 * DAY) } },
+      }),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: at(35 * DAY) },
+    },
+    {
+      name: 'lets a RENEW_BEFORE_DAYS at or above the lifetime yield to the window',
+      facts: facts({
+        renewBeforeDays: 90,
+        ari: { production: { serial: 'P1', renewAt: at(40 * DAY) } },
+      }),
+      want: { kind: 'none', reason: Reason.Valid, renewAt: at(40 * DAY), renewSource: 'ari' },
     },
     {
       name: 'keeps the window when RENEW_BEFORE_DAYS comes later',

@@ -3,6 +3,8 @@ import type { AcmePhase, CertMeta } from '../../src/domain/types.js';
 import {
   decide,
   renewalTime,
+  renewBeforeFor,
+  renewBeforeWarning,
   retryDelayMs,
   wakeupMs,
   type Action,
@@ -354,10 +356,46 @@ describe('lifecycle: renewalTime', () => {
       wantDaysAfterStart: 80,
     },
     {
-      name: 'ignores a RENEW_BEFORE_DAYS longer than the lifetime, which would renew forever',
+      name: 'renews a 6-day certificate at half its life when RENEW_BEFORE_DAYS exceeds the lifetime',
       days: 6,
       before: 30,
       wantDaysAfterStart: 3,
+    },
+    {
+      name: 'caps a RENEW_BEFORE_DAYS just under a 6-day lifetime at half, not every pass',
+      days: 6,
+      before: 5.99,
+      wantDaysAfterStart: 3,
+    },
+    {
+      name: 'honours a RENEW_BEFORE_DAYS under half a 6-day lifetime',
+      days: 6,
+      before: 1,
+      wantDaysAfterStart: 5,
+    },
+    {
+      name: 'caps RENEW_BEFORE_DAYS at half a 90-day lifetime',
+      days: 90,
+      before: 60,
+      wantDaysAfterStart: 45,
+    },
+    {
+      name: 'honours RENEW_BEFORE_DAYS of exactly half the lifetime',
+      days: 90,
+      before: 45,
+      wantDaysAfterStart: 45,
+    },
+    {
+      name: 'renews at half a 90-day lifetime when RENEW_BEFORE_DAYS equals the lifetime',
+      days: 90,
+      before: 90,
+      wantDaysAfterStart: 45,
+    },
+    {
+      name: 'caps RENEW_BEFORE_DAYS for a two-minute certificate at one minute',
+      days: 120 / 86_400,
+      before: 1,
+      wantDaysAfterStart: 60 / 86_400,
     },
   ];
   for (const c of cases) {
@@ -365,6 +403,69 @@ describe('lifecycle: renewalTime', () => {
       const na = new Date(nb.getTime() + c.days * DAY);
       const got = renewalTime(nb, na, c.before);
       assert.equal(got.getTime(), nb.getTime() + Math.round(c.wantDaysAfterStart * DAY));
+    });
+  }
+});
+
+describe('lifecycle: renewBeforeFor and its warning', () => {
+  const cases: {
+    name: string;
+    lifetimeDays: number;
+    before?: number;
+    want?: { days: number; use: string };
+    warns: boolean;
+  }[] = [
+    { name: 'is nothing when RENEW_BEFORE_DAYS is not set', lifetimeDays: 6, warns: false },
+    {
+      name: 'applies a value under half the lifetime as set, without a warning',
+      lifetimeDays: 90,
+      before: 30,
+      want: { days: 30, use: 'applied' },
+      warns: false,
+    },
+    {
+      name: 'caps a value over half the lifetime, with a warning',
+      lifetimeDays: 6,
+      before: 5,
+      want: { days: 3, use: 'capped' },
+      warns: true,
+    },
+    {
+      name: 'marks a value equal to the lifetime as beyond it, with a warning',
+      lifetimeDays: 6,
+      before: 6,
+      want: { days: 3, use: 'beyond-lifetime' },
+      warns: true,
+    },
+    {
+      name: 'marks a 30-day value on a 160-hour certificate as beyond the lifetime',
+      lifetimeDays: 160 / 24,
+      before: 30,
+      want: { days: 80 / 24, use: 'beyond-lifetime' },
+      warns: true,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const rb = renewBeforeFor(c.lifetimeDays * DAY, c.before);
+      assert.deepEqual(
+        rb && { days: Math.round((rb.ms / DAY) * 1e6) / 1e6, use: rb.use },
+        c.want && { days: Math.round(c.want.days * 1e6) / 1e6, use: c.want.use },
+      );
+      const nb = new Date('2026-01-01T00:00:00Z');
+      const w = renewBeforeWarning(
+        {
+          notBefore: nb.toISOString(),
+          notAfter: new Date(nb.getTime() + c.lifetimeDays * DAY).toISOString(),
+        },
+        c.before,
+      );
+      assert.equal(w !== undefined, c.warns);
+      if (w) {
+        assert.equal(w.renewBeforeDays, c.before);
+        assert.equal(w.lifetimeDays, Math.round(c.lifetimeDays * 1000) / 1000);
+        assert.match(w.message, /RENEW_BEFORE_DAYS/);
+      }
     });
   }
 });
