@@ -147,6 +147,8 @@ export type CertState = 'ok' | 'warning' | 'error';
 export interface StatusCertificate {
   readonly name: string;
   readonly domains: readonly string[];
+  /** The ACME profile ordered under (ACME_PROFILE or a label); null: the CA's default. */
+  readonly profile: string | null;
   readonly phase: CertStatus['phase'];
   readonly ready: boolean;
   /** See `certState` in http/status.ts. */

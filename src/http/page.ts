@@ -89,6 +89,12 @@ function renewSourceLine(c: StatusCertificate): string {
   return `<div class="muted" data-renew-source="${c.renewSource}">${what}${why}</div>`;
 }
 
+/** The ACME profile ordered under, beside the renewal time: it sets the lifetime. */
+function profileLine(c: StatusCertificate): string {
+  const name = c.profile ?? 'CA default';
+  return `<div class="muted" data-profile="${esc(c.profile ?? '')}">profile ${esc(name)}</div>`;
+}
+
 function card(c: StatusCertificate, state: CertState, now: Date): string {
   const left = secondsUntil(c.notAfter, now);
   const frac = left === null ? 0 : Math.min(1, Math.max(0, left / REFERENCE_LIFETIME_SECONDS));
@@ -119,6 +125,7 @@ function card(c: StatusCertificate, state: CertState, now: Date): string {
     <div>${c.renewAt ? esc(fmtDate(c.renewAt)) : '—'}</div>
     <div class="muted">${renewIn === null ? '' : renewIn <= 0 ? `<span class="due">${renewIn < -3600 ? `${esc(span(-renewIn))} overdue` : 'due now'}</span>` : esc(relative(c.renewAt ?? '', now))}</div>
     ${renewSourceLine(c)}
+    ${profileLine(c)}
   </div>
   <div class="state">
     <span class="st st-${state}">${STATE_LABEL[state]}</span>

@@ -102,6 +102,7 @@ function certificate(c: CertStatus, now: Date): StatusCertificate {
   return {
     name: c.name,
     domains: [...c.domains],
+    profile: c.profile ?? null,
     phase: c.phase,
     ready: base.ready,
     state: certState(base, now),

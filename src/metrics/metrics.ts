@@ -83,8 +83,8 @@ export class Metrics {
     );
     new Gauge({
       name: 'acme_sidecar_certificate_renewal_source',
-      help: 'Where each renewal time came from: 1 for the current `source`, `ari` (the CA renewal window, RFC 9773) or `lifetime` (the lifetime rule).',
-      labelNames: [...certLabels, 'source'],
+      help: 'Where each renewal time came from: 1 for the current `source`, `ari` (the CA renewal window, RFC 9773) or `lifetime` (the lifetime rule); `profile` is the ACME profile ordered under (empty: the CA default).',
+      labelNames: [...certLabels, 'source', 'profile'],
       registers,
       collect() {
         this.reset();
@@ -92,7 +92,7 @@ export class Metrics {
           if (!c.renewAt) continue;
           const now = c.renewSource ?? 'lifetime';
           for (const source of ['ari', 'lifetime']) {
-            this.set({ ...labelsOf(c), source }, source === now ? 1 : 0);
+            this.set({ ...labelsOf(c), source, profile: c.profile ?? '' }, source === now ? 1 : 0);
           }
         }
       },

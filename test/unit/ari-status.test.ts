@@ -82,7 +82,7 @@ describe('metrics: the renewal time and its source', () => {
     });
     const text = await metrics.registry.metrics();
     const value = (metric: string, name: string, extra = '') =>
-      new RegExp(`^${metric}\\{name="${name}"[^}]*${extra}\\} (\\S+)$`, 'm').exec(text)?.[1];
+      new RegExp(`^${metric}\\{name="${name}"[^}]*${extra}[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1];
     assert.equal(
       value('certmanager_certificate_renewal_timestamp_seconds', 'ari.test'),
       String(Date.parse(at(30 * DAY)) / 1000),
@@ -98,6 +98,59 @@ describe('metrics: the renewal time and its source', () => {
     assert.equal(
       value('acme_sidecar_certificate_renewal_source', 'lifetime.test', ',source="lifetime"'),
       '1',
+    );
+  });
+});
+
+describe('status, page and metrics: the profile beside the renewal time', () => {
+  const s = snapshot([
+    cert({ name: 'short.test', profile: 'shortlived', renewSource: 'ari' }),
+    cert({ name: 'plain.test' }),
+  ]);
+  const byName = (n: string) => s.certificates.find((c) => c.name === n)!;
+
+  it('shows the profile in /status, and null for the CA default', () => {
+    assert.equal(byName('short.test').profile, 'shortlived');
+    assert.equal(byName('plain.test').profile, null);
+  });
+
+  it('shows the profile on the page, in the renewal column', () => {
+    const page = renderStatusPage(s, NOW);
+    const card = (n: string) =>
+      page.slice(
+        page.indexOf(`data-cert="${n}"`),
+        page.indexOf('</article>', page.indexOf(`data-cert="${n}"`)),
+      );
+    assert.match(
+      card('short.test'),
+      /<div class="renew">[\s\S]*data-profile="shortlived">profile shortlived</,
+    );
+    assert.match(card('plain.test'), /data-profile="">profile CA default</);
+  });
+
+  it('labels the renewal source series with the profile, next to the renewal timestamp', async () => {
+    const metrics = new Metrics('static', {
+      certificates: () => [
+        cert({ name: 'short.test', profile: 'shortlived', renewSource: 'ari' }),
+        cert({ name: 'plain.test' }),
+      ],
+      lastPass: () => undefined,
+    });
+    const text = await metrics.registry.metrics();
+    assert.match(
+      text,
+      /^acme_sidecar_certificate_renewal_source\{name="short\.test"[^}]*,source="ari",profile="shortlived"\} 1$/m,
+    );
+    assert.match(
+      text,
+      /^acme_sidecar_certificate_renewal_source\{name="plain\.test"[^}]*,source="lifetime",profile=""\} 1$/m,
+    );
+    assert.match(
+      text,
+      new RegExp(
+        `^certmanager_certificate_renewal_timestamp_seconds\\{name="short\\.test"[^}]*\\} ${Date.parse(at(30 * DAY)) / 1000}$`,
+        'm',
+      ),
     );
   });
 });

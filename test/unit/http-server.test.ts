@@ -158,6 +158,7 @@ describe('http: buildStatusSnapshot', () => {
       'nextRetry',
       'notAfter',
       'phase',
+      'profile',
       'ready',
       'reason',
       'renewAt',
