@@ -5,6 +5,8 @@ import type { Authorization, OrderCreateRequest } from 'acme-client/types/rfc855
 type Order = acme.Order;
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { SidecarError, errorMessage } from '../domain/errors.js';
+import { identifierType } from '../domain/ip-address.js';
+import { ipProfileRefusal, offeredProfiles } from '../domain/profiles.js';
 import type { AcmePhase, CertBundle, CertSpec, KeyType } from '../domain/types.js';
 import { parseRenewalInfo, type RenewalInfoAnswer } from '../lifecycle/ari.js';
 import { systemClock, type Clock } from '../lifecycle/clock.js';
@@ -13,7 +15,7 @@ import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { bundleFromFullchain } from '../util/x509.js';
 import { createOrderCsr } from './csr.js';
-import { checkProfile } from './directory.js';
+import { checkProfile, directoryOf } from './directory.js';
 import { classifyAcmeError } from './errors.js';
 import { ariCertId } from './ari-cert-id.js';
 import { parseRetryAfter, withAcmeContext, type AcmeCallContext } from './http.js';
@@ -256,7 +258,9 @@ export class AcmeIssuer implements Issuer {
     replacing: string | undefined,
   ): Promise<Order> {
     const payload = {
-      identifiers: spec.domains.map((value) => ({ type: 'dns', value })),
+      // RFC 8738 section 3: an address is an `ip` identifier, validated over
+      // HTTP-01 at http://<address>/ (section 7; IPv6 in brackets).
+      identifiers: spec.domains.map((value) => ({ type: identifierType(value), value })),
       // draft-ietf-acme-profiles: acme-client passes the field through to newOrder.
       ...(spec.profile !== undefined && { profile: spec.profile }),
     } as OrderCreateRequest;
@@ -292,7 +296,37 @@ export class AcmeIssuer implements Issuer {
       }
     }
     ctx.step = 'newOrder';
-    return client.createOrder(payload);
+    const seen = ctx.problems.length;
+    try {
+      return await client.createOrder(payload);
+    } catch (err) {
+      const refusal =
+        ctx.problems.length > seen ? await this.ipRefusal(client, spec, ctx) : undefined;
+      throw refusal ?? err;
+    }
+  }
+
+  /**
+   * A refused newOrder for a certificate with IP addresses: the coded
+   * ACME_IP_REFUSED that names the profile to set, when the refusal
+   * is about the addresses (Let's Encrypt issues them only under
+   * `shortlived`); else undefined.
+   */
+  private async ipRefusal(
+    client: acme.Client,
+    spec: CertSpec,
+    ctx: AcmeCallContext,
+  ): Promise<SidecarError | undefined> {
+    const addresses = spec.domains.filter((d) => identifierType(d) === 'ip');
+    if (addresses.length === 0) return undefined;
+    const offered = offeredProfiles(await directoryOf(client).catch(() => undefined));
+    return ipProfileRefusal(
+      ctx.problems[ctx.problems.length - 1],
+      spec,
+      addresses,
+      offered,
+      this.directoryUrl,
+    );
   }
 
   /** The CertID for `replaces`, when ARI is on and the CA offers it; else undefined. */

@@ -1,5 +1,6 @@
 import { randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { identifierType } from '../domain/ip-address.js';
 import type { CertBundle, CertSpec, KeyType } from '../domain/types.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { generatePrivateKey, importKeyPair, signingAlgorithm } from './keys.js';
@@ -41,7 +42,7 @@ export class SelfSignedIssuer implements Issuer {
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
         new x509.SubjectAlternativeNameExtension(
-          spec.domains.map((d) => ({ type: 'dns' as const, value: d })),
+          spec.domains.map((d) => ({ type: identifierType(d), value: d })),
         ),
       ],
     });

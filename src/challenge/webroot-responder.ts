@@ -1,4 +1,5 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import axios from 'axios';
 import { SidecarError } from '../domain/errors.js';
@@ -86,12 +87,15 @@ export class WebrootResponder implements ChallengeResponder {
   async verify(domain: string, token: string, keyAuthorization: string): Promise<void> {
     if (!this.opts.selfCheck) return;
     assertToken(token);
-    const address = this.opts.selfCheckAddress ?? domain;
+    // RFC 8738 section 7 (RFC 3986 section 3.2.2): an IPv6 address is in
+    // brackets in the URL and the Host header; the CA fetches it that way.
+    const host = isIP(domain) === 6 ? `[${domain}]` : domain;
+    const address = this.opts.selfCheckAddress ?? host;
     const url = `http://${address}/.well-known/acme-challenge/${token}`;
     const failed = (problem: string) =>
       new SidecarError(
         'SELF_CHECK_FAILED',
-        `self-check of http://${domain}/.well-known/acme-challenge/${token}` +
+        `self-check of http://${host}/.well-known/acme-challenge/${token}` +
           (this.opts.selfCheckAddress ? ` via ${this.opts.selfCheckAddress}` : '') +
           ` failed: ${problem}`,
         { retryable: true },
@@ -101,7 +105,7 @@ export class WebrootResponder implements ChallengeResponder {
         let problem: string;
         try {
           const resp = await axios.get<string>(url, {
-            headers: { Host: domain },
+            headers: { Host: host },
             timeout: this.opts.timeoutMs ?? 5000,
             responseType: 'text',
             transformResponse: (d: string) => d,

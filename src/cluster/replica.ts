@@ -9,7 +9,7 @@ import type { Clock } from '../lifecycle/clock.js';
 import { LIVE_PREFIX, storedKey } from '../store/keys.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
-import { dnsNames } from '../util/x509.js';
+import { sanNames } from '../util/x509.js';
 import type { PublishedHead } from './decisions.js';
 import { PrefixMirror, type MirrorEntry } from './prefix-mirror.js';
 import type { NodeRegistry } from './registry.js';
@@ -263,7 +263,7 @@ export class LiveSync {
       const inSync = serial === pointer.serial;
       this.served.set(name, {
         name,
-        domains: dnsNames(leaf),
+        domains: sanNames(leaf),
         serial,
         ...(inSync && pointer.phase && { phase: pointer.phase }),
         notBefore: new Date(leaf.validFrom).toISOString(),

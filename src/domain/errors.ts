@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'ACME_BAD_TOKEN'
   | 'ACME_BAD_RESPONSE'
   | 'ACME_PROFILE_INVALID'
+  | 'ACME_IP_REFUSED'
   | 'SELF_CHECK_FAILED'
   | 'CHAIN_INVALID'
   | 'ABORTED'
@@ -48,7 +49,7 @@ export const ERROR_CODE_MEANINGS: { readonly [C in ErrorCode]: string } = {
   CONFIG_INVALID:
     'A setting has a bad value; the message names the variable, the value and what is valid.',
   HOSTNAME_INVALID:
-    'A hostname is not one a public CA can issue for (wildcard, IP address, single label, malformed).',
+    'A hostname is not one a public CA can issue for (wildcard, single label, IP address in odd form, malformed).',
   CERT_NAME_INVALID: 'A certificate name cannot be used as a directory name under `live/`.',
   STORE_KEY_INVALID: 'A store key was refused because it could leave the store (such as `../`).',
   STORE_IO: 'Reading or writing the state (files under `STATE_DIR`, or etcd) failed.',
@@ -80,6 +81,8 @@ export const ERROR_CODE_MEANINGS: { readonly [C in ErrorCode]: string } = {
   ACME_BAD_RESPONSE: 'The CA answered with something that is not a usable ACME response.',
   ACME_PROFILE_INVALID:
     "`ACME_PROFILE` or the profile label names a profile the CA's `meta.profiles` lacks, or it lists none.",
+  ACME_IP_REFUSED:
+    "The CA will not issue for an IP address under the order's profile; the message names the profile to set.",
   SELF_CHECK_FAILED:
     'Our own fetch of the challenge file over HTTP failed, so the CA was not asked (see `SELF_CHECK_ADDRESS`).',
   CHAIN_INVALID:

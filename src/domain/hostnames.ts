@@ -16,8 +16,11 @@
  *     contain no `..` (they become directory names).
  * - Hostnames are lowercased, one trailing dot is dropped, and international
  *   names are converted to punycode (`bücher.example` becomes
- *   `xn--bcher-kva.example`). Wildcards, IP addresses and single-label names
+ *   `xn--bcher-kva.example`). Wildcards and single-label names
  *   (`localhost`) are refused: public CAs do not issue for them over HTTP-01.
+ * - An IPv4 or IPv6 address is an `ip` identifier (RFC 8738), written in
+ *   one canonical form (domain/ip-address.ts); an entry that starts with one
+ *   is named after it, with `:` as `-` (`2001:db8::1` -> `2001-db8--1`).
  * - A hostname listed twice in one certificate is kept once; order is kept.
  * - An entry with any invalid hostname is reported and skipped as a whole
  *   (a certificate silently missing a requested name would be surprising);
@@ -33,6 +36,7 @@
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 
+import { ipCertName, isIpAddress, isIpv6CertName, parseIpLiteral } from './ip-address.js';
 import type { CertSpec } from './types.js';
 
 /**
@@ -66,7 +70,7 @@ export type HostnameProblemCode =
   | 'bad-character'
   /** A wildcard: HTTP-01 cannot validate wildcard names (they need DNS-01). */
   | 'wildcard'
-  /** An IP address, or a name URL parsers read as one: certificates here are for DNS names. */
+  /** An IP address in a form we refuse (zone id, brackets, leading zeros, embedded IPv4, `::`, `127.1`). */
   | 'ip-literal'
   /** Path or URL syntax (a slash, a backslash, `:`, `@`, `%`, `?`, `#`, brackets or `..`): give the bare hostname. */
   | 'path-syntax'
@@ -136,9 +140,10 @@ function fail(input: string, code: HostnameProblemCode, why: string): HostnameRe
 
 /**
  * Turns user input into the lowercase, punycode hostname an ACME order needs,
- * or says precisely why it cannot be one. Only names a public CA can validate
- * with HTTP-01 pass (RFC 8555 section 8.3 validates a DNS name by fetching
- * from it; RFC 8738 IP identifiers are not supported here).
+ * or into an IP address in its one written form (RFC 8738, see
+ * domain/ip-address.ts), or says precisely why it cannot be one. Only names
+ * a public CA can validate with HTTP-01 pass (RFC 8555 section 8.3 validates
+ * a DNS name by fetching from it, RFC 8738 section 7 an address likewise).
  */
 export function normalizeHostname(input: string): HostnameResult {
   const trimmed = input.trim();
@@ -153,11 +158,11 @@ export function normalizeHostname(input: string): HostnameResult {
       'is a wildcard: HTTP-01 cannot validate wildcard names (they need DNS-01)',
     );
   }
-  const bracketed = /^\[(.*)\]\.?$/.exec(trimmed);
+  // RFC 8738: an IP address is an identifier of its own (domain/ip-address.ts).
+  const ip = parseIpLiteral(trimmed);
+  if (ip.kind === 'ip') return { ok: true, hostname: ip.address };
+  if (ip.kind === 'invalid') return fail(input, 'ip-literal', ip.why);
   const undotted = trimmed.endsWith('.') ? trimmed.slice(0, -1) : trimmed;
-  if (isIP(bracketed?.[1] ?? undotted) !== 0) {
-    return fail(input, 'ip-literal', 'is an IP address; certificates here are for DNS names only');
-  }
   if (PATH_OR_URL_SYNTAX.test(trimmed)) {
     return fail(
       input,
@@ -172,7 +177,11 @@ export function normalizeHostname(input: string): HostnameResult {
   // compatibility forms, converts to punycode, and returns '' on failure.
   const ascii = domainToASCII(lower);
   if (ascii !== '' && isIP(ascii) !== 0) {
-    return fail(input, 'ip-literal', `is read as the IP address ${ascii} by URL parsers`);
+    return fail(
+      input,
+      'ip-literal',
+      `is read as the IP address ${ascii} by URL parsers; write the address as ${ascii}`,
+    );
   }
   const rawTld = lower.slice(lower.lastIndexOf('.') + 1);
   if (lower.includes('.') && NUMERIC_LABEL.test(rawTld)) {
@@ -240,7 +249,12 @@ export function normalizeHostname(input: string): HostnameResult {
  * the state directory, so the pattern is strict and `..` is refused.
  */
 export function isValidCertName(name: string): boolean {
-  return CERT_NAME.test(name) && !name.includes('..');
+  return (CERT_NAME.test(name) && !name.includes('..')) || isIpv6CertName(name);
+}
+
+/** The certificate name an entry without `name=` gets from its first hostname or address. */
+export function certNameFor(hostname: string): string {
+  return isIpAddress(hostname) ? ipCertName(hostname) : hostname;
 }
 
 const CERT_NAME_RULE =
@@ -323,7 +337,7 @@ export function parseDomainList(raw: string, source: string): DomainList {
       continue;
     }
 
-    const name = explicitName ?? domains[0] ?? '';
+    const name = explicitName ?? certNameFor(domains[0] ?? '');
     if (!isValidCertName(name)) {
       // Only reachable for hostnames over 200 characters.
       report(

@@ -71,3 +71,49 @@ export function profileProblem(
 export function profileError(message: string): SidecarError {
   return new SidecarError('ACME_PROFILE_INVALID', message);
 }
+
+/** The profile Let's Encrypt issues IP-address certificates under (the only one, in 2026). */
+export const IP_PROFILE_HINT = 'shortlived';
+
+/**
+ * A newOrder refusal (RFC 8555 section 6.7) that is about this order's IP
+ * addresses (RFC 8738) rather than the account or a hostname: Boulder says
+ * `rejectedIdentifier` "Profile "classic" does not permit ip type
+ * identifiers", a CA without RFC 8738 `unsupportedIdentifier`. Turned into
+ * ACME_IP_REFUSED naming the setting to change and the profile to
+ * set; undefined for any other refusal (classified as usual).
+ */
+export function ipProfileRefusal(
+  problem: { readonly type: string; readonly detail: string } | undefined,
+  spec: CertSpec,
+  addresses: readonly string[],
+  offered: Readonly<Record<string, string>> | undefined,
+  directoryUrl: string,
+): SidecarError | undefined {
+  if (!problem || addresses.length === 0) return undefined;
+  const type = problem.type.replace(/^urn:ietf:params:acme:error:/, '');
+  const aboutIp =
+    type === 'unsupportedIdentifier' ||
+    (type === 'rejectedIdentifier' &&
+      (/\bip\b/i.test(problem.detail) || addresses.some((a) => problem.detail.includes(a))));
+  if (!aboutIp) return undefined;
+  const from = spec.profileFrom ?? `${PROFILE_SETTING} (or the io.acme-sidecar.profile label)`;
+  const under =
+    spec.profile !== undefined ? `profile ${quote(spec.profile)}` : 'its default profile';
+  const names = offered ? Object.keys(offered) : [];
+  const others = names.filter((n) => n !== spec.profile);
+  let advice: string;
+  if (!offered) {
+    advice = `this CA offers no profiles to choose from: it does not issue for IP addresses (${directoryUrl})`;
+  } else if (others.includes(IP_PROFILE_HINT)) {
+    advice = `set ${from} to ${quote(IP_PROFILE_HINT)}, the profile that issues IP-address certificates at Let's Encrypt (offered: ${names.join(', ')})`;
+  } else if (others.length > 0) {
+    advice = `set ${from} to a profile of this CA that issues IP-address certificates (offered: ${names.join(', ')})`;
+  } else {
+    advice = `no other profile is offered (${names.join(', ')}): this CA does not issue for IP addresses`;
+  }
+  return new SidecarError(
+    'ACME_IP_REFUSED',
+    `the CA refused the IP address ${addresses.map(quote).join(', ')} under ${under} (${type}: ${problem.detail.replace(/\.$/, '')}); ${advice}`,
+  );
+}

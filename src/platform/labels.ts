@@ -3,7 +3,13 @@
  * platform that has labels (Rancher service labels, Docker container labels)
  * and, for nginx-proxy users, container environment variables.
  */
-import { isValidCertName, normalizeHostname, parseDomainList, quote } from '../domain/hostnames.js';
+import {
+  certNameFor,
+  isValidCertName,
+  normalizeHostname,
+  parseDomainList,
+  quote,
+} from '../domain/hostnames.js';
 import { isValidProfileName, PROFILE_NAME_EXPECTED } from '../domain/profiles.js';
 import type { CertSpec } from '../domain/types.js';
 import type { Discovery, DiscoveryProblem } from './platform.js';
@@ -40,19 +46,20 @@ export function parseDentLabel(value: string, source: string): Discovery {
     }
     const h = normalizeHostname(raw);
     if (!h.ok) return report(h.code, `${source}: ${h.message}`);
-    if (!isValidCertName(h.hostname)) {
+    const name = certNameFor(h.hostname);
+    if (!isValidCertName(name)) {
       return report(
         'bad-name',
         `${source}: hostname ${quote(h.hostname)} is too long to name a certificate; name it with ${DOMAINS_LABEL}: name=${h.hostname}`,
       );
     }
-    if (specs.some((s) => s.name === h.hostname)) {
+    if (specs.some((s) => s.name === name)) {
       return report(
         'duplicate-name',
         `${source}: ${quote(h.hostname)} is listed twice; the first is kept`,
       );
     }
-    specs.push({ name: h.hostname, domains: [h.hostname], source });
+    specs.push({ name, domains: [h.hostname], source });
   });
   return { specs, problems };
 }

@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { SidecarError } from '../domain/errors.js';
+import { canonicalSanAddress } from '../domain/ip-address.js';
 import type { CertBundle, CertMeta, KeyType, Phase } from '../domain/types.js';
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -24,6 +25,21 @@ export function dnsNames(cert: X509Certificate): string[] {
     .filter((s) => s.startsWith('DNS:'))
     .map((s) => s.slice(4).toLowerCase())
     .sort();
+}
+
+/**
+ * The DNS names (lowercase) and IP addresses (RFC 8738; written as DOMAINS
+ * values are, see domain/ip-address.ts) in the subjectAltName extension,
+ * sorted: what a certificate covers, compared with what was asked for.
+ */
+export function sanNames(cert: X509Certificate): string[] {
+  const names: string[] = [];
+  for (const s of (cert.subjectAltName ?? '').split(/,\s*/)) {
+    if (s.startsWith('DNS:')) names.push(s.slice(4).toLowerCase());
+    const ip = s.startsWith('IP Address:') ? canonicalSanAddress(s.slice(11)) : undefined;
+    if (ip !== undefined) names.push(ip);
+  }
+  return names.sort();
 }
 
 /**
@@ -72,7 +88,7 @@ export function describeBundle(
   return {
     name: ctx.name,
     phase: ctx.phase,
-    domains: dnsNames(leaf),
+    domains: sanNames(leaf),
     directoryUrl: ctx.directoryUrl,
     keyType: ctx.keyType,
     notBefore: new Date(leaf.validFrom).toISOString(),

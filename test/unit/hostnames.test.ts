@@ -85,9 +85,7 @@ describe('normalizeHostname', () => {
       input: 'a.*.example.com',
       code: 'wildcard',
     },
-    { name: 'rejects an IPv4 address', input: '1.2.3.4', code: 'ip-literal' },
     { name: 'rejects an IPv4 address with a trailing dot', input: '1.2.3.4.', code: 'ip-literal' },
-    { name: 'rejects an IPv6 address', input: '::1', code: 'ip-literal' },
     { name: 'rejects a bracketed IPv6 address', input: '[::1]', code: 'ip-literal' },
     {
       name: 'rejects a name URL parsers read as an IPv4 address',

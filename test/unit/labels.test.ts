@@ -157,7 +157,8 @@ describe('specsFromHostList (LETSENCRYPT_HOST, VIRTUAL_HOST)', () => {
       undefined,
       'bad-character',
     ],
-    ['refuses an IP address', '192.0.2.1', undefined, 'ip-literal'],
+    ['accepts an IP address (RFC 8738)', '192.0.2.1', ['192.0.2.1'], undefined],
+    ['refuses an IP address in brackets', '[2001:db8::1]', undefined, 'ip-literal'],
   ];
   for (const [name, value, domains, code] of cases) {
     it(name, () => {
