@@ -18,9 +18,11 @@ import { createOrderCsr } from './csr.js';
 import { checkProfile, directoryOf } from './directory.js';
 import { classifyAcmeError } from './errors.js';
 import { ariCertId } from './ari-cert-id.js';
-import { parseRetryAfter, withAcmeContext, type AcmeCallContext } from './http.js';
+import { parseRetryAfter, usePooledNonces, withAcmeContext, type AcmeCallContext } from './http.js';
 import type { IssueOptions, Issuer } from './issuer.js';
 import { generatePrivateKey } from './keys.js';
+import { POLL_TIMING, pollDelayMs, pollVerdict } from './poll.js';
+import { sleep, waitFor } from '../util/retry.js';
 
 export interface AcmeIssuerOptions {
   readonly phase: AcmePhase;
@@ -72,7 +74,7 @@ interface OrderJournal {
 function withNonceRetries(client: acme.Client): acme.Client {
   const http = (client as unknown as { http?: { maxBadNonceRetries?: number } }).http;
   if (http) http.maxBadNonceRetries = 20;
-  return client;
+  return usePooledNonces(client);
 }
 
 /** The parts of acme-client's HttpClient (not in its typings) that ARI needs. */
@@ -86,6 +88,15 @@ interface RawHttp {
 
 function rawHttp(client: acme.Client): RawHttp {
   return (client as unknown as { http: RawHttp }).http;
+}
+
+/** acme-client's signed request (RFC 8555 §6.2), for POST-as-GET polls (§6.3). */
+interface SignedHttp {
+  signedRequest(
+    url: string,
+    payload: null,
+    opts: { kid: string },
+  ): Promise<{ status: number; data: unknown; headers: Record<string, unknown> }>;
 }
 
 function aborted(signal?: AbortSignal): void {
@@ -221,7 +232,7 @@ export class AcmeIssuer implements Issuer {
       const authzs = await client.getAuthorizations(order);
       for (const authz of authzs) {
         aborted(signal);
-        await this.authorize(ctx, client, authz);
+        await this.authorize(ctx, client, authz, signal);
       }
     }
     aborted(signal);
@@ -236,6 +247,13 @@ export class AcmeIssuer implements Issuer {
       });
       const csr = await createOrderCsr(spec.domains, privkey);
       order = await client.finalizeOrder(order, csr);
+    }
+    if (order.status !== 'valid') {
+      // A processing order (or a resumed one) is polled until issued.
+      order = {
+        ...(await this.poll(ctx, client, order.url, 'order', signal)),
+        url: order.url,
+      } as Order;
     }
     ctx.step = 'certificate';
     const fullchain = await client.getCertificate(order);
@@ -406,6 +424,7 @@ export class AcmeIssuer implements Issuer {
     ctx: AcmeCallContext,
     client: acme.Client,
     authz: Authorization,
+    signal: AbortSignal | undefined,
   ): Promise<void> {
     // CAs reuse authorizations that are still valid (Pebble does half the time).
     if (authz.status === 'valid') return;
@@ -426,8 +445,10 @@ export class AcmeIssuer implements Issuer {
         ctx.step = 'challenge';
         await client.completeChallenge(challenge);
       }
-      ctx.step = 'poll';
-      await client.waitForValidStatus(challenge);
+      // RFC 8555 §7.5.1: the authorization says when the CA is done.
+      // (acme-client's getAuthorizations adds the URL the object came from.)
+      const authzUrl = (authz as Authorization & { url: string }).url;
+      await this.poll(ctx, client, authzUrl, 'authorization', signal);
     } finally {
       // The CA may fetch the token several times until it is valid; only now
       // is it safe to remove.
@@ -435,6 +456,58 @@ export class AcmeIssuer implements Issuer {
         this.opts.log.warn('could not remove challenge token', { error: String(err) });
       });
     }
+  }
+
+  /**
+   * Polls an authorization (after its challenge) or an order (after
+   * finalize) with POST-as-GET until the CA is done with it (RFC 8555
+   * §7.5.1, §7.4): after the CA's Retry-After when it sends one, else a
+   * short first wait and then doubling (poll.ts). An `invalid` object ends
+   * the wait with an error; its problem document was recorded by the HTTP
+   * adapter, so classify() names the CA's reason.
+   */
+  private async poll(
+    ctx: AcmeCallContext,
+    client: acme.Client,
+    url: string,
+    kind: 'authorization' | 'order',
+    signal: AbortSignal | undefined,
+  ): Promise<Record<string, unknown>> {
+    const http = (client as unknown as { http: SignedHttp }).http;
+    const kid = client.getAccountUrl();
+    const step = kind === 'authorization' ? 'pollAuthorization' : 'pollOrder';
+    const started = performance.now();
+    await sleep(pollDelayMs(1, ctx.last?.retryAfterS), signal);
+    return waitFor(
+      async () => {
+        aborted(signal);
+        ctx.step = step;
+        const resp = await http.signedRequest(url, null, { kid });
+        const body = (resp.data ?? {}) as Record<string, unknown>;
+        if (resp.status !== 200) {
+          const detail = typeof body.detail === 'string' ? `: ${body.detail}` : '';
+          throw new Error(`polling the ${kind} answered HTTP ${resp.status}${detail}`);
+        }
+        const verdict = pollVerdict(kind, body.status);
+        if (verdict === 'done') return body;
+        if (verdict === 'wait') return undefined;
+        throw new Error(`the ${kind} is ${String(body.status)}`);
+      },
+      {
+        // Poll n (1-based) is done; the wait before poll n+1.
+        intervalMs: (n) => pollDelayMs(n + 1, ctx.last?.retryAfterS),
+        timeout: {
+          ms: POLL_TIMING.deadlineMs,
+          startedAt: started,
+          error: () =>
+            new SidecarError(
+              'ACME_TIMEOUT',
+              `the CA did not finish the ${kind} within ${POLL_TIMING.deadlineMs / 1000} s (${url})`,
+            ),
+        },
+        ...(signal && { signal }),
+      },
+    );
   }
 
   /**

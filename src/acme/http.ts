@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import acme from 'acme-client';
 import axios, { type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import { systemClock } from '../lifecycle/clock.js';
+import { NoncePool } from './nonce-pool.js';
 
 /** An RFC 8555 §6.7 problem document, as the CA sent it. */
 export interface AcmeProblem {
@@ -36,6 +37,8 @@ export interface AcmeExchange {
   readonly timedOutAfterMs?: number;
   /** The answer was meant to be JSON and was not: its media type and size. */
   readonly notJson?: { readonly contentType: string; readonly bytes: number };
+  /** Seconds from the answer's Retry-After, when it had one (when to poll again, RFC 8555 §7.5.1). */
+  readonly retryAfterS?: number;
 }
 
 /**
@@ -62,12 +65,23 @@ export interface AcmeCallContext {
 }
 const context = new AsyncLocalStorage<AcmeCallContext>();
 
-/** ACME requests made, keyed "<step> <HTTP status>" (nonce fetches included). */
+/**
+ * ACME requests made, keyed "<kind> <HTTP status or network code>", counted
+ * once per exchange at the HTTP boundary (acme-client's retries included).
+ * The kind is the issuance step (newOrder, finalize...), or `newNonce` for
+ * every nonce HEAD whatever step needed it.
+ */
 export const acmeRequestCounts = new Map<string, number>();
+
+/** Nonces the CA's answers carried, used before a HEAD newNonce (RFC 8555 §7.2). */
+export const noncePool = new NoncePool();
 
 export interface AcmeRequestEvent {
   readonly host: string;
-  /** The issuance step (newOrder, finalize...): URLs carry ids, steps do not. */
+  /**
+   * The kind of request: the issuance step (newOrder, finalize...; URLs
+   * carry ids, steps do not), or `newNonce` for a nonce HEAD.
+   */
   readonly step: string;
   readonly method: string;
   /** HTTP status, or the network error code. */
@@ -82,6 +96,8 @@ export function onAcmeRequest(listener: (e: AcmeRequestEvent) => void): void {
 }
 
 let installed = false;
+/** The latest configureAcmeHttp options: the adapter reads these on every request. */
+let current: AcmeHttpOptions = { timeoutMs: 30_000 };
 
 export interface AcmeHttpOptions {
   /** Extra PEM roots trusted for the CA's HTTPS (added to the system roots). */
@@ -100,6 +116,7 @@ export interface AcmeHttpOptions {
  * retries included, so it can record problems, network errors and counts.
  */
 export function configureAcmeHttp(opts: AcmeHttpOptions): void {
+  current = opts;
   const ax = acme.axios;
   ax.defaults.timeout = opts.timeoutMs;
   ax.defaults.proxy = false;
@@ -125,13 +142,17 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
     const started = process.hrtime.bigint();
     // `timeout` only notices an idle socket; a CA dripping bytes forever
     // is cut by an overall deadline per request.
-    config.signal ??= AbortSignal.timeout(opts.timeoutMs);
+    const { timeoutMs } = current;
+    config.signal ??= AbortSignal.timeout(timeoutMs);
     const method = (config.method ?? 'get').toUpperCase();
     const url = config.url ?? '';
+    const kind = method === 'HEAD' ? 'newNonce' : (context.getStore()?.step ?? 'other');
     const emit = (status: string) => {
+      const key = `${kind} ${status}`;
+      acmeRequestCounts.set(key, (acmeRequestCounts.get(key) ?? 0) + 1);
       const event: AcmeRequestEvent = {
         host: hostOf(config.url),
-        step: context.getStore()?.step ?? 'other',
+        step: kind,
         method,
         status,
         seconds: Number(process.hrtime.bigint() - started) / 1e9,
@@ -143,7 +164,13 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
     // whatever carries a response is an answer from the CA.
     const answered = (resp: AxiosResponse) => {
       emit(String(resp.status));
-      record(resp, method, url);
+      const body = record(resp, method, url);
+      // RFC 8555 §7.2: keep every answer's nonce, except where acme-client
+      // uses it itself: a HEAD's (getNonce returns it) and a badNonce
+      // answer's (§6.5: signedRequest resends with it).
+      if (method !== 'HEAD' && body.type !== BAD_NONCE) {
+        noncePool.put(url, resp.headers?.['replay-nonce']);
+      }
       // A rate limit's Retry-After can be hours: acme-client would sleep
       // that long inside the request. Fail now; the backoff honours it.
       if (resp.status === 429 || context.getStore()?.noRetry) {
@@ -169,11 +196,10 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
           url,
           code,
           reason: err instanceof Error ? err.message : String(err),
-          ...(timedOut && { timedOutAfterMs: opts.timeoutMs }),
+          ...(timedOut && { timedOutAfterMs: timeoutMs }),
         };
       }
       const raw = (err as { code?: unknown }).code;
-      countRequest(ctx, String(raw ?? 'error'));
       emit(String(raw ?? 'error'));
       throw err;
     }
@@ -229,9 +255,29 @@ export function totalAcmeRequests(): number {
   return n;
 }
 
-function countRequest(ctx: AcmeCallContext | undefined, outcome: string): void {
-  const key = `${ctx?.step ?? 'other'} ${outcome}`;
-  acmeRequestCounts.set(key, (acmeRequestCounts.get(key) ?? 0) + 1);
+const BAD_NONCE = 'urn:ietf:params:acme:error:badNonce';
+
+/** The parts of acme-client's HttpClient (not in its typings) the nonce pool replaces. */
+interface NonceHttp {
+  directoryUrl: string;
+  getNonce(): Promise<string>;
+}
+
+/**
+ * Makes `client` take its nonces from the pool, sending a HEAD to newNonce
+ * only when the pool holds none for its CA. acme-client's HttpClient asks
+ * `getNonce()` for every signed request without a nonce; only that method
+ * is replaced, on this instance.
+ */
+export function usePooledNonces<C extends object>(client: C): C {
+  const http = (client as unknown as { http?: NonceHttp }).http;
+  if (!http || typeof http.getNonce !== 'function') return client;
+  const fetchNonce = http.getNonce.bind(http);
+  http.getNonce = () => {
+    const pooled = noncePool.take(http.directoryUrl);
+    return pooled !== undefined ? Promise.resolve(pooled) : fetchNonce();
+  };
+  return client;
 }
 
 /**
@@ -252,9 +298,9 @@ function networkCode(err: unknown): string | undefined {
 /** Bodies that are not JSON by design: the certificate chain (RFC 8555 §7.4.2). */
 const NOT_JSON_TYPES = /^application\/pem-certificate-chain|^application\/pkix-cert/i;
 
-function record(resp: AxiosResponse, method: string, url: string): void {
+/** Records what the answer says (problems, the last exchange) and returns its parsed JSON body. */
+function record(resp: AxiosResponse, method: string, url: string): Record<string, unknown> {
   const ctx = context.getStore();
-  countRequest(ctx, String(resp.status));
   // The adapter sees the body before axios parses it (transformResponse
   // runs after the adapter): parse JSON here.
   let data: unknown = resp.data;
@@ -275,7 +321,16 @@ function record(resp: AxiosResponse, method: string, url: string): void {
       }
     }
   }
-  if (ctx) ctx.last = { method, url, status: resp.status, ...(notJson && { notJson }) };
+  const retryAfterS = parseRetryAfter(resp.headers?.['retry-after'] as string | undefined);
+  if (ctx) {
+    ctx.last = {
+      method,
+      url,
+      status: resp.status,
+      ...(notJson && { notJson }),
+      ...(retryAfterS !== undefined && { retryAfterS }),
+    };
+  }
   const body = (typeof data === 'object' && data !== null ? data : {}) as Record<string, unknown>;
   if (resp.status < 400) {
     const error = invalidObjectError(body);
@@ -288,10 +343,9 @@ function record(resp: AxiosResponse, method: string, url: string): void {
         ...(typeof identifier === 'string' && { identifier }),
       });
     }
-    return;
+    return body;
   }
-  const header = resp.headers?.['retry-after'] as string | undefined;
-  const retryAfter = parseRetryAfter(header);
+  const retryAfter = retryAfterS;
   ctx?.problems.push({
     source: 'response',
     type: typeof body.type === 'string' ? body.type : '',
@@ -299,6 +353,7 @@ function record(resp: AxiosResponse, method: string, url: string): void {
     status: resp.status,
     ...(retryAfter !== undefined && { retryAfter }),
   });
+  return body;
 }
 
 /** RFC 9110 §10.2.3: delay-seconds or an HTTP date. */
