@@ -511,8 +511,8 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     group: 'Status',
     env: 'STATUS_ADDRESS',
     description:
-      'Where `acme-sidecar run` serves its read-only status: `/` (status page), `/status` (JSON), `/metrics` (Prometheus, cert-manager metric names), `/healthz`, `/readyz`. `host:port`; `off` turns it off.',
-    default: '0.0.0.0:8080',
+      "Where `acme-sidecar run` serves its read-only status: `/` (status page), `/status` (JSON), `/metrics` (Prometheus, cert-manager metric names), `/healthz`, `/readyz`. `host:port`; `off` turns it off. Loopback by default: `/status` names containers, label values and internal addresses, and the image's HEALTHCHECK runs inside the container. To let Prometheus (or anything outside the container) scrape it, set `0.0.0.0:8080` and publish the port only where the scraper can reach it (see docs/operations.md).",
+    default: '127.0.0.1:8080',
     schema: z
       .string()
       .refine((v) => v.toLowerCase() === 'off' || isHostPort(v), {

@@ -1,6 +1,6 @@
 import type { CertSpec } from '../domain/types.js';
-import { MAX_MESSAGE_LENGTH, type CertStatus, type StatusSnapshot } from '../domain/status.js';
-import { redact } from '../util/redact.js';
+import { type CertStatus, type StatusSnapshot } from '../domain/status.js';
+import { cleanMessage } from '../util/redact.js';
 import {
   ControlHandlerError,
   type ControlHandlers,
@@ -109,12 +109,7 @@ export function toRenewResult(st: CertStatus): RenewResult {
     phase: st.phase,
     ...(st.serial !== undefined && { serial: st.serial }),
     ...(st.lastError && {
-      error: { code: st.lastError.code, message: clean(st.lastError.message) },
+      error: { code: st.lastError.code, message: cleanMessage(st.lastError.message) },
     }),
   };
-}
-
-/** As /status does: messages come from outside; no private key, bounded length. */
-function clean(m: string): string {
-  return redact(m, MAX_MESSAGE_LENGTH);
 }

@@ -58,7 +58,7 @@ const DEFAULTS: Config = {
   dockerStoppedGraceMs: 168 * 3600_000,
   dockerReloadLabel: 'io.acme-sidecar.reload=true',
   dockerReloadSignal: 'HUP',
-  statusAddress: { host: '0.0.0.0', port: 8080 },
+  statusAddress: { host: '127.0.0.1', port: 8080 },
   rateLimits: 'auto',
   ari: 'auto',
   selfCheck: true,
