@@ -89,6 +89,7 @@ export interface Config {
   deployCheckEndpoints?: { host: string; port: number }[];
   /** Where the read-only status server listens, or 'off'. */
   statusAddress: { host: string; port: number } | 'off';
+  renewCooldownSeconds: number;
   /** etcd client URLs; set: cluster mode (shared state, one leader). */
   clusterEtcdEndpoints?: string[];
   /** Names the cluster's key prefix in etcd: `/acme-sidecar/<name>/`. */
@@ -390,6 +391,19 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     description:
       'Renew this many days before expiry (fractions allowed, e.g. `0.5`). Unset: renew when a third of the lifetime remains.',
     schema: positiveNumber('expected a positive number of days, such as 30 or 0.5', 3650),
+  }),
+  renewCooldownSeconds: setting({
+    key: 'renewCooldownSeconds',
+    group: 'Schedule',
+    env: 'RENEW_COOLDOWN',
+    description:
+      'Seconds after `acme-sidecar renew` forced a certificate before it forces that certificate again; a second `renew` sooner is refused with the time left, whatever `RATE_LIMITS` says. One forced renewal per certificate runs at a time. Remembered by the running daemon only (a restart forgets it). `0` keeps only the one-at-a-time rule.',
+    default: '600',
+    schema: wholeNumber(
+      'expected a whole number of seconds from 0 to 86400, such as 600',
+      0,
+      86400,
+    ),
   }),
   loopTimeSeconds: setting({
     key: 'loopTimeSeconds',

@@ -191,6 +191,14 @@ describe('e2e: operator surface of a running sidecar (status, metrics, health)',
       assert.equal((await fetch(`${base}/status`, { method: 'POST' })).status, 405);
       const hc = await runSidecar(['healthcheck'], { STATUS_ADDRESS: `127.0.0.1:${port}` });
       assert.equal(hc.code, 0, hc.stderr);
+
+      // RENEW_COOLDOWN (default 10 minutes): a second forced renewal is refused with the time left.
+      const vars = sidecarEnv(env);
+      const first = await runSidecar(['renew', 'm1.demo.test'], vars);
+      assert.equal(first.code, 0, first.stdout + first.stderr);
+      const second = await runSidecar(['renew', 'm1.demo.test'], vars);
+      assert.equal(second.code, 1, second.stdout + second.stderr);
+      assert.match(second.stdout, /RENEW_COOLDOWN.*try again in (9|10) minutes/);
     } finally {
       child.kill('SIGTERM');
     }
