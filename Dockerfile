@@ -26,8 +26,11 @@ RUN mkdir -p /var/www/.well-known/acme-challenge /etc/letsencrypt \
  && chown -R node:node /var/www /etc/letsencrypt \
  && chmod 0755 /var/www /var/www/.well-known /var/www/.well-known/acme-challenge
 USER node
+# The status server (STATUS_ADDRESS) listens on 127.0.0.1:8080 by default:
+# set STATUS_ADDRESS=0.0.0.0:8080 to scrape /metrics from outside
+# (docs/operations.md).
 EXPOSE 8080
-# /healthz of the status server (STATUS_ADDRESS, default 0.0.0.0:8080). The
+# /healthz of the status server, asked from inside the container. The
 # probe starts a Node process that loads the CLI: 2.6-4.9 s on a busy 2-core
 # machine (test/e2e/docker-compose.test.ts prints it), hence 10 s, not 5.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \

@@ -255,7 +255,7 @@ export function sidecarEnvFor(
     ACME_CA_BUNDLE: env.caPemPath,
     SELF_CHECK_ADDRESS: `127.0.0.1:${env.ports.http}`,
     KEY_TYPE: 'ecdsa-p256',
-    // Never the default 0.0.0.0:8080 here: tests pass a loopback port when they want it.
+    // Never the default 127.0.0.1:8080 here (one port for every test): tests pass a loopback port when they want it.
     STATUS_ADDRESS: 'off',
     ...extra,
   };

@@ -208,6 +208,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       loopTimeSeconds: config.loopTimeSeconds,
       checkSchedule: config.checkSchedule,
       statusAddress: config.statusAddress,
+      renewCooldownSeconds: config.renewCooldownSeconds,
       ...(config.domainsFile && { domainsFile: config.domainsFile }),
       target,
     },

@@ -41,7 +41,11 @@ export interface App {
 }
 
 export interface AppParts {
-  readonly settings: DaemonSettings & { readonly target: AcmePhase };
+  readonly settings: DaemonSettings & {
+    readonly target: AcmePhase;
+    /** `RENEW_COOLDOWN` in seconds; default 600. */
+    readonly renewCooldownSeconds?: number;
+  };
   readonly platform: Platform;
   readonly discoverer: Discoverer;
   readonly reconciler: Reconciler;
@@ -127,6 +131,7 @@ export function createApp(parts: AppParts): App {
           reconciler: leaderOnly(coordination, reconciler),
           signal: controller.signal,
           now: () => clock.now(),
+          cooldownSeconds: settings.renewCooldownSeconds ?? DEFAULT_RENEW_COOLDOWN_SECONDS,
         }),
         snapshot,
         readiness: () => {
@@ -152,6 +157,9 @@ export function createApp(parts: AppParts): App {
     stop: () => controller.abort(),
   };
 }
+
+/** RENEW_COOLDOWN's schema default, for callers (tests) that build settings by hand. */
+const DEFAULT_RENEW_COOLDOWN_SECONDS = 600;
 
 /**
  * `acme-sidecar renew` through the control socket: in cluster mode only the

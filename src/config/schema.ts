@@ -89,6 +89,7 @@ export interface Config {
   deployCheckEndpoints?: { host: string; port: number }[];
   /** Where the read-only status server listens, or 'off'. */
   statusAddress: { host: string; port: number } | 'off';
+  renewCooldownSeconds: number;
   /** etcd client URLs; set: cluster mode (shared state, one leader). */
   clusterEtcdEndpoints?: string[];
   /** Names the cluster's key prefix in etcd: `/acme-sidecar/<name>/`. */
@@ -391,6 +392,19 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
       "Renew this many days before expiry (fractions allowed, e.g. `0.5`). Unset: renew when a third of the lifetime remains (half, under 10 days). Capped at half of each certificate's lifetime, so a value meant for 90-day certificates does not renew a 6-day one daily or on every pass; a capped value, or one at or above the lifetime, is warned about once per certificate, naming its lifetime. A value at or above the lifetime also yields to the CA renewal window (`ACME_ARI`).",
     schema: positiveNumber('expected a positive number of days, such as 30 or 0.5', 3650),
   }),
+  renewCooldownSeconds: setting({
+    key: 'renewCooldownSeconds',
+    group: 'Schedule',
+    env: 'RENEW_COOLDOWN',
+    description:
+      'Seconds after `acme-sidecar renew` forced a certificate before it forces that certificate again; a second `renew` sooner is refused with the time left, whatever `RATE_LIMITS` says. One forced renewal per certificate runs at a time. Remembered by the running daemon only (a restart forgets it). `0` keeps only the one-at-a-time rule.',
+    default: '600',
+    schema: wholeNumber(
+      'expected a whole number of seconds from 0 to 86400, such as 600',
+      0,
+      86400,
+    ),
+  }),
   loopTimeSeconds: setting({
     key: 'loopTimeSeconds',
     group: 'Schedule',
@@ -511,8 +525,8 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     group: 'Status',
     env: 'STATUS_ADDRESS',
     description:
-      'Where `acme-sidecar run` serves its read-only status: `/` (status page), `/status` (JSON), `/metrics` (Prometheus, cert-manager metric names), `/healthz`, `/readyz`. `host:port`; `off` turns it off.',
-    default: '0.0.0.0:8080',
+      "Where `acme-sidecar run` serves its read-only status: `/` (status page), `/status` (JSON), `/metrics` (Prometheus, cert-manager metric names), `/healthz`, `/readyz`. `host:port`; `off` turns it off. Loopback by default: `/status` names containers, label values and internal addresses, and the image's HEALTHCHECK runs inside the container. To let Prometheus (or anything outside the container) scrape it, set `0.0.0.0:8080` and publish the port only where the scraper can reach it (see docs/operations.md).",
+    default: '127.0.0.1:8080',
     schema: z
       .string()
       .refine((v) => v.toLowerCase() === 'off' || isHostPort(v), {

@@ -1,6 +1,13 @@
+import type { ErrorCode } from '../domain/errors.js';
 import type { CertSpec } from '../domain/types.js';
-import { MAX_MESSAGE_LENGTH, type CertStatus, type StatusSnapshot } from '../domain/status.js';
-import { redact } from '../util/redact.js';
+import { type CertStatus, type StatusSnapshot } from '../domain/status.js';
+import {
+  forcedRenewDecision,
+  RenewRefusal,
+  type LastForcedRenewal,
+} from '../lifecycle/renew-cooldown.js';
+import { span } from '../util/durations.js';
+import { cleanMessage } from '../util/redact.js';
 import {
   ControlHandlerError,
   type ControlHandlers,
@@ -26,6 +33,8 @@ export interface ReconcilerControlDeps {
   readonly now: () => Date;
   /** Certificates renewed at once by `renew --all` (default 4, as a pass). */
   readonly concurrency?: number;
+  /** `RENEW_COOLDOWN`: seconds after a forced renewal started before another is accepted. */
+  readonly cooldownSeconds: number;
 }
 
 /**
@@ -39,8 +48,36 @@ export interface ReconcilerControlDeps {
  * happen now.
  */
 export function reconcilerHandlers(deps: ReconcilerControlDeps): ControlHandlers {
+  /**
+   * The last forced renewal of each certificate, for the cooldown
+   * (lifecycle/renew-cooldown.ts). Kept in this process only, not in the
+   * store: a restart forgets it, which costs at most one more forced
+   * renewal per certificate per restart, and the CA requests themselves
+   * stay counted by the persisted `RATE_LIMITS` ledger. In cluster mode only
+   * the leader forces, so its memory is the one that counts.
+   */
+  const forced = new Map<string, LastForcedRenewal>();
+
   async function renewOne(spec: CertSpec): Promise<RenewResult> {
     const before = deps.reconciler.status.get(spec.name);
+    const now = deps.now();
+    const decision = forcedRenewDecision(forced.get(spec.name), now, deps.cooldownSeconds);
+    if (!decision.allow) {
+      const base = before
+        ? toRenewResult(before)
+        : { name: spec.name, phase: 'none' as const, ok: false };
+      return {
+        ...base,
+        ok: false,
+        error: {
+          code: 'RENEW_COOLDOWN' satisfies ErrorCode,
+          message:
+            decision.reason === RenewRefusal.InProgress
+              ? `not forced: a forced renewal of ${spec.name} is running now (${decision.reason})`
+              : `not forced: ${spec.name} was forced less than ${span(deps.cooldownSeconds)} ago (RENEW_COOLDOWN); try again in ${span(decision.secondsLeft)} (${decision.reason})`,
+        },
+      };
+    }
     if (
       before?.lastError?.code === 'ACME_RATE_LIMITED' &&
       before.nextRetry &&
@@ -55,7 +92,18 @@ export function reconcilerHandlers(deps: ReconcilerControlDeps): ControlHandlers
         },
       };
     }
-    return toRenewResult(await deps.reconciler.reconcileOne(spec, deps.signal, { force: true }));
+    const startedAt = now;
+    forced.set(spec.name, { startedAt, running: true });
+    try {
+      const after = await deps.reconciler.reconcileOne(spec, deps.signal, { force: true });
+      forced.set(spec.name, { startedAt, running: false });
+      return toRenewResult(after);
+    } catch (err) {
+      // Refused before any work (not the leader, shutting down): nothing was forced.
+      if (err instanceof ControlHandlerError) forced.delete(spec.name);
+      else forced.set(spec.name, { startedAt, running: false });
+      throw err;
+    }
   }
 
   return {
@@ -109,12 +157,7 @@ export function toRenewResult(st: CertStatus): RenewResult {
     phase: st.phase,
     ...(st.serial !== undefined && { serial: st.serial }),
     ...(st.lastError && {
-      error: { code: st.lastError.code, message: clean(st.lastError.message) },
+      error: { code: st.lastError.code, message: cleanMessage(st.lastError.message) },
     }),
   };
-}
-
-/** As /status does: messages come from outside; no private key, bounded length. */
-function clean(m: string): string {
-  return redact(m, MAX_MESSAGE_LENGTH);
 }

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'LOCK_TIMEOUT'
   | 'ACME_RATE_LIMITED'
   | 'RATE_BUDGET_EXCEEDED'
+  | 'RENEW_COOLDOWN'
   | 'ACME_BAD_NONCE'
   | 'ACME_UNAUTHORIZED'
   | 'ACME_CA_UNREACHABLE'
@@ -66,6 +67,8 @@ export const ERROR_CODE_MEANINGS: { readonly [C in ErrorCode]: string } = {
     'The CA refused the request for a rate limit; retried after its `Retry-After`.',
   RATE_BUDGET_EXCEEDED:
     'The order was not sent: it would exceed the `RATE_LIMITS` budget; `/status` says when it can be.',
+  RENEW_COOLDOWN:
+    '`acme-sidecar renew` was refused for this certificate: a forced renewal of it is running, or one started less than `RENEW_COOLDOWN` ago; the message says how long to wait.',
   ACME_BAD_NONCE: 'The CA refused a stale nonce; retried at once with a fresh one.',
   ACME_UNAUTHORIZED:
     'The CA refused the account or the hostname (unauthorized, unknown account, rejected identifier, CAA).',

@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { systemClock } from '../lifecycle/clock.js';
 import { closeServer, createServer } from '../util/http-server.js';
+import { cleanMessage } from '../util/redact.js';
 import { renderStatusPage } from './page.js';
 import type { StatusSnapshot } from '../domain/status.js';
 
@@ -97,7 +98,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
           : {
               status: 503,
               type: TEXT,
-              body: `not ready\n${r.reasons.map((x) => `- ${x}\n`).join('')}`,
+              // Reasons quote discovery and store errors from outside: cleaned as in /status.
+              body: `not ready\n${r.reasons.map((x) => `- ${cleanMessage(x)}\n`).join('')}`,
             };
       }
       case '/status':

@@ -1,6 +1,5 @@
 import {
   EXPIRING_SOON_SECONDS,
-  MAX_MESSAGE_LENGTH,
   type CertState,
   type CertStatus,
   type DiscoveryProblem,
@@ -11,7 +10,7 @@ import {
 } from '../domain/status.js';
 import type { AcmePhase } from '../domain/types.js';
 import { secondsUntil } from '../util/durations.js';
-import { redact } from '../util/redact.js';
+import { cleanMessage } from '../util/redact.js';
 
 /** The facts `/status` is built from; the document's types are in domain/status.ts. */
 export interface StatusInput {
@@ -127,12 +126,4 @@ function certificate(c: CertStatus, now: Date): StatusCertificate {
         }
       : null,
   };
-}
-
-/**
- * Error messages come from outside (CA problem documents, platform APIs).
- * Belt and braces, as in the logger: no PEM private key, and bounded length.
- */
-function cleanMessage(m: string): string {
-  return redact(m, MAX_MESSAGE_LENGTH);
 }

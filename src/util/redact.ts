@@ -1,3 +1,5 @@
+import { MAX_MESSAGE_LENGTH } from '../domain/status.js';
+
 /**
  * The one redaction of text that came from outside (a hook's output, a CA
  * problem document, a platform API's error) on its way to a person: a log
@@ -14,3 +16,12 @@ export const REDACTED_KEY = '[redacted private key]';
 
 /** A whole block, or from BEGIN to the end of the text when no END follows. */
 const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g;
+
+/**
+ * An error text from outside on its way to whoever asks over HTTP or the
+ * control socket (`/status`, `/readyz`, `acme-sidecar status`): redacted and
+ * bounded the same way everywhere.
+ */
+export function cleanMessage(m: string): string {
+  return redact(m, MAX_MESSAGE_LENGTH);
+}

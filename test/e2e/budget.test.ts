@@ -24,6 +24,8 @@ describe('e2e: rate-limit budget and forced renewal over the control socket', fu
       // Let's Encrypt's production limits on this (staging) CA: 5 failed validations per hostname per hour.
       RATE_LIMITS: 'production',
       LOOP_TIME: '0',
+      // This test forces in a loop on purpose: only the budget may stop it.
+      RENEW_COOLDOWN: '0',
     });
     const daemon = startSidecar(['run'], vars);
     const done = collect(daemon, 150_000);

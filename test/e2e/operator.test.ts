@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { freePort } from '../../devenv/proc.js';
@@ -27,6 +27,40 @@ function parseMetrics(text: string): Sample[] {
     samples.push({ name: m[1] as string, labels, value: Number(m[3]) });
   }
   return samples;
+}
+
+/** `ip:port` of every TCP socket in LISTEN state that process `pid` holds (from /proc). */
+async function listeningAddresses(pid: number): Promise<string[]> {
+  const inodes = new Set<string>();
+  for (const fd of await readdir(`/proc/${pid}/fd`)) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m) inodes.add(m[1] as string);
+  }
+  const out: string[] = [];
+  for (const [file, v6] of [
+    ['/proc/net/tcp', false],
+    ['/proc/net/tcp6', true],
+  ] as const) {
+    const lines = (await readFile(file, 'utf8').catch(() => '')).split('\n').slice(1);
+    for (const line of lines) {
+      const f = line.trim().split(/\s+/);
+      // local_address rem_address st ... inode (field 9); 0A is LISTEN.
+      if (f.length < 10 || f[3] !== '0A' || !inodes.has(f[9] as string)) continue;
+      const [hex, port] = (f[1] as string).split(':') as [string, string];
+      out.push(`${v6 ? hexToIpv6(hex) : hexToIpv4(hex)}:${parseInt(port, 16)}`);
+    }
+  }
+  return out;
+}
+
+function hexToIpv4(hex: string): string {
+  // Little-endian as the kernel prints it.
+  return [6, 4, 2, 0].map((i) => parseInt(hex.slice(i, i + 2), 16)).join('.');
+}
+
+function hexToIpv6(hex: string): string {
+  return hex === '0'.repeat(32) ? '::' : `[${hex}]`;
 }
 
 describe('e2e: operator surface of a running sidecar (status, metrics, health)', function () {
@@ -157,6 +191,14 @@ describe('e2e: operator surface of a running sidecar (status, metrics, health)',
       assert.equal((await fetch(`${base}/status`, { method: 'POST' })).status, 405);
       const hc = await runSidecar(['healthcheck'], { STATUS_ADDRESS: `127.0.0.1:${port}` });
       assert.equal(hc.code, 0, hc.stderr);
+
+      // RENEW_COOLDOWN (default 10 minutes): a second forced renewal is refused with the time left.
+      const vars = sidecarEnv(env);
+      const first = await runSidecar(['renew', 'm1.demo.test'], vars);
+      assert.equal(first.code, 0, first.stdout + first.stderr);
+      const second = await runSidecar(['renew', 'm1.demo.test'], vars);
+      assert.equal(second.code, 1, second.stdout + second.stderr);
+      assert.match(second.stdout, /RENEW_COOLDOWN.*try again in (9|10) minutes/);
     } finally {
       child.kill('SIGTERM');
     }
@@ -164,5 +206,26 @@ describe('e2e: operator surface of a running sidecar (status, metrics, health)',
     assert.equal(r.code, 0, r.stderr.slice(-2000));
     const down = await runSidecar(['healthcheck'], { STATUS_ADDRESS: `127.0.0.1:${port}` });
     assert.equal(down.code, 1, 'healthcheck fails once the daemon is gone');
+  });
+
+  it('with STATUS_ADDRESS unset, the status server listens on 127.0.0.1:8080 only', async () => {
+    const vars = sidecarEnv(env, { DOMAINS: 'lo.demo.test', LOOP_TIME: '0' });
+    delete vars.STATUS_ADDRESS;
+    const child = startSidecar(['run'], vars);
+    const done = collect(child, 100_000);
+    try {
+      await waitFor(
+        async () =>
+          (await fetch('http://127.0.0.1:8080/healthz').catch(() => null))?.ok ? true : undefined,
+        { what: 'the default status address to answer', timeoutMs: 60_000, intervalMs: 200 },
+      );
+      assert.deepEqual(await listeningAddresses(child.pid as number), ['127.0.0.1:8080']);
+      const hc = await runSidecar(['healthcheck'], {});
+      assert.equal(hc.code, 0, `the image's HEALTHCHECK reaches the default address: ${hc.stderr}`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
   });
 });

@@ -36,6 +36,7 @@ import {
 import type { CertSpec } from '../../src/domain/types.js';
 import type { CertStatus, StatusSnapshot } from '../../src/domain/status.js';
 import { buildStatusSnapshot } from '../../src/http/status.js';
+import { FixedClock } from '../../src/lifecycle/clock.js';
 
 const DAY = 24 * 60 * 60;
 const NOW = new Date('2026-06-01T12:00:00Z');
@@ -475,14 +476,21 @@ describe('control: reconcilerHandlers', () => {
 
   function handlers(
     reconciler: ReturnType<typeof fakeReconciler>,
-    over: { specs?: readonly CertSpec[] | undefined; signal?: AbortSignal } = {},
+    over: {
+      specs?: readonly CertSpec[] | undefined;
+      signal?: AbortSignal;
+      clock?: FixedClock;
+      cooldownSeconds?: number;
+    } = {},
   ) {
+    const clock = over.clock ?? new FixedClock(NOW);
     return reconcilerHandlers({
       status: () => SNAPSHOT,
       specs: () => ('specs' in over ? over.specs : specs),
       reconciler,
       signal: over.signal ?? new AbortController().signal,
-      now: () => NOW,
+      now: () => clock.now(),
+      cooldownSeconds: over.cooldownSeconds ?? 600,
     });
   }
 
@@ -566,6 +574,53 @@ describe('control: reconcilerHandlers', () => {
     assert.deepEqual(
       r.calls.map((c) => c.name),
       ['a.example.com'],
+    );
+  });
+
+  it('refuses a second renew of one certificate within the cooldown, with the time left', async () => {
+    const r = fakeReconciler();
+    const clock = new FixedClock(NOW);
+    const h = handlers(r, { clock });
+    const [first] = await h.renew({ name: 'a.example.com' });
+    assert.equal(first?.ok, true);
+    clock.advance(4 * 60_000);
+    const [second] = await h.renew({ name: 'a.example.com' });
+    assert.equal(r.calls.length, 1, 'the second renew did not force anything');
+    assert.equal(second?.ok, false);
+    assert.equal(second?.error?.code, 'RENEW_COOLDOWN');
+    assert.match(second?.error?.message ?? '', /try again in 6 minutes/);
+    // Another certificate is not held up by this one's cooldown.
+    await h.renew({ name: 'b.example.com' });
+    assert.equal(r.calls.length, 2);
+    clock.advance(6 * 60_000);
+    const [third] = await h.renew({ name: 'a.example.com' });
+    assert.equal(third?.ok, true, 'accepted again once the cooldown is over');
+    assert.equal(r.calls.length, 3);
+  });
+
+  it('runs one forced renewal per certificate at a time, even with no cooldown', async () => {
+    const r = fakeReconciler();
+    const h = handlers(r, { cooldownSeconds: 0 });
+    const [a, b] = await Promise.all([
+      h.renew({ name: 'b.example.com' }),
+      h.renew({ name: 'b.example.com' }),
+    ]);
+    assert.equal(r.calls.length, 1);
+    assert.deepEqual([a?.[0]?.error?.code, b?.[0]?.error?.code], [undefined, 'RENEW_COOLDOWN']);
+    assert.match(b?.[0]?.error?.message ?? '', /is running now/);
+  });
+
+  it('applies the cooldown to each certificate of renew --all', async () => {
+    const r = fakeReconciler();
+    const h = handlers(r);
+    await h.renew({ name: 'a.example.com' });
+    const results = await h.renew({ all: true });
+    assert.deepEqual(
+      results.map((x) => [x.name, x.error?.code]),
+      [
+        ['b.example.com', undefined],
+        ['a.example.com', 'RENEW_COOLDOWN'],
+      ],
     );
   });
 

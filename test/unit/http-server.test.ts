@@ -8,6 +8,7 @@ import {
   type StatusSnapshot,
 } from '../../src/domain/status.js';
 import { buildStatusSnapshot, certState, type StatusInput } from '../../src/http/status.js';
+import { cleanMessage } from '../../src/util/redact.js';
 
 const DAY = 24 * 60 * 60;
 const NOW = new Date('2026-06-01T12:00:00Z');
@@ -388,6 +389,20 @@ describe('http: startHttpServer', () => {
     const res = await fetch(`${base}/readyz`);
     assert.equal(res.status, 503);
     assert.equal(await res.text(), 'not ready\n- no pass finished yet\n- a.test: self-signed\n');
+  });
+
+  it('GET /readyz cleans each reason as /status does: no private key, bounded length', async () => {
+    const key =
+      '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49\n-----END PRIVATE KEY-----';
+    const long = `discovery failed: ${'x'.repeat(5000)}`;
+    readiness = { ok: false, reasons: [`discovery failed: bad answer ${key}`, long] };
+    const base = await start();
+    const text = await (await fetch(`${base}/readyz`)).text();
+    assert.doesNotMatch(text, /PRIVATE KEY|MIGHAgEA/);
+    assert.match(text, /- discovery failed: bad answer \[redacted private key\]\n/);
+    const lines = text.split('\n');
+    assert.equal(lines[2], `- ${cleanMessage(long)}`);
+    assert.ok((lines[2] ?? '').length <= MAX_MESSAGE_LENGTH + 2, 'a long reason is cut');
   });
 
   it('GET /metrics is 404 when no metrics are given', async () => {
