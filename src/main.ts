@@ -111,6 +111,7 @@ function buildCluster(
   const cluster = new Cluster({
     client: etcd.client,
     prefix: etcd.layout.coord,
+    keyring: etcd.keyring,
     nodeName: etcd.nodeName,
     ttlSeconds: etcd.leaseTtlSeconds,
     ...(config.selfCheckAddress && { selfCheckAddress: config.selfCheckAddress }),

@@ -10,6 +10,7 @@ import { waitFor } from '../util/retry.js';
 import { fanoutVerdict, replicasToCheck, type NodeRecord, type TokenCheck } from './decisions.js';
 import { PrefixMirror, type MirrorEntry } from './prefix-mirror.js';
 import type { NodeRegistry } from './registry.js';
+import type { CoordSealer } from './sealed-coord.js';
 
 export { CHALLENGES_PREFIX };
 
@@ -29,6 +30,8 @@ export type TokenFetcher = (
 export interface ClusterResponderOptions {
   readonly namespace: Namespace;
   readonly registry: NodeRegistry;
+  /** Seals the token's value for its key (sealed-coord.ts). */
+  readonly sealer: CoordSealer;
   readonly ttlSeconds: number;
   /** SELF_CHECK: off skips the replica check (unusual proxies only). */
   readonly selfCheck: boolean;
@@ -56,10 +59,11 @@ export class ClusterResponder implements ChallengeResponder {
   async present(domain: string, token: string, keyAuthorization: string): Promise<void> {
     assertToken(token);
     const value: PendingChallenge = { domain, keyAuthorization };
+    const key = `${CHALLENGES_PREFIX}${token}`;
     await this.opts.registry
       .currentLease()
-      .put(`${CHALLENGES_PREFIX}${token}`)
-      .value(JSON.stringify(value));
+      .put(key)
+      .value(this.opts.sealer.seal(key, JSON.stringify(value)));
   }
 
   async cleanup(_domain: string, token: string): Promise<void> {
@@ -154,6 +158,8 @@ export interface ChallengeMirrorOptions {
   readonly namespace: Namespace;
   /** This node's webroot (the same responder a single sidecar uses). */
   readonly local: WebrootResponder;
+  /** Opens each token's value; one not sealed for its key is refused (sealed-coord.ts). */
+  readonly sealer: CoordSealer;
   readonly log: Logger;
   /** Full resync period, besides the watch. Default 10 s. */
   readonly resyncMs?: number;
@@ -163,7 +169,9 @@ export interface ChallengeMirrorOptions {
  * On every replica: keeps this node's webroot holding exactly the pending
  * tokens in etcd. Writes are atomic and world-readable (WebrootResponder);
  * a token is removed when its key goes (cleanup, or the publishing node's
- * lease expired).
+ * lease expired). Only values sealed with the cluster key for their token's
+ * key are served: a token planted by anyone else who can write to etcd
+ * never reaches nginx.
  */
 export class ChallengeMirror {
   private readonly mirrored = new Set<string>();

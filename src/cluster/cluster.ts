@@ -5,6 +5,7 @@ import type { LiveDir } from '../deploy/live-dir.js';
 import type { HookRunner } from '../hooks/hooks.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { LiveTarget } from '../domain/status.js';
+import type { Keyring } from '../store/sealed-value.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { ChallengeMirror, ClusterResponder } from './challenges.js';
@@ -12,12 +13,18 @@ import { syncLag, type LeadershipReason, type NodeRecord } from './decisions.js'
 import { LeaderElection, type LeaderView } from './leader.js';
 import { NODES_PREFIX, NodeRegistry } from './registry.js';
 import { LiveSync, PublishingLive, type ServedCert } from './replica.js';
+import { CoordSealer } from './sealed-coord.js';
 
 export interface ClusterOptions {
   /** A connected client; the cluster uses keys under `prefix` only. */
   readonly client: Etcd3;
   /** Coordination key prefix, e.g. `acme-sidecar/<CLUSTER_NAME>/cluster/`. */
   readonly prefix: string;
+  /**
+   * The cluster key (CLUSTER_ENCRYPTION_KEY_FILE): every value under
+   * `prefix` is sealed with it, the full etcd key as associated data.
+   */
+  readonly keyring: Keyring;
   readonly nodeName: string;
   readonly ttlSeconds: number;
   /** host:port where this node's nginx serves the challenge path (SELF_CHECK_ADDRESS). */
@@ -87,6 +94,7 @@ export class Cluster {
   constructor(private readonly opts: ClusterOptions) {
     const { clock, log } = opts;
     this.ns = opts.client.namespace(opts.prefix);
+    const sealer = new CoordSealer(opts.keyring, opts.prefix);
     this.election = new LeaderElection({
       namespace: this.ns,
       leaseClient: opts.client.leaseClient,
@@ -103,6 +111,7 @@ export class Cluster {
       namespace: this.ns,
       nodeName: opts.nodeName,
       ttlSeconds: opts.ttlSeconds,
+      sealer,
       ...(opts.selfCheckAddress && { selfCheckAddress: opts.selfCheckAddress }),
       clock,
       log: log.child({ component: 'registry' }),
@@ -113,6 +122,7 @@ export class Cluster {
       live: opts.live,
       ...(opts.hooks && { hooks: opts.hooks }),
       registry: this.registry,
+      sealer,
       isLeader: () => this.election.verdict().mayAct,
       clock,
       log: log.child({ component: 'replica' }),
@@ -120,11 +130,13 @@ export class Cluster {
     this.mirror = new ChallengeMirror({
       namespace: this.ns,
       local: opts.webroot,
+      sealer,
       log: log.child({ component: 'challenges' }),
     });
     this.responder = new ClusterResponder({
       namespace: this.ns,
       registry: this.registry,
+      sealer,
       ttlSeconds: opts.ttlSeconds,
       selfCheck: opts.selfCheck,
       clock,
@@ -137,6 +149,7 @@ export class Cluster {
       clock,
       () => this.election.fenceKey(),
       opts.store,
+      sealer,
     );
   }
 

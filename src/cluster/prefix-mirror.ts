@@ -1,8 +1,9 @@
 import type { IKeyValue, Namespace, Watcher } from 'etcd3';
 import { errorMessage } from '../domain/errors.js';
 import type { Logger } from '../util/log.js';
+import type { CoordSealer } from './sealed-coord.js';
 
-/** One key under the mirrored prefix: the key without the prefix. */
+/** One key under the mirrored prefix: the key without the prefix, and its opened value. */
 export interface MirrorEntry {
   readonly key: string;
   readonly value: string;
@@ -12,6 +13,8 @@ export interface MirrorEntry {
 export interface PrefixMirrorOptions {
   readonly namespace: Namespace;
   readonly prefix: string;
+  /** Opens every value; one that does not open is logged and skipped (never handed on). */
+  readonly sealer: CoordSealer;
   readonly log: Logger;
   /** Full resync period, besides the watch. Default 10 s. */
   readonly resyncMs?: number | undefined;
@@ -39,6 +42,9 @@ const REWATCH_MS = 1000;
  * a full listing at start, on every watch reconnect and every `resyncMs`, so
  * a missed event or an etcd outage heals itself. Handlers run one at a time,
  * in order; one that fails is logged and left to the next event or resync.
+ * Values are opened with the cluster key first: a put whose value is not
+ * sealed for its key is refused (logged once) and left out of the listing,
+ * as if the key did not exist.
  */
 export class PrefixMirror {
   private watcher?: Watcher;
@@ -79,12 +85,12 @@ export class PrefixMirror {
       const watcher = await namespace.watch().prefix(prefix).create();
       this.watcher = watcher;
       watcher.on('put', (kv) => {
-        const e = toEntry(kv, prefix);
-        this.enqueue(() => this.opts.onPut(e));
+        const e = this.toEntry(kv);
+        if (e) this.enqueue(() => this.opts.onPut(e));
       });
       watcher.on('delete', (kv) => {
         const { onDelete } = this.opts;
-        const { key } = toEntry(kv, prefix);
+        const key = kv.key.toString().slice(prefix.length);
         if (onDelete) this.enqueue(() => onDelete(key));
       });
       // A reconnect may have missed events: list everything again.
@@ -102,14 +108,20 @@ export class PrefixMirror {
   private async resync(): Promise<void> {
     if (this.stopped) return;
     const res = await this.opts.namespace.getAll().prefix(this.opts.prefix).exec();
-    await this.opts.onResync(res.kvs.map((kv) => toEntry(kv, this.opts.prefix)));
+    const entries: MirrorEntry[] = [];
+    for (const kv of res.kvs) {
+      const e = this.toEntry(kv);
+      if (e) entries.push(e);
+    }
+    await this.opts.onResync(entries);
   }
-}
 
-function toEntry(kv: IKeyValue, prefix: string): MirrorEntry {
-  return {
-    key: kv.key.toString().slice(prefix.length),
-    value: kv.value.toString(),
-    revision: Number(kv.mod_revision),
-  };
+  /** The entry, if its value opens for its full key; undefined (logged) otherwise. */
+  private toEntry(kv: IKeyValue): MirrorEntry | undefined {
+    const { prefix, sealer, log } = this.opts;
+    const rel = kv.key.toString().slice(prefix.length);
+    const revision = Number(kv.mod_revision);
+    const value = sealer.openOrRefuse(prefix + rel, kv.value, revision, log);
+    return value === undefined ? undefined : { key: rel, value, revision };
+  }
 }

@@ -3,6 +3,7 @@ import { errorMessage } from '../domain/errors.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Logger } from '../util/log.js';
 import type { NodeRecord } from './decisions.js';
+import type { CoordSealer } from './sealed-coord.js';
 
 import { NODES_PREFIX } from '../store/keys.js';
 
@@ -12,6 +13,8 @@ export interface NodeRegistryOptions {
   readonly namespace: Namespace;
   readonly nodeName: string;
   readonly ttlSeconds: number;
+  /** Seals this node's record and opens the others' (sealed-coord.ts). */
+  readonly sealer: CoordSealer;
   /** host:port where this node's nginx serves the challenge path; the leader checks it. */
   readonly selfCheckAddress?: string;
   readonly clock: Clock;
@@ -71,12 +74,24 @@ export class NodeRegistry {
     return { ...this.record, seenAt: this.opts.clock.now().toISOString() };
   }
 
-  /** Every registered node (live leases only), sorted by name. */
+  /**
+   * Every registered node (live leases only), sorted by name. A record not
+   * sealed for its own key is refused and logged: nobody without the
+   * cluster key can add a replica or point the leader's self-check at an
+   * address of theirs.
+   */
   async list(): Promise<NodeRecord[]> {
-    const all = await this.opts.namespace.getAll().prefix(NODES_PREFIX).strings();
+    const res = await this.opts.namespace.getAll().prefix(NODES_PREFIX).exec();
     const nodes: NodeRecord[] = [];
-    for (const value of Object.values(all)) {
-      const n = parseNode(value);
+    for (const kv of res.kvs) {
+      const key = kv.key.toString();
+      const value = this.opts.sealer.openOrRefuse(
+        key,
+        kv.value,
+        Number(kv.mod_revision),
+        this.opts.log,
+      );
+      const n = value === undefined ? undefined : parseNode(value);
       if (n) nodes.push(n);
     }
     return nodes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -103,9 +118,10 @@ export class NodeRegistry {
   private async publish(): Promise<void> {
     if (this.stopped) return;
     try {
+      const key = `${NODES_PREFIX}${this.opts.nodeName}`;
       await this.currentLease()
-        .put(`${NODES_PREFIX}${this.opts.nodeName}`)
-        .value(JSON.stringify(this.own()));
+        .put(key)
+        .value(this.opts.sealer.seal(key, JSON.stringify(this.own())));
       if (!this.registered) this.opts.log.info('node registered', { node: this.opts.nodeName });
       this.registered = true;
     } catch (err) {

@@ -13,6 +13,7 @@ import { sanNames } from '../util/x509.js';
 import type { PublishedHead } from './decisions.js';
 import { PrefixMirror, type MirrorEntry } from './prefix-mirror.js';
 import type { NodeRegistry } from './registry.js';
+import type { CoordSealer } from './sealed-coord.js';
 
 export { LIVE_PREFIX };
 
@@ -80,6 +81,7 @@ export class PublishingLive implements LiveTarget {
     /** The election key to compare on; undefined when this node may not act. */
     private readonly fence: () => Promise<string | undefined>,
     private readonly store: CertStore,
+    private readonly sealer: CoordSealer,
   ) {}
 
   async write(name: string, bundle: CertBundle): Promise<void> {
@@ -99,9 +101,10 @@ export class PublishingLive implements LiveTarget {
       );
     const fence = await this.fence();
     if (!fence) throw notLeader();
+    const key = `${LIVE_PREFIX}${name}`;
     const res = await this.namespace
       .if(fence, 'Create', '>', 0)
-      .then(this.namespace.put(`${LIVE_PREFIX}${name}`).value(JSON.stringify(pointer)))
+      .then(this.namespace.put(key).value(this.sealer.seal(key, JSON.stringify(pointer))))
       .commit();
     if (!res.succeeded) throw notLeader();
     await this.inner.write(name, bundle);
@@ -122,6 +125,8 @@ export interface LiveSyncOptions {
   readonly live: LiveDir;
   readonly hooks?: HookRunner;
   readonly registry: NodeRegistry;
+  /** Opens each pointer; one not sealed for its key is refused (sealed-coord.ts). */
+  readonly sealer: CoordSealer;
   /** The leader's reconciler owns its own live/; the sync leaves it alone then. */
   readonly isLeader: () => boolean;
   readonly clock: Clock;
@@ -136,6 +141,8 @@ export interface LiveSyncOptions {
  * atomic link swap, then runs the same hooks as a single sidecar (nginx
  * reload). A full listing runs at start, on every watch reconnect and
  * every `resyncMs`, so a missed event or an etcd outage heals itself.
+ * Only pointers sealed with the cluster key for their own `live/<name>` are
+ * applied: a planted or moved pointer changes nothing this node serves.
  */
 export class LiveSync {
   private readonly mirror: PrefixMirror;

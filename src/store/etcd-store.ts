@@ -346,6 +346,8 @@ export interface EtcdStoreHandle {
   /** Namespace for src/cluster/: `/acme-sidecar/<cluster>/coord/`. */
   readonly coord: Namespace;
   readonly layout: ClusterKeyLayout;
+  /** The cluster key, shared with src/cluster/ to seal the values under `coord/`. */
+  readonly keyring: Keyring;
   readonly nodeName: string;
   readonly leaseTtlSeconds: number;
   /** Closes the client (locks still held are released by their leases' expiry). */
@@ -383,6 +385,7 @@ export function createEtcdStore(
     client,
     coord: client.namespace(store.layout.coord),
     layout: store.layout,
+    keyring,
     nodeName,
     leaseTtlSeconds: config.clusterLeaseTtlSeconds,
     close: () => client.close(),

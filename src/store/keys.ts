@@ -21,7 +21,8 @@ import { assertStoreKey } from './store.js';
  * Lock names (Locker): `cert-<name>`, `rate-<host>-<hash>`.
  *
  * etcd (cluster mode): `/acme-sidecar/<cluster>/{kv,locks,coord}/`, and under
- * `coord/` the prefixes `nodes/`, `live/` and `challenges/`.
+ * `coord/` the prefixes `nodes/`, `live/` and `challenges/`, whose values
+ * are sealed like the store's (src/cluster/sealed-coord.ts).
  */
 
 /** One certificate name as one key segment: refused unless plain (no '/', no '..'). */
@@ -116,7 +117,8 @@ export const CHALLENGES_PREFIX = 'challenges/';
  * - `kv/<store key>`: CertStore values, each sealed (see sealed-value.ts);
  * - `locks/<lock name>`: Locker keys, attached to the holder's lease;
  * - `coord/`: free for cluster coordination (election, node registry,
- *   challenge tokens): src/cluster/ owns everything below it.
+ *   challenge tokens): src/cluster/ owns everything below it, and seals
+ *   every value it reads back with the full etcd key as associated data.
  *
  * Store and lock keys are validated with assertStoreKey, so they cannot
  * climb out of their prefix.

@@ -4,7 +4,7 @@
 // is an FsCertStore directory all three nodes use; test/e2e/cluster.test.ts
 // runs whole sidecars on the etcd store.
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, chmod } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -21,14 +21,33 @@ import { LiveDir } from '../../src/deploy/live-dir.js';
 import { systemClock } from '../../src/lifecycle/clock.js';
 import { storedKey } from '../../src/store/keys.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
-import { createLogger, silentLogger } from '../../src/util/log.js';
+import { Keyring } from '../../src/store/sealed-value.js';
+import { createLogger, silentLogger, type LogFields, type Logger } from '../../src/util/log.js';
 import { describeBundle } from '../../src/util/x509.js';
 
 const TTL = 3;
+const PREFIX = 'acme-sidecar/test/cluster/';
+/** The cluster key every node shares (CLUSTER_ENCRYPTION_KEY_FILE). */
+const keyring = Keyring.fromKeys([randomBytes(32)]);
 /** CLUSTER_TEST_LOG=1 shows every node's cluster log (text, debug) on stderr. */
 const baseLog = process.env.CLUSTER_TEST_LOG
   ? createLogger({ level: 'debug', format: 'text' })
   : silentLogger;
+
+/** Every warning any node logged, with the fields of its logger's children. */
+const warnings: { node: string; msg: string; fields: LogFields }[] = [];
+function recording(node: string, inner: Logger, fields: LogFields = {}): Logger {
+  return {
+    error: (m, f) => inner.error(m, f),
+    warn: (m, f) => {
+      warnings.push({ node, msg: m, fields: { ...fields, ...f } });
+      inner.warn(m, f);
+    },
+    info: (m, f) => inner.info(m, f),
+    debug: (m, f) => inner.debug(m, f),
+    child: (f) => recording(node, inner.child(f), { ...fields, ...f }),
+  };
+}
 
 /**
  * A TCP proxy in front of one etcd member; each node reaches each member
@@ -126,7 +145,8 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
     const local = new WebrootResponder({ webroot, selfCheck: true, log: silentLogger });
     const cluster = new Cluster({
       client,
-      prefix: 'acme-sidecar/test/cluster/',
+      prefix: PREFIX,
+      keyring,
       nodeName: name,
       ttlSeconds: TTL,
       selfCheckAddress: `127.0.0.1:${nginx.httpPort}`,
@@ -135,7 +155,7 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
       live,
       webroot: local,
       clock: systemClock,
-      log: baseLog.child({ node: name }),
+      log: recording(name, baseLog.child({ node: name })),
     });
     cluster.start();
     return { name, proxies, client, cluster, live, webroot, nginx };
@@ -297,6 +317,123 @@ describe('e2e: cluster coordination on real etcd and nginx', function () {
       certDir: other.nginx.certDir,
       httpOnly: true,
     });
+  });
+
+  it('a hostile etcd writer without the cluster key changes nothing any replica serves', async () => {
+    const leader = await until('a leader', () => leaders()[0]);
+    const { bundle: served } = await publishWww(leader);
+    const servedSerial = new X509Certificate(served.cert).serialNumber;
+    // A real staging `www` in the store: what a forged pointer would roll live/ to.
+    const spec = { name: 'www', domains: ['www.demo.test'], source: 'test' };
+    const older = await new SelfSignedIssuer(systemClock).issue(spec, 'ecdsa-p256');
+    const olderMeta = describeBundle(older, {
+      name: 'www',
+      phase: 'staging',
+      directoryUrl: '',
+      keyType: 'ecdsa-p256',
+      issuedAt: new Date(),
+    });
+    await store.store(
+      storedKey('www', 'staging'),
+      JSON.stringify({ meta: olderMeta, bundle: older }),
+      { secret: true },
+    );
+    // A genuine pending token, whose sealed value the attacker replays under another token.
+    const genuine = 'tok_' + 'C'.repeat(40);
+    await leader.cluster.responder.present('www.demo.test', genuine, `${genuine}.thumbprint`);
+    await leader.cluster.responder.verify('www.demo.test', genuine, `${genuine}.thumbprint`);
+
+    const hostile = new Etcd3({ hosts: etcd.endpoints });
+    const ns = hostile.namespace(PREFIX);
+    const genuinePointer = (await ns.get('live/www').buffer())!;
+    const genuineToken = (await ns.get(`challenges/${genuine}`).buffer())!;
+    const genuineNode = (await ns.get(`nodes/${leader.name}`).buffer())!;
+    const planted = 'tok_' + 'E'.repeat(40);
+    const moved = 'tok_' + 'M'.repeat(40);
+    const since = warnings.length;
+    try {
+      // Plain JSON, shaped exactly like what the sidecar writes:
+      await ns
+        .put(`challenges/${planted}`)
+        .value(
+          JSON.stringify({ domain: 'www.demo.test', keyAuthorization: `${planted}.attacker` }),
+        );
+      await ns.put('live/www').value(
+        JSON.stringify({
+          serial: olderMeta.serial.toUpperCase(),
+          at: new Date().toISOString(),
+          by: leader.name,
+          phase: 'staging',
+        }),
+      );
+      await ns.put('nodes/evil').value(
+        JSON.stringify({
+          name: 'evil',
+          seenAt: new Date().toISOString(),
+          selfCheckAddress: '127.0.0.1:9',
+        }),
+      );
+      // Genuine sealed values, replayed under other keys:
+      await ns.put(`challenges/${moved}`).value(genuineToken);
+      await ns.put('live/api').value(genuinePointer);
+      await ns.put('nodes/zz-evil').value(genuineNode);
+
+      const refusedOn = (node: string, key: string) =>
+        warnings
+          .slice(since)
+          .some(
+            (w) =>
+              w.node === node && w.fields.key === key && w.fields.code === 'STORE_DECRYPT_FAILED',
+          );
+      for (const n of nodes) {
+        for (const key of [
+          `coord/challenges/${planted}`,
+          `coord/challenges/${moved}`,
+          'coord/live/www',
+          'coord/live/api',
+        ]) {
+          await until(`${n.name} to refuse ${key}`, () => refusedOn(n.name, key));
+        }
+      }
+      // The leader's replica list (the fan-out's targets) holds only the real nodes.
+      const listed = await leader.cluster.registry.list();
+      assert.deepEqual(
+        listed.map((r) => [r.name, r.selfCheckAddress]),
+        nodes
+          .map((n) => [n.name, `127.0.0.1:${n.nginx.httpPort}`])
+          .sort((a, b) => (a[0]! < b[0]! ? -1 : 1)),
+      );
+      assert.ok(refusedOn(leader.name, 'coord/nodes/evil'), 'the planted node record is logged');
+      assert.ok(refusedOn(leader.name, 'coord/nodes/zz-evil'), 'the moved node record is logged');
+      // A real token still fans out to exactly the real replicas.
+      const after = 'tok_' + 'D'.repeat(40);
+      await leader.cluster.responder.present('www.demo.test', after, `${after}.thumbprint`);
+      await leader.cluster.responder.verify('www.demo.test', after, `${after}.thumbprint`);
+      await leader.cluster.responder.cleanup('www.demo.test', after);
+      for (const n of nodes) {
+        const dir = path.join(n.webroot, '.well-known', 'acme-challenge');
+        for (const t of [planted, moved]) {
+          await assert.rejects(readFile(path.join(dir, t)), `${n.name} does not serve ${t}`);
+        }
+        const www = await n.live.read('www');
+        assert.equal(
+          www && new X509Certificate(www.cert).serialNumber,
+          servedSerial,
+          `${n.name} still serves the published www`,
+        );
+        assert.equal(await n.live.read('api'), undefined, `${n.name} has no live/api`);
+      }
+    } finally {
+      await ns.delete().key(`challenges/${planted}`);
+      await ns.delete().key(`challenges/${moved}`);
+      await ns.delete().key('live/api');
+      await ns.delete().key('nodes/evil');
+      await ns.delete().key('nodes/zz-evil');
+      await ns.put('live/www').value(genuinePointer);
+      await leader.cluster.responder.cleanup('www.demo.test', genuine);
+      await store.delete(storedKey('www', 'staging'));
+      hostile.close();
+    }
   });
 
   it('a leader cut off from etcd stops acting before its lease can expire; one member down changes nothing', async () => {
