@@ -65,6 +65,8 @@ export interface DevEnvOptions {
   webroot?: string;
   /** Start nginx with only the HTTP challenge server (default: true if no tlsServers). */
   nginxHttpOnly?: boolean;
+  /** nginx also serves HTTP-01 on [::1] (for IPv6 `ip` identifiers). Default false. */
+  nginxIpv6?: boolean;
   /** Parent of the env's temp dir. Default: os.tmpdir(). */
   baseDir?: string;
   /** Keep the temp dir (logs, configs) after stop(). Default false. */
@@ -211,6 +213,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
       certDir,
       tlsServers,
       httpOnly: opts.nginxHttpOnly ?? tlsServers.length === 0,
+      listenIpv6: opts.nginxIpv6 ?? false,
     });
     started.push(nginx.process);
 

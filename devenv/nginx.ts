@@ -34,6 +34,11 @@ export interface NginxRenderOptions {
    * exists use this, then `reload()` with TLS servers.
    */
   httpOnly?: boolean;
+  /**
+   * Config files to `include` inside `http {}` (globs), such as the TLS
+   * servers nginx/40-acme-sidecar.sh renders; kept on reload unless given.
+   */
+  include?: readonly string[];
 }
 
 export interface NginxOptions extends NginxRenderOptions {
@@ -45,6 +50,11 @@ export interface NginxOptions extends NginxRenderOptions {
   certDir: string;
   /** Directory holding default.conf.template and tls-server.conf.template. Default: the repo's nginx/. */
   templateDir?: string;
+  /**
+   * Also serve the HTTP (challenge) server on [::1]: Pebble validates an
+   * IPv6 `ip` identifier (RFC 8738) by connecting to the address itself.
+   */
+  listenIpv6?: boolean;
 }
 
 export interface NginxInstance {
@@ -101,18 +111,19 @@ interface RenderContext {
   webroot: string;
   certDir: string;
   templateDir: string;
+  listenIpv6: boolean;
 }
 
 async function renderMainConfig(ctx: RenderContext, r: NginxRenderOptions): Promise<string> {
   const common = { LISTEN_ADDR: '127.0.0.1' };
   const httpTpl = await readFile(path.join(ctx.templateDir, 'default.conf.template'), 'utf8');
-  const parts = [
+  const parts = (ctx.listenIpv6 ? ['127.0.0.1', '[::1]'] : ['127.0.0.1']).map((addr) =>
     renderTemplate(httpTpl, {
-      ...common,
+      LISTEN_ADDR: addr,
       HTTP_PORT: String(ctx.httpPort),
       ACME_WEBROOT: ctx.webroot,
     }),
-  ];
+  );
   if (!r.httpOnly) {
     const tlsTpl = await readFile(path.join(ctx.templateDir, 'tls-server.conf.template'), 'utf8');
     for (const s of r.tlsServers ?? []) {
@@ -127,6 +138,7 @@ async function renderMainConfig(ctx: RenderContext, r: NginxRenderOptions): Prom
       );
     }
   }
+  for (const glob of r.include ?? []) parts.push(`include ${glob};`);
   const d = ctx.dir;
   // The minimal main config the official image's nginx.conf would provide,
   // with every writable path inside the prefix dir (nothing under /var).
@@ -168,8 +180,13 @@ export async function startNginx(opts: NginxOptions): Promise<NginxInstance> {
     webroot: opts.webroot,
     certDir: opts.certDir,
     templateDir: opts.templateDir ?? defaultTemplateDir(),
+    listenIpv6: opts.listenIpv6 ?? false,
   };
-  let current: NginxRenderOptions = { tlsServers: opts.tlsServers, httpOnly: opts.httpOnly };
+  let current: NginxRenderOptions = {
+    tlsServers: opts.tlsServers,
+    httpOnly: opts.httpOnly,
+    include: opts.include,
+  };
   await mkdir(path.join(opts.dir, 'tmp'), { recursive: true });
   const confPath = path.join(opts.dir, 'nginx.conf');
   const errorLogPath = path.join(opts.dir, 'error.log');
@@ -221,6 +238,7 @@ export async function startNginx(opts: NginxOptions): Promise<NginxInstance> {
       const next: NginxRenderOptions = {
         tlsServers: update?.tlsServers ?? current.tlsServers,
         httpOnly: update?.httpOnly ?? (update?.tlsServers ? false : current.httpOnly),
+        include: update?.include ?? current.include,
       };
       const previousConf = await readFile(confPath, 'utf8');
       await writeFile(confPath, await renderMainConfig(ctx, next));

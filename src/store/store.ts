@@ -1,4 +1,5 @@
 import { SidecarError } from '../domain/errors.js';
+import { isIpv6CertName } from '../domain/ip-address.js';
 
 /**
  * Key-value storage for everything the sidecar must remember (accounts,
@@ -30,11 +31,21 @@ export interface Locker {
 
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/;
 
+/**
+ * The certificate name of an IPv6 address (`--1` for `::1`), which may
+ * start with `-`, alone or with suffixes (`--1.json`).
+ */
+function ipv6NameSegment(p: string): boolean {
+  const dot = p.indexOf('.');
+  const base = dot < 0 ? p : p.slice(0, dot);
+  return isIpv6CertName(base) && /^(?:\.[A-Za-z0-9_-]+)*$/.test(dot < 0 ? '' : p.slice(dot));
+}
+
 /** Throws unless every segment is a plain, non-dot name (no '..', no '/'). */
 export function assertStoreKey(key: string): void {
   const parts = key.split('/');
   for (const p of parts) {
-    if (!SEGMENT.test(p) || p.includes('..')) {
+    if ((!SEGMENT.test(p) && !ipv6NameSegment(p)) || p.includes('..')) {
       throw new SidecarError('STORE_KEY_INVALID', `invalid store key ${JSON.stringify(key)}`);
     }
   }

@@ -19,6 +19,8 @@ import {
 } from '../../src/domain/ip-address.js';
 import { ipProfileRefusal } from '../../src/domain/profiles.js';
 import type { CertSpec } from '../../src/domain/types.js';
+import { backoffKey, orderJournalKey, storedKey } from '../../src/store/keys.js';
+import { assertStoreKey } from '../../src/store/store.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
 import { sanNames } from '../../src/util/x509.js';
 
@@ -418,5 +420,36 @@ describe('ipProfileRefusal', () => {
       DIR,
     );
     assert.equal(err, undefined);
+  });
+});
+
+describe('store keys of IPv6 certificate names', () => {
+  const cases: { name: string; key: string; ok: boolean }[] = [
+    {
+      name: 'accepts a certificate directory named --1',
+      key: 'certs/--1/production.json',
+      ok: true,
+    },
+    { name: 'accepts an order journal --1.json', key: 'acme/ca-1/orders/--1.json', ok: true },
+    { name: 'accepts 2001-db8--1.ari.json', key: 'certs/2001-db8--1.ari.json', ok: true },
+    {
+      name: 'refuses a leading "-" that is no address',
+      key: 'certs/--x/production.json',
+      ok: false,
+    },
+    { name: 'refuses an option-like segment', key: 'certs/-rf', ok: false },
+    { name: 'refuses ".." after an address name', key: 'certs/--1../x', ok: false },
+    { name: 'refuses an empty suffix', key: 'certs/--1.', ok: false },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      if (c.ok) assert.doesNotThrow(() => assertStoreKey(c.key));
+      else assert.throws(() => assertStoreKey(c.key), /invalid store key/);
+    });
+  }
+  it('lays out every key of --1 without refusing it', () => {
+    assert.equal(storedKey('--1', 'production'), 'certs/--1/production.json');
+    assert.equal(backoffKey('--1'), 'certs/--1/backoff.json');
+    assert.match(orderJournalKey('https://ca.example/dir', '--1'), /\/orders\/--1\.json$/);
   });
 });
