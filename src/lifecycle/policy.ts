@@ -52,6 +52,16 @@ export function renewalTime(notBefore: Date, notAfter: Date, renewBeforeDays?: n
   return new Date(notAfter.getTime() - lifetime * fraction);
 }
 
+/** A RENEW_BEFORE_DAYS that does not apply as set to one certificate. */
+export interface RenewBeforeWarning {
+  readonly message: string;
+  /** The certificate's lifetime, in seconds. */
+  readonly lifetimeS: number;
+  readonly renewBeforeDays: number;
+  /** How long before notAfter the lifetime rule renews instead, in seconds. */
+  readonly usedS: number;
+}
+
 /**
  * What to warn about RENEW_BEFORE_DAYS for one certificate, or undefined
  * when it applies as set (or is not set). The caller warns once per
@@ -60,17 +70,16 @@ export function renewalTime(notBefore: Date, notAfter: Date, renewBeforeDays?: n
 export function renewBeforeWarning(
   meta: Pick<CertMeta, 'notBefore' | 'notAfter'>,
   renewBeforeDays: number | undefined,
-):
-  { message: string; lifetimeDays: number; renewBeforeDays: number; usedDays: number } | undefined {
+): RenewBeforeWarning | undefined {
   const lifetime = Date.parse(meta.notAfter) - Date.parse(meta.notBefore);
   const rb = renewBeforeFor(lifetime, renewBeforeDays);
   if (!rb || rb.use === 'applied' || renewBeforeDays === undefined) return undefined;
-  const round = (ms: number) => Math.round((ms / DAY_MS) * 1000) / 1000;
+  const seconds = (ms: number) => Math.round(ms / 1000);
   const message =
     rb.use === 'beyond-lifetime'
       ? 'RENEW_BEFORE_DAYS is at or above the certificate lifetime; renewing at half the lifetime instead (or in the CA renewal window)'
       : 'RENEW_BEFORE_DAYS is more than half the certificate lifetime; capped at half';
-  return { message, lifetimeDays: round(lifetime), renewBeforeDays, usedDays: round(rb.ms) };
+  return { message, lifetimeS: seconds(lifetime), renewBeforeDays, usedS: seconds(rb.ms) };
 }
 
 /**

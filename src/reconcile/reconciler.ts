@@ -13,6 +13,7 @@ import { AriTracker } from './ari.js';
 import type { ReconcilerDeps } from './deps.js';
 import { CertRecords } from './records.js';
 import { RetrySchedule } from './retry-schedule.js';
+import { span } from '../util/durations.js';
 import type { Logger } from '../util/log.js';
 
 export type { ReconcilerDeps, ReconcilerSettings } from './deps.js';
@@ -196,9 +197,10 @@ export class Reconciler {
     log.warn(w.message, {
       phase: facts.target,
       serial: meta.serial,
-      lifetimeDays: w.lifetimeDays,
+      lifetime: span(w.lifetimeS),
+      lifetimeSeconds: w.lifetimeS,
       renewBeforeDays: w.renewBeforeDays,
-      usedDays: w.usedDays,
+      renewsBeforeExpirySeconds: w.usedS,
     });
   }
 

@@ -155,6 +155,43 @@ describe('e2e: ACME profiles (Pebble 2.9, real nginx)', function () {
     assert.deepEqual(orders(again), [], explain(again));
   });
 
+  it("warns once about a RENEW_BEFORE_DAYS that does not fit a short profile's lifetime, naming the certificate and the lifetime, and does not renew on the next pass", async () => {
+    // 30 days on a 5-minute certificate: beyond its lifetime. 0.00345 days
+    // (298 s): under it, but over half, so capped; uncapped it would renew
+    // 2 s after issue, at every pass.
+    for (const [days, words] of [
+      ['30', /at or above the certificate lifetime/],
+      ['0.00345', /more than half the certificate lifetime; capped at half/],
+    ] as const) {
+      const NAME = `rb${days.replace('.', '-')}.renew-before.demo.test`;
+      const vars = sidecarEnv(env, {
+        DOMAINS: NAME,
+        ACME_PROFILE: 'short',
+        RENEW_BEFORE_DAYS: days,
+        // The lifetime rule alone decides.
+        ACME_ARI: 'off',
+      });
+      const first = await runSidecar(['once'], vars);
+      assert.equal(first.code, 0, explain(first));
+      assert.deepEqual(orders(first), ['staging/NotIssued'], explain(first));
+      const warnings = first.logs.filter(
+        (l) => l.level === 'warn' && /RENEW_BEFORE_DAYS/.test(String(l.message)),
+      );
+      assert.equal(warnings.length, 1, explain(first));
+      const w = warnings[0]!;
+      assert.match(String(w.message), words);
+      assert.equal(w.cert, NAME);
+      assert.equal(w.renewBeforeDays, Number(days));
+      assert.match(String(w.lifetime), /^\d+ minutes?$/, JSON.stringify(w));
+      const lifetime = Number(w.lifetimeSeconds);
+      assert.ok(Math.abs(lifetime - 300) <= 2, `lifetime ${lifetime} s`);
+      assert.ok(Math.abs(Number(w.renewsBeforeExpirySeconds) - lifetime / 2) <= 1);
+      const again = await runSidecar(['once'], vars);
+      assert.equal(again.code, 0, explain(again));
+      assert.deepEqual(orders(again), [], explain(again));
+    }
+  });
+
   it('does not re-issue a certificate that records no profile while none is configured', async () => {
     const NAME = 'a.no-profile.demo.test';
     const first = await runSidecar(['once'], sidecarEnv(env, { DOMAINS: NAME }));

@@ -463,7 +463,8 @@ describe('lifecycle: renewBeforeFor and its warning', () => {
       assert.equal(w !== undefined, c.warns);
       if (w) {
         assert.equal(w.renewBeforeDays, c.before);
-        assert.equal(w.lifetimeDays, Math.round(c.lifetimeDays * 1000) / 1000);
+        assert.equal(w.lifetimeS, Math.round((c.lifetimeDays * DAY) / 1000));
+        assert.equal(w.usedS, Math.round((c.want!.days * DAY) / 1000));
         assert.match(w.message, /RENEW_BEFORE_DAYS/);
       }
     });

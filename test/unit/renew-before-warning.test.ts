@@ -123,7 +123,7 @@ describe('reconcile: RENEW_BEFORE_DAYS on a 6-day certificate', () => {
   const notAfter = () => Date.parse(leaf().validTo);
   /** The placeholder issuer back-dates by an hour: 6 days and 1 hour. */
   const lifetime = () => notAfter() - Date.parse(leaf().validFrom);
-  const days3 = (ms: number) => Math.round((ms / DAY) * 1000) / 1000;
+  const seconds = (ms: number) => Math.round(ms / 1000);
 
   const cases: { name: string; days: number; warn?: RegExp }[] = [
     {
@@ -149,9 +149,10 @@ describe('reconcile: RENEW_BEFORE_DAYS on a 6-day certificate', () => {
       const w = warnings()[0]!;
       assert.match(w.msg, c.warn!);
       assert.equal(w.fields.cert, 'www');
-      assert.equal(w.fields.lifetimeDays, days3(lifetime()));
+      assert.equal(w.fields.lifetime, '6 days');
+      assert.equal(w.fields.lifetimeSeconds, seconds(lifetime()));
       assert.equal(w.fields.renewBeforeDays, c.days);
-      assert.equal(w.fields.usedDays, days3(lifetime() / 2));
+      assert.equal(w.fields.renewsBeforeExpirySeconds, seconds(lifetime() / 2));
     });
   }
 
