@@ -170,7 +170,9 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'check-config') {
     const lines = await app.checkConfig();
     for (const l of lines)
-      process.stdout.write(`${l.ok ? 'ok  ' : 'FAIL'} ${l.what}: ${l.detail}\n`);
+      process.stdout.write(
+        `${l.ok ? (l.warn ? 'WARN' : 'ok  ') : 'FAIL'} ${l.what}: ${l.detail}\n`,
+      );
     return lines.every((l) => l.ok) ? 0 : 1;
   }
   if (argv.includes('--dry-run')) {

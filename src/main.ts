@@ -214,7 +214,11 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       target,
     },
     platform,
-    discoverer: new Discoverer(platform, log.child({ component: 'discovery' })),
+    discoverer: new Discoverer(platform, log.child({ component: 'discovery' }), {
+      allowedDomains: config.allowedDomains,
+      store,
+      clock,
+    }),
     reconciler,
     metrics,
     coordination: clustered?.coordination ?? solo,
@@ -235,6 +239,7 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       })),
       probeDirectory: (url) => probeDirectory(url, config.acmeTimeoutMs),
       ...(config.acmeProfile !== undefined && { profile: config.acmeProfile }),
+      allowedDomains: config.allowedDomains,
       responder: webroot,
     },
     cleanup: async () => {

@@ -111,7 +111,7 @@ export function createApp(parts: AppParts): App {
     pass: (signal) => passes.run(signal),
     plan: () =>
       plan({
-        discover: () => parts.discoverer.discover(),
+        discover: () => parts.discoverer.discover({ persist: false }),
         plan: (spec) => reconciler.plan(spec),
         platformName: platform.name,
       }),

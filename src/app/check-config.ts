@@ -11,9 +11,14 @@ import type { Platform } from '../platform/platform.js';
 
 export interface CheckLine {
   readonly ok: boolean;
+  /** Works, but is worth a look (printed as WARN; does not fail the check). */
+  readonly warn?: boolean;
   readonly what: string;
   readonly detail: string;
 }
+
+/** Platforms where anyone who can start a container or service can ask for a hostname. */
+const LABEL_PLATFORMS: ReadonlySet<string> = new Set(['docker', 'rancher']);
 
 export interface CheckConfigDeps {
   /** The CAs to reach, in order: staging, and production unless STAGING is on. */
@@ -24,6 +29,8 @@ export interface CheckConfigDeps {
   /** ACME_PROFILE, checked against every CA's `meta.profiles` with the labels' profiles. */
   readonly profile?: string;
   readonly platform: Pick<Platform, 'name' | 'discover'>;
+  /** ALLOWED_DOMAINS; empty on a label platform is warned about. */
+  readonly allowedDomains?: readonly string[];
   /** The webroot responder (never the cluster's: this checks this node's nginx). */
   readonly responder: ChallengeResponder;
 }
@@ -32,6 +39,14 @@ export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
   const lines: CheckLine[] = [
     { ok: true, what: 'configuration', detail: 'every variable is valid' },
   ];
+  if (LABEL_PLATFORMS.has(deps.platform.name) && !deps.allowedDomains?.length) {
+    lines.push({
+      ok: true,
+      warn: true,
+      what: 'ALLOWED_DOMAINS',
+      detail: `empty: with PLATFORM=${deps.platform.name}, any label can ask for a certificate for any hostname; set ALLOWED_DOMAINS to the domains you serve, such as example.com`,
+    });
+  }
   const offered: { phase: AcmePhase; url: string; profiles?: Readonly<Record<string, string>> }[] =
     [];
   for (const { phase, url } of deps.directories) {

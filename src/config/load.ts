@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 
+import { disallowedHostnames } from '../domain/allowed-domains.js';
 import { ConfigError, type ConfigProblem } from '../domain/errors.js';
+import { parseDomainList } from '../domain/hostnames.js';
 import {
   DOCKER_SOCKET_EXPECTED,
   SETTINGS,
@@ -67,6 +69,26 @@ export function loadConfig(
       continue;
     }
     values[s.key] = parsed.data;
+  }
+
+  // ALLOWED_DOMAINS covers DOMAINS too: an entry outside it is a mistake to
+  // fix before anything runs (labels and DOMAINS_FILE are refused at runtime).
+  const allowed = values.allowedDomains as string[] | undefined;
+  if (allowed?.length && typeof values.domains === 'string') {
+    const allowedText = allowed.join(',');
+    for (const spec of parseDomainList(values.domains, 'env:DOMAINS').specs) {
+      const outside = disallowedHostnames(spec.domains, allowed);
+      if (outside.length === 0) continue;
+      const entry =
+        spec.domains.length === 1 && spec.name === spec.domains[0]
+          ? spec.name
+          : `${spec.name}=${spec.domains.join('+')}`;
+      problems.push({
+        variable: setVariables.get('domains') ?? 'DOMAINS',
+        value: entry,
+        expected: `expected hostnames under ALLOWED_DOMAINS=${JSON.stringify(allowedText)}, but ${outside.join(', ')} ${outside.length > 1 ? 'are' : 'is'} outside it; add the domain to ALLOWED_DOMAINS or remove the entry`,
+      });
+    }
   }
 
   // The Rancher platform cannot work without what Rancher injects.

@@ -13,7 +13,9 @@ import { posix } from 'node:path';
 
 import cron from 'node-cron';
 import { z } from 'zod';
+import { parseAllowedDomains } from '../domain/allowed-domains.js';
 import { parseEndpoints, RESOLVABLE_NAME, webhookUrlProblem } from '../domain/endpoints.js';
+import { normalizeHostname } from '../domain/hostnames.js';
 import { KEY_FILE_FORMAT, parseKeyFile } from '../domain/key-file.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../domain/profiles.js';
 import { KEY_TYPES, type KeyType } from '../domain/types.js';
@@ -30,6 +32,8 @@ export interface Config {
   domains: string;
   /** A file in the DOMAINS syntax, re-read on every pass and watched. */
   domainsFile?: string;
+  /** Domains every source may ask for (each with every name under it); empty: any. */
+  allowedDomains: string[];
   staging: boolean;
   acmeEmail?: string;
   webroot: string;
@@ -330,6 +334,27 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     description:
       'A file with more certificates in the `DOMAINS` syntax (one entry per line; lines starting with `#` are comments), added to `DOMAINS`. Watched: changes apply without a restart. If it cannot be read, the last known certificates are kept.',
     schema: absolutePath,
+  }),
+  allowedDomains: setting({
+    key: 'allowedDomains',
+    group: 'Core',
+    env: 'ALLOWED_DOMAINS',
+    description:
+      'Comma-separated domains certificates may be issued for; each allows itself and every name under it (`example.com` allows `shop.example.com`, not `badexample.com`; case and a trailing dot are ignored). Applies to every source: a `DOMAINS` entry outside it stops startup (exit code 2), a hostname from `DOMAINS_FILE` or a Rancher or Docker label outside it is refused (`not-allowed`) while the other certificates go ahead. Empty: any hostname (`check-config` warns about that with `PLATFORM=docker` or `rancher`, where anyone who can start a container or service can ask for a certificate).',
+    default: '',
+    schema: z
+      .string()
+      .transform(parseAllowedDomains)
+      .refine((entries) => entries.every((e) => normalizeHostname(e).ok), {
+        error:
+          'expected comma-separated domain names such as example.com,example.org (no wildcards: an entry already allows every name under it)',
+      })
+      .transform((entries) =>
+        entries.map((e) => {
+          const n = normalizeHostname(e);
+          return n.ok ? n.hostname : e;
+        }),
+      ),
   }),
   platform: setting({
     key: 'platform',

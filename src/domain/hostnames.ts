@@ -95,10 +95,14 @@ export type DomainListProblemCode =
   | HostnameProblemCode
   /** A certificate name (`name=`) that is invalid, or a hostname too long to name one. */
   | 'bad-name'
-  /** A certificate name another entry already requested; this entry is ignored. */
+  /** A certificate name another entry already requested (and nobody holds yet); this entry is ignored. */
   | 'duplicate-name'
   /** An `io.acme-sidecar.profile` label that is not a profile name: that object's certificates are skipped. */
-  | 'bad-profile';
+  | 'bad-profile'
+  /** A hostname outside `ALLOWED_DOMAINS`: that certificate is refused. */
+  | 'not-allowed'
+  /** A certificate name or hostname another source held first (kept across restarts): refused while that source asks for it. */
+  | 'claimed';
 
 export interface DomainListProblem {
   readonly source: string;

@@ -65,36 +65,6 @@ export function parseDentLabel(value: string, source: string): Discovery {
 }
 
 /**
- * One certificate per name. The same name asked for twice with the same
- * hostnames (two services sharing a hostname) is one request; with other
- * hostnames, the first wins and the later one is reported.
- */
-export function mergeSpecs(specs: readonly CertSpec[], problems: DiscoveryProblem[]): Discovery {
-  const byName = new Map<string, CertSpec>();
-  for (const s of specs) {
-    const prior = byName.get(s.name);
-    if (!prior) {
-      byName.set(s.name, s);
-    } else if ([...prior.domains].sort().join() !== [...s.domains].sort().join()) {
-      problems.push({
-        source: s.source,
-        value: `${s.name}=${s.domains.join('+')}`,
-        code: 'duplicate-name',
-        message: `certificate ${s.name} is already requested by ${prior.source} with other hostnames (${prior.domains.join(', ')})`,
-      });
-    } else if (prior.profile !== s.profile) {
-      problems.push({
-        source: s.source,
-        value: `${s.name}=${s.domains.join('+')}`,
-        code: 'duplicate-name',
-        message: `certificate ${s.name} is already requested by ${prior.source} with profile ${prior.profile ?? '(none)'}, not ${s.profile ?? '(none)'}; the first is kept`,
-      });
-    }
-  }
-  return { specs: [...byName.values()], problems };
-}
-
-/**
  * Certificates asked for by one object's labels: the Dent label and this
  * project's label, each reported under `<source>:<label>`. Other labels are
  * ignored; a bad item is a problem, never an exception.

@@ -16,7 +16,12 @@ export interface Platform {
   readonly name: string;
   /** False when certificates only live on disk (nothing to read back or push). */
   readonly holdsCertificates: boolean;
-  /** Every certificate wanted now. Throws on failure: never "nothing" on error. */
+  /**
+   * Every certificate asked for now, by every source, in discovery order
+   * (DOMAINS first): one name may be asked for by several sources; the
+   * Discoverer decides which one gets it (lifecycle/ownership.ts). Throws
+   * on failure: never "nothing" on error.
+   */
   discover(): Promise<Discovery>;
   /** The platform's copy of a certificate, if it has one. */
   read(name: string): Promise<PlatformCopy | undefined>;

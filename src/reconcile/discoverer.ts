@@ -1,7 +1,16 @@
 import { errorCode, errorMessage } from '../domain/errors.js';
 import type { CertSpec } from '../domain/types.js';
 import type { DiscoveryProblem } from '../domain/status.js';
+import { systemClock, type Clock } from '../lifecycle/clock.js';
+import {
+  decideOwnership,
+  EMPTY_CLAIMS,
+  parseClaims,
+  type ClaimsRecord,
+} from '../lifecycle/ownership.js';
 import type { Platform } from '../platform/platform.js';
+import { claimsKey } from '../store/keys.js';
+import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 
 export interface DiscoveryResult {
@@ -11,36 +20,58 @@ export interface DiscoveryResult {
   readonly error?: { readonly code: string; readonly message: string };
 }
 
+export interface DiscovererOptions {
+  /** ALLOWED_DOMAINS (canonical); empty: any hostname. */
+  readonly allowedDomains?: readonly string[];
+  /** Where the claims record lives; without one, claims last as long as the process. */
+  readonly store?: Pick<CertStore, 'load' | 'store'>;
+  readonly clock?: Clock;
+  /** How long a claim outlives its source's last request (lifecycle/ownership.ts). */
+  readonly claimReleaseMs?: number;
+}
+
 /**
  * Discovery that never mistakes a failed read for "no hostnames": when the
  * platform cannot be read (timeout, 5xx, bad JSON, 401, a page failing
  * mid-way), the last successfully discovered set is kept, so nothing stops
  * being renewed (and nothing is ever removed) because of an outage.
+ *
+ * Then who may ask for what (lifecycle/ownership.ts): ALLOWED_DOMAINS, and
+ * the first holder of a certificate name or hostname keeps it, across
+ * restarts, through the claims record in the store (`claims.json`, sealed
+ * like every value in etcd). The record as read:
+ * - absent: no claims yet (first start, or an upgrade): requests are
+ *   decided in discovery order, DOMAINS first, and become the claims;
+ * - corrupt (not JSON of the expected shape, or a sealed value that does
+ *   not open): logged at error, and treated like absent, then rewritten.
+ *   The safe default available: nothing is served differently because of
+ *   it (live/ keeps what it has), and DOMAINS, written by the operator,
+ *   still comes first; only between two labels does discovery order decide
+ *   again, once;
+ * - unreadable (store down): the claims this process last knew are used
+ *   and nothing is written until the store answers.
  */
 export class Discoverer {
   private last: { specs: readonly CertSpec[]; problems: readonly DiscoveryProblem[] } = {
     specs: [],
     problems: [],
   };
+  private claims: ClaimsRecord = EMPTY_CLAIMS;
+  private readonly clock: Clock;
 
   constructor(
     private readonly platform: Platform,
     private readonly log: Logger,
-  ) {}
+    private readonly opts: DiscovererOptions = {},
+  ) {
+    this.clock = opts.clock ?? systemClock;
+  }
 
-  async discover(): Promise<DiscoveryResult> {
+  /** `persist: false` (dry runs): decide with the stored claims, write nothing. */
+  async discover(opts: { persist?: boolean } = {}): Promise<DiscoveryResult> {
+    let found;
     try {
-      const found = await this.platform.discover();
-      this.last = found;
-      for (const p of found.problems) {
-        this.log.warn('hostname skipped', {
-          source: p.source,
-          value: p.value,
-          code: p.code,
-          error: p.message,
-        });
-      }
-      return found;
+      found = await this.platform.discover();
     } catch (err) {
       const error = { code: errorCode(err), message: errorMessage(err) };
       this.log.error('discovery failed; keeping the last known certificates', {
@@ -50,5 +81,69 @@ export class Discoverer {
       });
       return { ...this.last, error };
     }
+    const { claims, writable } = await this.loadClaims();
+    const decision = decideOwnership({
+      requests: found.specs,
+      claims,
+      allowed: this.opts.allowedDomains ?? [],
+      now: this.clock.now(),
+      ...(this.opts.claimReleaseMs !== undefined && { releaseAfterMs: this.opts.claimReleaseMs }),
+    });
+    if (opts.persist !== false) {
+      this.claims = decision.claims;
+      if (decision.changed && writable && this.opts.store) {
+        await this.opts.store
+          .store(claimsKey(), JSON.stringify(decision.claims))
+          .catch((err: unknown) =>
+            this.log.warn('could not save the certificate claims; saving at the next pass', {
+              code: errorCode(err),
+              error: errorMessage(err),
+            }),
+          );
+      }
+    }
+    const result = { specs: decision.specs, problems: [...found.problems, ...decision.problems] };
+    this.last = result;
+    for (const p of result.problems) {
+      this.log.warn('hostname skipped', {
+        source: p.source,
+        value: p.value,
+        code: p.code,
+        error: p.message,
+      });
+    }
+    return result;
+  }
+
+  private async loadClaims(): Promise<{ claims: ClaimsRecord; writable: boolean }> {
+    const { store } = this.opts;
+    if (!store) return { claims: this.claims, writable: false };
+    let raw: Buffer | undefined;
+    try {
+      raw = await store.load(claimsKey());
+    } catch (err) {
+      if (errorCode(err) !== 'STORE_DECRYPT_FAILED') {
+        this.log.warn('could not read the certificate claims; using the last known ones', {
+          code: errorCode(err),
+          error: errorMessage(err),
+        });
+        return { claims: this.claims, writable: false };
+      }
+      this.log.error('the certificate claims record does not open; starting from no claims', {
+        code: errorCode(err),
+        error: errorMessage(err),
+      });
+      return { claims: EMPTY_CLAIMS, writable: true };
+    }
+    if (raw === undefined) return { claims: EMPTY_CLAIMS, writable: true };
+    const parsed = parseClaims(raw.toString('utf8'));
+    if (!parsed) {
+      this.log.error('the certificate claims record is corrupt; starting from no claims', {
+        code: 'STORE_IO',
+        key: claimsKey(),
+      });
+      return { claims: EMPTY_CLAIMS, writable: true };
+    }
+    return { claims: parsed, writable: true };
   }
 }

@@ -16,7 +16,9 @@ import { assertStoreKey } from './store.js';
  *   certificate and the time drawn in it (RFC 9773);
  * - `acme/<host>-<hash>/account-key.pem`, `account.json`: one CA account;
  * - `acme/<host>-<hash>/orders/<name>.json`: an order in flight (secret);
- * - `acme/<host>-<hash>/rate-limits.json`: the CA rate-limit ledger.
+ * - `acme/<host>-<hash>/rate-limits.json`: the CA rate-limit ledger;
+ * - `claims.json`: which source holds each certificate name and its
+ *   hostnames (lifecycle/ownership.ts).
  *
  * Lock names (Locker): `cert-<name>`, `rate-<host>-<hash>`.
  *
@@ -51,6 +53,11 @@ export function backoffKey(name: string): string {
 /** The ARI record (window, chosen time, next check) of a stored certificate. */
 export function ariKey(name: string, phase: Phase): string {
   return `certs/${certSegment(name)}/${phase}.ari.json`;
+}
+
+/** Who holds each certificate name and hostname (the first source that asked). */
+export function claimsKey(): string {
+  return 'claims.json';
 }
 
 /** The lock held while a certificate is worked on. */

@@ -41,6 +41,7 @@ function configError(env: Env): ConfigError {
 
 const DEFAULTS: Config = {
   domains: '',
+  allowedDomains: [],
   platform: 'static',
   staging: true,
   webroot: '/var/www',
@@ -94,6 +95,7 @@ describe('loadConfig', () => {
   it('parses every variable', () => {
     const env: Env = {
       DOMAINS: 'a.example.com,shop=b.example.com+c.example.com',
+      ALLOWED_DOMAINS: ' Example.COM. ,example.com',
       DOMAINS_FILE: '/etc/acme/domains.txt',
       PLATFORM: 'Rancher',
       CATTLE_URL: 'https://rancher.example.com:8443/v1',
@@ -149,6 +151,7 @@ describe('loadConfig', () => {
     const expected: Config = {
       domains: 'a.example.com,shop=b.example.com+c.example.com',
       domainsFile: '/etc/acme/domains.txt',
+      allowedDomains: ['example.com'],
       platform: 'rancher',
       cattleUrl: 'https://rancher.example.com:8443/v1',
       cattleAccessKey: 'AK123',
@@ -567,6 +570,41 @@ describe('loadConfig', () => {
     it('shows the value as given, surrounding blanks included', () => {
       const err = configError({ KEY_TYPE: ' rsa ' });
       assert.equal(err.problems[0]?.value, ' rsa ');
+    });
+  });
+
+  describe('ALLOWED_DOMAINS', () => {
+    it('stops startup for a DOMAINS entry outside it, naming the entry and ALLOWED_DOMAINS', () => {
+      const err = configError({
+        DOMAINS: 'shop.example.com,evil=pay.example.org+www.example.com,badexample.com',
+        ALLOWED_DOMAINS: 'example.com',
+      });
+      assert.deepEqual(
+        err.problems.map((p) => [p.variable, p.value]),
+        [
+          ['DOMAINS', 'evil=pay.example.org+www.example.com'],
+          ['DOMAINS', 'badexample.com'],
+        ],
+      );
+      assert.match(
+        err.message,
+        /DOMAINS="evil=pay.example.org\+www.example.com": expected hostnames under ALLOWED_DOMAINS="example.com", but pay.example.org is outside it/,
+      );
+    });
+
+    it('accepts DOMAINS entries under it, and any DOMAINS when it is empty', () => {
+      const c = loadConfig({
+        DOMAINS: 'example.com,a.b.example.com.',
+        ALLOWED_DOMAINS: 'EXAMPLE.com',
+      });
+      assert.deepEqual(c.allowedDomains, ['example.com']);
+      assert.deepEqual(loadConfig({ DOMAINS: 'a.example.org' }).allowedDomains, []);
+    });
+
+    it('refuses an entry that is not a domain name', () => {
+      const err = configError({ ALLOWED_DOMAINS: 'example.com,*.example.org' });
+      assert.equal(err.problems[0]?.variable, 'ALLOWED_DOMAINS');
+      assert.match(err.message, /no wildcards/);
     });
   });
 

@@ -4,11 +4,24 @@ import assert from 'node:assert/strict';
 import {
   DENT_LABEL,
   DOMAINS_LABEL,
-  mergeSpecs,
   PROFILE_LABEL,
   specsFromHostList,
   specsFromLabels,
 } from '../../src/platform/labels.js';
+import { decideOwnership, EMPTY_CLAIMS } from '../../src/lifecycle/ownership.js';
+import type { DiscoveryProblem } from '../../src/domain/status.js';
+import type { CertSpec } from '../../src/domain/types.js';
+
+/** One request per name, as the Discoverer keeps them (lifecycle/ownership.ts, no claims yet). */
+function mergeSpecs(specs: readonly CertSpec[], problems: DiscoveryProblem[]) {
+  const d = decideOwnership({
+    requests: specs,
+    claims: EMPTY_CLAIMS,
+    allowed: [],
+    now: new Date(0),
+  });
+  return { specs: d.specs, problems: [...problems, ...d.problems] };
+}
 
 describe('specsFromLabels', () => {
   it('reads both labels and ignores every other label', () => {

@@ -13,6 +13,7 @@ import type { StoredCert } from '../../src/domain/types.js';
 import { systemClock } from '../../src/lifecycle/clock.js';
 import type { Discovery, Platform } from '../../src/platform/platform.js';
 import { describeBundle } from '../../src/util/x509.js';
+import { decideOwnership, EMPTY_CLAIMS } from '../../src/lifecycle/ownership.js';
 
 export interface ContractHarness {
   readonly platform: Platform;
@@ -101,13 +102,19 @@ export function platformContract(label: string, setup: () => Promise<ContractHar
       assert.deepEqual(names, ['declared.contract.test', 'env.contract.test']);
     });
 
-    it('asks for a name once: the same name with other hostnames is reported, not doubled', async () => {
+    it('reports every request for a name; the Discoverer keeps one and names the other', async () => {
       await h.declare('dup=first.contract.test');
       await h.declare('dup=second.contract.test');
       const d = await h.platform.discover();
-      assert.equal(d.specs.filter((s) => s.name === 'dup').length, 1);
+      const kept = decideOwnership({
+        requests: d.specs,
+        claims: EMPTY_CLAIMS,
+        allowed: [],
+        now: new Date(0),
+      });
+      assert.equal(kept.specs.filter((s) => s.name === 'dup').length, 1);
       assert.deepEqual(
-        d.problems.map((p) => p.code),
+        [...d.problems, ...kept.problems].map((p) => p.code),
         ['duplicate-name'],
       );
     });

@@ -8,11 +8,21 @@ import {
 } from '../../src/lifecycle/platform-policy.js';
 import type { LiveFacts } from '../../src/lifecycle/policy.js';
 import { normalizeCattleUrl } from '../../src/platform/rancher/cattle-client.js';
-import {
-  cattleSerialToHex,
-  mergeSpecs,
-  parseCattleDate,
-} from '../../src/platform/rancher/rancher-platform.js';
+import { cattleSerialToHex, parseCattleDate } from '../../src/platform/rancher/rancher-platform.js';
+import { decideOwnership, EMPTY_CLAIMS } from '../../src/lifecycle/ownership.js';
+import type { DiscoveryProblem } from '../../src/domain/status.js';
+import type { CertSpec } from '../../src/domain/types.js';
+
+/** One request per name, as the Discoverer keeps them (lifecycle/ownership.ts, no claims yet). */
+function mergeSpecs(specs: readonly CertSpec[], problems: DiscoveryProblem[]) {
+  const d = decideOwnership({
+    requests: specs,
+    claims: EMPTY_CLAIMS,
+    allowed: [],
+    now: new Date(0),
+  });
+  return { specs: d.specs, problems: [...problems, ...d.problems] };
+}
 
 const NOW = new Date('2026-06-01T00:00:00Z');
 const DAY = 86_400_000;

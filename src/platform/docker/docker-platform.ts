@@ -6,7 +6,6 @@ import type { Logger } from '../../util/log.js';
 import {
   DENT_LABEL,
   DOMAINS_LABEL,
-  mergeSpecs,
   specsFromHostList,
   specsFromLabels,
   withProfileLabel,
@@ -187,7 +186,8 @@ export class DockerPlatform implements Platform {
         problems.push(...d.problems);
       }
     }
-    return mergeSpecs(specs, problems);
+    // Every request as found: the Discoverer decides who gets a name (lifecycle/ownership.ts).
+    return { specs, problems };
   }
 
   /** The first of the configured variables the container sets, as one certificate. */

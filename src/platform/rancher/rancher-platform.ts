@@ -5,10 +5,10 @@ import type { Logger } from '../../util/log.js';
 import { waitFor } from '../../util/retry.js';
 import type { Discovery, DiscoveryProblem, Platform, PlatformCopy } from '../platform.js';
 import type { CattleClient } from './cattle-client.js';
-import { mergeSpecs, specsFromLabels } from '../labels.js';
+import { specsFromLabels } from '../labels.js';
 
 // Shared with every platform that reads labels; exported here as before.
-export { DENT_LABEL, DOMAINS_LABEL, mergeSpecs, parseDentLabel } from '../labels.js';
+export { DENT_LABEL, DOMAINS_LABEL, parseDentLabel } from '../labels.js';
 
 /** In the `description` of every certificate this sidecar creates. */
 export const OWNER_MARKER = 'managed-by=acme-sidecar';
@@ -121,7 +121,8 @@ export class RancherPlatform implements Platform {
         problems.push(...parsed.problems);
       }
     }
-    return mergeSpecs(specs, problems);
+    // Every request as found: the Discoverer decides who gets a name (lifecycle/ownership.ts).
+    return { specs, problems };
   }
 
   private async findByName(name: string): Promise<CattleCertificate | undefined> {
