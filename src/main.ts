@@ -91,6 +91,7 @@ function buildHooks(config: Config, log: Logger): HookRunner | undefined {
   return new HookRunner({
     ...(config.hookCommand && { command: config.hookCommand }),
     ...(config.hookWebhookUrl && { webhookUrl: config.hookWebhookUrl }),
+    webhookProxy: config.hookWebhookProxy,
     ...(config.combinedPemDir && { combinedPemDir: config.combinedPemDir }),
     log: log.child({ component: 'hooks' }),
   });

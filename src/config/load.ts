@@ -109,6 +109,22 @@ export function loadConfig(
     }
   }
 
+  // A plain-http Rancher API off this host carries the API secret and every
+  // private key pushed, in the clear: refused unless asked for by name.
+  if (
+    values.platform === 'rancher' &&
+    typeof values.cattleUrl === 'string' &&
+    values.cattleAllowInsecure !== true &&
+    isPlainHttpOffHost(values.cattleUrl)
+  ) {
+    problems.push({
+      variable: setVariables.get('cattleUrl') ?? 'CATTLE_URL',
+      value: values.cattleUrl.replace(/\/\/[^/@]*@/, '//***@'),
+      expected:
+        'expected an https:// URL (http:// only for localhost, 127.0.0.1 or [::1]); the connection carries the API secret key and every private key pushed. Set CATTLE_ALLOW_INSECURE=true to accept http:// on a trusted network',
+    });
+  }
+
   // DOCKER_HOST may point the docker CLI elsewhere (tcp://) when the sidecar
   // does not use Docker; with PLATFORM=docker it must be the engine's socket.
   if (values.platform === 'docker' && typeof values.dockerSocket === 'string') {
@@ -186,4 +202,17 @@ export function loadConfig(
 
   if (problems.length > 0) throw new ConfigError(problems);
   return values as unknown as Config;
+}
+
+/** `http:` to anything but this host (localhost, 127.0.0.0/8, ::1). */
+function isPlainHttpOffHost(raw: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return false; // Already reported by the setting's own schema.
+  }
+  if (url.protocol !== 'http:') return false;
+  const host = url.hostname;
+  return !(host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host));
 }

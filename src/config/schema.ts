@@ -64,6 +64,7 @@ export interface Config {
   platform: PlatformName;
   /** Rancher 1.x API base, as Rancher injects it (e.g. http://rancher:8080/v1). */
   cattleUrl?: string;
+  cattleAllowInsecure: boolean;
   cattleAccessKey?: string;
   /** Secret: never log. */
   cattleSecretKey?: string;
@@ -89,6 +90,7 @@ export interface Config {
   hookCommand?: string;
   /** Secret: may carry a token. */
   hookWebhookUrl?: string;
+  hookWebhookProxy: boolean;
   combinedPemDir?: string;
   deployCheckEndpoints?: { host: string; port: number }[];
   /** Where the read-only status server listens, or 'off'. */
@@ -499,6 +501,15 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     }),
     secret: true,
   }),
+  hookWebhookProxy: setting({
+    key: 'hookWebhookProxy',
+    group: 'Hooks and deployment',
+    env: 'HOOK_WEBHOOK_PROXY',
+    description:
+      '`true`: send the webhook through the proxy in `HTTPS_PROXY`/`HTTP_PROXY` (`NO_PROXY` honoured). `false`: connect directly, whatever those say, so a proxy set for something else never sees the URL and its token.',
+    default: 'false',
+    schema: booleanSetting,
+  }),
   combinedPemDir: setting({
     key: 'combinedPemDir',
     group: 'Hooks and deployment',
@@ -580,6 +591,15 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
       },
       { error: 'expected an http:// or https:// URL such as http://rancher-server:8080/v1' },
     ),
+  }),
+  cattleAllowInsecure: setting({
+    key: 'cattleAllowInsecure',
+    group: 'Rancher',
+    env: 'CATTLE_ALLOW_INSECURE',
+    description:
+      "`true` accepts a plain `http://` `CATTLE_URL` to a host other than loopback. Off by default: that connection carries the API secret key and every private key pushed to Rancher, readable and changeable by anything on the network between. Use `https://` (with `CATTLE_CA_BUNDLE` or `CATTLE_CERT_SHA256` for a private CA), or set this only where that network is trusted (Rancher's injected `http://rancher-server:8080/v1` on a private host network).",
+    default: 'false',
+    schema: booleanSetting,
   }),
   cattleAccessKey: setting({
     key: 'cattleAccessKey',
@@ -918,3 +938,12 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
 
 /** Every setting, in declaration order (docs/configuration.md lists them by group). */
 export const SETTINGS: readonly Setting[] = Object.values(settingsByKey) as Setting[];
+
+/**
+ * Every variable name (and alias) of a setting marked secret: the hook
+ * command's environment drops all of them, so a setting marked secret here
+ * never reaches a child process, with no second list to keep in step.
+ */
+export const SECRET_ENV_NAMES: readonly string[] = SETTINGS.filter(
+  (s) => s.secret === true,
+).flatMap((s) => [s.env, ...(s.aliases ?? [])]);

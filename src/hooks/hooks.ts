@@ -29,6 +29,7 @@ import type { CertBundle, CertMeta, Phase } from '../domain/types.js';
 import type { LivePaths } from '../domain/status.js';
 import { ensureDir, writeFileAtomic } from '../store/atomic.js';
 import type { Logger } from '../util/log.js';
+import { SECRET_ENV_NAMES } from '../config/schema.js';
 import { redact } from '../util/redact.js';
 import { retry, type Backoff } from '../util/retry.js';
 import { postWebhook } from './webhook.js';
@@ -68,6 +69,12 @@ export interface HookRunnerOptions {
   readonly command?: string;
   /** POST the event as JSON here after each deployment. `http:` or `https:`. */
   readonly webhookUrl?: string;
+  /**
+   * Send the webhook through `HTTP_PROXY`/`HTTPS_PROXY` (`NO_PROXY`
+   * honoured). Default false: the environment's proxy is ignored, so a
+   * proxy set for something else never sees the URL's token.
+   */
+  readonly webhookProxy?: boolean;
   /** Write `<dir>/<name>.pem` = fullchain + private key (haproxy's `crt` format), mode 0600. */
   readonly combinedPemDir?: string;
   /** Per attempt, for the command and each webhook request. Default 30 000. */
@@ -93,11 +100,6 @@ const KILL_GRACE_MS = 2000;
 /** How long output is still read after the command exited. */
 const STDIO_DRAIN_MS = 500;
 const MAX_BACKOFF_MS = 60_000;
-/**
- * Inherited environment variables the command must not see: the sidecar's
- * own secrets (the settings marked secret in src/config/schema.ts).
- */
-const SECRET_ENV = ['CATTLE_SECRET_KEY', 'EAB_HMAC_KEY'];
 
 /** Builds the event from what the reconciler has at hand after `LiveDir.write`. */
 export function certificateEvent(meta: CertMeta, paths: LivePaths): CertificateEvent {
@@ -174,6 +176,7 @@ export class HookRunner {
             attempts,
             backoff,
             log: this.log,
+            useProxy: this.opts.webhookProxy === true,
           }).then((o) => this.report(log, o)),
         );
       }
@@ -263,7 +266,9 @@ export class HookRunner {
   private runCommandOnce(command: string, ev: CertificateEvent, log: Logger): Promise<HookOutcome> {
     const started = performance.now();
     const env: NodeJS.ProcessEnv = { ...process.env, ...commandEnv(ev) };
-    for (const k of SECRET_ENV) delete env[k];
+    // The sidecar's own secrets (every setting src/config/schema.ts marks secret,
+    // HOOK_WEBHOOK_URL among them) are not the command's to see.
+    for (const k of SECRET_ENV_NAMES) delete env[k];
 
     return new Promise<HookOutcome>((done) => {
       const out = new Capture();

@@ -33,6 +33,8 @@ export interface WebhookOptions {
   readonly attempts: number;
   readonly backoff: Backoff;
   readonly log: Logger;
+  /** Use the environment's HTTP(S)_PROXY; false: connect directly whatever it says. */
+  readonly useProxy: boolean;
 }
 
 /**
@@ -81,6 +83,8 @@ export async function postWebhook(
             validateStatus: () => true,
             maxRedirects: 0,
             maxContentLength: 64 * 1024,
+            // axios reads HTTP(S)_PROXY itself unless told not to.
+            ...(opts.useProxy ? {} : { proxy: false as const }),
           });
           status = resp.status;
         } catch (err) {

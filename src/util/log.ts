@@ -1,5 +1,5 @@
 import winston from 'winston';
-import { redact } from './redact.js';
+import { redactDeep } from './redact.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export type LogFormat = 'json' | 'text';
@@ -24,11 +24,15 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
-/** PEM private keys must never reach a log line, whatever field they hide in. */
+/**
+ * PEM private keys must never reach a log line, whatever field they hide in,
+ * however deep (an error's `cause`, a response body inside an object).
+ * Nested values are replaced by redacted copies: the caller's objects are
+ * left as they were.
+ */
 const redactFields = winston.format((info) => {
-  for (const [k, v] of Object.entries(info)) {
-    if (typeof v === 'string') (info as Record<string, unknown>)[k] = redact(v);
-  }
+  const fields = info as Record<string, unknown>;
+  for (const [k, v] of Object.entries(fields)) fields[k] = redactDeep(v);
   return info;
 });
 

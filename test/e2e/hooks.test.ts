@@ -80,6 +80,56 @@ describe('e2e: hooks and the deployment check, through the real sidecar', functi
     assert.ok(!r.stderr.includes('s3cr3t-token'), 'the webhook URL (a secret) is never logged');
   });
 
+  it('keeps the webhook URL out of the hook command, and uses HTTP_PROXY only with HOOK_WEBHOOK_PROXY=true', async () => {
+    // A stand-in proxy: an HTTP proxy gets the absolute URL as the request target.
+    const proxied: string[] = [];
+    const proxy = http.createServer((req, res) => {
+      proxied.push(`${req.method} ${req.url}`);
+      req.resume();
+      req.on('end', () => res.end('ok'));
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      const out = await mkdtemp(path.join(env.dir, 'hook-env-'));
+      const before = events.length;
+      const direct = await runSidecar(
+        ['once'],
+        sidecarEnv(env, {
+          DOMAINS: 'h3.demo.test',
+          HOOK_COMMAND: `env > "${out}/$ACME_SIDECAR_PHASE.env"`,
+          HOOK_WEBHOOK_URL: hookUrl,
+          HTTP_PROXY: proxyUrl,
+          http_proxy: proxyUrl,
+        }),
+      );
+      assert.equal(direct.code, 0, explain(direct));
+      const hookEnv = await readFile(path.join(out, 'staging.env'), 'utf8');
+      assert.match(hookEnv, /^ACME_SIDECAR_CERT_NAME=h3\.demo\.test$/m);
+      assert.doesNotMatch(hookEnv, /HOOK_WEBHOOK_URL|s3cr3t-token/, 'the webhook URL is a secret');
+      assert.equal(events.length - before, 2, 'the receiver got both events directly');
+      assert.equal(proxied.length, 0, `the proxy saw nothing: ${proxied.join(', ')}`);
+
+      const viaProxy = await runSidecar(
+        ['once'],
+        sidecarEnv(env, {
+          DOMAINS: 'h4.demo.test',
+          HOOK_WEBHOOK_URL: hookUrl,
+          HOOK_WEBHOOK_PROXY: 'true',
+          HTTP_PROXY: proxyUrl,
+        }),
+      );
+      assert.equal(viaProxy.code, 0, explain(viaProxy));
+      assert.equal(proxied.length, 2, proxied.join('\n'));
+      assert.ok(
+        proxied.every((p) => p.startsWith(`POST ${hookUrl}`)),
+        proxied.join('\n'),
+      );
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
+  });
+
   it('a failing command and an unreachable webhook are logged and do not stop issuance', async () => {
     const r = await runSidecar(
       ['once'],

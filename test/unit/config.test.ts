@@ -61,6 +61,8 @@ const DEFAULTS: Config = {
   dockerReloadSignal: 'HUP',
   statusAddress: { host: '127.0.0.1', port: 8080 },
   renewCooldownSeconds: 600,
+  hookWebhookProxy: false,
+  cattleAllowInsecure: false,
   rateLimits: 'auto',
   ari: 'auto',
   selfCheck: true,
@@ -99,6 +101,7 @@ describe('loadConfig', () => {
       DOMAINS_FILE: '/etc/acme/domains.txt',
       PLATFORM: 'Rancher',
       CATTLE_URL: 'https://rancher.example.com:8443/v1',
+      CATTLE_ALLOW_INSECURE: 'false',
       CATTLE_ACCESS_KEY: 'AK123',
       CATTLE_SECRET_KEY: 'sekrit',
       CATTLE_CA_BUNDLE: bundle,
@@ -116,6 +119,7 @@ describe('loadConfig', () => {
       ACME_ARI: 'OFF',
       HOOK_COMMAND: 'nginx -s reload',
       HOOK_WEBHOOK_URL: 'https://hooks.example.com/acme?token=x',
+      HOOK_WEBHOOK_PROXY: 'yes',
       COMBINED_PEM_DIR: '/etc/haproxy/certs/',
       DEPLOY_CHECK_ENDPOINTS: 'nginx:443, [::1]:8443',
       STAGING: 'false',
@@ -171,6 +175,8 @@ describe('loadConfig', () => {
       ari: 'off',
       hookCommand: 'nginx -s reload',
       hookWebhookUrl: 'https://hooks.example.com/acme?token=x',
+      hookWebhookProxy: true,
+      cattleAllowInsecure: false,
       combinedPemDir: '/etc/haproxy/certs',
       deployCheckEndpoints: [
         { host: 'nginx', port: 443 },
@@ -220,12 +226,59 @@ describe('loadConfig', () => {
   });
 
   it('with PLATFORM=rancher, names each missing Cattle variable', () => {
-    const err = configError({ PLATFORM: 'rancher', CATTLE_URL: 'http://rancher:8080/v1' });
+    const err = configError({ PLATFORM: 'rancher', CATTLE_URL: 'https://rancher:8443/v1' });
     assert.deepEqual(
       err.problems.map((p) => p.variable),
       ['CATTLE_ACCESS_KEY', 'CATTLE_SECRET_KEY'],
     );
     assert.match(err.message, /CATTLE_SECRET_KEY=.*expected to be set with PLATFORM=rancher/);
+  });
+
+  describe('a plain-http CATTLE_URL (it carries the API secret and the private keys)', () => {
+    const rancher = { PLATFORM: 'rancher', CATTLE_ACCESS_KEY: 'ak', CATTLE_SECRET_KEY: 'sk' };
+    const refused = [
+      'http://rancher:8080/v1',
+      'http://10.0.0.5:8080/v1',
+      'http://127.example.com/v1',
+      'http://[fd00::5]:8080/v1',
+    ];
+    for (const url of refused) {
+      it(`refuses ${url} at startup, naming the variable, the value and CATTLE_ALLOW_INSECURE`, () => {
+        const err = configError({ ...rancher, CATTLE_URL: url });
+        assert.deepEqual(
+          err.problems.map((p) => [p.variable, p.value]),
+          [['CATTLE_URL', url]],
+        );
+        assert.match(err.message, /expected an https:\/\/ URL/);
+        assert.match(err.message, /CATTLE_ALLOW_INSECURE=true/);
+      });
+    }
+    const accepted = [
+      'https://rancher:8443/v1',
+      'http://127.0.0.1:8080/v1',
+      'http://127.1.2.3:8080/v1',
+      'http://localhost:8080/v1',
+      'http://[::1]:8080/v1',
+    ];
+    for (const url of accepted) {
+      it(`accepts ${url}`, () => {
+        assert.equal(load({ ...rancher, CATTLE_URL: url }).cattleUrl, url);
+      });
+    }
+    it('accepts a remote http:// URL with CATTLE_ALLOW_INSECURE=true', () => {
+      const c = load({
+        ...rancher,
+        CATTLE_URL: 'http://rancher:8080/v1',
+        CATTLE_ALLOW_INSECURE: 'true',
+      });
+      assert.equal(c.cattleUrl, 'http://rancher:8080/v1');
+    });
+    it('leaves CATTLE_URL alone when the platform is not rancher (Rancher injects it anyway)', () => {
+      assert.equal(
+        load({ CATTLE_URL: 'http://rancher:8080/v1' }).cattleUrl,
+        'http://rancher:8080/v1',
+      );
+    });
   });
 
   describe('boolean values', () => {

@@ -16,6 +16,7 @@ import {
   type HookOutcome,
   type HookRunnerOptions,
 } from '../../src/hooks/hooks.js';
+import { SETTINGS } from '../../src/config/schema.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
 import { createLogger, silentLogger } from '../../src/util/log.js';
 import { serialOf } from '../../src/util/x509.js';
@@ -146,16 +147,25 @@ describe('HookRunner', () => {
 
     it('leaves ACME_SIDECAR_COMBINED_PATH unset without a combined PEM, and keeps the sidecar secrets out', async () => {
       const envFile = join(dir, 'env.txt');
-      process.env.EAB_HMAC_KEY = 'hmac-secret-for-test';
+      // Every setting the schema marks secret, each set to a value we can grep for.
+      const secrets = SETTINGS.filter((s) => s.secret === true).map((s) => s.env);
+      assert.ok(secrets.includes('HOOK_WEBHOOK_URL'), 'the webhook URL is marked secret');
+      for (const name of secrets) process.env[name] = `secret-of-${name}-for-test`;
       try {
         await runner({ command: `env > '${envFile}'` }).run(event, bundle);
       } finally {
-        delete process.env.EAB_HMAC_KEY;
+        for (const name of secrets) delete process.env[name];
       }
       const text = await fs.readFile(envFile, 'utf8');
       assert.match(text, /^ACME_SIDECAR_CERT_NAME=shop$/m);
       assert.doesNotMatch(text, /ACME_SIDECAR_COMBINED_PATH/);
-      assert.doesNotMatch(text, /hmac-secret-for-test/);
+      for (const name of secrets) {
+        assert.doesNotMatch(
+          text,
+          new RegExp(`secret-of-${name}-for-test`),
+          `${name} reached the hook`,
+        );
+      }
     });
 
     it('reports a command that exits 3 as failed, with its output in the log, and does not throw', async () => {
@@ -268,6 +278,30 @@ describe('HookRunner', () => {
         assert.ok(!('bundle' in (JSON.parse(rx.received[0]!.body) as object)));
       } finally {
         await rx.close();
+      }
+    });
+
+    it('ignores HTTP_PROXY by default (HOOK_WEBHOOK_PROXY unset)', async () => {
+      const rx = await receiver([200]);
+      const proxy = await receiver([200]);
+      const saved = { ...process.env };
+      for (const k of ['NO_PROXY', 'no_proxy', 'HTTPS_PROXY', 'https_proxy', 'http_proxy']) {
+        delete process.env[k];
+      }
+      process.env.HTTP_PROXY = `http://127.0.0.1:${proxy.port}`;
+      try {
+        const direct = await runner({ webhookUrl: rx.url }).run(event, bundle);
+        assert.equal(onlyOutcome(direct, 'webhook').ok, true);
+        assert.equal(rx.received.length, 1, 'the receiver got the event directly');
+        assert.equal(proxy.received.length, 0, 'the proxy saw nothing');
+
+        // The opt-in (HOOK_WEBHOOK_PROXY=true) is shown end to end in test/e2e/hooks.test.ts:
+        // nock, loaded in this process by other unit tests, cannot carry a proxied request.
+      } finally {
+        for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+        Object.assign(process.env, saved);
+        await rx.close();
+        await proxy.close();
       }
     });
 
