@@ -43,6 +43,16 @@ export function formatPass(result: PassResult): string {
         ` reason=${c.reason}` +
         (c.lastError ? ` error=${c.lastError.code}: ${c.lastError.message}` : ''),
     );
+    // A local-state problem is named as one (never as the CA's or platform's).
+    for (const p of c.localState ?? []) {
+      lines.push(
+        `     ${c.name}: ${p.code} ${p.record}` +
+          (p.keptAs ? ` kept aside as ${p.keptAs}` : '') +
+          (c.recovered
+            ? `; ${c.recovered === 'adopted' ? 'adopted back from live/, no order' : 'issued again'}`
+            : ''),
+      );
+    }
   }
   for (const p of result.problems) {
     lines.push(`SKIP ${JSON.stringify(p.value)} (${p.source}): ${p.code}: ${p.message}`);

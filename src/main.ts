@@ -31,6 +31,7 @@ import { Discoverer } from './reconcile/discoverer.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import { createEtcdStore, type EtcdStoreHandle } from './store/etcd-store.js';
 import { FsCertStore } from './store/fs-store.js';
+import { RecordReader } from './store/records.js';
 import type { CertStore } from './store/store.js';
 import type { Logger } from './util/log.js';
 
@@ -151,6 +152,9 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
   const fsStore = etcd ? undefined : new FsCertStore(config.stateDir);
   const store: CertStore = etcd?.store ?? (fsStore as FsCertStore);
   const live = new LiveDir(config.stateDir);
+  // One reader for every record, so a certificate's status hears of each of
+  // its records found corrupt, whoever read it (reconciler or issuer).
+  const records = new RecordReader(store, clock, log.child({ component: 'store' }));
   const webroot = new WebrootResponder({
     webroot: config.webroot,
     selfCheck: config.selfCheck,
@@ -175,10 +179,13 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
       ...(config.acmeEmail && { email: config.acmeEmail }),
       ...(eab && { eab }),
       ari: config.ari === 'auto',
+      records,
+      clock,
     });
   const reconciler = new Reconciler({
     ...(hooks && { hooks }),
-    budget: new RateBudget(store, clock, config.rateLimits),
+    budget: new RateBudget(store, clock, config.rateLimits, { records }),
+    records,
     onFailure: (name, code) => metrics.failure(name, code),
     store,
     live: clustered?.cluster.liveTarget ?? live,

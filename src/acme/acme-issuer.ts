@@ -10,7 +10,20 @@ import { ipProfileRefusal, offeredProfiles } from '../domain/profiles.js';
 import type { AcmePhase, CertBundle, CertSpec, KeyType } from '../domain/types.js';
 import { parseRenewalInfo, type RenewalInfoAnswer } from '../lifecycle/ari.js';
 import { systemClock, type Clock } from '../lifecycle/clock.js';
-import { accountKeyKey, accountRecordKey, orderJournalKey } from '../store/keys.js';
+import {
+  accountKeyKey,
+  accountLockName,
+  accountRecordKey,
+  orderJournalKey,
+} from '../store/keys.js';
+import {
+  accountKeyKind,
+  accountRecordKind,
+  journalKind,
+  type AccountRecord,
+  type OrderJournal,
+} from '../store/record-kinds.js';
+import { RecordReader } from '../store/records.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { bundleFromFullchain } from '../util/x509.js';
@@ -38,31 +51,13 @@ export interface AcmeIssuerOptions {
   readonly clock?: Clock;
   /** ACME_ARI: use the CA's renewalInfo and `replaces` when its directory offers them. */
   readonly ari?: boolean;
+  /** Reads and validates the account and journal records; made from `store` when not given. */
+  readonly records?: RecordReader;
 }
 
-interface AccountRecord {
-  url: string;
-  directoryUrl: string;
-  email?: string;
-  createdAt: string;
-}
-
-/**
- * An order in flight, kept in the store from `newOrder` until the
- * certificate is downloaded. Whoever issues this certificate next (this
- * process after a crash, or a new cluster leader after the old one died)
- * resumes the same order instead of sending a second one to the CA.
- */
-interface OrderJournal {
-  url: string;
-  domains: string[];
-  keyType: KeyType;
-  /** The ACME profile the order named, if any. */
-  profile?: string;
-  createdAt: string;
-  /** The key the CSR was (or will be) made with; written before finalize. Secret. */
-  privkey?: string;
-}
+/** Orders looked at when searching the CA's list for one in flight (RFC 8555 §7.1.2.1). */
+const MAX_LISTED_ORDERS = 20;
+const MAX_ORDER_LIST_PAGES = 5;
 
 /**
  * RFC 8555 §6.5: a badNonce answer carries a fresh nonce and the request
@@ -115,10 +110,12 @@ export class AcmeIssuer implements Issuer {
   readonly phase: AcmePhase;
   readonly directoryUrl: string;
   private clientPromise?: Promise<acme.Client>;
+  private readonly reader: RecordReader;
 
   constructor(private readonly opts: AcmeIssuerOptions) {
     this.phase = opts.phase;
     this.directoryUrl = opts.directoryUrl;
+    this.reader = opts.records ?? new RecordReader(opts.store, opts.clock ?? systemClock, opts.log);
   }
 
   async issue(
@@ -149,6 +146,14 @@ export class AcmeIssuer implements Issuer {
    */
   renewalInfo(certPem: string): Promise<RenewalInfoAnswer> {
     if (!this.opts.ari) return Promise.resolve({ kind: 'unsupported' });
+    return this.askRenewalInfo(certPem);
+  }
+
+  async recognizes(certPem: string): Promise<boolean> {
+    return (await this.askRenewalInfo(certPem)).kind === 'info';
+  }
+
+  private askRenewalInfo(certPem: string): Promise<RenewalInfoAnswer> {
     return withAcmeContext(async (ctx): Promise<RenewalInfoAnswer> => {
       try {
         const http = rawHttp(await this.client());
@@ -380,20 +385,16 @@ export class AcmeIssuer implements Issuer {
     keyType: KeyType,
   ): Promise<{ order: Order; record: OrderJournal } | undefined> {
     const { store, log } = this.opts;
-    const raw = await store.load(journalKey);
-    if (!raw) return undefined;
-    let record: OrderJournal;
-    try {
-      record = JSON.parse(raw.toString()) as OrderJournal;
-    } catch {
-      await store.delete(journalKey);
-      return undefined;
-    }
+    const got = await this.reader.inspect(journalKey, journalKind, { cert: spec.name });
+    // Safe default for a corrupt journal (kept aside): an order may be in
+    // flight that we no longer know of; look for it at the CA first.
+    if (got.state === 'corrupt')
+      return this.findOrderInFlight(ctx, client, journalKey, spec, keyType);
+    if (got.state === 'missing') return undefined;
+    const record = got.value;
     const wanted = [...spec.domains].sort().join(',');
     const sameOrder =
-      typeof record.url === 'string' &&
       record.url.startsWith(new URL(this.directoryUrl).origin + '/') &&
-      Array.isArray(record.domains) &&
       [...record.domains].sort().join(',') === wanted &&
       record.keyType === keyType &&
       record.profile === spec.profile;
@@ -417,6 +418,80 @@ export class AcmeIssuer implements Issuer {
       status: order.status,
     });
     return { order, record };
+  }
+
+  /**
+   * The journal was lost: RFC 8555 §7.1.2.1, the account's `orders` list,
+   * searched (newest first, a bounded number) for an order for exactly
+   * these names that can still be finished without the lost key (pending or
+   * ready). Found: it is journalled again and resumed. A CA that keeps no
+   * list (Let's Encrypt does not) or has none: undefined, a new order.
+   */
+  private async findOrderInFlight(
+    ctx: AcmeCallContext,
+    client: acme.Client,
+    journalKey: string,
+    spec: CertSpec,
+    keyType: KeyType,
+  ): Promise<{ order: Order; record: OrderJournal } | undefined> {
+    const { store, log } = this.opts;
+    const seen = ctx.problems.length;
+    try {
+      ctx.step = 'listOrders';
+      const account = (await client.updateAccount({})) as { orders?: unknown };
+      if (typeof account.orders !== 'string') {
+        log.info('the CA keeps no list of orders; placing a new one', { cert: spec.name });
+        return undefined;
+      }
+      const api = rawApi(client);
+      const urls: string[] = [];
+      let next: string | undefined = account.orders;
+      for (let page = 0; next && page < MAX_ORDER_LIST_PAGES; page++) {
+        const resp = await api.apiRequest(next, null, [200]);
+        const list = (resp.data as { orders?: unknown } | null)?.orders;
+        if (Array.isArray(list))
+          urls.push(...list.filter((u): u is string => typeof u === 'string'));
+        next = nextLink(resp.headers.link);
+      }
+      const wanted = [...spec.domains].sort().join(',');
+      for (const url of urls.slice(-MAX_LISTED_ORDERS).reverse()) {
+        const order = await client.getOrder({ url } as unknown as Order);
+        const names = order.identifiers
+          .map((i) => i.value)
+          .sort()
+          .join(',');
+        const profile = (order as { profile?: unknown }).profile;
+        if (names !== wanted || (spec.profile !== undefined && profile !== spec.profile)) continue;
+        if (order.status !== 'pending' && order.status !== 'ready') continue;
+        const record: OrderJournal = {
+          url,
+          domains: [...spec.domains].sort(),
+          keyType,
+          ...(spec.profile !== undefined && { profile: spec.profile }),
+          createdAt: (this.opts.clock ?? systemClock).now().toISOString(),
+        };
+        await store.store(journalKey, JSON.stringify(record), { secret: true });
+        log.info('found an order in flight at the CA for these names; resuming it', {
+          cert: spec.name,
+          order: url,
+          status: order.status,
+        });
+        return { order, record };
+      }
+      log.info('no order in flight at the CA for these names; placing a new one', {
+        cert: spec.name,
+        looked: Math.min(urls.length, MAX_LISTED_ORDERS),
+      });
+      return undefined;
+    } catch (err) {
+      // The search is a courtesy to the CA; its failure must not stop the order.
+      ctx.problems.splice(seen);
+      log.warn('could not search the CA for an order in flight; placing a new one', {
+        cert: spec.name,
+        error: errorMessage(err),
+      });
+      return undefined;
+    }
   }
 
   /** RFC 8555 §7.5.1 and §8.3: answer one authorization over HTTP-01. */
@@ -519,7 +594,7 @@ export class AcmeIssuer implements Issuer {
     this.clientPromise ??= withAcmeContext(async (ctx) => {
       ctx.step = 'account';
       try {
-        return await this.loadClient();
+        return await this.loadClient(ctx);
       } catch (err) {
         throw this.classify(err, ctx);
       }
@@ -538,15 +613,50 @@ export class AcmeIssuer implements Issuer {
     });
   }
 
-  private async loadClient(): Promise<acme.Client> {
-    const { store, log } = this.opts;
-    let key = (await store.load(accountKeyKey(this.directoryUrl)))?.toString();
-    if (!key) {
-      key = await generatePrivateKey(this.opts.accountKeyType ?? 'ecdsa-p256');
-      await store.store(accountKeyKey(this.directoryUrl), key, { secret: true });
+  /**
+   * The account, under the account lock: in cluster mode (and between two
+   * processes on one STATE_DIR) a recovery or registration happens once,
+   * and whoever waited reads what the first one wrote.
+   */
+  private async loadClient(ctx: AcmeCallContext): Promise<acme.Client> {
+    const { store } = this.opts;
+    const lock = accountLockName(this.directoryUrl);
+    await store.lock(lock);
+    try {
+      return await this.loadClientLocked(ctx);
+    } finally {
+      await store.unlock(lock);
     }
-    const saved = await store.load(accountRecordKey(this.directoryUrl));
-    const record = saved ? (JSON.parse(saved.toString()) as AccountRecord) : undefined;
+  }
+
+  private async loadClientLocked(ctx: AcmeCallContext): Promise<acme.Client> {
+    const { store, log } = this.opts;
+    const now = () => (this.opts.clock ?? systemClock).now();
+    const keyKey = accountKeyKey(this.directoryUrl);
+    const recordKey = accountRecordKey(this.directoryUrl);
+    const keyGot = await this.reader.inspect(keyKey, accountKeyKind);
+    let key: string;
+    let newKey = false;
+    if (keyGot.state === 'ok') {
+      key = keyGot.value;
+    } else {
+      // No usable key (corrupt, kept aside; or missing): nothing can prove
+      // the old account is ours, so a new key and a new account. A record
+      // left beside it names an account of the old key: kept aside too.
+      const orphan = await store.exists(recordKey);
+      if (keyGot.state === 'corrupt' || orphan) {
+        const keptAs = orphan ? await store.quarantine(recordKey, now()) : undefined;
+        log.warn('no usable ACME account key: registering a new account with a new key', {
+          code: 'STORE_CORRUPT',
+          directoryUrl: this.directoryUrl,
+          record: keyKey,
+          ...(keptAs && { accountRecordKeptAs: keptAs }),
+        });
+      }
+      key = await generatePrivateKey(this.opts.accountKeyType ?? 'ecdsa-p256');
+      await store.store(keyKey, key, { secret: true });
+      newKey = true;
+    }
     const base = {
       directoryUrl: this.directoryUrl,
       accountKey: key,
@@ -558,8 +668,17 @@ export class AcmeIssuer implements Issuer {
         externalAccountBinding: { kid: this.opts.eab.kid, hmacKey: this.opts.eab.hmacKey },
       }),
     };
-    if (record?.url && record.email === this.opts.email) {
-      return withNonceRetries(new acme.Client({ ...base, accountUrl: record.url }));
+    if (!newKey) {
+      const recordGot = await this.reader.inspect(recordKey, accountRecordKind);
+      if (recordGot.state === 'ok' && recordGot.value.email === this.opts.email) {
+        return withNonceRetries(new acme.Client({ ...base, accountUrl: recordGot.value.url }));
+      }
+      if (recordGot.state === 'corrupt') {
+        // Safe default: the key still names the account; RFC 8555 §7.3.1
+        // finds it again without registering a second one.
+        const found = await this.findAccount(ctx, base);
+        if (found) return found;
+      }
     }
     const client = withNonceRetries(new acme.Client(base));
     await client.createAccount({
@@ -567,14 +686,76 @@ export class AcmeIssuer implements Issuer {
       ...(this.opts.email && { contact: [`mailto:${this.opts.email}`] }),
     });
     const url = client.getAccountUrl();
-    const fresh: AccountRecord = {
+    await this.saveAccount(url);
+    log.info('ACME account registered', { directoryUrl: this.directoryUrl, account: url });
+    return client;
+  }
+
+  /** RFC 8555 §7.3.1 onlyReturnExisting: the account of this key, or undefined if the CA knows none. */
+  private async findAccount(
+    ctx: AcmeCallContext,
+    base: ConstructorParameters<typeof acme.Client>[0],
+  ): Promise<acme.Client | undefined> {
+    const client = withNonceRetries(new acme.Client(base));
+    const seen = ctx.problems.length;
+    try {
+      await client.createAccount({ onlyReturnExisting: true });
+    } catch (err) {
+      const refusal = ctx.problems
+        .slice(seen)
+        .find((p) => /accountDoesNotExist/.test(p.type ?? ''));
+      if (!refusal) throw err;
+      ctx.problems.splice(seen);
+      this.opts.log.warn('the CA knows no account for our key; registering one', {
+        directoryUrl: this.directoryUrl,
+      });
+      return undefined;
+    }
+    const url = client.getAccountUrl();
+    await this.saveAccount(url);
+    this.opts.log.info('ACME account found again with its key (onlyReturnExisting)', {
+      directoryUrl: this.directoryUrl,
+      account: url,
+    });
+    return client;
+  }
+
+  private async saveAccount(url: string): Promise<void> {
+    const record: AccountRecord = {
       url,
       directoryUrl: this.directoryUrl,
       ...(this.opts.email && { email: this.opts.email }),
       createdAt: (this.opts.clock ?? systemClock).now().toISOString(),
     };
-    await store.store(accountRecordKey(this.directoryUrl), JSON.stringify(fresh, null, 2));
-    log.info('ACME account registered', { directoryUrl: this.directoryUrl, account: url });
-    return client;
+    await this.opts.store.store(
+      accountRecordKey(this.directoryUrl),
+      JSON.stringify(record, null, 2),
+    );
   }
+}
+
+/** acme-client's signed request helper (not in its typings), for the orders list. */
+interface RawApi {
+  apiRequest(
+    url: string,
+    payload: null,
+    validStatusCodes: number[],
+  ): Promise<{ data: unknown; headers: Record<string, unknown> }>;
+}
+
+function rawApi(client: acme.Client): RawApi {
+  return (client as unknown as { api: RawApi }).api;
+}
+
+/** The `rel="next"` target of a Link header (RFC 8288), if any. */
+function nextLink(header: unknown): string | undefined {
+  const values = Array.isArray(header) ? header : [header];
+  for (const v of values) {
+    if (typeof v !== 'string') continue;
+    for (const part of v.split(',')) {
+      const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(part);
+      if (m?.[1]) return m[1];
+    }
+  }
+  return undefined;
 }

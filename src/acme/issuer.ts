@@ -23,4 +23,12 @@ export interface Issuer {
   ): Promise<CertBundle>;
   /** The CA's renewalInfo for a certificate it issued (RFC 9773); never throws. */
   renewalInfo?(certPem: string): Promise<RenewalInfoAnswer>;
+  /**
+   * Does this CA know the certificate as one it issued? Asked of its
+   * renewalInfo (RFC 9773: the CertID names its issuer key and serial),
+   * whatever ACME_ARI says, since nothing is renewed by the answer. true
+   * only on a usable answer; false when it does not know it, cannot say,
+   * or offers no renewalInfo. Never throws.
+   */
+  recognizes?(certPem: string): Promise<boolean>;
 }

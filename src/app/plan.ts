@@ -42,6 +42,8 @@ export function describePlan(
       return `order a certificate from the ${action.phase} CA (${action.reason})`;
     case 'deploy':
       return `serve the stored ${action.phase} certificate (${action.reason})`;
+    case 'adopt':
+      return `take the ${action.phase} certificate live/ serves back into the store, no order (${action.reason})`;
     case 'none':
       break;
   }

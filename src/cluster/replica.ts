@@ -7,6 +7,7 @@ import type { LivePaths, LiveTarget } from '../domain/status.js';
 import { certificateEvent, type HookRunner } from '../hooks/hooks.js';
 import type { Clock } from '../lifecycle/clock.js';
 import { LIVE_PREFIX, storedKey } from '../store/keys.js';
+import { storedCertKind } from '../store/record-kinds.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import { sanNames } from '../util/x509.js';
@@ -54,8 +55,15 @@ async function findStored(
   for (const phase of PHASES) {
     const raw = await store.load(storedKey(name, phase));
     if (!raw) continue;
-    const stored = JSON.parse(raw.toString()) as StoredCert;
-    if (stored.meta.serial === serial) return stored;
+    // A replica only reads: a corrupt record is the leader's to keep aside
+    // (it reads the same key); here it is simply not a match.
+    let parsed;
+    try {
+      parsed = storedCertKind(phase).parse(raw);
+    } catch {
+      continue;
+    }
+    if (parsed.ok && parsed.value.meta.serial === serial) return parsed.value;
   }
   return undefined;
 }

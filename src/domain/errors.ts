@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'STORE_UNAUTHORIZED'
   | 'STORE_DECRYPT_FAILED'
   | 'STORE_TLS'
+  | 'STORE_CORRUPT'
   | 'LOCK_TIMEOUT'
   | 'ACME_RATE_LIMITED'
   | 'RATE_BUDGET_EXCEEDED'
@@ -62,6 +63,8 @@ export const ERROR_CODE_MEANINGS: { readonly [C in ErrorCode]: string } = {
     'A value in etcd does not open with the cluster key (another key, altered or written by hand); it is never used.',
   STORE_TLS:
     "The TLS handshake with etcd failed (check `CLUSTER_ETCD_CA_FILE` and the servers' certificates).",
+  STORE_CORRUPT:
+    'A record in the state (a file under `STATE_DIR`, or an etcd value) does not parse, has the wrong shape, or holds a certificate that does not match its key: it is kept aside (`<file>.corrupt-<time>`, or under `corrupt/` in etcd), never deleted, and treated as missing.',
   LOCK_TIMEOUT: "A certificate's lock stayed held by another process or replica for too long.",
   ACME_RATE_LIMITED:
     'The CA refused the request for a rate limit; retried after its `Retry-After`.',

@@ -59,6 +59,21 @@ export interface PlatformCopy {
   readonly ours: boolean;
 }
 
+/**
+ * A problem with the sidecar's own state (not the CA's, not the
+ * platform's): a record that failed validation and was kept aside.
+ */
+export interface LocalStateProblem {
+  readonly code: 'STORE_CORRUPT';
+  /** The store key of the record. */
+  readonly record: string;
+  /** Where it was kept aside. */
+  readonly keptAs?: string;
+  readonly message: string;
+  /** ISO 8601. */
+  readonly at: string;
+}
+
 /** What is known about one certificate, for `once`, logs and /status. */
 export interface CertStatus {
   readonly name: string;
@@ -84,6 +99,13 @@ export interface CertStatus {
   attempts: number;
   lastError?: { code: string; message: string; at: string };
   nextRetry?: string;
+  /**
+   * Records of this certificate found corrupt in the last pass that found
+   * any, and what was done (kept aside; `recovered` says how it healed).
+   */
+  localState?: readonly LocalStateProblem[];
+  /** How the last local-state problem was healed: `adopted` from live/, or `reissued`. */
+  recovered?: 'adopted' | 'reissued';
   /** When live/ last changed for it (ISO). */
   deployedAt?: string;
   /** The last deployment check: is every endpoint serving this certificate? */
@@ -169,6 +191,16 @@ export interface StatusCertificate {
     readonly at: string;
   } | null;
   readonly nextRetry: string | null;
+  /** Records of this certificate found corrupt (kept aside) in the last pass that found any. */
+  readonly localState: readonly {
+    readonly code: string;
+    readonly record: string;
+    readonly keptAs: string | null;
+    readonly message: string;
+    readonly at: string;
+  }[];
+  /** How that was healed: `adopted` from live/ (no order) or `reissued`. */
+  readonly recovered: 'adopted' | 'reissued' | null;
   /** The last deployment check (DEPLOY_CHECK_ENDPOINTS), or null when off. */
   readonly deployment: {
     readonly checkedAt: string;

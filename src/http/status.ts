@@ -114,6 +114,14 @@ function certificate(c: CertStatus, now: Date): StatusCertificate {
     attempts: c.attempts,
     lastError: base.lastError,
     nextRetry: c.nextRetry ?? null,
+    localState: (c.localState ?? []).map((p) => ({
+      code: p.code,
+      record: p.record,
+      keptAs: p.keptAs ?? null,
+      message: cleanMessage(p.message),
+      at: p.at,
+    })),
+    recovered: c.recovered ?? null,
     deployment: c.deployment
       ? {
           checkedAt: c.deployment.checkedAt,

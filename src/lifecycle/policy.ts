@@ -151,12 +151,25 @@ export interface LiveFacts {
   readonly notAfter: string;
   /** Which stored certificate it is; 'foreign' if none of ours matches. */
   readonly phase: Phase | 'foreign';
+  /**
+   * Only for a 'foreign' certificate that holds together (key matches,
+   * chain verifies) and that `from`'s CA is known to have issued (its
+   * intermediate on record, or the CA itself said so): it can be adopted
+   * back into the store instead of ordering again.
+   */
+  readonly adoptable?: {
+    readonly from: AcmePhase;
+    /** Sorted DNS names on it. */
+    readonly domains: readonly string[];
+    readonly keyType: KeyType | undefined;
+  };
 }
 
 export type Action =
   | { readonly kind: 'placeholder'; readonly reason: Reason }
   | { readonly kind: 'issue'; readonly phase: AcmePhase; readonly reason: Reason }
   | { readonly kind: 'deploy'; readonly phase: AcmePhase; readonly reason: Reason }
+  | { readonly kind: 'adopt'; readonly phase: AcmePhase; readonly reason: Reason }
   | {
       readonly kind: 'none';
       readonly reason: Reason;
@@ -224,6 +237,26 @@ function explicitRenewBefore(meta: CertMeta, renewBeforeDays: number | undefined
 }
 
 /**
+ * The phase whose record the certificate live/ serves can restore, or
+ * undefined. The store lost (or never had) the record of what nginx
+ * serves; if that certificate is one our CA issued for exactly these names
+ * and key type, and still valid, taking it back costs no order (issue 16:
+ * heal from what we still have before asking the CA). Never when a valid
+ * stored certificate at least as good exists: that one is served instead.
+ */
+export function adoptablePhase(facts: CertFacts, now: Date): AcmePhase | undefined {
+  const live = facts.live;
+  const a = live?.adoptable;
+  if (!live || live.phase !== 'foreign' || !a) return undefined;
+  if (!sameDomains(a.domains, facts.domains) || a.keyType !== facts.keyType) return undefined;
+  if (now >= new Date(live.notAfter)) return undefined;
+  const valid = (p: AcmePhase) => assess(facts, p, now, false).reason === Reason.Valid;
+  if (valid('production')) return undefined;
+  if (a.from === 'staging' && valid('staging')) return undefined;
+  return a.from;
+}
+
+/**
  * Has a staging order for exactly these hostnames succeeded against the
  * configured staging CA? Expiry does not matter: the proof is that the whole
  * path (DNS, nginx, webroot, CA) worked for these names.
@@ -255,6 +288,9 @@ function sameProfile(meta: CertMeta, facts: CertFacts): boolean {
 export function decide(facts: CertFacts, now: Date): Action {
   const prod = assess(facts, 'production', now, true);
   const staging = assess(facts, 'staging', now, true);
+
+  const adopt = adoptablePhase(facts, now);
+  if (adopt) return { kind: 'adopt', phase: adopt, reason: Reason.Adopted };
 
   // The best usable certificate to serve. A valid production certificate is
   // preferred even when the target is staging: staging never replaces it.

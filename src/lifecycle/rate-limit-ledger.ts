@@ -47,6 +47,31 @@ export function emptyLedger(): Ledger {
   return { events: [], blocks: [] };
 }
 
+/** The reason a lost ledger's block gives; checkBudget words its refusal by it. */
+export const LOST_LEDGER_REASON =
+  'the rate-limit ledger was corrupt; its budget is counted as spent';
+
+/**
+ * The safe default for a ledger that was corrupt: its budget counts as
+ * spent for the current window, not as empty. What it held is unknown, so
+ * the account is blocked until the longest window has passed since the
+ * loss was found (every limit is then sure to have room again). ARI
+ * renewals, exempt from the CA's limits, still go through.
+ */
+export function lostLedger(account: string, windowsMs: readonly number[], now: Date): Ledger {
+  const longest = Math.max(0, ...windowsMs.filter((w) => Number.isFinite(w)));
+  return {
+    events: [],
+    blocks: [
+      {
+        scope: `account:${account}`,
+        until: new Date(now.getTime() + longest).toISOString(),
+        reason: LOST_LEDGER_REASON,
+      },
+    ],
+  };
+}
+
 /** Adds one event (domains normalized); returns a new ledger. */
 export function record(ledger: Ledger, event: LedgerEvent): Ledger {
   const at = new Date(event.at);

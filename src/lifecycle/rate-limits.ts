@@ -1,4 +1,4 @@
-import type { Ledger } from './rate-limit-ledger.js';
+import { LOST_LEDGER_REASON, type Ledger } from './rate-limit-ledger.js';
 import {
   describeScope,
   normalizeDomains,
@@ -12,6 +12,8 @@ import {
 export {
   DEFAULT_BLOCK_SECONDS,
   emptyLedger,
+  lostLedger,
+  LOST_LEDGER_REASON,
   parseLedger,
   prune,
   record,
@@ -136,7 +138,9 @@ export function checkBudget(
       scope: b.scope,
       retryAt: until,
       say: (at) =>
-        `the CA refused an order for ${describeScope(b.scope)} as rate limited (${b.reason}) and asked us to wait; next possible at ${at}`,
+        b.reason === LOST_LEDGER_REASON
+          ? `${b.reason} (a local-state problem, STORE_CORRUPT) for ${describeScope(b.scope)}; next possible at ${at}`
+          : `the CA refused an order for ${describeScope(b.scope)} as rate limited (${b.reason}) and asked us to wait; next possible at ${at}`,
     });
   }
 

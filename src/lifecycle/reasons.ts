@@ -25,6 +25,11 @@ export const Reason = {
   ProfileChanged: 'ProfileChanged',
   /** The stored chain or key did not verify. */
   ChainUnverified: 'ChainUnverified',
+  /**
+   * The store has no valid record of the certificate nginx serves, which our
+   * CA issued for these names: it is taken back into the store, no order.
+   */
+  Adopted: 'Adopted',
   /** A better certificate is stored than the one nginx serves. */
   LiveOutdated: 'LiveOutdated',
   /** An operator asked for a new certificate now (`acme-sidecar renew`). */

@@ -94,6 +94,8 @@ export class CertActions {
         await store.store(storedKey(spec.name, action.phase), JSON.stringify({ meta, bundle }), {
           secret: true,
         });
+        // How a copy in live/ is recognised later, if this record is lost.
+        await this.records.recordIssuer(issuer.directoryUrl, bundle).catch(() => undefined);
         log.info('certificate issued', {
           phase: action.phase,
           reason: action.reason,
@@ -101,6 +103,31 @@ export class CertActions {
           notAfter: meta.notAfter,
           ms: clock.now().getTime() - started,
         });
+        return undefined;
+      }
+      case 'adopt': {
+        // The decision saw live/ hold a certificate this CA issued; read it
+        // again under the lock and check it again before it is trusted.
+        const bundle = await live.read(spec.name);
+        const directoryUrl = settings.directories[action.phase];
+        if (!bundle) return undefined;
+        const meta = this.describe(spec, bundle, action.phase, directoryUrl);
+        if (!meta.chainVerified) return undefined;
+        // The profile it was ordered under is not on the certificate: it is
+        // taken to be the one wanted now (a profile changes only lifetime).
+        await store.store(storedKey(spec.name, action.phase), JSON.stringify({ meta, bundle }), {
+          secret: true,
+        });
+        await this.records.recordIssuer(directoryUrl, bundle).catch(() => undefined);
+        log.warn(
+          'the store had no valid record of the certificate live/ serves; adopted it back, no order placed',
+          {
+            phase: action.phase,
+            reason: action.reason,
+            serial: meta.serial,
+            notAfter: meta.notAfter,
+          },
+        );
         return undefined;
       }
       case 'deploy': {
@@ -132,7 +159,7 @@ export class CertActions {
     if (!stored || stored.meta.directoryUrl !== directoryUrl) return undefined;
     const wanted = [...spec.domains].sort().join(',');
     if ([...stored.meta.domains].sort().join(',') !== wanted) return undefined;
-    const record = await loadAriRecord(this.deps.store, spec.name, phase);
+    const record = await loadAriRecord(this.records.reader, spec.name, phase);
     const at = ariRenewAt(record, stored.meta);
     return {
       cert: stored.bundle.cert,

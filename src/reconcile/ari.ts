@@ -9,7 +9,8 @@ import {
 } from '../lifecycle/ari.js';
 import type { AriChoice } from '../lifecycle/policy.js';
 import { ariKey } from '../store/keys.js';
-import type { CertStore } from '../store/store.js';
+import { ariKind } from '../store/record-kinds.js';
+import type { RecordReader } from '../store/records.js';
 import type { Logger } from '../util/log.js';
 import type { ReconcilerDeps } from './deps.js';
 import type { CertRecords } from './records.js';
@@ -102,24 +103,21 @@ export class AriTracker {
   }
 
   load(name: string, phase: AcmePhase): Promise<AriRecord | undefined> {
-    return loadAriRecord(this.deps.store, name, phase);
+    return loadAriRecord(this.records.reader, name, phase);
   }
 }
 
-/** A stored ARI record, or undefined when there is none or it does not parse. */
+/**
+ * A stored ARI record, or undefined when there is none or it is corrupt
+ * (kept aside; safe default: as if never asked, so the CA is asked again and
+ * the lifetime rule decides meanwhile) or cannot be read.
+ */
 export async function loadAriRecord(
-  store: CertStore,
+  reader: RecordReader,
   name: string,
   phase: AcmePhase,
 ): Promise<AriRecord | undefined> {
-  const raw = await store.load(ariKey(name, phase)).catch(() => undefined);
-  if (!raw) return undefined;
-  try {
-    const parsed = JSON.parse(raw.toString()) as AriRecord | null;
-    return typeof parsed?.serial === 'string' ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
+  return reader.read(ariKey(name, phase), ariKind, { cert: name }).catch(() => undefined);
 }
 
 /**
@@ -127,7 +125,7 @@ export async function loadAriRecord(
  * it was drawn for.
  */
 export async function loadAriChoices(
-  store: CertStore,
+  store: RecordReader,
   name: string,
   directories: Readonly<Record<AcmePhase, string>>,
 ): Promise<Partial<Record<AcmePhase, AriChoice>>> {

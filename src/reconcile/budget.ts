@@ -6,15 +6,20 @@ import {
   LETSENCRYPT_PRODUCTION_LIMITS,
   LETSENCRYPT_STAGING_LIMITS,
   checkBudget,
-  parseLedger,
+  emptyLedger,
+  lostLedger,
   prune,
   record,
   recordRateLimited,
   scopeForProblem,
   type Ledger,
+  type Limit,
   type RateLimits,
 } from '../lifecycle/rate-limits.js';
+import { ledgerKind } from '../store/record-kinds.js';
+import { RecordReader } from '../store/records.js';
 import type { CertStore } from '../store/store.js';
+import { silentLogger, type Logger } from '../util/log.js';
 
 export type RateLimitMode = 'auto' | 'letsencrypt' | 'production' | 'off';
 
@@ -46,11 +51,16 @@ export function limitsFor(
  * decisions are lifecycle/rate-limits.ts; this is the gather-and-record part.
  */
 export class RateBudget {
+  private readonly reader: RecordReader;
+
   constructor(
     private readonly store: CertStore,
     private readonly clock: Clock,
     private readonly mode: RateLimitMode,
-  ) {}
+    opts: { records?: RecordReader; log?: Logger } = {},
+  ) {
+    this.reader = opts.records ?? new RecordReader(store, clock, opts.log ?? silentLogger);
+  }
 
   /**
    * Refuses (RATE_BUDGET_EXCEEDED, with the time it becomes possible) an order
@@ -123,8 +133,19 @@ export class RateBudget {
     await this.store.lock(lock);
     try {
       const now = this.clock.now();
-      const ledger = prune(parseLedger((await this.store.load(key))?.toString()), limits, now);
-      await this.store.store(key, JSON.stringify(change(ledger, now)));
+      const got = await this.reader.inspect(key, ledgerKind);
+      // Safe default for a corrupt ledger (kept aside): spent, not empty.
+      const ledger =
+        got.state === 'ok'
+          ? got.value
+          : got.state === 'corrupt'
+            ? lostLedger(
+                directoryUrl,
+                Object.values(limits).map((l: Limit) => l.windowMs),
+                now,
+              )
+            : emptyLedger();
+      await this.store.store(key, JSON.stringify(change(prune(ledger, limits, now), now)));
     } finally {
       await this.store.unlock(lock);
     }

@@ -4,6 +4,7 @@ import type { AcmePhase, KeyType, Phase } from '../domain/types.js';
 import type { HookRunner } from '../hooks/hooks.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { Platform } from '../platform/platform.js';
+import type { RecordReader } from '../store/records.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 import type { RateBudget } from './budget.js';
@@ -33,6 +34,12 @@ export interface ReconcilerDeps {
   /** Told of every failed step (metrics). */
   readonly onFailure?: (name: string, code: string) => void;
   readonly store: CertStore;
+  /**
+   * Reads and validates every record (a corrupt one is kept aside and
+   * reported); shared with the issuers so one certificate's status hears of
+   * all its records. Made from `store` when not given.
+   */
+  readonly records?: RecordReader;
   readonly live: LiveTarget;
   readonly issuers: Readonly<Record<Phase, Issuer>>;
   readonly platform: Platform;

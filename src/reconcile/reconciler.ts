@@ -1,16 +1,17 @@
 import { SidecarError } from '../domain/errors.js';
 import type { CertStatus } from '../domain/status.js';
 import { withDefaultProfile } from '../domain/profiles.js';
-import type { CertSpec, StoredCert } from '../domain/types.js';
+import { PHASES, type CertSpec, type StoredCert } from '../domain/types.js';
 import { certificateEvent } from '../hooks/hooks.js';
 import type { AriRecord } from '../lifecycle/ari.js';
 import { decide, renewBeforeWarning, type Action, type CertFacts } from '../lifecycle/policy.js';
 import type { PlatformAction } from '../lifecycle/platform-policy.js';
 import { ReconcileReason, Reason } from '../lifecycle/reasons.js';
-import { certLockName } from '../store/keys.js';
+import { certLockName, storedKey } from '../store/keys.js';
 import { CertActions } from './actions.js';
 import { AriTracker } from './ari.js';
 import type { ReconcilerDeps } from './deps.js';
+import { RecordReader } from '../store/records.js';
 import { CertRecords } from './records.js';
 import { RetrySchedule } from './retry-schedule.js';
 import { span } from '../util/durations.js';
@@ -36,10 +37,18 @@ export class Reconciler {
   /** `<name>/<serial>` already warned about RENEW_BEFORE_DAYS in this process. */
   private readonly renewBeforeWarned = new Set<string>();
 
+  private readonly reader: RecordReader;
+  private readonly planRecords: CertRecords;
+
   constructor(private readonly deps: ReconcilerDeps) {
-    this.records = new CertRecords(deps);
+    this.reader = deps.records ?? new RecordReader(deps.store, deps.clock, deps.log);
+    this.records = new CertRecords(deps, this.reader);
+    this.planRecords = new CertRecords(
+      deps,
+      new RecordReader(deps.store, deps.clock, deps.log, { dryRun: true }),
+    );
     this.actions = new CertActions(deps, this.records);
-    this.retries = new RetrySchedule(deps);
+    this.retries = new RetrySchedule(deps, this.reader);
     this.ari = new AriTracker(deps, this.records);
   }
 
@@ -78,6 +87,8 @@ export class Reconciler {
     }
     // A forced renewal is spent by the first order from the target CA.
     let force = opts.force === true;
+    /** What this pass did that heals a lost record (for the status). */
+    let healed: CertStatus['recovered'];
     try {
       noteAri(st, await this.ari.refresh(spec, log));
       if (this.deps.platform.holdsCertificates && !st.attempts) {
@@ -100,6 +111,8 @@ export class Reconciler {
             deployed = await this.actions.act(spec, again, log, signal);
           }
         });
+        if (action.kind === 'adopt') healed = 'adopted';
+        else if (action.kind === 'issue' && healed === undefined) healed = 'reissued';
         if (deployed) {
           st.deployedAt = clock.now().toISOString();
           // Outside the lock; never throws, bounded by its timeouts.
@@ -125,6 +138,7 @@ export class Reconciler {
       // shutting down).
       if (!signal?.aborted) noteAri(st, await this.ari.refresh(spec, log));
       await this.refreshLive(spec, st, log);
+      this.noteLocalState(st, healed);
     }
   }
 
@@ -134,7 +148,8 @@ export class Reconciler {
    */
   async plan(spec: CertSpec): Promise<{ action: Action; platform?: PlatformAction }> {
     spec = withDefaultProfile(spec, this.deps.settings.profile);
-    const facts = await this.gather(spec);
+    // Changes nothing: a corrupt record is only named, not kept aside.
+    const facts = await this.planRecords.gather(spec);
     const action = decide(facts, this.deps.clock.now());
     if (action.kind !== 'none' || !this.deps.platform.holdsCertificates) return { action };
     return { action, platform: (await this.actions.platformPlan(spec, facts)).action };
@@ -202,6 +217,20 @@ export class Reconciler {
       renewBeforeDays: w.renewBeforeDays,
       renewsBeforeExpirySeconds: w.usedS,
     });
+  }
+
+  /**
+   * Records of this certificate found corrupt in this pass go on its status
+   * (kept until a later pass finds others), with how the pass healed them.
+   */
+  private noteLocalState(st: CertStatus, healed: CertStatus['recovered']): void {
+    const found = this.reader.take(st.name);
+    if (found.length === 0) return;
+    st.localState = found;
+    const certRecords = PHASES.map((p) => storedKey(st.name, p));
+    const lostCert = found.some((p) => certRecords.includes(p.record));
+    if (healed && (healed === 'adopted' || lostCert)) st.recovered = healed;
+    else delete st.recovered;
   }
 
   /** Updates the status with what nginx serves now. */

@@ -1,21 +1,87 @@
 import { X509Certificate } from 'node:crypto';
 import { errorMessage } from '../domain/errors.js';
-import { PHASES, type CertSpec, type Phase, type StoredCert } from '../domain/types.js';
+import {
+  PHASES,
+  type AcmePhase,
+  type CertBundle,
+  type CertSpec,
+  type Phase,
+  type StoredCert,
+} from '../domain/types.js';
 import type { CertFacts, LiveFacts } from '../lifecycle/policy.js';
-import { storedKey } from '../store/keys.js';
+import { issuersKey, storedKey } from '../store/keys.js';
+import { issuersKind, storedCertKind } from '../store/record-kinds.js';
+import { bundleProblem, dnsNames, keyTypeOf, signedBy, splitPemChain } from '../util/x509.js';
+import type { RecordReader } from '../store/records.js';
 import { loadAriChoices } from './ari.js';
 import type { ReconcilerDeps } from './deps.js';
+
+/** Intermediates kept on record per CA (a CA rotates a few; Let's Encrypt has several). */
+const MAX_ISSUERS = 8;
 
 /**
  * What the reconciler gathers: the stored certificates of every phase and
  * what live/ serves, read fresh each time a decision is made.
  */
 export class CertRecords {
-  constructor(private readonly deps: Pick<ReconcilerDeps, 'store' | 'live' | 'log' | 'settings'>) {}
+  /** Which CA issued a certificate found in live/, by serial ('' for none of ours). */
+  private readonly provenance = new Map<string, AcmePhase | ''>();
 
-  async loadStored(name: string, phase: Phase): Promise<StoredCert | undefined> {
-    const raw = await this.deps.store.load(storedKey(name, phase));
-    return raw ? (JSON.parse(raw.toString()) as StoredCert) : undefined;
+  constructor(
+    private readonly deps: Pick<ReconcilerDeps, 'store' | 'live' | 'log' | 'settings' | 'issuers'>,
+    readonly reader: RecordReader,
+  ) {}
+
+  /** The intermediates `directoryUrl`'s CA issued our certificates under (corrupt: none). */
+  async loadIssuers(directoryUrl: string): Promise<string[]> {
+    const got = await this.reader
+      .read(issuersKey(directoryUrl), issuersKind)
+      .catch(() => undefined);
+    return got?.issuers ?? [];
+  }
+
+  /** Keeps the intermediate that signed `bundle` on record for its CA (newest first, a few). */
+  async recordIssuer(directoryUrl: string, bundle: CertBundle): Promise<void> {
+    const [issuer] = splitPemChain(bundle.chain);
+    if (!issuer) return;
+    const known = await this.loadIssuers(directoryUrl);
+    if (known.includes(issuer)) return;
+    const issuers = [issuer, ...known].slice(0, MAX_ISSUERS);
+    await this.deps.store.store(issuersKey(directoryUrl), JSON.stringify({ issuers }, null, 2));
+  }
+
+  /**
+   * What makes the certificate live/ serves adoptable, when the store has
+   * no record of it: it holds together (key matches, chain verifies) and a
+   * configured CA issued it, as its intermediate on record shows or as the
+   * CA itself says (renewalInfo knows it). The answer is kept per serial.
+   */
+  private async adoptable(bundle: CertBundle, serial: string): Promise<LiveFacts['adoptable']> {
+    if (bundleProblem(bundle) !== undefined) return undefined;
+    const leaf = new X509Certificate(bundle.cert);
+    let from = this.provenance.get(serial);
+    if (from === undefined) {
+      from = '';
+      const { settings, issuers } = this.deps;
+      const order: AcmePhase[] =
+        settings.target === 'production' ? ['production', 'staging'] : ['staging', 'production'];
+      for (const phase of order) {
+        const url = settings.directories[phase];
+        const onRecord = (await this.loadIssuers(url)).some((i) => signedBy(bundle.cert, i));
+        if (onRecord || (await issuers[phase].recognizes?.(bundle.cert))) {
+          from = phase;
+          break;
+        }
+      }
+      this.provenance.set(serial, from);
+    }
+    if (from === '') return undefined;
+    return { from, domains: dnsNames(leaf), keyType: keyTypeOf(bundle.privkey) };
+  }
+
+  /** A corrupt record is kept aside and reads as missing (records.ts). */
+  loadStored(name: string, phase: Phase): Promise<StoredCert | undefined> {
+    return this.reader.read(storedKey(name, phase), storedCertKind(phase), { cert: name });
   }
 
   async loadAll(name: string): Promise<Partial<Record<Phase, StoredCert>>> {
@@ -46,18 +112,20 @@ export class CertRecords {
         });
         return undefined;
       }),
-      loadAriChoices(this.deps.store, spec.name, settings.directories),
+      loadAriChoices(this.reader, spec.name, settings.directories),
     ]);
     let live: LiveFacts | undefined;
     if (liveBundle) {
       const leaf = new X509Certificate(liveBundle.cert);
       const serial = leaf.serialNumber.toUpperCase();
       const known = [production, staging, placeholder].find((c) => c?.meta.serial === serial);
+      const adoptable = known ? undefined : await this.adoptable(liveBundle, serial);
       live = {
         serial,
         notBefore: new Date(leaf.validFrom).toISOString(),
         notAfter: new Date(leaf.validTo).toISOString(),
         phase: known?.meta.phase ?? 'foreign',
+        ...(adoptable && { adoptable }),
       };
     }
     return {

@@ -3,10 +3,10 @@ import type { CertStatus } from '../domain/status.js';
 import type { CertSpec } from '../domain/types.js';
 import { retryDelayMs } from '../lifecycle/policy.js';
 import { backoffKey } from '../store/keys.js';
+import { backoffKind } from '../store/record-kinds.js';
+import type { RecordReader } from '../store/records.js';
 import type { Logger } from '../util/log.js';
 import type { ReconcilerDeps } from './deps.js';
-
-type Schedule = Pick<CertStatus, 'attempts' | 'nextRetry' | 'lastError'>;
 
 /**
  * Failures and their retry schedule. The schedule survives restarts (a
@@ -22,6 +22,7 @@ export class RetrySchedule {
       ReconcilerDeps,
       'store' | 'clock' | 'settings' | 'onFailure' | 'random'
     >,
+    private readonly reader: RecordReader,
   ) {
     this.random = deps.random ?? Math.random;
   }
@@ -29,19 +30,19 @@ export class RetrySchedule {
   async load(st: CertStatus, spec: CertSpec): Promise<void> {
     if (this.loaded.has(st.name)) return;
     this.loaded.add(st.name);
-    const raw = await this.deps.store.load(backoffKey(st.name)).catch(() => undefined);
-    if (!raw) return;
-    try {
-      const b = JSON.parse(raw.toString()) as Schedule & { context?: string };
-      // A schedule belongs to the configuration it failed under: a fixed CA
-      // URL, other hostnames or another target phase get a fresh start.
-      if (b.context !== this.context(spec)) return;
-      if (typeof b.attempts === 'number') st.attempts = b.attempts;
-      if (typeof b.nextRetry === 'string') st.nextRetry = b.nextRetry;
-      if (b.lastError) st.lastError = b.lastError;
-    } catch {
-      // A damaged record only loses the schedule; the next failure rewrites it.
-    }
+    // Safe default for a corrupt schedule (kept aside, record-kinds.ts):
+    // none, so the certificate is tried now and a failure starts it again.
+    // An unreadable store: the same, and the next failure rewrites it.
+    const b = await this.reader
+      .read(backoffKey(st.name), backoffKind, { cert: st.name })
+      .catch(() => undefined);
+    if (!b) return;
+    // A schedule belongs to the configuration it failed under: a fixed CA
+    // URL, other hostnames or another target phase get a fresh start.
+    if (b.context !== this.context(spec)) return;
+    st.attempts = b.attempts;
+    if (b.nextRetry !== undefined) st.nextRetry = b.nextRetry;
+    if (b.lastError) st.lastError = b.lastError;
   }
 
   /** The certificate settled: forget its failures. */

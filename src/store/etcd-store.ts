@@ -12,7 +12,7 @@ import {
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import { systemClock, type Clock } from '../lifecycle/clock.js';
 import { etcdClientOptions, loadKeyring, type EtcdStoreConfig } from './etcd-config.js';
-import { clusterKeyLayout, type ClusterKeyLayout } from './keys.js';
+import { asideKey, clusterKeyLayout, type ClusterKeyLayout } from './keys.js';
 import { DEFAULT_LOCK_POLL_MS, DEFAULT_LOCK_TIMEOUT_MS, waitForLock } from './lock-wait.js';
 import type { Keyring } from './sealed-value.js';
 import { assertStoreKey, type CertStore } from './store.js';
@@ -178,6 +178,39 @@ export class EtcdCertStore implements CertStore {
   async delete(key: string): Promise<void> {
     assertStoreKey(key);
     await this.bounded(`delete ${JSON.stringify(key)}`, () => this.kv.delete().key(key).exec());
+  }
+
+  /**
+   * Moves the value under `corrupt/<key>.corrupt-<UTC time>`, in one
+   * transaction that commits only if `key` still holds the value read (a
+   * writer that fixed it meanwhile wins). The value is sealed again for its
+   * new key (as a secret: a broken record may still hold a private key).
+   * A value that does not open is STORE_DECRYPT_FAILED and is not moved.
+   */
+  async quarantine(key: string, at: Date): Promise<string | undefined> {
+    assertStoreKey(key);
+    const what = `keep aside ${JSON.stringify(key)}`;
+    const res = await this.bounded(what, () => this.kv.get(key).exec());
+    const kv = res.kvs[0];
+    if (!kv) return undefined;
+    const value = this.keyring.open(this.layout.kv + key, kv.value, key);
+    for (let n = 0; n < 100; n++) {
+      const aside = asideKey(key, at, { prefix: true, n });
+      const sealed = this.keyring.seal(this.layout.kv + aside, value, true);
+      const moved = await this.bounded(what, () =>
+        this.kv
+          .if(key, 'Mod', '==', kv.mod_revision)
+          .and(aside, 'Create', '==', 0)
+          .then(this.kv.put(aside).value(sealed), this.kv.delete().key(key))
+          .commit(),
+      );
+      if (moved.succeeded) return aside;
+      // Either someone changed `key` (then it is theirs to judge) or the
+      // aside name is taken (try the next).
+      const now = await this.bounded(what, () => this.kv.get(key).exec());
+      if (now.kvs[0]?.mod_revision !== kv.mod_revision) return undefined;
+    }
+    throw new SidecarError('STORE_IO', `etcd: ${what}: too many aside copies in one second`);
   }
 
   /**

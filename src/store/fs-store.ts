@@ -5,7 +5,8 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import { systemClock, type Clock } from '../lifecycle/clock.js';
-import { ensureDir, sweepTempFiles, writeFileAtomic } from './atomic.js';
+import { ensureDir, fsyncDir, sweepTempFiles, writeFileAtomic } from './atomic.js';
+import { asideKey } from './keys.js';
 import { DEFAULT_LOCK_POLL_MS, DEFAULT_LOCK_TIMEOUT_MS, waitForLock } from './lock-wait.js';
 import { assertStoreKey, type CertStore } from './store.js';
 
@@ -108,6 +109,33 @@ export class FsCertStore implements CertStore {
       if (isCode(err, 'ENOENT', 'ENOTDIR', 'EISDIR', 'EPERM')) return;
       throw ioError(`delete ${JSON.stringify(key)}`, err);
     }
+  }
+
+  /**
+   * Renames `<file>` to `<file>.corrupt-<UTC time>` in the same directory.
+   * link() then unlink() rather than rename(), so an aside copy of the same
+   * second is never overwritten (link refuses an existing name).
+   */
+  async quarantine(key: string, at: Date): Promise<string | undefined> {
+    const path = this.pathOf(key);
+    return io(`keep aside ${JSON.stringify(key)}`, async () => {
+      for (let n = 0; n < 100; n++) {
+        const aside = asideKey(key, at, { n });
+        try {
+          await fs.link(path, this.pathOf(aside));
+        } catch (err) {
+          if (isCode(err, 'EEXIST')) continue;
+          if (isCode(err, 'ENOENT', 'ENOTDIR')) return undefined;
+          throw err;
+        }
+        await fs.unlink(path).catch((err: unknown) => {
+          if (!isCode(err, 'ENOENT')) throw err;
+        });
+        await fsyncDir(dirname(path));
+        return aside;
+      }
+      throw new Error('too many aside copies in one second');
+    });
   }
 
   /** `prefix` '' lists the top level. */

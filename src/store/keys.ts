@@ -19,8 +19,12 @@ import { assertStoreKey } from './store.js';
  * - `acme/<host>-<hash>/rate-limits.json`: the CA rate-limit ledger;
  * - `claims.json`: which source holds each certificate name and its
  *   hostnames (lifecycle/ownership.ts).
+ * - `acme/<host>-<hash>/issuers.json`: the intermediates that CA issued our
+ *   certificates under (how a certificate in live/ is recognised as its own);
+ * - `<key>.corrupt-<UTC time>` (files) or `corrupt/<key>.corrupt-<UTC time>`
+ *   (etcd): a record that failed validation, kept aside (see asideKey).
  *
- * Lock names (Locker): `cert-<name>`, `rate-<host>-<hash>`.
+ * Lock names (Locker): `cert-<name>`, `rate-<host>-<hash>`, `acct-<host>-<hash>`.
  *
  * etcd (cluster mode): `/acme-sidecar/<cluster>/{kv,locks,coord}/`, and under
  * `coord/` the prefixes `nodes/`, `live/` and `challenges/`, whose values
@@ -108,6 +112,41 @@ export function rateLedgerKey(directoryUrl: string): string {
 /** The lock held while the rate-limit ledger is read and written. */
 export function rateLedgerLockName(directoryUrl: string): string {
   return `rate-${accountPrefix(directoryUrl).split('/').pop() ?? 'ca'}`;
+}
+
+/** The intermediates each CA issued our certificates under. */
+export function issuersKey(directoryUrl: string): string {
+  return `${accountPrefix(directoryUrl)}/issuers.json`;
+}
+
+/** The lock held while a CA account is recovered or registered (once, across replicas). */
+export function accountLockName(directoryUrl: string): string {
+  return `acct-${accountPrefix(directoryUrl).split('/').pop() ?? 'ca'}`;
+}
+
+/** Where corrupt records go in etcd (files stay beside the original). */
+export const CORRUPT_PREFIX = 'corrupt';
+
+/**
+ * Where a record that failed validation is kept aside: `<key>.corrupt-<UTC
+ * time, compact ISO 8601>` beside it, or under `corrupt/` (etcd, where a
+ * listing of certificates must not trip over it). `n` > 0 tells apart two
+ * records kept aside in the same second.
+ */
+export function asideKey(
+  key: string,
+  at: Date,
+  opts: { prefix?: boolean; n?: number } = {},
+): string {
+  assertStoreKey(key);
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  const n = opts.n ? `-${opts.n}` : '';
+  const aside = `${opts.prefix ? `${CORRUPT_PREFIX}/` : ''}${key}.corrupt-${stamp}${n}`;
+  assertStoreKey(aside);
+  return aside;
 }
 
 /** Under the cluster's `coord/`: every node's registration, `nodes/<node>`. */

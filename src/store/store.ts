@@ -16,6 +16,13 @@ export interface CertStore extends Locker {
   exists(key: string): Promise<boolean>;
   /** Keys directly below `prefix` (one level, names only), sorted. */
   list(prefix: string): Promise<string[]>;
+  /**
+   * Moves the value at `key` aside (keys.ts `asideKey`), never deleting it:
+   * a record that failed validation is kept for a person to look at, and
+   * `key` then reads as missing. Returns where it went, or undefined if
+   * there was nothing at `key`. Never overwrites an earlier aside copy.
+   */
+  quarantine(key: string, at: Date): Promise<string | undefined>;
 }
 
 /**

@@ -118,3 +118,33 @@ export function keyMatches(certPem: string, keyPem: string): boolean {
   const certPub = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
   return Buffer.compare(pub, certPub) === 0;
 }
+
+/** The key type of a PEM private key, or undefined for one we never make. */
+export function keyTypeOf(keyPem: string): KeyType | undefined {
+  const key = createPrivateKey(keyPem);
+  const d = key.asymmetricKeyDetails;
+  if (key.asymmetricKeyType === 'ec') {
+    if (d?.namedCurve === 'prime256v1') return 'ecdsa-p256';
+    if (d?.namedCurve === 'secp384r1') return 'ecdsa-p384';
+    return undefined;
+  }
+  if (key.asymmetricKeyType === 'rsa') {
+    const t = `rsa-${d?.modulusLength ?? 0}`;
+    return t === 'rsa-2048' || t === 'rsa-3072' || t === 'rsa-4096' ? t : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Did `issuerPem` sign the leaf of `bundle`? (Its name is the leaf's issuer
+ * and its key verifies the leaf's signature.)
+ */
+export function signedBy(leafPem: string, issuerPem: string): boolean {
+  try {
+    const leaf = new X509Certificate(leafPem);
+    const issuer = new X509Certificate(issuerPem);
+    return leaf.checkIssued(issuer) && leaf.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
+}

@@ -102,6 +102,40 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
       });
     });
 
+    describe('quarantine', () => {
+      const at = new Date('2026-12-02T08:30:12.345Z');
+
+      it('moves a value aside under a name with the UTC time, and the key then reads as missing', async () => {
+        const bytes = Buffer.from('{"meta": garbage');
+        await s.store('certs/a.example/production.json', bytes, { secret: true });
+        const aside = await s.quarantine('certs/a.example/production.json', at);
+        assert.ok(aside, 'kept aside');
+        assert.match(aside, /certs\/a\.example\/production\.json\.corrupt-20261202T083012Z$/);
+        assert.equal(await s.load('certs/a.example/production.json'), undefined);
+        assert.equal(await s.exists('certs/a.example/production.json'), false);
+        assert.deepEqual(await s.load(aside), bytes, 'the aside copy holds the exact bytes');
+      });
+
+      it('never overwrites an earlier aside copy of the same second', async () => {
+        await s.store('certs/a/backoff.json', 'first');
+        const one = await s.quarantine('certs/a/backoff.json', at);
+        await s.store('certs/a/backoff.json', 'second');
+        const two = await s.quarantine('certs/a/backoff.json', at);
+        assert.ok(one && two);
+        assert.notEqual(one, two);
+        assert.equal((await s.load(one))?.toString(), 'first');
+        assert.equal((await s.load(two))?.toString(), 'second');
+      });
+
+      it('returns undefined when there is nothing to keep aside', async () => {
+        assert.equal(await s.quarantine('certs/none/production.json', at), undefined);
+      });
+
+      it('refuses a hostile key', async () => {
+        await rejectsWith(s.quarantine('../x', at), 'STORE_KEY_INVALID');
+      });
+    });
+
     describe('list', () => {
       it('lists the names one level below a prefix, sorted', async () => {
         await s.store('certs/b.example/cert.pem', 'x');
