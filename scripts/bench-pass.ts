@@ -25,7 +25,7 @@ export interface PassReport {
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const app = buildApp(config, { log: createLogger({ level: 'warn', format: 'json' }) });
+  const app = await buildApp(config, { log: createLogger({ level: 'warn', format: 'json' }) });
   const t0 = performance.now();
   const result = await app.pass();
   const wallMs = performance.now() - t0;
