@@ -110,7 +110,7 @@ async function runDemo(env: DevEnv, cattle: FakeCattle | undefined): Promise<num
     }),
   );
   const log = createLogger({ level: config.logLevel, format: 'text' });
-  const app = buildApp(config, { log });
+  const app = await buildApp(config, { log });
   console.log('demo: local CAs and nginx are up on 127.0.0.1; running the sidecar...\n');
 
   const result = await app.pass();

@@ -137,6 +137,8 @@ export interface PebbleInstance {
   listenPort: number;
   managementPort: number;
   configPath: string;
+  /** Pebble's output: one `<METHOD> <path> -> calling handler()` line per ACME request. */
+  logPath: string;
   /** PEM of the current issuing root (new at every Pebble start). */
   getRootPem(): Promise<string>;
   /** PEM of the current intermediate. */
@@ -199,12 +201,13 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleInstance> 
   env.PEBBLE_WFE_NONCEREJECT = String(opts.nonceRejectPercent ?? 0);
   if (opts.authzReusePercent !== undefined) env.PEBBLE_AUTHZREUSE = String(opts.authzReusePercent);
 
+  const logPath = path.join(opts.dir, `pebble-${opts.name}.log`);
   const proc = spawnManaged(
     `pebble (${opts.name})`,
     binaries.pebble,
     // Without -dnsserver Pebble uses the system resolver, which is not on loopback.
     ['-config', configPath, '-dnsserver', opts.dnsAddress],
-    { logPath: path.join(opts.dir, `pebble-${opts.name}.log`), env },
+    { logPath, env },
   );
 
   const directoryUrl = `https://127.0.0.1:${opts.listenPort}/dir`;
@@ -238,6 +241,7 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleInstance> 
     managementUrl,
     listenPort: opts.listenPort,
     managementPort: opts.managementPort,
+    logPath,
     configPath,
     getRootPem: () => fetchPem('/roots/0'),
     getIntermediatePem: () => fetchPem('/intermediates/0'),

@@ -4,7 +4,7 @@
  * the real sidecar; logs (warn and worse) go to stderr. Prints one JSON line
  * to stdout and exits.
  */
-import { acmeRequestCounts, totalAcmeRequests } from '../src/acme/http.js';
+import { acmeRequestCounts, onAcmeRequest, totalAcmeRequests } from '../src/acme/http.js';
 import { loadConfig } from '../src/config/load.js';
 import { buildApp } from '../src/main.js';
 import { createLogger } from '../src/util/log.js';
@@ -21,11 +21,17 @@ export interface PassReport {
   cpuUserMs: number;
   cpuSystemMs: number;
   maxRssMB: number;
+  /** From process start (Node's time origin) to the first newOrder answer; tsx start-up included. */
+  firstOrderMs?: number;
 }
 
 async function main(): Promise<void> {
+  let firstOrderMs: number | undefined;
+  onAcmeRequest((e) => {
+    if (e.step === 'newOrder' && firstOrderMs === undefined) firstOrderMs = performance.now();
+  });
   const config = loadConfig(process.env);
-  const app = buildApp(config, { log: createLogger({ level: 'warn', format: 'json' }) });
+  const app = await buildApp(config, { log: createLogger({ level: 'warn', format: 'json' }) });
   const t0 = performance.now();
   const result = await app.pass();
   const wallMs = performance.now() - t0;
@@ -50,6 +56,7 @@ async function main(): Promise<void> {
     cpuSystemMs: cpu.system / 1000,
     // maxRSS is in kilobytes.
     maxRssMB: process.resourceUsage().maxRSS / 1024,
+    ...(firstOrderMs !== undefined && { firstOrderMs }),
   };
   process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(0));
 }

@@ -1,25 +1,38 @@
 /**
- * `npm run bench`: N labelled services in the fake Cattle API, real Pebble
- * (PEBBLE_VA_NOSLEEP=1) and nginx on 127.0.0.1.
+ * `npm run bench`: the sidecar against the clients a user would otherwise
+ * run, every row in one invocation against the same kind of CA: real Pebble
+ * 2.9 and nginx on 127.0.0.1 (devenv), N labelled services in the fake
+ * Cattle API.
  *
- *   1. sidecar pass 1, fresh state: time until all N certificates are pushed,
- *      ACME requests per certificate and per order, peak RSS, CPU;
- *   2. a bare acme-client loop ordering N other names (the comparison);
- *   3. sidecar pass 2, everything valid: ACME requests and platform writes
- *      (both must be 0), CPU.
+ * Rows, each measured in its own child process (RSS and CPU its own):
+ *   1. `sidecar once`, staging only, fresh state: N certificates until all
+ *      are pushed to the platform (scripts/bench-pass.ts);
+ *   2. bare acme-client: one account, `auto()` with skipChallengeVerification
+ *      for one certificate after the other, default options: the loop a user
+ *      would write (scripts/bench-bare.ts);
+ *   3. certbot, lego (Debian) and lego v5 (devenv/install-lego.sh), when
+ *      installed, on fewer certificates (--peer-n): each is skipped with a
+ *      printed reason when absent;
+ *   4. the sidecar and the bare loop again with PEBBLE_VA_NOSLEEP unset
+ *      (Pebble waits 0-4 s before each validation, more like a real CA);
+ *   5. the sidecar's second pass with everything valid (idle: no ACME
+ *      request, no platform write);
+ * and the built CLI's start-up: from process start to its first order, and
+ * `healthcheck`'s wall time.
  *
- * Each measured run is a child process (scripts/bench-pass.ts,
- * scripts/bench-bare.ts), so RSS and CPU are its own. Exits 1 if any
- * run did not do (or did more than) the work it is measured on.
+ * "ACME requests per order" is counted at the CA: Pebble logs one line per
+ * request, so every client is counted the same way. Exits 1 if a run did not
+ * do (or did more than) the work it is measured on.
  *
- * Usage: npm run bench -- [--n 100] [--staging] [--verbose]   (or BENCH_N=100)
+ * Usage: npm run bench -- [--n 100] [--peer-n 10] [--slow-n 10] [--verbose]
+ *        (or BENCH_N=100)
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { sidecarEnvFor, startDevEnv, type DevEnv } from '../devenv/index.js';
 import { startFakeCattle, type FakeCattle, type LoggedRequest } from '../devenv/fake-cattle.js';
 import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
@@ -28,38 +41,60 @@ import type { BareReport } from './bench-bare.js';
 import type { PassReport } from './bench-pass.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CONCURRENCY = 4; // the reconciler's default
 const CHILD_TIMEOUT_MS = 10 * 60_000;
+const LEGO_V5_BIN = path.join(
+  process.env.LEGO_GOBIN ??
+    path.join(
+      process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'),
+      'acme-sidecar/go/lego-v5/bin',
+    ),
+  'lego',
+);
+const run = promisify(execFile);
 
 interface Args {
   n: number;
-  staging: boolean;
+  peerN: number;
+  slowN: number;
   verbose: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
   let n = Number(process.env.BENCH_N ?? '100');
-  let staging = false;
+  let peerN: number | undefined;
+  let slowN: number | undefined;
   let verbose = false;
+  const num = (i: number) => Number(argv[i]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
-    if (a === '--n') n = Number(argv[++i]);
+    if (a === '--n') n = num(++i);
     else if (a.startsWith('--n=')) n = Number(a.slice(4));
-    else if (a === '--staging') staging = true;
+    else if (a === '--peer-n') peerN = num(++i);
+    else if (a === '--slow-n') slowN = num(++i);
     else if (a === '--verbose' || a === '-v') verbose = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npm run bench -- [--n 100] [--staging] [--verbose]   (or BENCH_N=100)');
+      console.log(
+        'usage: npm run bench -- [--n 100] [--peer-n 10] [--slow-n 10] [--verbose]   (or BENCH_N=100)',
+      );
       process.exit(0);
     } else {
       console.error(`bench: unknown argument ${JSON.stringify(a)} (try --help)`);
       process.exit(2);
     }
   }
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`bench: --n must be a positive integer, got ${String(n)}`);
-    process.exit(2);
+  peerN ??= Math.min(n, 10);
+  slowN ??= Math.min(n, 10);
+  for (const [name, v] of [
+    ['--n', n],
+    ['--peer-n', peerN],
+    ['--slow-n', slowN],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 0 || (name === '--n' && v < 1)) {
+      console.error(`bench: ${name} must be a positive integer, got ${String(v)}`);
+      process.exit(2);
+    }
   }
-  return { n, staging, verbose };
+  return { n, peerN, slowN, verbose };
 }
 
 interface ChildRun<T> {
@@ -105,9 +140,7 @@ function runChild<T>(script: string, env: Record<string, string>): Promise<Child
 }
 
 interface Writes {
-  /** POST/PUT to resources (certificate creates and updates). */
   writes: number;
-  /** POST `?action=...` (load balancer reloads). */
   actions: number;
   deletes: number;
   reads: number;
@@ -125,30 +158,33 @@ function countWrites(reqs: readonly LoggedRequest[]): Writes {
   return w;
 }
 
-/**
- * Orders placed, from the sidecar's request counts ("<step> <status>"): the
- * newOrder POSTs answered 201. When the counts carry no HTTP status (every
- * key is an axios error code instead, see the note printed below), each
- * order is its newOrder step's two requests: the nonce HEAD and the POST.
- */
-function ordersOf(byStep: Record<string, number>): { orders: number; exact: boolean } {
-  const created = byStep['newOrder 201'];
-  if (created !== undefined) return { orders: created, exact: true };
-  let inStep = 0;
-  for (const [k, v] of Object.entries(byStep)) if (k.startsWith('newOrder ')) inStep += v;
-  const exact = !Object.keys(byStep).some((k) => /^\S+ \D/.test(k));
-  return { orders: exact ? 0 : inStep / 2, exact };
+/** ACME requests Pebble has served so far: one `-> calling handler()` line each. */
+async function pebbleRequests(logPath: string): Promise<{ total: number; newOrders: number }> {
+  const text = await readFile(logPath, 'utf8').catch(() => '');
+  let total = 0;
+  let newOrders = 0;
+  for (const line of text.split('\n')) {
+    if (!line.includes('-> calling handler()')) continue;
+    total++;
+    if (/POST \/order-plz /.test(line)) newOrders++;
+  }
+  return { total, newOrders };
 }
 
-/** Certificates the sidecar stored per ACME phase (certs/<name>/<phase>.json): a cross-check of the order count. */
-async function storedAcmeCerts(stateDir: string): Promise<number> {
-  let n = 0;
-  for (const name of await readdir(path.join(stateDir, 'certs')).catch(() => [])) {
-    for (const phase of ['staging', 'production']) {
-      if (existsSync(path.join(stateDir, 'certs', name, `${phase}.json`))) n++;
-    }
-  }
-  return n;
+/** CA-side requests made while `fn` runs (Pebble's log, before and after). */
+async function countedAtCa<T>(
+  logPath: string,
+  fn: () => Promise<T>,
+): Promise<{ value: T; requests: number; newOrders: number }> {
+  const before = await pebbleRequests(logPath);
+  const value = await fn();
+  // Pebble writes its line before it answers: by now every line is out.
+  const after = await pebbleRequests(logPath);
+  return {
+    value,
+    requests: after.total - before.total,
+    newOrders: after.newOrders - before.newOrders,
+  };
 }
 
 const sec = (ms: number) => (ms / 1000).toFixed(1);
@@ -159,30 +195,124 @@ function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) =>
     cells
       .map((c, i) => c.padEnd(widths[i] ?? 0))
-      .join('   ')
+      .join('  ')
       .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
-/** Requests per order by step, for the theoretical-minimum comparison. */
-function stepBreakdown(byStep: Record<string, number>, orders: number): string {
-  const steps = new Map<string, number>();
-  for (const [k, v] of Object.entries(byStep)) {
-    const step = k.split(' ')[0] ?? k;
-    steps.set(step, (steps.get(step) ?? 0) + v);
+/** Requests per order by kind ("<kind> <status>" keys summed per kind). */
+function byKind(counts: Record<string, number>, orders: number): string {
+  const kinds = new Map<string, number>();
+  for (const [k, v] of Object.entries(counts)) {
+    const kind = k.split(' ')[0] ?? k;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + v);
   }
-  return [...steps]
+  return [...kinds]
     .map(([s, v]) => `${s} ${orders > 0 ? fix(v / orders, 2) : String(v)}`)
     .join(', ');
+}
+
+interface Row {
+  /** Rows are compared with the sidecar row of the same CA setting. */
+  group: 'no VA sleep' | 'VA sleep';
+  client: string;
+  certs: number;
+  wallMs: number;
+  /** Requests per order at the CA (Pebble's log); undefined when not measurable. */
+  caPerOrder?: number;
+  rssMB?: number;
+  cpuS?: number;
+  note?: string;
+}
+
+/** One certificate after the other with a peer client; its wall time in all. */
+async function runPeer(
+  name: string,
+  hosts: readonly string[],
+  command: (host: string, dir: string) => { file: string; args: string[]; env: NodeJS.ProcessEnv },
+): Promise<{ wallMs: number; failures: string[] }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `bench-${name}-`));
+  const failures: string[] = [];
+  const t0 = performance.now();
+  try {
+    for (const host of hosts) {
+      const c = command(host, dir);
+      try {
+        await run(c.file, c.args, { env: c.env, timeout: 180_000, maxBuffer: 16 << 20 });
+      } catch (err) {
+        const e = err as { stderr?: string; message?: string };
+        failures.push(
+          `${host}: ${(e.stderr ?? e.message ?? String(err)).trim().split('\n').slice(-3).join(' | ')}`,
+        );
+      }
+    }
+    return { wallMs: performance.now() - t0, failures };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** `<bin> --version`'s first line, or undefined when it is not installed. */
+async function versionOf(bin: string, args = ['--version']): Promise<string | undefined> {
+  try {
+    const { stdout, stderr } = await run(bin, args, { timeout: 30_000 });
+    return (stdout || stderr).trim().split('\n')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The built CLI's `once` for one name: ms from spawn to its first "order placed" log line. */
+async function firstOrderOfCli(env: DevEnv, stateDir: string): Promise<number | undefined> {
+  const spawnedAt = Date.now();
+  const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli.js'), 'once'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      ...sidecarEnvFor(env, {
+        STATE_DIR: stateDir,
+        DOMAINS: 'startup.bench.test',
+        STAGING: 'true',
+        LOG_LEVEL: 'info',
+        LOG_FORMAT: 'json',
+      }),
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0)
+    throw new Error(`dist/src/cli.js once exited ${String(code)}: ${stderr.slice(-2000)}`);
+  for (const line of stderr.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const l = JSON.parse(line) as { message?: string; timestamp?: string };
+    if (l.message === 'order placed' && l.timestamp) return Date.parse(l.timestamp) - spawnedAt;
+  }
+  return undefined;
+}
+
+/** Median wall time of `runs` runs of `node <args>`. */
+async function medianWallMs(
+  args: string[],
+  env: Record<string, string>,
+  runs = 5,
+): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await run(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } });
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)] ?? NaN;
 }
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const { n } = args;
-  const target = args.staging ? 'staging' : 'production';
   let env: DevEnv | undefined;
   let cattle: FakeCattle | undefined;
-
   const onSignal = () => {
     running?.kill('SIGKILL');
     void Promise.allSettled([cattle?.close(), env?.stop()]).then(() => process.exit(130));
@@ -190,7 +320,18 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const failures: string[] = [];
+  const startup: string[] = [];
+  let idle: { p2: ChildRun<PassReport>; w2: Writes } | undefined;
+  let sidecarMs = NaN;
+  let bareMs = NaN;
+
   try {
+    console.error('bench: building dist/ (the CLI measured for start-up)...');
+    await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT });
+
     const tSetup = performance.now();
     env = await startDevEnv({ pebble: { noSleep: true, nonceRejectPercent: 0 } });
     cattle = await startFakeCattle();
@@ -198,27 +339,26 @@ async function main(): Promise<number> {
     names.forEach((host, i) =>
       cattle?.addService({ name: `svc-${i + 1}`, labels: { [DENT_LABEL]: host } }),
     );
-    console.error(
-      `bench: environment up in ${sec(performance.now() - tSetup)} s; N=${n}, STAGING=${String(args.staging)}`,
-    );
+    console.error(`bench: environment up in ${sec(performance.now() - tSetup)} s; N=${n}`);
+    const stagingLog = env.staging.logPath;
 
     const vars = sidecarEnvFor(env, {
       PLATFORM: 'rancher',
       CATTLE_URL: cattle.url,
       CATTLE_ACCESS_KEY: cattle.accessKey,
       CATTLE_SECRET_KEY: cattle.secretKey,
-      STAGING: String(args.staging),
+      STAGING: 'true',
       LOG_LEVEL: 'warn',
       LOG_FORMAT: 'json',
     });
-    const failures: string[] = [];
 
-    // ---- sidecar pass 1: fresh state -----------------------------------------
-    console.error('bench: sidecar pass 1 (fresh state)...');
+    // ---- 1. sidecar once, staging only ----------------------------------------
+    console.error('bench: sidecar once (staging only, fresh state)...');
     let mark = cattle.requests.length;
-    const p1 = await runChild<PassReport>('bench-pass.ts', vars);
+    const c1 = await countedAtCa(stagingLog, () => runChild<PassReport>('bench-pass.ts', vars));
+    const p1 = c1.value;
     const w1 = countWrites(cattle.requests.slice(mark));
-    const root = await (args.staging ? env.staging : env.production).getRootPem();
+    const root = await env.staging.getRootPem();
     const pushed = new Map(
       cattle
         .certificates()
@@ -230,153 +370,359 @@ async function main(): Promise<number> {
       const c = pushed.get(h);
       return c && !chainVerifiesTo(String(c.cert) + String(c.certChain ?? ''), root);
     });
-    if (p1.report.ready !== n || p1.report.total !== n || missing.length || wrongCa.length) {
+    if (p1.report.ready !== n || missing.length || wrongCa.length || c1.newOrders !== n) {
       console.error(
-        `bench: ERROR: pass 1 did not do the work: ${p1.report.ready}/${p1.report.total} ready ` +
-          `(expected ${n}); ${missing.length} not on the platform (${missing.slice(0, 5).join(', ')}); ` +
-          `${wrongCa.length} not from the ${target} CA (${wrongCa.slice(0, 5).join(', ')})`,
+        `bench: ERROR: the sidecar did not do the work: ${p1.report.ready}/${p1.report.total} ready ` +
+          `(expected ${n}), ${c1.newOrders} orders at the CA; ${missing.length} not on the platform ` +
+          `(${missing.slice(0, 5).join(', ')}); ${wrongCa.length} not from the staging CA`,
       );
       if (p1.report.notReady.length) console.error(JSON.stringify(p1.report.notReady, null, 2));
-      if (p1.report.discoveryError) console.error(`discovery: ${p1.report.discoveryError}`);
       return 1;
     }
-
-    // ---- bare acme-client loop ------------------------------------------------
-    console.error(`bench: bare acme-client loop (${target} CA only)...`);
-    const ca = args.staging ? env.staging : env.production;
-    const bare = await runChild<BareReport>('bench-bare.ts', {
-      BENCH_DIRECTORY_URL: ca.directoryUrl,
-      BENCH_CA_PEM_PATH: env.caPemPath,
-      BENCH_WEBROOT: env.webroot,
-      BENCH_HOSTS: Array.from({ length: n }, (_, i) => `b${i + 1}.bench.test`).join(','),
-      BENCH_CONCURRENCY: String(CONCURRENCY),
+    sidecarMs = p1.report.wallMs;
+    rows.push({
+      group: 'no VA sleep',
+      client: 'acme-sidecar once (staging only)',
+      certs: n,
+      wallMs: p1.report.wallMs,
+      caPerOrder: c1.requests / c1.newOrders,
+      rssMB: p1.report.maxRssMB,
+      cpuS: (p1.report.cpuUserMs + p1.report.cpuSystemMs) / 1000,
+      note: `concurrency 4; ${w1.writes} platform writes`,
     });
-    if (bare.report.ok !== n) {
-      failures.push(
-        `bare acme-client got ${bare.report.ok}/${n} certificates: ${bare.report.errors.join('; ')}`,
+    notes.push(
+      `acme-sidecar: ${fix(p1.report.acmeRequests / n, 2)} requests per order at its HTTP boundary ` +
+        `(account set-up included), by kind: ${byKind(p1.report.acmeByStep, n)}`,
+    );
+    if (p1.report.firstOrderMs !== undefined) {
+      startup.push(
+        `bench-pass.ts (tsx, in-process): first order ${fix(p1.report.firstOrderMs, 0)} ms after process start`,
       );
     }
 
-    // ---- sidecar pass 2: everything valid -------------------------------------
-    console.error('bench: sidecar pass 2 (everything valid)...');
+    // ---- 2. bare acme-client loop ---------------------------------------------
+    console.error('bench: bare acme-client loop (sequential auto())...');
+    const bareEnv = (ca: DevEnv, hosts: string[]) => ({
+      BENCH_DIRECTORY_URL: ca.staging.directoryUrl,
+      BENCH_CA_PEM_PATH: ca.caPemPath,
+      BENCH_WEBROOT: ca.webroot,
+      BENCH_HOSTS: hosts.join(','),
+    });
+    const c2 = await countedAtCa(stagingLog, () =>
+      runChild<BareReport>(
+        'bench-bare.ts',
+        bareEnv(
+          env as DevEnv,
+          Array.from({ length: n }, (_, i) => `b${i + 1}.bench.test`),
+        ),
+      ),
+    );
+    const bare = c2.value;
+    if (bare.report.ok !== n) {
+      failures.push(
+        `bare acme-client got ${bare.report.ok}/${n}: ${bare.report.errors.join('; ')}`,
+      );
+    }
+    bareMs = bare.report.wallMs;
+    rows.push({
+      group: 'no VA sleep',
+      client: 'bare acme-client auto(), sequential',
+      certs: n,
+      wallMs: bare.report.wallMs,
+      caPerOrder: c2.requests / Math.max(1, c2.newOrders),
+      rssMB: bare.report.maxRssMB,
+      cpuS: (bare.report.cpuUserMs + bare.report.cpuSystemMs) / 1000,
+      note: 'one account, default options',
+    });
+    notes.push(
+      `bare acme-client: ${fix(bare.report.acmeRequests / n, 2)} requests per order at its axios, ` +
+        `by method: ${byKind(bare.report.acmeByMethod, n)}`,
+    );
+
+    // ---- 3. idle pass ---------------------------------------------------------
+    console.error('bench: sidecar second pass (everything valid)...');
     mark = cattle.requests.length;
     const p2 = await runChild<PassReport>('bench-pass.ts', vars);
     const w2 = countWrites(cattle.requests.slice(mark));
-    if (p2.report.ready !== n) failures.push(`pass 2: ${p2.report.ready}/${n} ready`);
-    if (p2.report.acmeRequests !== 0) {
+    idle = { p2, w2 };
+    if (p2.report.ready !== n) failures.push(`idle pass: ${p2.report.ready}/${n} ready`);
+    // ARI: `once` asks the CA's renewalInfo for every certificate on every
+    // run (a daemon again only after the CA's Retry-After, 6 h at Pebble).
+    // Anything else is work an idle pass must not do.
+    const idleAcme = Object.entries(p2.report.acmeByStep).filter(
+      ([k]) => !k.startsWith('renewalInfo '),
+    );
+    if (idleAcme.length) {
       failures.push(
-        `pass 2 made ${p2.report.acmeRequests} ACME requests (expected 0): ${JSON.stringify(p2.report.acmeByStep)}`,
+        `idle pass made ACME requests: ${JSON.stringify(Object.fromEntries(idleAcme))}`,
       );
     }
     if (w2.writes + w2.actions + w2.deletes !== 0) {
       failures.push(
-        `pass 2 made ${w2.writes} platform writes, ${w2.actions} actions, ${w2.deletes} deletes (expected 0)`,
+        `idle pass made ${w2.writes} writes, ${w2.actions} actions, ${w2.deletes} deletes`,
       );
     }
 
-    if (args.verbose) {
-      for (const [label, r] of [
-        ['pass 1', p1],
-        ['bare', bare],
-        ['pass 2', p2],
-      ] as const) {
-        console.error(`bench: ${label} report: ${JSON.stringify(r.report)}`);
+    // ---- 4. start-up of the built CLI -----------------------------------------
+    console.error('bench: start-up of dist/src/cli.js...');
+    const startState = await mkdtemp(path.join(os.tmpdir(), 'bench-startup-'));
+    try {
+      const first = await firstOrderOfCli(env, startState);
+      startup.push(
+        `node dist/src/cli.js once (static platform, 1 name): first order placed ${first === undefined ? '-' : fix(first, 0)} ms after spawn`,
+      );
+    } finally {
+      await rm(startState, { recursive: true, force: true });
+    }
+    const nodeMs = await medianWallMs(['-e', '0'], {});
+    const hcMs = await medianWallMs(['dist/src/cli.js', 'healthcheck'], { STATUS_ADDRESS: 'off' });
+    startup.push(
+      `node dist/src/cli.js healthcheck: ${fix(hcMs / 1000, 2)} s wall (median of 5; \`node -e 0\` takes ${fix(nodeMs / 1000, 2)} s here)`,
+    );
+
+    // ---- 5. peers -------------------------------------------------------------
+    const peerHosts = (tag: string) =>
+      Array.from({ length: args.peerN }, (_, i) => `${tag}${i + 1}.bench.test`);
+    const dirUrl = env.staging.directoryUrl;
+    const webroot = env.webroot;
+    const caPem = env.caPemPath;
+    const peers: {
+      label: string;
+      bin: string;
+      versionArgs?: string[];
+      missing: string;
+      tag: string;
+      command: (
+        host: string,
+        dir: string,
+      ) => { file: string; args: string[]; env: NodeJS.ProcessEnv };
+    }[] = [
+      {
+        label: 'certbot',
+        bin: 'certbot',
+        missing: 'certbot is not installed (Debian package `certbot`)',
+        tag: 'cb',
+        command: (host, dir) => ({
+          file: 'certbot',
+          args: [
+            'certonly',
+            '--non-interactive',
+            '--agree-tos',
+            '--register-unsafely-without-email',
+            '--server',
+            dirUrl,
+            '--webroot',
+            '-w',
+            webroot,
+            '-d',
+            host,
+            '--config-dir',
+            path.join(dir, 'config'),
+            '--work-dir',
+            path.join(dir, 'work'),
+            '--logs-dir',
+            path.join(dir, 'logs'),
+            '--key-type',
+            'ecdsa',
+          ],
+          env: { ...process.env, REQUESTS_CA_BUNDLE: caPem },
+        }),
+      },
+      ...[
+        {
+          label: 'lego (Debian)',
+          bin: '/usr/bin/lego',
+          tag: 'lg',
+          missing: 'lego is not installed (Debian package `lego`)',
+        },
+        {
+          label: 'lego v5',
+          bin: LEGO_V5_BIN,
+          tag: 'l5',
+          missing: `${LEGO_V5_BIN} is absent (devenv/install-lego.sh builds it with Go)`,
+        },
+      ].map((l) => ({
+        ...l,
+        versionArgs: ['--version'],
+        command: (host: string, dir: string) => ({
+          file: l.bin,
+          args: [
+            '--accept-tos',
+            '--email',
+            'bench@example.com',
+            '--server',
+            dirUrl,
+            '--http',
+            '--http.webroot',
+            webroot,
+            '--path',
+            dir,
+            '--key-type',
+            'ec256',
+            '-d',
+            host,
+            'run',
+          ],
+          env: { ...process.env, LEGO_CA_CERTIFICATES: caPem },
+        }),
+      })),
+    ];
+    for (const peer of peers) {
+      if (args.peerN === 0) break;
+      const version = await versionOf(peer.bin, peer.versionArgs);
+      if (version === undefined) {
+        console.log(`bench: skipped ${peer.label}: ${peer.missing}`);
+        continue;
       }
+      console.error(`bench: ${peer.label} (${version}), ${args.peerN} certificates...`);
+      const c = await countedAtCa(stagingLog, () =>
+        runPeer(peer.tag, peerHosts(peer.tag), peer.command),
+      );
+      const ok = args.peerN - c.value.failures.length;
+      if (c.value.failures.length) {
+        notes.push(
+          `${peer.label}: ${c.value.failures.length} failed: ${c.value.failures.slice(0, 2).join('; ')}`,
+        );
+      }
+      rows.push({
+        group: 'no VA sleep',
+        client: `${peer.label} (${version.replace(/^lego version /, '').slice(0, 40)})`,
+        certs: ok,
+        wallMs: c.value.wallMs,
+        ...(c.newOrders > 0 && { caPerOrder: c.requests / c.newOrders }),
+        note: 'one process per certificate, one account',
+      });
+    }
+
+    await cattle.close();
+    cattle = undefined;
+    await env.stop();
+    env = undefined;
+
+    // ---- 6. PEBBLE_VA_NOSLEEP unset -------------------------------------------
+    if (args.slowN > 0) {
+      console.error(`bench: PEBBLE_VA_NOSLEEP unset, ${args.slowN} certificates each...`);
+      env = await startDevEnv({ pebble: { noSleep: false, nonceRejectPercent: 0 } });
+      const slowLog = env.staging.logPath;
+      const slowNames = Array.from({ length: args.slowN }, (_, i) => `s${i + 1}.bench.test`);
+      const slowState = path.join(env.dir, 'slow-state');
+      await mkdir(slowState, { recursive: true });
+      const s1 = await countedAtCa(slowLog, () =>
+        runChild<PassReport>(
+          'bench-pass.ts',
+          sidecarEnvFor(env as DevEnv, {
+            STATE_DIR: slowState,
+            DOMAINS: slowNames.join(','),
+            STAGING: 'true',
+            LOG_LEVEL: 'warn',
+            LOG_FORMAT: 'json',
+          }),
+        ),
+      );
+      if (s1.value.report.ready !== args.slowN) {
+        failures.push(`VA sleep: the sidecar got ${s1.value.report.ready}/${args.slowN} ready`);
+      }
+      rows.push({
+        group: 'VA sleep',
+        client: 'acme-sidecar once, VA sleep on',
+        certs: s1.value.report.ready,
+        wallMs: s1.value.report.wallMs,
+        caPerOrder: s1.requests / Math.max(1, s1.newOrders),
+        rssMB: s1.value.report.maxRssMB,
+        cpuS: (s1.value.report.cpuUserMs + s1.value.report.cpuSystemMs) / 1000,
+        note: 'PEBBLE_VA_NOSLEEP unset (0-4 s per validation)',
+      });
+      const s2 = await countedAtCa(slowLog, () =>
+        runChild<BareReport>(
+          'bench-bare.ts',
+          bareEnv(
+            env as DevEnv,
+            slowNames.map((h) => `b${h}`),
+          ),
+        ),
+      );
+      if (s2.value.report.ok !== args.slowN) {
+        failures.push(
+          `VA sleep: bare got ${s2.value.report.ok}/${args.slowN}: ${s2.value.report.errors.join('; ')}`,
+        );
+      }
+      rows.push({
+        group: 'VA sleep',
+        client: 'bare acme-client, VA sleep on',
+        certs: s2.value.report.ok,
+        wallMs: s2.value.report.wallMs,
+        caPerOrder: s2.requests / Math.max(1, s2.newOrders),
+        rssMB: s2.value.report.maxRssMB,
+        cpuS: (s2.value.report.cpuUserMs + s2.value.report.cpuSystemMs) / 1000,
+        note: 'PEBBLE_VA_NOSLEEP unset',
+      });
     }
 
     // ---- report ---------------------------------------------------------------
-    const { orders: o1, exact: countsExact } = ordersOf(p1.report.acmeByStep);
-    const stored = await storedAcmeCerts(env.certDir);
-    if (stored !== o1) {
-      failures.push(`pass 1: ${o1} orders counted but ${stored} ACME certificates stored`);
-    }
-    const oBare = n; // one order per certificate (asserted by ok === n)
-    const cpu = (r: { cpuUserMs: number; cpuSystemMs: number }) =>
-      `${sec(r.cpuUserMs + r.cpuSystemMs)} (${sec(r.cpuUserMs)}+${sec(r.cpuSystemMs)})`;
-    const ordersLabel = args.staging ? 'staging only' : 'staging+prod';
-    const rows: string[][] = [
-      [
-        'orders per certificate',
-        `${fix(o1 / n, 2)} (${ordersLabel})`,
-        `1 (${target} only)`,
-        fix(ordersOf(p2.report.acmeByStep).orders / n, 0),
-      ],
-      [
-        'wall time (s): pass [process]',
-        `${sec(p1.report.wallMs)} [${sec(p1.totalMs)}]`,
-        `${sec(bare.report.wallMs)} [${sec(bare.totalMs)}]`,
-        `${fix(p2.report.wallMs / 1000, 2)} [${sec(p2.totalMs)}]`,
-      ],
-      [
-        'certificates per second',
-        fix(n / (p1.report.wallMs / 1000), 2),
-        fix(n / (bare.report.wallMs / 1000), 2),
-        '-',
-      ],
-      [
-        'ACME requests (total)',
-        String(p1.report.acmeRequests),
-        String(bare.report.acmeRequests),
-        String(p2.report.acmeRequests),
-      ],
-      [
-        'ACME requests per certificate',
-        fix(p1.report.acmeRequests / n),
-        fix(bare.report.acmeRequests / n),
-        fix(p2.report.acmeRequests / n),
-      ],
-      [
-        'ACME requests per order',
-        fix(p1.report.acmeRequests / o1),
-        fix(bare.report.acmeRequests / oBare),
-        '-',
-      ],
-      [
-        'peak RSS (MB)',
-        fix(p1.report.maxRssMB, 0),
-        fix(bare.report.maxRssMB, 0),
-        fix(p2.report.maxRssMB, 0),
-      ],
-      ['CPU user+sys (s)', cpu(p1.report), cpu(bare.report), cpu(p2.report)],
-      ['platform writes (POST/PUT)', String(w1.writes), '-', String(w2.writes)],
-      [
-        'platform reads / LB actions',
-        `${w1.reads} / ${w1.actions}`,
-        '-',
-        `${w2.reads} / ${w2.actions}`,
-      ],
-    ];
+    const perCert = (r: Row) => (r.certs > 0 ? r.wallMs / r.certs : NaN);
+    const baseline = (r: Row) => {
+      const b = rows.find((x) => x.group === r.group && x.client.startsWith('acme-sidecar'));
+      return b ? perCert(b) : NaN;
+    };
     console.log(
-      `acme-sidecar benchmark: N=${n} certificates, Pebble (VA no-sleep) + nginx + fake Cattle, ` +
-        `127.0.0.1, ${os.availableParallelism()} cores, concurrency ${CONCURRENCY}`,
+      `acme-sidecar benchmark: Pebble 2.9 + nginx on 127.0.0.1, ${os.availableParallelism()} cores ` +
+        `(${os.cpus()[0]?.model.trim() ?? '?'}), load average ${os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')} at the end, ` +
+        `N=${n}, peers ${args.peerN}, VA-sleep rows ${args.slowN}`,
     );
     console.log(
-      table(['', 'sidecar pass 1', 'bare acme-client', 'sidecar pass 2 (all valid)'], rows),
+      table(
+        [
+          'client',
+          'certs',
+          'wall s',
+          's/cert',
+          'x sidecar',
+          'ACME req/order (at CA)',
+          'peak RSS MB',
+          'CPU s',
+          'note',
+        ],
+        rows.map((r) => [
+          r.client,
+          String(r.certs),
+          sec(r.wallMs),
+          fix(perCert(r) / 1000, 3),
+          fix(perCert(r) / baseline(r), 2),
+          r.caPerOrder === undefined ? '-' : fix(r.caPerOrder, 2),
+          r.rssMB === undefined ? '-' : fix(r.rssMB, 0),
+          r.cpuS === undefined ? '-' : fix(r.cpuS, 1),
+          r.note ?? '',
+        ]),
+      ),
     );
     console.log(
-      `Not like for like: per certificate the sidecar places ${fix(o1 / n, 0)} order(s) (${ordersLabel}), ` +
-        `self-checks each token over HTTP and pushes to the platform; the bare loop places 1 order ` +
-        `(${target} CA) and pushes nothing. Compare "ACME requests per order". Both use acme-client ` +
-        `(a fresh nonce HEAD before every signed request) and poll with backoff 1-10 s.`,
+      `sidecar/bare wall time: ${fix(sidecarMs / bareMs, 2)} (same N, same CA). "x sidecar": a row's time per ` +
+        'certificate over the sidecar row of the same Pebble setting (peer/sidecar for the peers).',
     );
-    console.log(
-      `sidecar pass 1 ACME requests per order, by step: ${stepBreakdown(p1.report.acmeByStep, o1)}`,
-    );
-    console.log(
-      `bare acme-client ACME requests per order, by method: ${stepBreakdown(bare.report.acmeByMethod, oBare)}`,
-    );
-    if (!countsExact) {
+    if (idle) {
+      const { p2, w2 } = idle;
       console.log(
-        "note: the sidecar's ACME request counts carry axios error codes (ERR_BAD_RESPONSE/ERR_BAD_REQUEST) " +
-          'instead of HTTP statuses: acme-client sets validateStatus to reject every response, so the adapter ' +
-          'wrapper in src/acme/http.ts takes its catch branch for all of them. Orders = newOrder-step requests / 2, ' +
-          'cross-checked against the certificates stored.',
+        `idle pass (${n} valid): ${fix(p2.report.wallMs / 1000, 2)} s, ${p2.report.acmeRequests} ACME requests ` +
+          `(${byKind(p2.report.acmeByStep, 1)}), ` +
+          `${w2.writes + w2.actions + w2.deletes} platform writes, ${w2.reads} platform reads, ` +
+          `${fix((p2.report.cpuUserMs + p2.report.cpuSystemMs) / 1000, 1)} s process CPU (start-up included), ` +
+          `peak RSS ${fix(p2.report.maxRssMB, 0)} MB`,
       );
     }
+    for (const s of startup) console.log(`start-up: ${s}`);
+    for (const note of notes) console.log(note);
     console.log(
-      `wall time: "pass" is measured inside the child around the work; [process] includes Node + tsx start-up.`,
+      'ACME req/order (at CA) counts every request Pebble served during the row (directory, nonce, account ' +
+        'included) over the orders placed; wall s is measured around the work inside each child ' +
+        '(sidecar, bare) or around all its processes (peers).',
     );
-
+    if (args.verbose) {
+      console.error(`bench: pass 1 report: ${JSON.stringify(p1.report)}`);
+      console.error(`bench: bare report: ${JSON.stringify(bare.report)}`);
+    }
     if (failures.length) {
       for (const f of failures) console.error(`bench: ERROR: ${f}`);
       return 1;

@@ -4,17 +4,21 @@
  * acme-sidecar once  one pass; exit 0 only if every certificate ends valid
  *                    and in its target phase, otherwise 1 with the reasons
  */
+import http from 'node:http';
 import { join } from 'node:path';
-import { loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { ControlClientError, fetchStatus, requestRenew } from './control/client.js';
-import { commandExitCode, formatRenewResults, formatStatusTable } from './control/format.js';
-import { CONTROL_SOCKET_NAME, type RenewTarget } from './control/protocol.js';
-import { ControlSocketError } from './control/server.js';
-import { ConfigError, errorCode, errorMessage } from './domain/errors.js';
-import { buildApp, type PassResult } from './main.js';
-import { systemClock } from './lifecycle/clock.js';
-import { createLogger } from './util/log.js';
+import type { RenewTarget } from './control/protocol.js';
+import {
+  STATUS_ADDRESS_DEFAULT,
+  STATUS_ADDRESS_EXPECTED,
+  parseStatusAddress,
+} from './domain/endpoints.js';
+import type { PassResult } from './main.js';
+
+// Everything else is imported by the command that needs it: `healthcheck`
+// runs every 30 s in the container and must not load the ACME client, etcd,
+// the platforms and the config schema (seconds of CPU on a busy host) to ask
+// one URL.
 
 const USAGE = `usage: acme-sidecar <run|once|status|renew|check-config|healthcheck>
 
@@ -74,20 +78,36 @@ export function passOk(result: PassResult): boolean {
   );
 }
 
-/** Asks the running daemon's /healthz; with the status server off there is nothing to ask. */
-async function healthcheck(address: Config['statusAddress']): Promise<number> {
+/**
+ * Asks the running daemon's /healthz; with the status server off there is
+ * nothing to ask. Only STATUS_ADDRESS is read: the daemon validated the rest
+ * of the configuration when it started.
+ */
+async function healthcheck(env: NodeJS.ProcessEnv): Promise<number> {
+  const raw = env.STATUS_ADDRESS ?? STATUS_ADDRESS_DEFAULT;
+  const address = parseStatusAddress(raw);
+  if (address === undefined) {
+    process.stderr.write(
+      `acme-sidecar: STATUS_ADDRESS=${JSON.stringify(raw)}: ${STATUS_ADDRESS_EXPECTED}\n`,
+    );
+    return 2;
+  }
   if (address === 'off') return 0;
   const host = ['0.0.0.0', '::', ''].includes(address.host) ? '127.0.0.1' : address.host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}/healthz`;
-  try {
-    const resp = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    if (resp.ok) return 0;
-    process.stderr.write(`acme-sidecar: ${url} answered ${resp.status}\n`);
-  } catch (err) {
-    process.stderr.write(
-      `acme-sidecar: ${url}: ${err instanceof Error ? err.message : String(err)}\n`,
-    );
-  }
+  // node:http rather than fetch: loading undici costs more than the request.
+  const status = await new Promise<number | Error>((resolve) => {
+    const req = http.get(url, { timeout: 3000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 3 s')));
+    req.on('error', resolve);
+  });
+  if (typeof status === 'number' && status >= 200 && status < 300) return 0;
+  process.stderr.write(
+    `acme-sidecar: ${url}: ${typeof status === 'number' ? `answered ${status}` : status.message}\n`,
+  );
   return 1;
 }
 
@@ -100,6 +120,10 @@ async function control(
   args: string[],
   socketPath: string,
 ): Promise<number> {
+  const { ControlClientError, fetchStatus, requestRenew } = await import('./control/client.js');
+  const { commandExitCode, formatRenewResults, formatStatusTable } =
+    await import('./control/format.js');
+  const { systemClock } = await import('./lifecycle/clock.js');
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
   let target: RenewTarget | undefined;
   if (cmd === 'renew') {
@@ -145,7 +169,10 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(USAGE + '\n');
     return cmd === '--help' || cmd === '-h' || cmd === 'help' ? 0 : 2;
   }
-  let config;
+  if (cmd === 'healthcheck') return healthcheck(process.env);
+  const { loadConfig } = await import('./config/load.js');
+  const { ConfigError, errorCode, errorMessage } = await import('./domain/errors.js');
+  let config: Config;
   try {
     config = loadConfig(process.env);
   } catch (err) {
@@ -155,12 +182,14 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  if (cmd === 'healthcheck') return healthcheck(config.statusAddress);
   if (cmd === 'status' || cmd === 'renew') {
+    const { CONTROL_SOCKET_NAME } = await import('./control/protocol.js');
     return control(cmd, argv.slice(1), join(config.stateDir, CONTROL_SOCKET_NAME));
   }
+  const { createLogger } = await import('./util/log.js');
+  const { buildApp } = await import('./main.js');
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
-  const app = buildApp(config, { log });
+  const app = await buildApp(config, { log });
   if (cmd === 'run') {
     try {
       await app.runDaemon();
@@ -171,6 +200,7 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       // A file in the way of the control socket, or another daemon on it: a startup error.
+      const { ControlSocketError } = await import('./control/server.js');
       if (!(err instanceof ControlSocketError)) throw err;
       process.stderr.write(`acme-sidecar: control socket: ${err.message}\n`);
       return 2;

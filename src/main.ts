@@ -4,6 +4,10 @@
  * cluster mode) the coordination, and hands them to the app (src/app/),
  * which holds what runs: the pass, the daemon, readiness, check-config and
  * the dry-run plan.
+ *
+ * The Rancher and Docker platforms, etcd and the cluster are imported only
+ * when configured: etcd's gRPC client alone takes longer to load than the
+ * rest of a static-platform sidecar needs to place its first order.
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -12,24 +16,20 @@ import { configureAcmeHttp, onAcmeRequest } from './acme/http.js';
 import { probeDirectory } from './acme/probe.js';
 import { SelfSignedIssuer } from './acme/self-signed-issuer.js';
 import { createApp, type App } from './app/app.js';
-import { clusterCoordination, solo, type Coordination } from './app/coordination.js';
+import { solo, type Coordination } from './app/coordination.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
-import { Cluster } from './cluster/cluster.js';
+import type { Cluster } from './cluster/cluster.js';
 import type { Config } from './config/schema.js';
 import { LiveDir } from './deploy/live-dir.js';
 import { HookRunner } from './hooks/hooks.js';
 import { systemClock, type Clock } from './lifecycle/clock.js';
 import { Metrics } from './metrics/metrics.js';
-import { DockerEngineClient } from './platform/docker/engine-client.js';
-import { DockerPlatform } from './platform/docker/docker-platform.js';
 import type { Platform } from './platform/platform.js';
-import { CattleClient } from './platform/rancher/cattle-client.js';
-import { RancherPlatform } from './platform/rancher/rancher-platform.js';
 import { StaticPlatform } from './platform/static-platform.js';
 import { RateBudget } from './reconcile/budget.js';
 import { Discoverer } from './reconcile/discoverer.js';
 import { Reconciler } from './reconcile/reconciler.js';
-import { createEtcdStore, type EtcdStoreHandle } from './store/etcd-store.js';
+import type { EtcdStoreHandle } from './store/etcd-store.js';
 import { FsCertStore } from './store/fs-store.js';
 import { RecordReader } from './store/records.js';
 import type { CertStore } from './store/store.js';
@@ -50,9 +50,11 @@ function domainsSource(config: Config): () => Promise<string> {
   };
 }
 
-function buildPlatform(config: Config, log: Logger, metrics: Metrics): Platform {
+async function buildPlatform(config: Config, log: Logger, metrics: Metrics): Promise<Platform> {
   const onRequest = (method: string, status: string) => metrics.platformRequest(method, status);
   if (config.platform === 'rancher') {
+    const { CattleClient } = await import('./platform/rancher/cattle-client.js');
+    const { RancherPlatform } = await import('./platform/rancher/rancher-platform.js');
     const rlog = log.child({ component: 'rancher' });
     const client = new CattleClient({
       // loadConfig guarantees these with PLATFORM=rancher.
@@ -68,6 +70,8 @@ function buildPlatform(config: Config, log: Logger, metrics: Metrics): Platform 
     return new RancherPlatform(client, { domains: domainsSource(config), log: rlog });
   }
   if (config.platform === 'docker') {
+    const { DockerEngineClient } = await import('./platform/docker/engine-client.js');
+    const { DockerPlatform } = await import('./platform/docker/docker-platform.js');
     const dlog = log.child({ component: 'docker' });
     const client = new DockerEngineClient({
       socketPath: config.dockerSocket,
@@ -103,13 +107,15 @@ function buildHooks(config: Config, log: Logger): HookRunner | undefined {
  * serves; ACME tokens go to every replica (the CA may reach any of them)
  * and the leader publishes what it writes to live/.
  */
-function buildCluster(
+async function buildCluster(
   config: Config,
   etcd: EtcdStoreHandle,
   parts: { live: LiveDir; webroot: WebrootResponder; hooks?: HookRunner },
   clock: Clock,
   log: Logger,
-): { coordination: Coordination; cluster: Cluster } {
+): Promise<{ coordination: Coordination; cluster: Cluster }> {
+  const { Cluster } = await import('./cluster/cluster.js');
+  const { clusterCoordination } = await import('./app/coordination.js');
   const cluster = new Cluster({
     client: etcd.client,
     prefix: etcd.layout.coord,
@@ -135,7 +141,7 @@ function buildCluster(
   return { coordination, cluster };
 }
 
-export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): App {
+export async function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): Promise<App> {
   const clock = deps.clock ?? systemClock;
   const { log } = deps;
   const target = config.staging ? 'staging' : 'production';
@@ -148,7 +154,9 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
 
   // Cluster mode keeps the shared state in etcd; live/ and the webroot stay
   // local to each replica.
-  const etcd = config.clusterEtcdEndpoints ? createEtcdStore(config) : undefined;
+  const etcd = config.clusterEtcdEndpoints
+    ? (await import('./store/etcd-store.js')).createEtcdStore(config)
+    : undefined;
   const fsStore = etcd ? undefined : new FsCertStore(config.stateDir);
   const store: CertStore = etcd?.store ?? (fsStore as FsCertStore);
   const live = new LiveDir(config.stateDir);
@@ -161,9 +169,10 @@ export function buildApp(config: Config, deps: { log: Logger; clock?: Clock }): 
     ...(config.selfCheckAddress && { selfCheckAddress: config.selfCheckAddress }),
     log: log.child({ component: 'webroot' }),
   });
-  const platform = buildPlatform(config, log, metrics);
+  const platform = await buildPlatform(config, log, metrics);
   const hooks = buildHooks(config, log);
-  const clustered = etcd && buildCluster(config, etcd, { live, webroot, hooks }, clock, log);
+  const clustered =
+    etcd && (await buildCluster(config, etcd, { live, webroot, hooks }, clock, log));
 
   const eab =
     config.eabKid && config.eabHmacKey

@@ -8,13 +8,20 @@
  * be valid" half of a ConfigError line, so each starts with "expected".
  * Checks that touch the outside world (reading a file) live in `check`.
  */
-import { isIP } from 'node:net';
 import { posix } from 'node:path';
 
 import cron from 'node-cron';
 import { z } from 'zod';
 import { parseAllowedDomains } from '../domain/allowed-domains.js';
-import { parseEndpoints, RESOLVABLE_NAME, webhookUrlProblem } from '../domain/endpoints.js';
+import {
+  isHostPort,
+  parseEndpoints,
+  parseStatusAddress,
+  RESOLVABLE_NAME,
+  STATUS_ADDRESS_DEFAULT,
+  STATUS_ADDRESS_EXPECTED,
+  webhookUrlProblem,
+} from '../domain/endpoints.js';
 import { normalizeHostname } from '../domain/hostnames.js';
 import { KEY_FILE_FORMAT, parseKeyFile } from '../domain/key-file.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../domain/profiles.js';
@@ -222,15 +229,6 @@ function isAcmeDirectoryUrl(s: string): boolean {
 const directoryUrl = z.string().refine(isAcmeDirectoryUrl, {
   error: 'expected an https:// URL (http:// only for localhost, 127.0.0.1 or [::1])',
 });
-
-function isHostPort(s: string): boolean {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
-  if (m === null) return false;
-  const [, v6, host = '', port = ''] = m;
-  const portOk = Number(port) >= 1 && Number(port) <= 65535;
-  if (v6 !== undefined) return portOk && isIP(v6) === 6;
-  return portOk && (isIP(host) === 4 || RESOLVABLE_NAME.test(host));
-}
 
 /** A cluster or node name: one etcd key segment. */
 const CLUSTER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -562,17 +560,11 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     env: 'STATUS_ADDRESS',
     description:
       "Where `acme-sidecar run` serves its read-only status: `/` (status page), `/status` (JSON), `/metrics` (Prometheus, cert-manager metric names), `/healthz`, `/readyz`. `host:port`; `off` turns it off. Loopback by default: `/status` names containers, label values and internal addresses, and the image's HEALTHCHECK runs inside the container. To let Prometheus (or anything outside the container) scrape it, set `0.0.0.0:8080` and publish the port only where the scraper can reach it (see docs/operations.md).",
-    default: '127.0.0.1:8080',
+    default: STATUS_ADDRESS_DEFAULT,
     schema: z
       .string()
-      .refine((v) => v.toLowerCase() === 'off' || isHostPort(v), {
-        error: 'expected host:port such as 0.0.0.0:8080 or 127.0.0.1:9090, or off',
-      })
-      .transform((v): { host: string; port: number } | 'off' => {
-        if (v.toLowerCase() === 'off') return 'off';
-        const i = v.lastIndexOf(':');
-        return { host: v.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(v.slice(i + 1)) };
-      }),
+      .refine((v) => parseStatusAddress(v) !== undefined, { error: STATUS_ADDRESS_EXPECTED })
+      .transform((v) => parseStatusAddress(v) ?? 'off'),
   }),
   cattleUrl: setting({
     key: 'cattleUrl',

@@ -74,3 +74,30 @@ export function webhookUrlProblem(url: string): string | undefined {
   if (u.hostname === '') return 'the URL has no host';
   return undefined;
 }
+
+/** `host:port` with a port 1-65535 and an IPv4, a bracketed IPv6 or a resolvable name. */
+export function isHostPort(s: string): boolean {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
+  if (m === null) return false;
+  const [, v6, host = '', port = ''] = m;
+  const portOk = Number(port) >= 1 && Number(port) <= 65535;
+  if (v6 !== undefined) return portOk && isIP(v6) === 6;
+  return portOk && (isIP(host) === 4 || RESOLVABLE_NAME.test(host));
+}
+
+export const STATUS_ADDRESS_DEFAULT = '127.0.0.1:8080';
+export const STATUS_ADDRESS_EXPECTED =
+  'expected host:port such as 0.0.0.0:8080 or 127.0.0.1:9090, or off';
+
+/**
+ * STATUS_ADDRESS: `off`, or where the status server listens; undefined when
+ * malformed. Here rather than in the config schema so that `acme-sidecar
+ * healthcheck`, which needs only this setting, starts without loading the
+ * whole configuration (zod and every validator: most of its start-up time).
+ */
+export function parseStatusAddress(v: string): { host: string; port: number } | 'off' | undefined {
+  if (v.toLowerCase() === 'off') return 'off';
+  if (!isHostPort(v)) return undefined;
+  const i = v.lastIndexOf(':');
+  return { host: v.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(v.slice(i + 1)) };
+}
