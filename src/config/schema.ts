@@ -17,7 +17,6 @@ import {
   isHostPort,
   parseEndpoints,
   parseStatusAddress,
-  RESOLVABLE_NAME,
   STATUS_ADDRESS_DEFAULT,
   STATUS_ADDRESS_EXPECTED,
   webhookUrlProblem,
