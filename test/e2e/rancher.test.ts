@@ -219,6 +219,27 @@ describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', funct
     });
   });
 
+  it('ALLOWED_DOMAINS: a DOMAINS entry outside it stops startup (exit 2), naming the entry; check-config warns when it is empty', async () => {
+    const bad = await runSidecar(
+      ['once'],
+      vars({ DOMAINS: 'ok.demo.test,pay.example.org', ALLOWED_DOMAINS: 'demo.test' }),
+    );
+    assert.equal(bad.code, 2, explain(bad));
+    assert.match(
+      bad.stderr,
+      /DOMAINS="pay\.example\.org": expected hostnames under ALLOWED_DOMAINS="demo\.test", but pay\.example\.org is outside it/,
+    );
+    assert.deepEqual(cattle.certificates(), [], 'nothing was done');
+    const check = await runSidecar(['check-config'], vars());
+    assert.match(
+      check.stdout,
+      /^WARN ALLOWED_DOMAINS: empty: with PLATFORM=rancher/m,
+      check.stdout,
+    );
+    const set = await runSidecar(['check-config'], vars({ ALLOWED_DOMAINS: 'demo.test' }));
+    assert.doesNotMatch(set.stdout, /ALLOWED_DOMAINS/, set.stdout);
+  });
+
   it('ALLOWED_DOMAINS: a label for a domain outside it is refused and named, while an allowed one is issued', async () => {
     const outsider = cattle.addService({
       name: 'outsider',
