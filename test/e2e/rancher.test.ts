@@ -22,6 +22,7 @@ import {
   startSidecar,
   type RunResult,
 } from '../support/sidecar.js';
+import { waitFor } from '../support/wait.js';
 
 function explain(r: RunResult): string {
   return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr.slice(-4000)}`;
@@ -216,6 +217,131 @@ describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', funct
       const basic = Buffer.from(`${cattle.accessKey}:${cattle.secretKey}`).toString('base64');
       assert.ok(!allOutput.join('\n').includes(basic));
     });
+  });
+
+  it('ALLOWED_DOMAINS: a DOMAINS entry outside it stops startup (exit 2), naming the entry; check-config warns when it is empty', async () => {
+    const bad = await runSidecar(
+      ['once'],
+      vars({ DOMAINS: 'ok.demo.test,pay.example.org', ALLOWED_DOMAINS: 'demo.test' }),
+    );
+    assert.equal(bad.code, 2, explain(bad));
+    assert.match(
+      bad.stderr,
+      /DOMAINS="pay\.example\.org": expected hostnames under ALLOWED_DOMAINS="demo\.test", but pay\.example\.org is outside it/,
+    );
+    assert.deepEqual(cattle.certificates(), [], 'nothing was done');
+    const check = await runSidecar(['check-config'], vars());
+    assert.match(
+      check.stdout,
+      /^WARN ALLOWED_DOMAINS: empty: with PLATFORM=rancher/m,
+      check.stdout,
+    );
+    const set = await runSidecar(['check-config'], vars({ ALLOWED_DOMAINS: 'demo.test' }));
+    assert.doesNotMatch(set.stdout, /ALLOWED_DOMAINS/, set.stdout);
+  });
+
+  it('ALLOWED_DOMAINS: a label for a domain outside it is refused and named, while an allowed one is issued', async () => {
+    const outsider = cattle.addService({
+      name: 'outsider',
+      labels: { [DENT_LABEL]: 'pay.example.org' },
+    });
+    cattle.addService({ name: 'inside', labels: { [DENT_LABEL]: 'inside.demo.test' } });
+    const r = await runSidecar(['once'], vars({ ALLOWED_DOMAINS: 'demo.test' }));
+    assert.equal(r.code, 1, explain(r)); // the refused label is reported
+    const certs = byName(cattle);
+    assertPushed(certs.get('inside.demo.test'), await env.staging.getRootPem(), 'inside');
+    assert.equal(certs.has('pay.example.org'), false, 'nothing pushed for the refused label');
+    assert.deepEqual(orders(r), ['inside.demo.test/staging']);
+    const source = `rancher:service/outsider(${outsider.id}):${DENT_LABEL}`;
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `SKIP "pay\\.example\\.org=pay\\.example\\.org" \\(${source.replace(/[().]/g, '\\$&')}\\): not-allowed: .*pay\\.example\\.org is outside ALLOWED_DOMAINS \\(demo\\.test\\)`,
+      ),
+      r.stdout,
+    );
+    assert.ok(
+      r.logs.some(
+        (l) =>
+          l.message === 'hostname skipped' &&
+          l.code === 'not-allowed' &&
+          l.source === source &&
+          String(l.error).includes('pay.example.org'),
+      ),
+      'the log names the refused hostname and its service',
+    );
+  });
+
+  it('a second service claiming the hostname of live/shop under another name is refused and named; shop keeps its certificate, across restarts', async () => {
+    // `early` comes first in Cattle's list: without claims, it would win the name.
+    const early = cattle.addService({ name: 'early', labels: { [DENT_LABEL]: 'early.demo.test' } });
+    cattle.addService({ name: 'shop', labels: { [DOMAINS_LABEL]: 'shop=shop.demo.test' } });
+    const first = await runSidecar(['once'], vars());
+    assert.equal(first.code, 0, explain(first));
+    const liveShop = path.join(stateDir, 'live', 'shop', 'cert.pem');
+    const served = await readFile(liveShop, 'utf8');
+    const pushed = String(byName(cattle).get('shop')?.cert);
+
+    // Two newcomers: the same hostname under another name, and the same name with another hostname.
+    cattle.addService({ name: 'intruder', labels: { [DOMAINS_LABEL]: 'intruder=shop.demo.test' } });
+    cattle.setLabels(early.id, { [DOMAINS_LABEL]: 'shop=evil.demo.test' });
+
+    // A restarted sidecar (the daemon): refused and named in /status.
+    const port = await freePort();
+    const daemon = startSidecar(['run'], vars({ STATUS_ADDRESS: `127.0.0.1:${port}` }));
+    const done = collect(daemon, 120_000);
+    type Status = {
+      certificates: { name: string; domains: string[] }[];
+      problems: { source: string; value: string; code: string; message: string }[];
+    };
+    let status: Status | undefined;
+    try {
+      status = await waitFor(
+        async () => {
+          const s = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as Status;
+          return s.problems.length >= 2 ? s : undefined;
+        },
+        { what: '/status to name the refused services', timeoutMs: 60_000, intervalMs: 300 },
+      );
+    } finally {
+      daemon.kill('SIGTERM');
+    }
+    await done;
+    const refused = status.problems.map((p) => [p.code, p.source.split('(')[0], p.value]).sort();
+    assert.deepEqual(refused, [
+      ['claimed', 'rancher:service/early', 'shop=evil.demo.test'],
+      ['claimed', 'rancher:service/intruder', 'intruder=shop.demo.test'],
+    ]);
+    assert.ok(
+      status.problems.every((p) => p.message.includes('rancher:service/shop(')),
+      'each refusal names the holder',
+    );
+    assert.deepEqual(
+      status.certificates.filter((c) => c.name === 'shop').map((c) => c.domains),
+      [['shop.demo.test']],
+    );
+
+    // Restarted again (`once`): still refused and named; shop untouched.
+    const again = await runSidecar(['once'], vars());
+    assert.equal(again.code, 1, explain(again));
+    assert.match(
+      again.stdout,
+      /SKIP "intruder=shop\.demo\.test" \(rancher:service\/intruder\(.*\): claimed: .*hostname shop\.demo\.test belongs to certificate shop/,
+    );
+    assert.match(
+      again.stdout,
+      /SKIP "shop=evil\.demo\.test" \(rancher:service\/early\(.*\): claimed: .*certificate shop is held by rancher:service\/shop\(/,
+    );
+    assert.deepEqual(orders(again), [], 'nothing ordered for the newcomers');
+    assert.equal(await readFile(liveShop, 'utf8'), served, 'live/shop serves the same certificate');
+    assert.equal(String(byName(cattle).get('shop')?.cert), pushed, 'Cattle holds the same shop');
+    assert.equal(byName(cattle).has('intruder'), false);
+    assert.equal(
+      await readFile(path.join(stateDir, 'live', 'intruder', 'cert.pem'), 'utf8').catch(
+        () => 'none',
+      ),
+      'none',
+    );
   });
 
   it('a failed push keeps the issued certificate and pushes it later, without ordering again', async () => {
