@@ -9,7 +9,7 @@ import { loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { ControlClientError, fetchStatus, requestRenew } from './control/client.js';
 import { commandExitCode, formatRenewResults, formatStatusTable } from './control/format.js';
-import { CONTROL_SOCKET_NAME, type RenewTarget } from './control/protocol.js';
+import { CONTROL_SOCKET_NAME, parseRenewArgs, type RenewTarget } from './control/protocol.js';
 import { ControlSocketError } from './control/server.js';
 import { ConfigError, errorCode, errorMessage } from './domain/errors.js';
 import { buildApp, type PassResult } from './main.js';
@@ -93,10 +93,8 @@ async function control(
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
   let target: RenewTarget | undefined;
   if (cmd === 'renew') {
-    const [arg, ...extra] = args;
-    if (arg === '--all' && extra.length === 0) target = { all: true };
-    else if (arg && !arg.startsWith('-') && extra.length === 0) target = { name: arg };
-    else {
+    target = parseRenewArgs(args);
+    if (!target) {
       process.stderr.write('usage: acme-sidecar renew <name>|--all\n');
       return 2;
     }
