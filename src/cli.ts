@@ -127,10 +127,9 @@ async function control(
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
   let target: RenewTarget | undefined;
   if (cmd === 'renew') {
-    const [arg, ...extra] = args;
-    if (arg === '--all' && extra.length === 0) target = { all: true };
-    else if (arg && !arg.startsWith('-') && extra.length === 0) target = { name: arg };
-    else {
+    const { parseRenewArgs } = await import('./control/protocol.js');
+    target = parseRenewArgs(args);
+    if (!target) {
       process.stderr.write('usage: acme-sidecar renew <name>|--all\n');
       return 2;
     }

@@ -1,3 +1,4 @@
+import { ipCertName, isIpv6CertName, parseIpLiteral } from '../domain/ip-address.js';
 import type { StatusSnapshot } from '../domain/status.js';
 
 /**
@@ -18,6 +19,20 @@ export const ROUTES = { status: '/v1/status', renew: '/v1/renew' } as const;
 export const CONTROL_SOCKET_NAME = 'control.sock';
 
 export type RenewTarget = { readonly name: string } | { readonly all: true };
+
+/**
+ * `acme-sidecar renew <name>|--all` arguments, or undefined for a usage
+ * error. An IPv6 address's certificate name starts with "-" (`--1` for
+ * `::1`) and is taken as a name; an address names its certificate too.
+ */
+export function parseRenewArgs(args: readonly string[]): RenewTarget | undefined {
+  const [arg, ...extra] = args;
+  if (arg === undefined || extra.length > 0) return undefined;
+  if (arg === '--all') return { all: true };
+  if (arg.startsWith('-') && !isIpv6CertName(arg)) return undefined;
+  const ip = parseIpLiteral(arg);
+  return { name: ip.kind === 'ip' ? ipCertName(ip.address) : arg };
+}
 
 /** What one forced renewal ended with. */
 export interface RenewResult {

@@ -4,10 +4,17 @@
 // order's profile.
 import assert from 'node:assert/strict';
 import { X509Certificate, webcrypto } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { createOrderCsr } from '../../src/acme/csr.js';
 import { generatePrivateKey } from '../../src/acme/keys.js';
 import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
+import { WebrootResponder } from '../../src/challenge/webroot-responder.js';
+import { parseRenewArgs, type RenewTarget } from '../../src/control/protocol.js';
 import { SidecarError } from '../../src/domain/errors.js';
 import { isValidCertName, normalizeHostname, parseDomainList } from '../../src/domain/hostnames.js';
 import {
@@ -22,6 +29,7 @@ import type { CertSpec } from '../../src/domain/types.js';
 import { backoffKey, orderJournalKey, storedKey } from '../../src/store/keys.js';
 import { assertStoreKey } from '../../src/store/store.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
+import { silentLogger } from '../../src/util/log.js';
 import { sanNames } from '../../src/util/x509.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -451,5 +459,62 @@ describe('store keys of IPv6 certificate names', () => {
     assert.equal(storedKey('--1', 'production'), 'certs/--1/production.json');
     assert.equal(backoffKey('--1'), 'certs/--1/backoff.json');
     assert.match(orderJournalKey('https://ca.example/dir', '--1'), /\/orders\/--1\.json$/);
+  });
+});
+
+describe('acme-sidecar renew arguments with IP certificate names', () => {
+  const cases: { name: string; args: string[]; target: RenewTarget | undefined }[] = [
+    { name: 'takes --1 as the name of ::1', args: ['--1'], target: { name: '--1' } },
+    { name: 'takes the address ::1 for its name --1', args: ['::1'], target: { name: '--1' } },
+    {
+      name: 'takes an IPv6 address in any spelling for its name',
+      args: ['2001:DB8:0::1'],
+      target: { name: '2001-db8--1' },
+    },
+    {
+      name: 'takes an IPv4 address as its name',
+      args: ['127.0.0.1'],
+      target: { name: '127.0.0.1' },
+    },
+    {
+      name: 'keeps a hostname as it is',
+      args: ['www.example.com'],
+      target: { name: 'www.example.com' },
+    },
+    { name: 'keeps --all', args: ['--all'], target: { all: true } },
+    { name: 'refuses another option', args: ['--force'], target: undefined },
+    { name: 'refuses no argument', args: [], target: undefined },
+    { name: 'refuses two names', args: ['a', 'b'], target: undefined },
+  ];
+  for (const c of cases) {
+    it(c.name, () => assert.deepEqual(parseRenewArgs(c.args), c.target));
+  }
+});
+
+describe('the HTTP-01 self-check of an IPv6 address (RFC 8738 section 7)', () => {
+  it('sends the address in brackets as Host, as the CA does', async () => {
+    const hosts: string[] = [];
+    const server = http.createServer((req, res) => {
+      hosts.push(req.headers.host ?? '');
+      res.end('token.key');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const webroot = await mkdtemp(path.join(os.tmpdir(), 'ip-selfcheck-'));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const responder = new WebrootResponder({
+        webroot,
+        selfCheck: true,
+        selfCheckAddress: `127.0.0.1:${port}`,
+        log: silentLogger,
+      });
+      const token = 'a'.repeat(43);
+      await responder.verify('::1', token, 'token.key');
+      await responder.verify('127.0.0.1', token, 'token.key');
+      assert.deepEqual(hosts, ['[::1]', '127.0.0.1']);
+    } finally {
+      server.close();
+      await rm(webroot, { recursive: true, force: true });
+    }
   });
 });
