@@ -34,8 +34,8 @@ export class Reconciler {
   private readonly actions: CertActions;
   private readonly retries: RetrySchedule;
   private readonly ari: AriTracker;
-  /** `<name>/<serial>` already warned about RENEW_BEFORE_DAYS in this process. */
-  private readonly renewBeforeWarned = new Set<string>();
+  /** Certificate name -> the serial last warned about RENEW_BEFORE_DAYS in this process. */
+  private readonly renewBeforeWarned = new Map<string, string>();
 
   private readonly reader: RecordReader;
   private readonly planRecords: CertRecords;
@@ -204,11 +204,10 @@ export class Reconciler {
   private warnRenewBefore(facts: CertFacts, log: Logger): void {
     const meta = facts.stored[facts.target];
     if (!meta) return;
-    const id = `${facts.name}/${meta.serial}`;
-    if (this.renewBeforeWarned.has(id)) return;
+    if (this.renewBeforeWarned.get(facts.name) === meta.serial) return;
     const w = renewBeforeWarning(meta, facts.renewBeforeDays);
     if (!w) return;
-    this.renewBeforeWarned.add(id);
+    this.renewBeforeWarned.set(facts.name, meta.serial);
     log.warn(w.message, {
       phase: facts.target,
       serial: meta.serial,
