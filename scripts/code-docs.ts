@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import ts from 'typescript';
 import { markdownTable, renderErrorCodeTable, renderSettingsTable } from '../src/config/docs.js';
+import { ENGINE_API_CALLS } from '../src/platform/docker/engine-client.js';
 
 export interface DocumentedCode {
   readonly code: string;
@@ -128,4 +129,13 @@ export interface GeneratedBlock {
 export const GENERATED_BLOCKS: readonly GeneratedBlock[] = [
   { file: 'docs/configuration.md', marker: 'settings', render: renderSettingsTable },
   { file: 'docs/operations.md', marker: 'error-codes', render: renderCodeTables },
+  { file: 'docs/platforms.md', marker: 'docker-api-calls', render: renderEngineApiCalls },
 ];
+
+/** The Docker Engine API calls the sidecar makes (ENGINE_API_CALLS), for a socket proxy's allowlist. */
+export function renderEngineApiCalls(): string {
+  return markdownTable(
+    ['Method', 'Path', 'What for'],
+    ENGINE_API_CALLS.map((c) => [c.method, `\`${c.path}\``, c.why]),
+  );
+}

@@ -55,8 +55,10 @@ export interface PlatformCopy {
   readonly serial: string;
   /** ISO 8601, when the platform says. */
   readonly notAfter?: string;
-  /** Created by this sidecar; anything else is never overwritten. */
+  /** Created by this sidecar for this very name; anything else is never overwritten. */
   readonly ours: boolean;
+  /** Created by this sidecar, but for another certificate name (so not `ours`). */
+  readonly ownedBy?: string;
 }
 
 /**

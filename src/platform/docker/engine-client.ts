@@ -12,6 +12,39 @@ import type { Logger } from '../../util/log.js';
 import { API_AXIOS_DEFAULTS, apiRequest, statusCode } from '../api-request.js';
 import { parseJson, truncate } from '../json-response.js';
 
+/**
+ * Every Engine API call this client makes, and why: what a socket proxy in
+ * front of the engine must allow, and all it needs to (docs/platforms.md's
+ * table is generated from this; test/unit/docker-engine-calls.test.ts
+ * records what the client really sends and compares).
+ */
+export const ENGINE_API_CALLS: readonly {
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly why: string;
+}[] = [
+  {
+    method: 'GET',
+    path: '/containers/json',
+    why: 'Discovery: every container (`all=1`), with its labels and state.',
+  },
+  {
+    method: 'GET',
+    path: '/containers/{id}/json',
+    why: 'One container: its environment (`DOCKER_ENV_HOSTNAMES`) and when it stopped.',
+  },
+  {
+    method: 'POST',
+    path: '/containers/{id}/kill',
+    why: '`DOCKER_RELOAD_SIGNAL` (`?signal=HUP`) to containers labelled `DOCKER_RELOAD_LABEL`.',
+  },
+  {
+    method: 'GET',
+    path: '/events',
+    why: 'The event stream, filtered to container `start`, `die` and `destroy`.',
+  },
+];
+
 export interface DockerEngineClientOptions {
   /** Absolute path of the engine's UNIX socket, e.g. /var/run/docker.sock. */
   readonly socketPath: string;

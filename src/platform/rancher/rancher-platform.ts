@@ -13,6 +13,39 @@ export { DENT_LABEL, DOMAINS_LABEL, parseDentLabel } from '../labels.js';
 /** In the `description` of every certificate this sidecar creates. */
 export const OWNER_MARKER = 'managed-by=acme-sidecar';
 
+/**
+ * The description this sidecar writes: what it is, and which certificate
+ * name owns it (`owner=<name>`). Anyone who can edit a description in
+ * Rancher could write the marker, so ownership is not a substring: the
+ * whole parenthesis must parse, and the owner must be the name pushed.
+ */
+export function ownerDescription(phase: string, domains: readonly string[], name: string): string {
+  return `${phase} certificate for ${domains.join(', ')} (${OWNER_MARKER} owner=${name}; changes are overwritten)`;
+}
+
+/** Who owns a Rancher certificate, read from its description. */
+export type RancherOwner =
+  | { readonly kind: 'foreign' }
+  /** Written before owner= was recorded: taken as owned by its own name, and upgraded on the next push. */
+  | { readonly kind: 'legacy' }
+  | { readonly kind: 'owned'; readonly name: string };
+
+/** Same rule LiveDir applies to certificate names. */
+const OWNER_NAME = '[a-z0-9][a-z0-9._-]{0,199}';
+const OWNED = new RegExp(
+  `^(?:self-signed|staging|production) certificate for [^()]* \\(${OWNER_MARKER} owner=(${OWNER_NAME}); changes are overwritten\\)$`,
+);
+const LEGACY = new RegExp(
+  `^(?:self-signed|staging|production) certificate for [^()]* \\(${OWNER_MARKER}; changes are overwritten\\)$`,
+);
+
+export function parseOwner(description: string | null | undefined): RancherOwner {
+  const d = description ?? '';
+  const m = OWNED.exec(d);
+  if (m) return { kind: 'owned', name: m[1] as string };
+  return LEGACY.test(d) ? { kind: 'legacy' } : { kind: 'foreign' };
+}
+
 const GONE_STATES = new Set(['removed', 'purged', 'removing', 'purging']);
 
 interface CattleService {
@@ -149,7 +182,7 @@ export class RancherPlatform implements Platform {
       id: c.id,
       serial: cattleSerialToHex(c.serialNumber) ?? '',
       ...(notAfter && { notAfter: notAfter.toISOString() }),
-      ours: (c.description ?? '').includes(OWNER_MARKER),
+      ...ownership(parseOwner(c.description), name),
     };
   }
 
@@ -163,7 +196,7 @@ export class RancherPlatform implements Platform {
       cert: bundle.cert,
       certChain: bundle.chain,
       key: bundle.privkey,
-      description: `${meta.phase} certificate for ${meta.domains.join(', ')} (${OWNER_MARKER}; changes are overwritten)`,
+      description: ownerDescription(meta.phase, meta.domains, meta.name),
     };
     const project = await this.client.projectId();
     let target = existing;
@@ -185,7 +218,9 @@ export class RancherPlatform implements Platform {
     if (!target.ours) {
       throw new SidecarError(
         'PLATFORM_CONFLICT',
-        `Rancher already has a certificate named ${meta.name} that acme-sidecar did not create; leaving it alone`,
+        target.ownedBy !== undefined
+          ? `Rancher's certificate named ${meta.name} is managed by acme-sidecar for the certificate ${target.ownedBy}, not ${meta.name}; leaving it alone`
+          : `Rancher already has a certificate named ${meta.name} that acme-sidecar did not create; leaving it alone`,
       );
     }
     await this.client.request('PUT', `projects/${project}/certificates/${target.id}`, body);
@@ -241,4 +276,11 @@ export class RancherPlatform implements Platform {
       });
     }
   }
+}
+
+/** Ours to overwrite only when it records this very name as its owner (or predates owner=). */
+function ownership(owner: RancherOwner, name: string): { ours: boolean; ownedBy?: string } {
+  if (owner.kind === 'legacy') return { ours: true };
+  if (owner.kind === 'foreign') return { ours: false };
+  return owner.name === name ? { ours: true } : { ours: false, ownedBy: owner.name };
 }
