@@ -57,6 +57,9 @@ export class CertRecords {
    * CA itself says (renewalInfo knows it). The answer is kept per serial.
    */
   private async adoptable(bundle: CertBundle, serial: string): Promise<LiveFacts['adoptable']> {
+    // A CA's certificate comes with its intermediate; one without (a
+    // placeholder whose record was lost) is not worth asking a CA about.
+    if (splitPemChain(bundle.chain).length === 0) return undefined;
     if (bundleProblem(bundle) !== undefined) return undefined;
     const leaf = new X509Certificate(bundle.cert);
     let from = this.provenance.get(serial);

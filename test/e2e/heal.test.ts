@@ -196,6 +196,25 @@ describe('e2e: corrupt state heals itself (issue 16)', function () {
     }
   }
 
+  it('a corrupt account, two sidecars on one state at once: found again once, under the account lock', async () => {
+    const key = accountRecordKey(prod());
+    await writeFile(file(key), '{"url": 7}');
+    const asideBefore = (await asideOf(key)).length;
+    const [a, b] = await Promise.all([once(NAME), once(NAME)]);
+    for (const r of [a, b]) assert.equal(r.code, 0, explain(r));
+    const found = [a, b].flatMap((r) =>
+      r.logs.filter(
+        (l) => l.message === 'ACME account found again with its key (onlyReturnExisting)',
+      ),
+    );
+    assert.equal(found.length, 1, `${explain(a)}\n${explain(b)}`);
+    assert.equal((await asideOf(key)).length, asideBefore + 1, 'kept aside once');
+    assert.equal(
+      [a, b].flatMap((r) => r.logs.filter((l) => l.message === 'ACME account registered')).length,
+      0,
+    );
+  });
+
   it('a corrupt production certificate and issuers record: the CA itself recognises the copy in live/', async () => {
     for (const key of [storedKey(NAME, 'production'), issuersKey(prod())]) {
       await writeFile(file(key), 'garbage');
