@@ -115,7 +115,7 @@ export class Metrics {
     const acmeLabels = ['scheme', 'host', 'path', 'method', 'status'];
     this.acmeRequests = new Counter({
       name: 'certmanager_http_acme_client_request_count',
-      help: 'The number of requests made by the ACME client; path is the issuance step.',
+      help: 'The number of requests made by the ACME client; path is the issuance step (newOrder, pollAuthorization, finalize...), or newNonce for a nonce HEAD (sent only when no earlier answer left a nonce to use).',
       labelNames: acmeLabels,
       registers,
     });
