@@ -94,6 +94,7 @@ export class PassRunner {
     }
     await this.recover();
     const startedAt = clock.now().toISOString();
+    const cpuAtStart = process.cpuUsage();
     const found = await deps.discoverer.discover();
     this.lastSpecs = found.specs;
     if (found.specs.length === 0 && found.problems.length === 0 && !found.error) {
@@ -127,9 +128,16 @@ export class PassRunner {
       finishedAt: clock.now().toISOString(),
       ok: !discoveryError && found.problems.length === 0 && certificates.every((c) => c.ready),
       ...(discoveryError && { discoveryError }),
+      cpuSeconds: cpuSecondsSince(cpuAtStart),
     };
     return { certificates, problems: found.problems, ...(discoveryError && { discoveryError }) };
   }
+}
+
+/** Process CPU (user + system) since `start`, in seconds, to the microsecond. */
+export function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
 }
 
 /** "Renewed but never reloaded": is every endpoint serving the certificate in live/? */

@@ -163,6 +163,11 @@ export interface LastPass {
   readonly finishedAt: string;
   readonly ok: boolean;
   readonly discoveryError?: string;
+  /**
+   * Process CPU (user + system) spent while the pass ran, in seconds: what
+   * an idle pass over many valid certificates costs the host.
+   */
+  readonly cpuSeconds?: number;
 }
 
 /** How a certificate looks to an operator: one word, shared by JSON and page. */

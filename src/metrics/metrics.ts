@@ -12,7 +12,7 @@ import type { CertStatus, StatusCluster } from '../domain/status.js';
  */
 export interface MetricsSource {
   certificates(): readonly CertStatus[];
-  lastPass(): { finishedAt: string; ok: boolean } | undefined;
+  lastPass(): { finishedAt: string; ok: boolean; cpuSeconds?: number } | undefined;
   /** Cluster mode only. */
   cluster?(): StatusCluster | undefined;
 }
@@ -115,7 +115,7 @@ export class Metrics {
     const acmeLabels = ['scheme', 'host', 'path', 'method', 'status'];
     this.acmeRequests = new Counter({
       name: 'certmanager_http_acme_client_request_count',
-      help: 'The number of requests made by the ACME client; path is the issuance step.',
+      help: 'The number of requests made by the ACME client; path is the issuance step (newOrder, pollAuthorization, finalize...), or newNonce for a nonce HEAD (sent only when no earlier answer left a nonce to use).',
       labelNames: acmeLabels,
       registers,
     });
@@ -177,6 +177,15 @@ export class Metrics {
       collect() {
         const p = read().lastPass();
         if (p) this.set(Math.floor(new Date(p.finishedAt).getTime() / 1000));
+      },
+    });
+    new Gauge({
+      name: 'acme_sidecar_last_pass_cpu_seconds',
+      help: 'Process CPU time (user + system) spent while the last pass ran, in seconds.',
+      registers,
+      collect() {
+        const cpu = read().lastPass()?.cpuSeconds;
+        if (cpu !== undefined) this.set(cpu);
       },
     });
     new Gauge({
