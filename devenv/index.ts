@@ -65,6 +65,11 @@ export interface DevEnvOptions {
   webroot?: string;
   /** Start nginx with only the HTTP challenge server (default: true if no tlsServers). */
   nginxHttpOnly?: boolean;
+  /**
+   * `host:port` of the DNS server the Pebbles ask instead of challtestsrv
+   * (a BIND from devenv/bind.ts, for DNS-01 against real records).
+   */
+  dnsAddress?: string;
   /** Parent of the env's temp dir. Default: os.tmpdir(). */
   baseDir?: string;
   /** Keep the temp dir (logs, configs) after stop(). Default false. */
@@ -168,7 +173,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
       dir,
       httpPort: http,
       tlsPort: tlsAlpn,
-      dnsAddress: dns.dnsAddress,
+      dnsAddress: opts.dnsAddress ?? dns.dnsAddress,
       listenerCa,
       binaries,
     };

@@ -2,11 +2,11 @@ import { sweepTempFiles, tempName } from '../store/atomic.js';
 import { promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SidecarError, errorMessage } from '../domain/errors.js';
+import { isValidCertName } from '../domain/hostnames.js';
 import type { LivePaths } from '../domain/status.js';
 import type { CertBundle } from '../domain/types.js';
 import { ensureDir, fsyncDir, writeFileAtomic } from '../store/atomic.js';
 
-const NAME = /^[a-z0-9][a-z0-9._-]{0,199}$/;
 const VERSION = /^[0-9]+$/;
 /** Versions kept per name in archive/: the live one and the one before it. */
 const KEEP_VERSIONS = 2;
@@ -182,7 +182,7 @@ export class LiveDir {
 
 /** Untrusted (it may come from a label): checked before it is ever joined into a path. */
 function checkName(name: string): string {
-  if (!NAME.test(name) || name.includes('..')) {
+  if (!isValidCertName(name)) {
     throw new SidecarError('CERT_NAME_INVALID', `invalid certificate name ${JSON.stringify(name)}`);
   }
   return name;

@@ -24,6 +24,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { errorMessage } from '../domain/errors.js';
+import { isValidCertName } from '../domain/hostnames.js';
 import type { CertBundle, CertMeta, Phase } from '../domain/types.js';
 import type { LivePaths } from '../domain/status.js';
 import { ensureDir, writeFileAtomic } from '../store/atomic.js';
@@ -84,8 +85,6 @@ export interface HookRunnerOptions {
   readonly random?: () => number;
 }
 
-/** Same rule LiveDir applies before a name becomes a path. */
-const CERT_NAME = /^[a-z0-9][a-z0-9._-]{0,199}$/;
 /** Captured output per stream; scrubbed, then cut to LOG_OUTPUT_BYTES for the log. */
 const CAPTURE_BYTES = 64 * 1024;
 const LOG_OUTPUT_BYTES = 4096;
@@ -211,7 +210,7 @@ export class HookRunner {
     });
     const ms = () => elapsed(started);
     // The name may come from a platform label: checked before it is a path.
-    if (!CERT_NAME.test(name) || name.includes('..')) {
+    if (!isValidCertName(name)) {
       return fail(`refusing certificate name ${JSON.stringify(name)} as a file name`);
     }
     const base = resolve(dir);

@@ -16,7 +16,9 @@ import { assertStoreKey } from './store.js';
  *   certificate and the time drawn in it (RFC 9773);
  * - `acme/<host>-<hash>/account-key.pem`, `account.json`: one CA account;
  * - `acme/<host>-<hash>/orders/<name>.json`: an order in flight (secret);
- * - `acme/<host>-<hash>/rate-limits.json`: the CA rate-limit ledger.
+ * - `acme/<host>-<hash>/rate-limits.json`: the CA rate-limit ledger;
+ * - `dns-records/<hash>.json`: a DNS-01 TXT value we added and have not yet
+ *   removed (so a restart removes what a crash left behind).
  *
  * Lock names (Locker): `cert-<name>`, `rate-<host>-<hash>`.
  *
@@ -100,6 +102,18 @@ export function rateLedgerKey(directoryUrl: string): string {
 /** The lock held while the rate-limit ledger is read and written. */
 export function rateLedgerLockName(directoryUrl: string): string {
   return `rate-${accountPrefix(directoryUrl).split('/').pop() ?? 'ca'}`;
+}
+
+/** Where DNS-01 TXT records in flight are recorded (list it to find leftovers). */
+export const DNS_RECORDS_PREFIX = 'dns-records';
+
+/**
+ * One TXT value at one name. Both come from DNS and the CA, so the key is
+ * their hash: nothing untrusted is spelled into it.
+ */
+export function dnsRecordKey(fqdn: string, value: string): string {
+  const hash = createHash('sha256').update(`${fqdn.toLowerCase()}\n${value}`).digest('hex');
+  return `${DNS_RECORDS_PREFIX}/${hash.slice(0, 32)}.json`;
 }
 
 /** Under the cluster's `coord/`: every node's registration, `nodes/<node>`. */
