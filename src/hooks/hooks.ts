@@ -97,7 +97,7 @@ const MAX_BACKOFF_MS = 60_000;
  * Inherited environment variables the command must not see: the sidecar's
  * own secrets (the settings marked secret in src/config/schema.ts).
  */
-const SECRET_ENV = ['CATTLE_SECRET_KEY', 'EAB_HMAC_KEY'];
+const SECRET_ENV = ['CATTLE_SECRET_KEY', 'EAB_HMAC_KEY', 'RFC2136_TSIG_SECRET', 'PDNS_API_KEY'];
 
 /** Builds the event from what the reconciler has at hand after `LiveDir.write`. */
 export function certificateEvent(meta: CertMeta, paths: LivePaths): CertificateEvent {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { digTxt, startBind, type BindInstance } from '../../devenv/bind.js';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
+import { startPdns, type PdnsInstance } from '../../devenv/pdns.js';
 import { freePort } from '../../devenv/proc.js';
 import { dnsRecordKey } from '../../src/store/keys.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
@@ -268,6 +269,58 @@ printf 'server 127.0.0.1 ${bind.port}\\n%s\\nsend\\n' "$line" | /usr/bin/nsupdat
     const f = figures(r);
     console.log(
       `      [figures] exec (nsupdate to BIND): wildcard+apex staging order to valid ${f.orderToValidMs} ms; propagation waits ${f.propagationMs.join(', ')} ms`,
+    );
+  });
+});
+
+describe('e2e: DNS-01 through the PowerDNS API (pdns-server + sqlite, Pebble 2.9)', function () {
+  this.timeout(300_000);
+  let pdns: PdnsInstance;
+  let env: DevEnv;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'dns01-pdns-'));
+    pdns = await startPdns({ dir: path.join(dir, 'pdns') });
+    registerSecret(pdns.apiKey);
+    env = await startDevEnv({ dnsAddress: pdns.address });
+  });
+  after(async () => {
+    await env?.stop();
+    await pdns?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('issues the wildcard plus apex certificate, staging then production, and removes the TXT values', async () => {
+    const keyFile = path.join(dir, 'pdns-api-key');
+    await writeFile(keyFile, `${pdns.apiKey}\n`, { mode: 0o600 });
+    const base = sidecarEnv(env, {
+      DOMAINS: '*.pdns.test+pdns.test',
+      DNS_PROVIDER: 'pdns',
+      PDNS_API_URL: pdns.apiUrl,
+      PDNS_API_KEY_FILE: keyFile,
+      DNS_RESOLVERS: pdns.address,
+      DNS_POLLING_INTERVAL: '0.2',
+    });
+    const staging = await runSidecar(['once'], base);
+    assert.equal(staging.code, 0, explain(staging));
+    const production = await runSidecar(['once'], { ...base, STAGING: 'false' });
+    assert.equal(production.code, 0, explain(production));
+    const fullchain = await readFile(
+      path.join(env.certDir, 'live', '_.pdns.test', 'fullchain.pem'),
+      'utf8',
+    );
+    assert.ok(chainVerifiesTo(fullchain, await env.production.getRootPem()));
+    assert.match(new X509Certificate(fullchain).subjectAltName ?? '', /DNS:\*\.pdns\.test/);
+    const left = execFileSync(
+      '/usr/bin/dig',
+      ['+short', '-p', String(pdns.port), '@127.0.0.1', '_acme-challenge.pdns.test', 'TXT'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(left.trim(), '', 'TXT values left behind');
+    const f = figures(production);
+    console.log(
+      `      [figures] pdns (API): wildcard+apex production order to valid ${f.orderToValidMs} ms; propagation waits ${f.propagationMs.join(', ')} ms`,
     );
   });
 });
