@@ -9,7 +9,8 @@
 #    tls-server.conf.template, with the certificate's hostnames (its
 #    subjectAltName, read from cert.pem) as server_name: a named certificate
 #    (`shop=shop.example.com+cdn.example.com`) is chosen by SNI for its
-#    hostnames, not by its name.
+#    hostnames, not by its name. A wildcard certificate (`*.example.com`,
+#    live/_.example.com/) gets `server_name *.example.com ...`.
 # 3. Leaves a watcher running that reloads nginx when live/ changes: the
 #    sidecar swaps the live/<name> links atomically on every new certificate.
 set -eu
@@ -67,10 +68,15 @@ render() {
     # Only plain certificate names (they become a file name and server_name).
     case "$name" in *[!a-z0-9._-]*|.*) continue ;; esac
     names=""
+    # A wildcard SAN (*.example.com, DNS-01) is a valid server_name; the
+    # shell must not expand it as a file pattern on the way there.
+    set -f
     for h in $(sans "$dir/cert.pem"); do
-      case "$h" in *[!a-z0-9.*-]*|'') continue ;; esac
+      rest=${h#\*.}
+      case "$rest" in *[!a-z0-9.-]*|'') continue ;; esac
       names="$names${names:+ }$h"
     done
+    set +f
     sed -e "s|\${LISTEN_ADDR}|${LISTEN_ADDR:-0.0.0.0}|g" \
         -e "s|\${HTTPS_PORT}|${HTTPS_PORT:-443}|g" \
         -e "s|\${SERVER_NAME}|${names:-$name}|g" \

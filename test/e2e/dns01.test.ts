@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { digTxt, startBind, type BindInstance } from '../../devenv/bind.js';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { startPdns, type PdnsInstance } from '../../devenv/pdns.js';
@@ -17,6 +17,7 @@ import { dnsRecordKey } from '../../src/store/keys.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { chainVerifiesTo } from '../../src/util/x509.js';
 import { registerSecret, runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';
+import { waitFor } from '../support/wait.js';
 
 function explain(r: RunResult): string {
   return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr.slice(-6000)}`;
@@ -322,5 +323,96 @@ describe('e2e: DNS-01 through the PowerDNS API (pdns-server + sqlite, Pebble 2.9
     console.log(
       `      [figures] pdns (API): wildcard+apex production order to valid ${f.orderToValidMs} ms; propagation waits ${f.propagationMs.join(', ')} ms`,
     );
+  });
+});
+
+describe('e2e: nginx/40-acme-sidecar.sh serves a wildcard certificate by its wildcard name', function () {
+  this.timeout(60_000);
+
+  it('renders server_name *.wild.test wild.test (never expanded as a file pattern) and nginx accepts it', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'nginx-wild-'));
+    try {
+      const live = path.join(dir, 'certs', 'live', '_.wild.test');
+      const out = path.join(dir, 'conf.d');
+      const cwd = path.join(dir, 'cwd');
+      execFileSync('mkdir', ['-p', live, out, cwd]);
+      // A file the pattern *.wild.test would match, where the script runs.
+      await writeFile(path.join(cwd, 'x.wild.test'), '');
+      execFileSync(
+        '/usr/bin/openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-keyout',
+          path.join(live, 'privkey.pem'),
+          '-out',
+          path.join(live, 'cert.pem'),
+          '-days',
+          '1',
+          '-subj',
+          '/CN=wild.test',
+          '-addext',
+          'subjectAltName=DNS:*.wild.test,DNS:wild.test',
+        ],
+        { stdio: 'ignore' },
+      );
+      await writeFile(
+        path.join(live, 'fullchain.pem'),
+        await readFile(path.join(live, 'cert.pem')),
+      );
+      const port = await freePort();
+      const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+      const child = spawn('sh', [path.join(root, 'nginx', '40-acme-sidecar.sh')], {
+        cwd,
+        detached: true,
+        stdio: 'ignore',
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          CERT_DIR: path.join(dir, 'certs'),
+          ACME_TLS_CONF_DIR: out,
+          ACME_TLS_TEMPLATE: path.join(root, 'nginx', 'tls-server.conf.template'),
+          ACME_WAIT_SECONDS: '0',
+          ACME_RELOAD_INTERVAL: '3600',
+          LISTEN_ADDR: '127.0.0.1',
+          HTTPS_PORT: String(port),
+        },
+      });
+      const conf = path.join(out, 'acme-tls-_.wild.test.conf');
+      try {
+        const text = await waitFor(async () => readFile(conf, 'utf8').catch(() => undefined), {
+          timeoutMs: 30_000,
+          what: 'the rendered TLS server',
+        });
+        assert.match(text, /server_name \*\.wild\.test wild\.test;/);
+      } finally {
+        try {
+          if (child.pid) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      const nginxConf = path.join(dir, 'nginx.conf');
+      await writeFile(
+        nginxConf,
+        `pid ${dir}/nginx.pid;\nerror_log ${dir}/error.log;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${dir}/t1; proxy_temp_path ${dir}/t2; fastcgi_temp_path ${dir}/t3; uwsgi_temp_path ${dir}/t4; scgi_temp_path ${dir}/t5;\n  include ${conf};\n}\n`,
+      );
+      execFileSync('/usr/sbin/nginx', [
+        '-t',
+        '-q',
+        '-p',
+        dir,
+        '-c',
+        nginxConf,
+        '-e',
+        `${dir}/error.log`,
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
