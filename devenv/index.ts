@@ -67,6 +67,11 @@ export interface DevEnvOptions {
   nginxHttpOnly?: boolean;
   /** nginx also serves HTTP-01 on [::1] (for IPv6 `ip` identifiers). Default false. */
   nginxIpv6?: boolean;
+  /**
+   * `host:port` of the DNS server the Pebbles ask instead of challtestsrv
+   * (a BIND from devenv/bind.ts, for DNS-01 against real records).
+   */
+  dnsAddress?: string;
   /** Parent of the env's temp dir. Default: os.tmpdir(). */
   baseDir?: string;
   /** Keep the temp dir (logs, configs) after stop(). Default false. */
@@ -170,7 +175,7 @@ export async function startDevEnv(opts: DevEnvOptions = {}): Promise<DevEnv> {
       dir,
       httpPort: http,
       tlsPort: tlsAlpn,
-      dnsAddress: dns.dnsAddress,
+      dnsAddress: opts.dnsAddress ?? dns.dnsAddress,
       listenerCa,
       binaries,
     };

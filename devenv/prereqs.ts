@@ -19,6 +19,17 @@ interface Requirement {
 const DEBIAN_REQUIREMENTS: readonly Requirement[] = [
   { path: NGINX_BIN, debianPackage: 'nginx' },
   { path: '/usr/bin/openssl', debianPackage: 'openssl' },
+  // DNS-01 (test/e2e/dns01.test.ts): BIND for RFC 2136, PowerDNS for its API.
+  { path: '/usr/sbin/named', debianPackage: 'bind9' },
+  { path: '/usr/sbin/tsig-keygen', debianPackage: 'bind9' },
+  { path: '/usr/bin/nsupdate', debianPackage: 'bind9-dnsutils' },
+  { path: '/usr/bin/dig', debianPackage: 'bind9-dnsutils' },
+  { path: '/usr/sbin/pdns_server', debianPackage: 'pdns-server' },
+  {
+    path: '/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql',
+    debianPackage: 'pdns-backend-sqlite3',
+  },
+  { path: '/usr/bin/sqlite3', debianPackage: 'sqlite3' },
 ];
 
 export interface PrereqOptions {

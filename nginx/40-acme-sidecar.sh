@@ -9,7 +9,8 @@
 #    tls-server.conf.template, with the certificate's hostnames (its
 #    subjectAltName, read from cert.pem) as server_name: a named certificate
 #    (`shop=shop.example.com+cdn.example.com`) is chosen by SNI for its
-#    hostnames, not by its name. A certificate for an IP address (RFC 8738)
+#    hostnames, not by its name. A wildcard certificate (`*.example.com`,
+#    live/_.example.com/) gets `server_name *.example.com ...`. A certificate for an IP address (RFC 8738)
 #    has it in server_name too (IPv6 in brackets, as in a Host header), but
 #    clients send no SNI for an address (RFC 6066 section 3), so nginx picks
 #    the default server of the port: the first certificate with an address
@@ -94,18 +95,25 @@ render() {
     case "$name" in *[!a-z0-9._-]*|.*) continue ;; esac
     names=""
     ip=""
+    # A wildcard SAN (*.example.com, DNS-01) is a valid server_name; the
+    # shell must not expand it as a file pattern on the way there.
+    set -f
     for h in $(sans "$dir/cert.pem"); do
       case "$h" in
         '['*']')                             # IPv6: hex digits and colons only
           v6=${h#?}; v6=${v6%?}
           case "$v6" in *[!0-9a-f:]*|'') continue ;; esac
           ip="$ip 6" ;;
-        *[!a-z0-9.*-]*|'') continue ;;
+        '*.'*)                               # a wildcard: *.example.com
+          rest=${h#\*.}
+          case "$rest" in *[!a-z0-9.-]*|'') continue ;; esac ;;
+        *[!a-z0-9.-]*|'') continue ;;
         *[!0-9.]*) ;;                        # a hostname
         *) ip="$ip 4" ;;                     # IPv4
       esac
       names="$names${names:+ }$h"
     done
+    set +f
     # The default server of LISTEN_ADDR's port: the first certificate with an
     # address of that family (IPv6 when LISTEN_ADDR is one, such as [::]).
     default=""

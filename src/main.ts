@@ -19,7 +19,14 @@ import { createApp, type App } from './app/app.js';
 import { solo, type Coordination } from './app/coordination.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
 import type { Cluster } from './cluster/cluster.js';
-import type { Config } from './config/schema.js';
+import { SECRET_ENV_NAMES, type Config } from './config/schema.js';
+import { PropagationChecker } from './challenge/dns/checker.js';
+import { DnsResponder } from './challenge/dns/dns-responder.js';
+import { ExecProvider } from './challenge/dns/exec.js';
+import { PowerDnsProvider } from './challenge/dns/pdns.js';
+import type { DnsProvider } from './challenge/dns/provider.js';
+import { Rfc2136Provider } from './challenge/dns/rfc2136.js';
+import { parseServer } from './challenge/dns/wire.js';
 import { LiveDir } from './deploy/live-dir.js';
 import { HookRunner } from './hooks/hooks.js';
 import { systemClock, type Clock } from './lifecycle/clock.js';
@@ -34,6 +41,7 @@ import { FsCertStore } from './store/fs-store.js';
 import { RecordReader } from './store/records.js';
 import type { CertStore } from './store/store.js';
 import type { Logger } from './util/log.js';
+import { getServers } from 'node:dns';
 
 export type { App, CheckLine, PassResult, PlanLine } from './app/app.js';
 
@@ -89,6 +97,61 @@ async function buildPlatform(config: Config, log: Logger, metrics: Metrics): Pro
     });
   }
   return new StaticPlatform(domainsSource(config));
+}
+
+/** A secret from its variable, else from its `_FILE` (one trailing newline dropped). */
+function secretFrom(value: string | undefined, file: string | undefined): string | undefined {
+  if (value !== undefined) return value;
+  return file === undefined ? undefined : readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+}
+
+/** The sidecar's environment without any secret setting: what EXEC_PATH runs with. */
+function envWithoutSecrets(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of SECRET_ENV_NAMES) delete env[name];
+  return env;
+}
+
+function buildDnsProvider(config: Config, clock: Clock, log: Logger): DnsProvider | undefined {
+  const plog = log.child({ component: 'dns', provider: config.dnsProvider });
+  switch (config.dnsProvider) {
+    case 'rfc2136': {
+      const secret = secretFrom(config.rfc2136TsigSecret, config.rfc2136TsigSecretFile);
+      if (!config.rfc2136TsigKey || secret === undefined) {
+        throw new Error(
+          'unsigned RFC 2136 updates are not supported: set RFC2136_TSIG_KEY and RFC2136_TSIG_SECRET',
+        );
+      }
+      return new Rfc2136Provider({
+        server: parseServer(config.rfc2136Nameserver ?? ''),
+        key: {
+          name: config.rfc2136TsigKey,
+          algorithm: config.rfc2136TsigAlgorithm,
+          secret: Buffer.from(secret, 'base64'),
+        },
+        timeoutMs: 5000,
+        nowSeconds: () => clock.now().getTime() / 1000,
+        log: plog,
+      });
+    }
+    case 'pdns':
+      return new PowerDnsProvider({
+        apiUrl: config.pdnsApiUrl ?? '',
+        apiKey: secretFrom(config.pdnsApiKey, config.pdnsApiKeyFile) ?? '',
+        serverId: config.pdnsServerId,
+        timeoutMs: 10_000,
+        log: plog,
+      });
+    case 'exec':
+      return new ExecProvider({
+        path: config.execPath ?? '',
+        timeoutMs: config.execTimeoutMs,
+        env: envWithoutSecrets(),
+        log: plog,
+      });
+    default:
+      return undefined;
+  }
 }
 
 function buildHooks(config: Config, log: Logger): HookRunner | undefined {
@@ -169,6 +232,24 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     ...(config.selfCheckAddress && { selfCheckAddress: config.selfCheckAddress }),
     log: log.child({ component: 'webroot' }),
   });
+  const dnsProvider = buildDnsProvider(config, clock, log);
+  const dnsResponder =
+    dnsProvider &&
+    new DnsResponder({
+      provider: dnsProvider,
+      checker: new PropagationChecker({
+        ...(config.dnsResolvers && { resolvers: config.dnsResolvers.map((r) => parseServer(r)) }),
+        bootstrap: () => getServers().map((r) => parseServer(r)),
+        timeoutMs: config.dnsPropagationTimeoutMs,
+        intervalMs: config.dnsPollingIntervalMs,
+        log: log.child({ component: 'dns' }),
+      }),
+      store,
+      clock,
+      // A replica may be the leader with an order in flight: only old records are leftovers.
+      clustered: etcd !== undefined,
+      log: log.child({ component: 'dns', provider: dnsProvider.name }),
+    });
   const platform = await buildPlatform(config, log, metrics);
   const hooks = buildHooks(config, log);
   const clustered =
@@ -183,7 +264,10 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       phase,
       directoryUrl,
       store,
+      // DNS-01 needs no token on any replica: the cluster fan-out is for HTTP-01 only.
       responder: clustered?.cluster.responder ?? webroot,
+      ...(dnsResponder && { dnsResponder }),
+      challenge: config.acmeChallenge,
       log: log.child({ component: 'acme', phase }),
       ...(config.acmeEmail && { email: config.acmeEmail }),
       ...(eab && { eab }),
@@ -244,6 +328,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       ...(fsStore ? [() => fsStore.sweep()] : []),
       () => live.sweep(),
       () => webroot.sweep(),
+      ...(dnsResponder ? [() => dnsResponder.sweep()] : []),
     ],
     ...(config.deployCheckEndpoints && { deployCheckEndpoints: config.deployCheckEndpoints }),
     checks: {
@@ -260,6 +345,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       responder: webroot,
     },
     cleanup: async () => {
+      await dnsResponder?.cleanupAll();
       etcd?.close();
       await webroot.cleanupAll();
     },

@@ -4,6 +4,7 @@ import type { Authorization, OrderCreateRequest } from 'acme-client/types/rfc855
 /** acme-client's order: the RFC 8555 object plus its URL. */
 type Order = acme.Order;
 import type { ChallengeResponder } from '../challenge/responder.js';
+import { challengeFor, type ChallengeType } from '../domain/challenges.js';
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import { identifierType } from '../domain/ip-address.js';
 import { ipProfileRefusal, offeredProfiles } from '../domain/profiles.js';
@@ -43,7 +44,12 @@ export interface AcmeIssuerOptions {
   readonly email?: string;
   readonly eab?: { readonly kid: string; readonly hmacKey: string };
   readonly store: CertStore;
+  /** HTTP-01 (the webroot, or the cluster's fan-out). */
   readonly responder: ChallengeResponder;
+  /** DNS-01 (DNS_PROVIDER); unset: certificates that need it fail with DNS_PROVIDER_MISSING. */
+  readonly dnsResponder?: ChallengeResponder;
+  /** ACME_CHALLENGE: the challenge of certificates without a label or a wildcard. Default http-01. */
+  readonly challenge?: ChallengeType;
   readonly log: Logger;
   /** Account key type; ECDSA P-256 is what every CA accepts. */
   readonly accountKeyType?: KeyType;
@@ -206,6 +212,21 @@ export class AcmeIssuer implements Issuer {
     signal: AbortSignal | undefined,
     opts: IssueOptions,
   ): Promise<CertBundle> {
+    const challenge = challengeFor(spec, this.opts.challenge ?? 'http-01');
+    const responder = challenge.type === 'dns-01' ? this.opts.dnsResponder : this.opts.responder;
+    if (!responder) {
+      // Before any request to the CA: nothing is ordered that cannot be validated.
+      const why =
+        challenge.reason === 'Wildcard'
+          ? `${spec.domains.filter((d) => d.startsWith('*.')).join(', ')} is a wildcard, which only DNS-01 validates`
+          : challenge.reason === 'Label'
+            ? 'its io.acme-sidecar.challenge label asks for dns-01'
+            : 'ACME_CHALLENGE=dns-01';
+      throw new SidecarError(
+        'DNS_PROVIDER_MISSING',
+        `certificate ${spec.name} needs DNS-01 (${why}) and DNS_PROVIDER is not set; set DNS_PROVIDER=rfc2136, pdns or exec (docs/dns-01.md)`,
+      );
+    }
     ctx.step = 'account';
     const client = await this.client();
     aborted(signal);
@@ -235,9 +256,13 @@ export class AcmeIssuer implements Issuer {
     if (order.status === 'pending') {
       ctx.step = 'authorization';
       const authzs = await client.getAuthorizations(order);
-      for (const authz of authzs) {
-        aborted(signal);
-        await this.authorize(ctx, client, authz, signal);
+      if (challenge.type === 'dns-01') {
+        await this.authorizeAll(ctx, client, authzs, responder, signal);
+      } else {
+        for (const authz of authzs) {
+          aborted(signal);
+          await this.authorize(ctx, client, authz, responder, signal);
+        }
       }
     }
     aborted(signal);
@@ -494,11 +519,74 @@ export class AcmeIssuer implements Issuer {
     }
   }
 
+  /**
+   * RFC 8555 section 8.4: every authorization over DNS-01 at once. All TXT
+   * values go out first, so a wildcard and its apex (one record name, two
+   * values) are both there when the CA looks, and the propagation waits
+   * overlap instead of adding up. Each value is removed afterwards, also
+   * after a failure.
+   */
+  private async authorizeAll(
+    ctx: AcmeCallContext,
+    client: acme.Client,
+    authzs: readonly Authorization[],
+    responder: ChallengeResponder,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const work: { domain: string; challenge: Authorization['challenges'][number] }[] = [];
+    for (const authz of authzs) {
+      if (authz.status === 'valid') continue;
+      const domain = authz.identifier.value;
+      const challenge = authz.challenges.find((c) => c.type === 'dns-01');
+      if (!challenge) {
+        throw new SidecarError('ACME_REJECTED', `the CA offered no dns-01 challenge for ${domain}`);
+      }
+      work.push({ domain, challenge });
+    }
+    const presented: typeof work = [];
+    try {
+      ctx.step = 'present';
+      for (const w of work) {
+        aborted(signal);
+        const keyAuthorization = await client.getChallengeKeyAuthorization(w.challenge);
+        presented.push(w);
+        await responder.present(w.domain, w.challenge.token, keyAuthorization);
+      }
+      ctx.step = 'selfCheck';
+      await Promise.all(
+        work.map(async (w) =>
+          responder.verify(
+            w.domain,
+            w.challenge.token,
+            await client.getChallengeKeyAuthorization(w.challenge),
+          ),
+        ),
+      );
+      aborted(signal);
+      ctx.step = 'challenge';
+      for (const w of work) {
+        if (w.challenge.status === 'pending') await client.completeChallenge(w.challenge);
+      }
+      ctx.step = 'poll';
+      await Promise.all(work.map((w) => client.waitForValidStatus(w.challenge)));
+    } finally {
+      for (const w of presented) {
+        await responder.cleanup(w.domain, w.challenge.token).catch((err: unknown) => {
+          this.opts.log.warn('could not remove a DNS-01 TXT value', {
+            domain: w.domain,
+            error: errorMessage(err),
+          });
+        });
+      }
+    }
+  }
+
   /** RFC 8555 §7.5.1 and §8.3: answer one authorization over HTTP-01. */
   private async authorize(
     ctx: AcmeCallContext,
     client: acme.Client,
     authz: Authorization,
+    responder: ChallengeResponder,
     signal: AbortSignal | undefined,
   ): Promise<void> {
     // CAs reuse authorizations that are still valid (Pebble does half the time).
@@ -509,7 +597,6 @@ export class AcmeIssuer implements Issuer {
       throw new SidecarError('ACME_REJECTED', `the CA offered no http-01 challenge for ${domain}`);
     }
     const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-    const { responder } = this.opts;
     try {
       ctx.step = 'present';
       await responder.present(domain, challenge.token, keyAuthorization);

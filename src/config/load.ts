@@ -200,6 +200,47 @@ export function loadConfig(
     }
   }
 
+  // DNS-01: what each provider cannot work without.
+  const needs = (key: keyof Config, variable: string, why: string): void => {
+    if (!setVariables.has(key)) {
+      problems.push({ variable, value: undefined, expected: `expected to be set ${why}` });
+    }
+  };
+  const provider = values.dnsProvider;
+  if (provider === 'rfc2136') {
+    needs(
+      'rfc2136Nameserver',
+      'RFC2136_NAMESERVER',
+      'with DNS_PROVIDER=rfc2136 (host:port of the primary)',
+    );
+    const hasSecret =
+      setVariables.has('rfc2136TsigSecret') || setVariables.has('rfc2136TsigSecretFile');
+    if (setVariables.has('rfc2136TsigKey') && !hasSecret) {
+      needs(
+        'rfc2136TsigSecret',
+        'RFC2136_TSIG_SECRET',
+        'with RFC2136_TSIG_KEY (or RFC2136_TSIG_SECRET_FILE)',
+      );
+    } else if (hasSecret) {
+      needs(
+        'rfc2136TsigKey',
+        'RFC2136_TSIG_KEY',
+        'with a TSIG secret (the key name the server knows)',
+      );
+    }
+  } else if (provider === 'pdns') {
+    needs('pdnsApiUrl', 'PDNS_API_URL', 'with DNS_PROVIDER=pdns (such as http://pdns:8081)');
+    if (!setVariables.has('pdnsApiKey') && !setVariables.has('pdnsApiKeyFile')) {
+      needs('pdnsApiKey', 'PDNS_API_KEY', 'with DNS_PROVIDER=pdns (or PDNS_API_KEY_FILE)');
+    }
+  } else if (provider === 'exec') {
+    needs(
+      'execPath',
+      'EXEC_PATH',
+      'with DNS_PROVIDER=exec (the program run as EXEC_PATH present|cleanup <fqdn> <value>)',
+    );
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   return values as unknown as Config;
 }

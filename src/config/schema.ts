@@ -22,6 +22,15 @@ import {
   webhookUrlProblem,
 } from '../domain/endpoints.js';
 import { normalizeHostname } from '../domain/hostnames.js';
+import {
+  CHALLENGE_TYPES,
+  DNS_PROVIDERS,
+  normalizeTsigAlgorithm,
+  TSIG_ALGORITHM_NAMES,
+  type ChallengeType,
+  type DnsProviderName,
+  type TsigAlgorithm,
+} from '../domain/challenges.js';
 import { KEY_FILE_FORMAT, parseKeyFile } from '../domain/key-file.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../domain/profiles.js';
 import { KEY_TYPES, type KeyType } from '../domain/types.js';
@@ -117,6 +126,29 @@ export interface Config {
   clusterEtcdUsername?: string;
   /** The file's path; its content is secret. */
   clusterEtcdPasswordFile?: string;
+  /** ACME_CHALLENGE: the challenge of certificates with no label and no wildcard. */
+  acmeChallenge: ChallengeType;
+  dnsProvider?: DnsProviderName;
+  /** `host:port` of the primary that takes RFC 2136 updates. */
+  rfc2136Nameserver?: string;
+  rfc2136TsigKey?: string;
+  /** Base64. Secret: never log. */
+  rfc2136TsigSecret?: string;
+  /** The file's path; its content is secret. */
+  rfc2136TsigSecretFile?: string;
+  rfc2136TsigAlgorithm: TsigAlgorithm;
+  pdnsApiUrl?: string;
+  /** Secret: never log. */
+  pdnsApiKey?: string;
+  /** The file's path; its content is secret. */
+  pdnsApiKeyFile?: string;
+  pdnsServerId: string;
+  execPath?: string;
+  execTimeoutMs: number;
+  /** `host:port` entries; set: ask these instead of the zone's authoritative servers. */
+  dnsResolvers?: string[];
+  dnsPropagationTimeoutMs: number;
+  dnsPollingIntervalMs: number;
 }
 
 /** The sections of docs/configuration.md, in order; every setting is in one. */
@@ -126,6 +158,7 @@ export const SETTING_GROUPS = [
   'Schedule',
   'Hooks and deployment',
   'Status',
+  'DNS-01',
   'Rancher',
   'Docker',
   'Cluster',
@@ -279,6 +312,15 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE
  * (what would be valid, or undefined if fine). An unreadable file is
  * `unreadable` plus the error code; the content never reaches a message.
  */
+/** A file holding one secret (one trailing newline ignored): readable and not empty. */
+function secretFileProblem(path: string, ctx: SettingContext): string | undefined {
+  return fileProblem(path, ctx, 'expected a readable file holding the secret', (text) =>
+    text.replace(/\r?\n$/, '') === ''
+      ? 'expected a file holding the secret (it is empty)'
+      : undefined,
+  );
+}
+
 function fileProblem(
   path: string,
   { readFile }: SettingContext,
@@ -344,7 +386,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     schema: z
       .string()
       .transform(parseAllowedDomains)
-      .refine((entries) => entries.every((e) => normalizeHostname(e).ok), {
+      .refine((entries) => entries.every((e) => !e.includes('*') && normalizeHostname(e).ok), {
         error:
           'expected comma-separated domain names such as example.com,example.org (no wildcards: an entry already allows every name under it)',
       })
@@ -924,6 +966,181 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
           ? 'expected a file holding the password (it is empty)'
           : undefined,
       ),
+  }),
+  acmeChallenge: setting({
+    key: 'acmeChallenge',
+    group: 'DNS-01',
+    env: 'ACME_CHALLENGE',
+    description:
+      'How the CA validates names: `http-01` (a file nginx serves) or `dns-01` (a TXT record through `DNS_PROVIDER`). The label `io.acme-sidecar.challenge` sets it per certificate. A certificate with a wildcard name (`*.example.com`) always uses `dns-01`. See docs/dns-01.md.',
+    default: 'http-01',
+    schema: oneOf(CHALLENGE_TYPES),
+  }),
+  dnsProvider: setting({
+    key: 'dnsProvider',
+    group: 'DNS-01',
+    env: 'DNS_PROVIDER',
+    description:
+      "Where DNS-01 TXT records are written: `rfc2136` (dynamic updates signed with TSIG: BIND, Knot, PowerDNS...), `pdns` (the PowerDNS Authoritative HTTP API) or `exec` (a script, lego's convention). Unset: certificates that need DNS-01 fail with `DNS_PROVIDER_MISSING`, the others carry on.",
+    schema: oneOf(DNS_PROVIDERS),
+  }),
+  rfc2136Nameserver: setting({
+    key: 'rfc2136Nameserver',
+    group: 'DNS-01',
+    env: 'RFC2136_NAMESERVER',
+    description:
+      '`host:port` (or `host`, port 53) of the primary name server that takes RFC 2136 updates for the zone. Required with `DNS_PROVIDER=rfc2136`.',
+    schema: z
+      .string()
+      .transform((v) => (isHostPort(v) ? v : `${v}:53`))
+      .refine(isHostPort, {
+        error: 'expected host:port or host, such as ns1.example.com:53 or 10.0.0.53',
+      }),
+  }),
+  rfc2136TsigKey: setting({
+    key: 'rfc2136TsigKey',
+    group: 'DNS-01',
+    env: 'RFC2136_TSIG_KEY',
+    description:
+      'Name of the TSIG key the server knows (`key "<name>" { ... };` in BIND). Set with `RFC2136_TSIG_SECRET` or `RFC2136_TSIG_SECRET_FILE`; all unset, updates go unsigned.',
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,253}$/, {
+      error: 'expected a key name such as acme-key. (letters, digits, ".", "_", "-")',
+    }),
+  }),
+  rfc2136TsigSecret: setting({
+    key: 'rfc2136TsigSecret',
+    group: 'DNS-01',
+    env: 'RFC2136_TSIG_SECRET',
+    description:
+      "The TSIG key's secret, base64 as `tsig-keygen` prints it. Secret: never logged, never in `/status` or hook environments.",
+    schema: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, {
+      error: 'expected the base64 secret tsig-keygen prints',
+    }),
+    secret: true,
+  }),
+  rfc2136TsigSecretFile: setting({
+    key: 'rfc2136TsigSecretFile',
+    group: 'DNS-01',
+    env: 'RFC2136_TSIG_SECRET_FILE',
+    description:
+      'A file holding `RFC2136_TSIG_SECRET` (one trailing newline ignored), for Docker or Kubernetes secrets. Not with `RFC2136_TSIG_SECRET`.',
+    schema: absolutePath,
+    check: secretFileProblem,
+  }),
+  rfc2136TsigAlgorithm: setting({
+    key: 'rfc2136TsigAlgorithm',
+    group: 'DNS-01',
+    env: 'RFC2136_TSIG_ALGORITHM',
+    description: `TSIG algorithm: ${TSIG_ALGORITHM_NAMES.map((a) => `\`${a}\``).join(', ')}, with or without the trailing dot (lego's names).`,
+    default: 'hmac-sha256.',
+    schema: z
+      .string()
+      .transform((v) => normalizeTsigAlgorithm(v) ?? '')
+      .pipe(
+        z.enum(TSIG_ALGORITHM_NAMES, {
+          error: `expected one of ${TSIG_ALGORITHM_NAMES.join(', ')} (the trailing dot is optional)`,
+        }),
+      ),
+  }),
+  pdnsApiUrl: setting({
+    key: 'pdnsApiUrl',
+    group: 'DNS-01',
+    env: 'PDNS_API_URL',
+    description:
+      'Base URL of the PowerDNS Authoritative HTTP API (its `webserver-address`/`-port`), such as `http://pdns:8081`. Required with `DNS_PROVIDER=pdns`.',
+    schema: z.string().refine(
+      (u) => {
+        try {
+          const url = new URL(u);
+          return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '';
+        } catch {
+          return false;
+        }
+      },
+      {
+        error: 'expected an http:// or https:// URL without credentials, such as http://pdns:8081',
+      },
+    ),
+  }),
+  pdnsApiKey: setting({
+    key: 'pdnsApiKey',
+    group: 'DNS-01',
+    env: 'PDNS_API_KEY',
+    description:
+      'The PowerDNS `api-key`, sent as `X-API-Key`. Secret: never logged, never in `/status` or hook environments.',
+    schema: z.string(),
+    secret: true,
+  }),
+  pdnsApiKeyFile: setting({
+    key: 'pdnsApiKeyFile',
+    group: 'DNS-01',
+    env: 'PDNS_API_KEY_FILE',
+    description:
+      'A file holding `PDNS_API_KEY` (one trailing newline ignored). Not with `PDNS_API_KEY`.',
+    schema: absolutePath,
+    check: secretFileProblem,
+  }),
+  pdnsServerId: setting({
+    key: 'pdnsServerId',
+    group: 'DNS-01',
+    env: 'PDNS_SERVER_ID',
+    description: 'The PowerDNS server id in API paths (`/api/v1/servers/<id>`).',
+    default: 'localhost',
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, {
+      error: 'expected a server id such as localhost',
+    }),
+  }),
+  execPath: setting({
+    key: 'execPath',
+    group: 'DNS-01',
+    env: 'EXEC_PATH',
+    description:
+      "With `DNS_PROVIDER=exec`, a program run as `EXEC_PATH present <fqdn> <value>` and `EXEC_PATH cleanup <fqdn> <value>` (lego's exec convention; `<fqdn>` ends with a dot). It must add the value to the TXT record set, never replace it, and exit 0. The DNS secrets are not in its environment.",
+    schema: absolutePath,
+  }),
+  execTimeoutMs: setting({
+    key: 'execTimeoutMs',
+    group: 'DNS-01',
+    env: 'EXEC_TIMEOUT',
+    description: 'Seconds `EXEC_PATH` may run before it is killed and the step fails.',
+    default: '60',
+    schema: positiveNumber(
+      'expected a positive number of seconds up to 3600, such as 60',
+      3600,
+    ).transform((s) => Math.round(s * 1000)),
+  }),
+  dnsResolvers: setting({
+    key: 'dnsResolvers',
+    group: 'DNS-01',
+    env: 'DNS_RESOLVERS',
+    description:
+      'Comma-separated `host:port` DNS servers that must all answer the TXT value before the CA is asked. Unset: every authoritative server of the zone (found through SOA and NS with the system resolver).',
+    schema: commaList.refine((l) => l.length > 0 && l.every(isHostPort), {
+      error: 'expected comma-separated host:port entries, such as 10.0.0.53:53,[fd00::53]:53',
+    }),
+  }),
+  dnsPropagationTimeoutMs: setting({
+    key: 'dnsPropagationTimeoutMs',
+    group: 'DNS-01',
+    env: 'DNS_PROPAGATION_TIMEOUT',
+    description:
+      'Seconds to wait for every server to answer the TXT value; past it the certificate fails with `DNS_PROPAGATION_TIMEOUT` (the CA is not asked) and is retried with backoff.',
+    default: '120',
+    schema: positiveNumber(
+      'expected a positive number of seconds up to 3600, such as 120',
+      3600,
+    ).transform((s) => Math.round(s * 1000)),
+  }),
+  dnsPollingIntervalMs: setting({
+    key: 'dnsPollingIntervalMs',
+    group: 'DNS-01',
+    env: 'DNS_POLLING_INTERVAL',
+    description: 'Seconds between two rounds of TXT queries while waiting for propagation.',
+    default: '2',
+    schema: positiveNumber(
+      'expected a positive number of seconds up to 600, such as 2',
+      600,
+    ).transform((s) => Math.round(s * 1000)),
   }),
 };
 

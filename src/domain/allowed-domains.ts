@@ -7,10 +7,10 @@
  * `badexample.com`. Case and one trailing dot are ignored on both sides.
  * An empty list allows everything (the behaviour before the setting).
  *
- * Kept to one small function on normalized strings, so a later hostname
- * kind (a wildcard `*.example.com`, an IP literal) only needs its own case
- * in `allowedBy`.
+ * Kept to one small function on normalized strings: each hostname kind
+ * (a wildcard `*.example.com`, an IP address) has its case in `allowedBy`.
  */
+import { isIpAddress } from './ip-address.js';
 
 /** Lowercase, without one trailing dot. */
 function canonical(name: string): string {
@@ -30,12 +30,17 @@ export function parseAllowedDomains(raw: string): string[] {
   ];
 }
 
-/** The entry of `allowed` that allows `hostname`, if one does. */
+/**
+ * The entry of `allowed` that allows `hostname`, if one does. A wildcard
+ * `*.example.com` is under `example.com` like any name there; an IP address
+ * (RFC 8738) is allowed only by an entry that is that address.
+ */
 export function allowedBy(hostname: string, allowed: readonly string[]): string | undefined {
   const host = canonical(hostname);
+  const exactOnly = isIpAddress(host);
   return allowed.find((entry) => {
     const e = canonical(entry);
-    return e !== '' && (host === e || host.endsWith(`.${e}`));
+    return e !== '' && (host === e || (!exactOnly && host.endsWith(`.${e}`)));
   });
 }
 

@@ -40,7 +40,12 @@ export type ErrorCode =
   | 'PLATFORM_TLS'
   | 'PLATFORM_CONFLICT'
   | 'CLUSTER_FANOUT_FAILED'
-  | 'CLUSTER_NOT_LEADER';
+  | 'CLUSTER_NOT_LEADER'
+  | 'DNS_PROVIDER_MISSING'
+  | 'DNS_UNREACHABLE'
+  | 'DNS_UPDATE_REFUSED'
+  | 'DNS_PROVIDER_FAILED'
+  | 'DNS_PROPAGATION_TIMEOUT';
 
 /**
  * What each code means, one line each, for people: docs/operations.md's
@@ -110,6 +115,16 @@ export const ERROR_CODE_MEANINGS: { readonly [C in ErrorCode]: string } = {
   CLUSTER_FANOUT_FAILED:
     "Not every live replica's nginx served the challenge token in time, so the CA was not asked.",
   CLUSTER_NOT_LEADER: 'This replica lost (or never had) the leadership, so it did not act.',
+  DNS_PROVIDER_MISSING:
+    'The certificate needs DNS-01 (a wildcard, `ACME_CHALLENGE=dns-01` or the challenge label) and `DNS_PROVIDER` is not set.',
+  DNS_UNREACHABLE:
+    'A DNS server (the RFC 2136 primary, an authoritative server or a resolver) did not answer.',
+  DNS_UPDATE_REFUSED:
+    'The DNS server refused the TXT update: bad TSIG key, secret or algorithm, or a name the key may not change.',
+  DNS_PROVIDER_FAILED:
+    'The PowerDNS API or the `EXEC_PATH` script failed to add or remove the TXT record (status or exit code in the message).',
+  DNS_PROPAGATION_TIMEOUT:
+    'Not every server answered the TXT value within `DNS_PROPAGATION_TIMEOUT`, so the CA was not asked.',
 };
 
 export class SidecarError extends Error {

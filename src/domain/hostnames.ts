@@ -16,11 +16,15 @@
  *     contain no `..` (they become directory names).
  * - Hostnames are lowercased, one trailing dot is dropped, and international
  *   names are converted to punycode (`bücher.example` becomes
- *   `xn--bcher-kva.example`). Wildcards and single-label names
- *   (`localhost`) are refused: public CAs do not issue for them over HTTP-01.
+ *   `xn--bcher-kva.example`). Single-label names (`localhost`) are
+ *   refused: public CAs do not issue for them.
  * - An IPv4 or IPv6 address is an `ip` identifier (RFC 8738), written in
  *   one canonical form (domain/ip-address.ts); an entry that starts with one
  *   is named after it, with `:` as `-` (`2001:db8::1` -> `2001-db8--1`).
+ * - `*.example.com` is a wildcard (validated by DNS-01 only). An entry
+ *   without a name is named after its first hostname with `_` for `*`
+ *   (`*.example.com+example.com` is `_.example.com`);
+ *   `name=*.example.com+example.com` names it.
  * - A hostname listed twice in one certificate is kept once; order is kept.
  * - An entry with any invalid hostname is reported and skipped as a whole
  *   (a certificate silently missing a requested name would be surprising);
@@ -68,7 +72,7 @@ export type HostnameProblemCode =
   | 'empty'
   /** Whitespace, a control character, or a label with characters other than a-z, 0-9 and `-`. */
   | 'bad-character'
-  /** A wildcard: HTTP-01 cannot validate wildcard names (they need DNS-01). */
+  /** A `*` anywhere but as the whole first label (`*.example.com` is fine; `a*.example.com`, `*.*.example.com` are not). */
   | 'wildcard'
   /** An IP address in a form we refuse (zone id, brackets, leading zeros, embedded IPv4, `::`, `127.1`). */
   | 'ip-literal'
@@ -122,7 +126,8 @@ const MAX_HOSTNAME_LENGTH = 253;
 /** RFC 1035 section 2.3.4. */
 const MAX_LABEL_LENGTH = 63;
 
-const CERT_NAME = /^[a-z0-9][a-z0-9._-]{0,199}$/;
+/** `_.` first only for a wildcard's own name (`*.example.com` is `_.example.com`, as lego names it). */
+const CERT_NAME = /^(?:_\.)?[a-z0-9][a-z0-9._-]{0,199}$/;
 
 /** Whitespace, C0/C1 controls (NUL included). */
 const WHITESPACE_OR_CONTROL = /[\s\p{Cc}]/u;
@@ -155,13 +160,7 @@ export function normalizeHostname(input: string): HostnameResult {
   if (WHITESPACE_OR_CONTROL.test(trimmed)) {
     return fail(input, 'bad-character', 'contains whitespace or a control character');
   }
-  if (trimmed.includes('*')) {
-    return fail(
-      input,
-      'wildcard',
-      'is a wildcard: HTTP-01 cannot validate wildcard names (they need DNS-01)',
-    );
-  }
+  if (trimmed.includes('*')) return normalizeWildcard(input, trimmed);
   // RFC 8738: an IP address is an identifier of its own (domain/ip-address.ts).
   const ip = parseIpLiteral(trimmed);
   if (ip.kind === 'ip') return { ok: true, hostname: ip.address };
@@ -249,6 +248,31 @@ export function normalizeHostname(input: string): HostnameResult {
 }
 
 /**
+ * RFC 8555 section 7.1.3: a wildcard identifier is `*.` followed by a
+ * hostname; the `*` is the whole first label, and appears nowhere else
+ * (CAs refuse `*.*.example.com` and `a*.example.com`). The rest follows
+ * every hostname rule. Validated by DNS-01 only (section 8.4).
+ */
+function normalizeWildcard(input: string, trimmed: string): HostnameResult {
+  const rest = trimmed.slice(2);
+  if (!trimmed.startsWith('*.') || rest.includes('*')) {
+    return fail(
+      input,
+      'wildcard',
+      'has a "*" that is not the whole first label; a wildcard is written *.example.com',
+    );
+  }
+  const base = normalizeHostname(rest);
+  if (!base.ok) return { ...base, message: `${base.message} (in the wildcard ${quote(input)})` };
+  return { ok: true, hostname: `*.${base.hostname}` };
+}
+
+/** True for `*.example.com`: validated by DNS-01 only (RFC 8555 section 8.4). */
+export function isWildcard(hostname: string): boolean {
+  return hostname.startsWith('*.');
+}
+
+/**
  * True if `name` may name a certificate. Names become directory names under
  * the state directory, so the pattern is strict and `..` is refused.
  */
@@ -256,8 +280,14 @@ export function isValidCertName(name: string): boolean {
   return (CERT_NAME.test(name) && !name.includes('..')) || isIpv6CertName(name);
 }
 
-/** The certificate name an entry without `name=` gets from its first hostname or address. */
+/**
+ * The name of a certificate whose entry names none: its first hostname or
+ * address, with a wildcard's `*` written `_` (`live/_.example.com/`, as lego
+ * does) and an IPv6 address's `:` written `-`, since neither has a place in
+ * a directory name.
+ */
 export function certNameFor(hostname: string): string {
+  if (isWildcard(hostname)) return `_${hostname.slice(1)}`;
   return isIpAddress(hostname) ? ipCertName(hostname) : hostname;
 }
 

@@ -25,6 +25,8 @@ export interface CertSpec {
   readonly profile?: string;
   /** What chose `profile`, for messages: `ACME_PROFILE` or `<source>:<label>`. */
   readonly profileFrom?: string;
+  /** The `io.acme-sidecar.challenge` label; unset: `ACME_CHALLENGE` (a wildcard is always dns-01). */
+  readonly challenge?: 'http-01' | 'dns-01';
 }
 
 /** A certificate with its key and chain, as PEM. */

@@ -10,6 +10,7 @@ import {
   parseDomainList,
   quote,
 } from '../domain/hostnames.js';
+import { CHALLENGE_TYPES, isChallengeType } from '../domain/challenges.js';
 import { isValidProfileName, PROFILE_NAME_EXPECTED } from '../domain/profiles.js';
 import type { CertSpec } from '../domain/types.js';
 import type { Discovery, DiscoveryProblem } from './platform.js';
@@ -20,6 +21,8 @@ export const DENT_LABEL = 'com.danieldent.rancher-lets-encrypt.hosts';
 export const DOMAINS_LABEL = 'io.acme-sidecar.domains';
 /** The ACME profile of every certificate the same object's labels ask for (overrides ACME_PROFILE). */
 export const PROFILE_LABEL = 'io.acme-sidecar.profile';
+/** `http-01` or `dns-01` for every certificate the same object's labels ask for (overrides ACME_CHALLENGE). */
+export const CHALLENGE_LABEL = 'io.acme-sidecar.challenge';
 
 /**
  * The Dent sidecar's label: comma-separated hostnames, one certificate each,
@@ -87,7 +90,46 @@ export function specsFromLabels(
     specs.push(...parsed.specs);
     problems.push(...parsed.problems);
   }
-  return withProfileLabel(labels, { specs, problems }, source);
+  return withSpecLabels(labels, { specs, problems }, source);
+}
+
+/** The labels that qualify every certificate an object asks for: profile, then challenge. */
+export function withSpecLabels(
+  labels: Readonly<Record<string, string>>,
+  found: Discovery,
+  source: string,
+): Discovery {
+  return withChallengeLabel(labels, withProfileLabel(labels, found, source), source);
+}
+
+/**
+ * Applies the object's `io.acme-sidecar.challenge` label. A value that is
+ * not a challenge type skips those certificates only, reported.
+ */
+export function withChallengeLabel(
+  labels: Readonly<Record<string, string>>,
+  found: Discovery,
+  source: string,
+): Discovery {
+  const raw = labels[CHALLENGE_LABEL];
+  if (raw === undefined || raw.trim() === '' || found.specs.length === 0) return found;
+  const challenge = raw.trim().toLowerCase();
+  const from = `${source}:${CHALLENGE_LABEL}`;
+  if (!isChallengeType(challenge)) {
+    return {
+      specs: [],
+      problems: [
+        ...found.problems,
+        {
+          source: from,
+          value: raw.length > 300 ? `${raw.slice(0, 300)}...` : raw,
+          code: 'bad-challenge',
+          message: `${from}: ${quote(raw)} is not a challenge type (expected one of ${CHALLENGE_TYPES.join(', ')}); skipping ${found.specs.map((s) => s.name).join(', ')}`,
+        },
+      ],
+    };
+  }
+  return { specs: found.specs.map((s) => ({ ...s, challenge })), problems: found.problems };
 }
 
 /**

@@ -23,6 +23,8 @@ import { assertStoreKey } from './store.js';
  *   certificates under (how a certificate in live/ is recognised as its own);
  * - `<key>.corrupt-<UTC time>` (files) or `corrupt/<key>.corrupt-<UTC time>`
  *   (etcd): a record that failed validation, kept aside (see asideKey).
+ * - `dns-records/<hash>.json`: a DNS-01 TXT value we added and have not yet
+ *   removed (so a restart removes what a crash left behind).
  *
  * Lock names (Locker): `cert-<name>`, `rate-<host>-<hash>`, `acct-<host>-<hash>`.
  *
@@ -147,6 +149,18 @@ export function asideKey(
   const aside = `${opts.prefix ? `${CORRUPT_PREFIX}/` : ''}${key}.corrupt-${stamp}${n}`;
   assertStoreKey(aside);
   return aside;
+}
+
+/** Where DNS-01 TXT records in flight are recorded (list it to find leftovers). */
+export const DNS_RECORDS_PREFIX = 'dns-records';
+
+/**
+ * One TXT value at one name. Both come from DNS and the CA, so the key is
+ * their hash: nothing untrusted is spelled into it.
+ */
+export function dnsRecordKey(fqdn: string, value: string): string {
+  const hash = createHash('sha256').update(`${fqdn.toLowerCase()}\n${value}`).digest('hex');
+  return `${DNS_RECORDS_PREFIX}/${hash.slice(0, 32)}.json`;
 }
 
 /** Under the cluster's `coord/`: every node's registration, `nodes/<node>`. */

@@ -55,6 +55,31 @@ describe('ALLOWED_DOMAINS matching', () => {
       allowed: ['example.com', 'example.org'],
       ok: true,
     },
+    {
+      name: 'allows a wildcard under it',
+      host: '*.example.com',
+      allowed: ['example.com'],
+      ok: true,
+    },
+    {
+      name: 'refuses a wildcard above the allowed domain',
+      host: '*.example.com',
+      allowed: ['shop.example.com'],
+      ok: false,
+    },
+    {
+      name: 'allows an IP address listed as itself',
+      host: '127.0.0.1',
+      allowed: ['127.0.0.1'],
+      ok: true,
+    },
+    {
+      name: 'refuses an IP address that only ends with an entry',
+      host: '10.0.0.1',
+      allowed: ['0.0.1'],
+      ok: false,
+    },
+    { name: 'allows an IPv6 address listed as itself', host: '::1', allowed: ['::1'], ok: true },
   ];
   for (const c of cases) {
     it(c.name, () => assert.equal(isAllowedHostname(c.host, c.allowed), c.ok));

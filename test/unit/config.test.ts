@@ -70,6 +70,12 @@ const DEFAULTS: Config = {
   logFormat: 'json',
   clusterName: 'default',
   clusterLeaseTtlSeconds: 15,
+  acmeChallenge: 'http-01',
+  rfc2136TsigAlgorithm: 'hmac-sha256.',
+  pdnsServerId: 'localhost',
+  execTimeoutMs: 60_000,
+  dnsPropagationTimeoutMs: 120_000,
+  dnsPollingIntervalMs: 2000,
 };
 
 describe('loadConfig', () => {
@@ -151,6 +157,22 @@ describe('loadConfig', () => {
       CLUSTER_ETCD_KEY_FILE: fileIn(dir, 'etcd-client.key', KEY_PEM),
       CLUSTER_ETCD_USERNAME: 'sidecar',
       CLUSTER_ETCD_PASSWORD_FILE: fileIn(dir, 'etcd.password', 'pw\n'),
+      ACME_CHALLENGE: 'DNS-01',
+      DNS_PROVIDER: 'rfc2136',
+      RFC2136_NAMESERVER: 'ns1.example.com',
+      RFC2136_TSIG_KEY: 'acme-key.',
+      RFC2136_TSIG_SECRET: 'c2VjcmV0',
+      RFC2136_TSIG_SECRET_FILE: fileIn(dir, 'tsig.secret', 'c2VjcmV0\n'),
+      RFC2136_TSIG_ALGORITHM: 'HMAC-SHA512',
+      PDNS_API_URL: 'http://pdns:8081',
+      PDNS_API_KEY: 'pdns-key',
+      PDNS_API_KEY_FILE: fileIn(dir, 'pdns.key', 'pdns-key\n'),
+      PDNS_SERVER_ID: 'ns1',
+      EXEC_PATH: '/usr/local/bin/dns-hook',
+      EXEC_TIMEOUT: '5',
+      DNS_RESOLVERS: '10.0.0.53:53, [fd00::53]:5353',
+      DNS_PROPAGATION_TIMEOUT: '30',
+      DNS_POLLING_INTERVAL: '0.5',
     };
     const expected: Config = {
       domains: 'a.example.com,shop=b.example.com+c.example.com',
@@ -211,6 +233,22 @@ describe('loadConfig', () => {
       clusterEtcdKeyFile: join(dir, 'etcd-client.key'),
       clusterEtcdUsername: 'sidecar',
       clusterEtcdPasswordFile: join(dir, 'etcd.password'),
+      acmeChallenge: 'dns-01',
+      dnsProvider: 'rfc2136',
+      rfc2136Nameserver: 'ns1.example.com:53',
+      rfc2136TsigKey: 'acme-key.',
+      rfc2136TsigSecret: 'c2VjcmV0',
+      rfc2136TsigSecretFile: join(dir, 'tsig.secret'),
+      rfc2136TsigAlgorithm: 'hmac-sha512.',
+      pdnsApiUrl: 'http://pdns:8081',
+      pdnsApiKey: 'pdns-key',
+      pdnsApiKeyFile: join(dir, 'pdns.key'),
+      pdnsServerId: 'ns1',
+      execPath: '/usr/local/bin/dns-hook',
+      execTimeoutMs: 5000,
+      dnsResolvers: ['10.0.0.53:53', '[fd00::53]:5353'],
+      dnsPropagationTimeoutMs: 30_000,
+      dnsPollingIntervalMs: 500,
     };
     assert.deepEqual(load(env), expected);
     const everyVariable = SETTINGS.map((s) => s.env).sort();

@@ -150,12 +150,22 @@ const HOSTNAME_CASES: readonly HostnameCase[] = [
   {
     what: 'refuses a lone asterisk as a wildcard',
     input: '*',
-    expected: { code: 'wildcard', messageIncludes: 'DNS-01' },
+    expected: { code: 'wildcard', messageIncludes: '*.example.com' },
   },
   {
-    what: 'refuses a wildcard name',
-    input: '*.x.com',
-    expected: { code: 'wildcard', messageIncludes: 'DNS-01' },
+    what: 'refuses a wildcard of a wildcard',
+    input: '*.*.x.com',
+    expected: { code: 'wildcard', messageIncludes: 'whole first label' },
+  },
+  {
+    what: 'refuses a star inside a label',
+    input: 'a*.x.com',
+    expected: { code: 'wildcard', messageIncludes: 'whole first label' },
+  },
+  {
+    what: 'refuses a wildcard of a single label',
+    input: '*.com',
+    expected: { code: 'single-label', messageIncludes: 'in the wildcard' },
   },
   {
     what: 'accepts an IPv4 address as an ip identifier named after it',

@@ -63,6 +63,11 @@ describe('normalizeHostname', () => {
       input: nameOfLength(253),
       hostname: nameOfLength(253),
     },
+    {
+      name: 'accepts a wildcard and normalizes the rest like any hostname',
+      input: '*.Bücher.Example.',
+      hostname: '*.xn--bcher-kva.example',
+    },
   ];
 
   for (const c of accepted) {
@@ -76,9 +81,19 @@ describe('normalizeHostname', () => {
     { name: 'rejects a string of blanks', input: '   ', code: 'empty' },
     { name: 'rejects a lone dot', input: '.', code: 'empty' },
     {
-      name: 'rejects a wildcard because HTTP-01 cannot validate it',
-      input: '*.example.com',
+      name: 'rejects a star that is only part of the first label',
+      input: 'a*.example.com',
       code: 'wildcard',
+    },
+    {
+      name: 'rejects a wildcard of a wildcard',
+      input: '*.*.example.com',
+      code: 'wildcard',
+    },
+    {
+      name: 'rejects a wildcard whose rest is not a hostname',
+      input: '*.exa mple.com',
+      code: 'bad-character',
     },
     {
       name: 'rejects a star in the middle of a name as a wildcard',
@@ -163,9 +178,9 @@ describe('normalizeHostname', () => {
     });
   }
 
-  it('says in the message that HTTP-01 cannot validate wildcards', () => {
-    const result = normalizeHostname('*.example.com');
-    assert.ok(!result.ok && /HTTP-01/.test(result.message) && /wildcard/.test(result.message));
+  it('says in the message how a wildcard is written', () => {
+    const result = normalizeHostname('www.*.example.com');
+    assert.ok(!result.ok && result.message.includes('*.example.com'), JSON.stringify(result));
   });
 });
 
@@ -188,6 +203,9 @@ describe('isValidCertName', () => {
     { name: 'rejects a leading dot', input: '.hidden', valid: false },
     { name: 'rejects a slash', input: 'a/../../../foo', valid: false },
     { name: 'rejects uppercase', input: 'Shop', valid: false },
+    { name: "accepts a wildcard's own name, _ for *", input: '_.example.com', valid: true },
+    { name: 'rejects _ first without the dot after it', input: '_example.com', valid: false },
+    { name: 'rejects _. climbing out with ..', input: '_..', valid: false },
   ];
   for (const c of cases) {
     it(c.name, () => assert.equal(isValidCertName(c.input), c.valid));
@@ -260,9 +278,19 @@ describe('parseDomainList', () => {
     },
     {
       name: 'skips a whole multi-SAN entry with one bad hostname and keeps the good entries',
-      raw: 'a.example.com,shop=shop.example.com+*.example.com,b.example.com',
+      raw: 'a.example.com,shop=shop.example.com+*.*.example.com,b.example.com',
       specs: [spec('a.example.com', 'a.example.com'), spec('b.example.com', 'b.example.com')],
-      problems: [{ value: 'shop=shop.example.com+*.example.com', code: 'wildcard' }],
+      problems: [{ value: 'shop=shop.example.com+*.*.example.com', code: 'wildcard' }],
+    },
+    {
+      name: 'names an unnamed wildcard entry after it, with _ for *',
+      raw: '*.example.com+example.com',
+      specs: [spec('_.example.com', '*.example.com', 'example.com')],
+    },
+    {
+      name: 'keeps the name a wildcard entry gives',
+      raw: 'wild=*.Example.com+example.com',
+      specs: [spec('wild', '*.example.com', 'example.com')],
     },
     {
       name: 'reports a bad single hostname and keeps the others',

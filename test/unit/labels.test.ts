@@ -2,6 +2,7 @@
 // the label reader shared by Rancher and Docker, and nginx-proxy's env lists.
 import assert from 'node:assert/strict';
 import {
+  CHALLENGE_LABEL,
   DENT_LABEL,
   DOMAINS_LABEL,
   PROFILE_LABEL,
@@ -24,6 +25,40 @@ function mergeSpecs(specs: readonly CertSpec[], problems: DiscoveryProblem[]) {
 }
 
 describe('specsFromLabels', () => {
+  it('names a wildcard in the Dent label _.<domain>, as lego does', () => {
+    const d = specsFromLabels({ [DENT_LABEL]: '*.example.com' }, 'src');
+    assert.deepEqual(
+      d.specs.map((s) => [s.name, s.domains]),
+      [['_.example.com', ['*.example.com']]],
+    );
+  });
+
+  it('applies the challenge label to every certificate of the object', () => {
+    const d = specsFromLabels(
+      { [DOMAINS_LABEL]: 'a.example.com,b.example.com', [CHALLENGE_LABEL]: ' DNS-01 ' },
+      'src',
+    );
+    assert.deepEqual(
+      d.specs.map((s) => [s.name, s.challenge]),
+      [
+        ['a.example.com', 'dns-01'],
+        ['b.example.com', 'dns-01'],
+      ],
+    );
+  });
+
+  it('skips the certificates of an object whose challenge label is no challenge type', () => {
+    const d = specsFromLabels(
+      { [DOMAINS_LABEL]: 'a.example.com', [CHALLENGE_LABEL]: 'tls-alpn-01' },
+      'src',
+    );
+    assert.deepEqual(d.specs, []);
+    assert.deepEqual(
+      d.problems.map((p) => [p.code, p.source]),
+      [['bad-challenge', `src:${CHALLENGE_LABEL}`]],
+    );
+  });
+
   it('reads both labels and ignores every other label', () => {
     const d = specsFromLabels(
       {
@@ -45,7 +80,7 @@ describe('specsFromLabels', () => {
   });
 
   it('reports a bad item under the label it came from and keeps the others', () => {
-    const d = specsFromLabels({ [DENT_LABEL]: 'ok.example.com,*.example.com' }, 'src');
+    const d = specsFromLabels({ [DENT_LABEL]: 'ok.example.com,*.*.example.com' }, 'src');
     assert.deepEqual(
       d.specs.map((s) => s.name),
       ['ok.example.com'],
@@ -159,8 +194,8 @@ describe('specsFromHostList (LETSENCRYPT_HOST, VIRTUAL_HOST)', () => {
       'bad-character',
     ],
     [
-      'skips the certificate when one hostname is a wildcard',
-      'a.example.com,*.example.com',
+      'skips the certificate when one hostname is a malformed wildcard',
+      'a.example.com,a*.example.com',
       undefined,
       'wildcard',
     ],

@@ -80,7 +80,7 @@ export function platformContract(label: string, setup: () => Promise<ContractHar
 
     it('reports a bad item as a problem, without throwing, and keeps the good ones', async () => {
       await h.declare('good.contract.test');
-      await h.declare('*.contract.test');
+      await h.declare('*.*.contract.test');
       await h.declare('bad_host!.contract.test');
       const d = await h.platform.discover();
       assert.deepEqual(byName(d).get('good.contract.test'), ['good.contract.test']);

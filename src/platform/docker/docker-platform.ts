@@ -8,7 +8,7 @@ import {
   DOMAINS_LABEL,
   specsFromHostList,
   specsFromLabels,
-  withProfileLabel,
+  withSpecLabels,
 } from '../labels.js';
 import type {
   Discovery,
@@ -144,7 +144,7 @@ export class DockerPlatform implements Platform {
       const inspect = async (): Promise<ContainerInspect | undefined> =>
         (inspected ??= await this.client.inspect(c.Id));
       if (this.opts.envHostnames?.length && !k.fromEnv) {
-        k.fromEnv = withProfileLabel(
+        k.fromEnv = withSpecLabels(
           stringLabels(c.Labels),
           this.envHostnames(await inspect(), `${k.name}(${c.Id.slice(0, 12)})`),
           `docker:container/${k.name}(${c.Id.slice(0, 12)})`,
