@@ -21,6 +21,8 @@ export interface PassReport {
   cpuUserMs: number;
   cpuSystemMs: number;
   maxRssMB: number;
+  /** Process CPU (user + system) inside the pass itself, start-up excluded. */
+  passCpuMs: number;
   /** From process start (Node's time origin) to the first newOrder answer; tsx start-up included. */
   firstOrderMs?: number;
 }
@@ -33,8 +35,10 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const app = await buildApp(config, { log: createLogger({ level: 'warn', format: 'json' }) });
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const result = await app.pass();
   const wallMs = performance.now() - t0;
+  const passCpu = process.cpuUsage(cpu0);
   const cpu = process.cpuUsage();
   const report: PassReport = {
     wallMs,
@@ -52,6 +56,7 @@ async function main(): Promise<void> {
     ...(result.discoveryError && { discoveryError: result.discoveryError }),
     acmeRequests: totalAcmeRequests(),
     acmeByStep: Object.fromEntries(acmeRequestCounts),
+    passCpuMs: (passCpu.user + passCpu.system) / 1000,
     cpuUserMs: cpu.user / 1000,
     cpuSystemMs: cpu.system / 1000,
     // maxRSS is in kilobytes.

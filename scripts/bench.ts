@@ -708,7 +708,7 @@ async function main(): Promise<number> {
         `idle pass (${n} valid): ${fix(p2.report.wallMs / 1000, 2)} s, ${p2.report.acmeRequests} ACME requests ` +
           `(${byKind(p2.report.acmeByStep, 1)}), ` +
           `${w2.writes + w2.actions + w2.deletes} platform writes, ${w2.reads} platform reads, ` +
-          `${fix((p2.report.cpuUserMs + p2.report.cpuSystemMs) / 1000, 1)} s process CPU (start-up included), ` +
+          `${fix((p2.report.cpuUserMs + p2.report.cpuSystemMs) / 1000, 1)} s process CPU (${fix(p2.report.passCpuMs / 1000, 2)} s in the pass itself), ` +
           `peak RSS ${fix(p2.report.maxRssMB, 0)} MB`,
       );
     }
