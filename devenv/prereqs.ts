@@ -24,11 +24,8 @@ const DEBIAN_REQUIREMENTS: readonly Requirement[] = [
   { path: '/usr/sbin/tsig-keygen', debianPackage: 'bind9' },
   { path: '/usr/bin/nsupdate', debianPackage: 'bind9-dnsutils' },
   { path: '/usr/bin/dig', debianPackage: 'bind9-dnsutils' },
+  // pdns-backend-sqlite3 installs no program: devenv/pdns.ts checks its schema file.
   { path: '/usr/sbin/pdns_server', debianPackage: 'pdns-server' },
-  {
-    path: '/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql',
-    debianPackage: 'pdns-backend-sqlite3',
-  },
   { path: '/usr/bin/sqlite3', debianPackage: 'sqlite3' },
 ];
 

@@ -213,19 +213,17 @@ export function loadConfig(
       'RFC2136_NAMESERVER',
       'with DNS_PROVIDER=rfc2136 (host:port of the primary)',
     );
-    const hasSecret =
-      setVariables.has('rfc2136TsigSecret') || setVariables.has('rfc2136TsigSecretFile');
-    if (setVariables.has('rfc2136TsigKey') && !hasSecret) {
+    // Unsigned updates are not offered: a server that takes them takes them from anyone.
+    needs(
+      'rfc2136TsigKey',
+      'RFC2136_TSIG_KEY',
+      'with DNS_PROVIDER=rfc2136 (the key name the server knows)',
+    );
+    if (!setVariables.has('rfc2136TsigSecret') && !setVariables.has('rfc2136TsigSecretFile')) {
       needs(
         'rfc2136TsigSecret',
         'RFC2136_TSIG_SECRET',
-        'with RFC2136_TSIG_KEY (or RFC2136_TSIG_SECRET_FILE)',
-      );
-    } else if (hasSecret) {
-      needs(
-        'rfc2136TsigKey',
-        'RFC2136_TSIG_KEY',
-        'with a TSIG secret (the key name the server knows)',
+        'with DNS_PROVIDER=rfc2136 (or RFC2136_TSIG_SECRET_FILE), base64 as tsig-keygen prints it',
       );
     }
   } else if (provider === 'pdns') {

@@ -1002,7 +1002,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     group: 'DNS-01',
     env: 'RFC2136_TSIG_KEY',
     description:
-      'Name of the TSIG key the server knows (`key "<name>" { ... };` in BIND). Set with `RFC2136_TSIG_SECRET` or `RFC2136_TSIG_SECRET_FILE`; all unset, updates go unsigned.',
+      'Name of the TSIG key the server knows (`key "<name>" { ... };` in BIND). Required with `DNS_PROVIDER=rfc2136`, with `RFC2136_TSIG_SECRET` or `RFC2136_TSIG_SECRET_FILE` (updates are always signed).',
     schema: z.string().regex(/^[A-Za-z0-9._-]{1,253}$/, {
       error: 'expected a key name such as acme-key. (letters, digits, ".", "_", "-")',
     }),

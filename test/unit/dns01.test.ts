@@ -2,6 +2,9 @@
 // the leftover rule) as table tests, and the TSIG record's layout.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { isLeftover, CLUSTER_LEFTOVER_AGE_MS } from '../../src/challenge/dns/dns-responder.js';
 import {
@@ -12,7 +15,9 @@ import {
   type ServerAnswer,
 } from '../../src/challenge/dns/propagation.js';
 import { signMessage, tsigErrorOf, wireName } from '../../src/challenge/dns/tsig.js';
+import { loadConfig } from '../../src/config/load.js';
 import { challengeFor, normalizeTsigAlgorithm } from '../../src/domain/challenges.js';
+import { ConfigError } from '../../src/domain/errors.js';
 
 describe('propagationVerdict', () => {
   const A = { server: '10.0.0.1:53' };
@@ -262,5 +267,65 @@ describe('TSIG (RFC 8945)', () => {
       Buffer.from([0x12, 0x34, 0, 16, 0, 0]), // original id, BADSIG, other len
     ]);
     assert.equal(tsigErrorOf(rdata), 16);
+  });
+});
+
+describe('DNS-01 settings', () => {
+  const problems = (env: Record<string, string>): string => {
+    try {
+      loadConfig(env, { random: () => 0.5 });
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      return err.message;
+    }
+    assert.fail(`expected ${JSON.stringify(env)} to be refused`);
+  };
+
+  it('names everything DNS_PROVIDER=rfc2136 cannot work without', () => {
+    const msg = problems({ DNS_PROVIDER: 'rfc2136' });
+    for (const v of ['RFC2136_NAMESERVER', 'RFC2136_TSIG_KEY', 'RFC2136_TSIG_SECRET']) {
+      assert.match(msg, new RegExp(`${v}=undefined: expected to be set with DNS_PROVIDER=rfc2136`));
+    }
+  });
+
+  it('accepts the secret from RFC2136_TSIG_SECRET_FILE instead', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dns01-config-'));
+    const file = join(dir, 'secret');
+    writeFileSync(file, 'c2VjcmV0\n');
+    const c = loadConfig({
+      DNS_PROVIDER: 'rfc2136',
+      RFC2136_NAMESERVER: '127.0.0.1:5353',
+      RFC2136_TSIG_KEY: 'k',
+      RFC2136_TSIG_SECRET_FILE: file,
+    });
+    assert.equal(c.rfc2136TsigSecretFile, file);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('names PDNS_API_URL and PDNS_API_KEY for DNS_PROVIDER=pdns, and EXEC_PATH for exec', () => {
+    const pdns = problems({ DNS_PROVIDER: 'pdns' });
+    assert.match(pdns, /PDNS_API_URL=undefined/);
+    assert.match(pdns, /PDNS_API_KEY=undefined/);
+    assert.match(problems({ DNS_PROVIDER: 'exec' }), /EXEC_PATH=undefined/);
+  });
+
+  it('refuses an unknown TSIG algorithm and lists the valid ones', () => {
+    assert.match(
+      problems({ RFC2136_TSIG_ALGORITHM: 'hmac-md5' }),
+      /RFC2136_TSIG_ALGORITHM="hmac-md5": expected one of hmac-sha1\., hmac-sha224\./,
+    );
+  });
+
+  it('never shows a bad TSIG secret or API key in the error', () => {
+    const msg = problems({ RFC2136_TSIG_SECRET: 'not base64 !!secret-value' });
+    assert.ok(!msg.includes('secret-value'), msg);
+    assert.match(msg, /RFC2136_TSIG_SECRET="\*\*\*"/);
+  });
+
+  it('refuses DNS_RESOLVERS entries that are not host:port', () => {
+    assert.match(
+      problems({ DNS_RESOLVERS: '10.0.0.53' }),
+      /DNS_RESOLVERS="10\.0\.0\.53": expected/,
+    );
   });
 });
