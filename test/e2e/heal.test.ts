@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import {
@@ -194,6 +194,30 @@ describe('e2e: corrupt state heals itself (issue 16)', function () {
         }
       });
     }
+  }
+
+  for (const [what, records, want] of [
+    ['the production certificate', ['production'], { staging: 0, production: 1 }],
+    ['both CA certificates', ['staging', 'production'], { staging: 1, production: 1 }],
+  ] as const) {
+    it(`${what} corrupt and nothing valid in live/: issued again, staging first where staging is not proven`, async () => {
+      for (const phase of records) await writeFile(file(storedKey(NAME, phase)), 'garbage');
+      await rm(path.join(env.certDir, 'live', NAME), { recursive: true, force: true });
+      const before = await pebbleOrders();
+      const r = await once(NAME);
+      assert.equal(r.code, 0, explain(r));
+      const after = await pebbleOrders();
+      const got = {
+        staging: after.staging - before.staging,
+        production: after.production - before.production,
+      };
+      costs.push(
+        `    ${what} (garbage), live/ removed: ${got.staging} staging + ${got.production} production`,
+      );
+      assert.deepEqual(got, want, explain(r));
+      assert.match(r.stdout, /STORE_CORRUPT .*production\.json kept aside as .*; issued again/);
+      assert.ok(await servedFromProduction(NAME));
+    });
   }
 
   it('a corrupt account, two sidecars on one state at once: found again once, under the account lock', async () => {
