@@ -318,6 +318,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     discoverer: new Discoverer(platform, log.child({ component: 'discovery' }), {
       allowedDomains: config.allowedDomains,
       store,
+      records,
       clock,
     }),
     reconciler,

@@ -10,6 +10,8 @@ import {
 } from '../lifecycle/ownership.js';
 import type { Platform } from '../platform/platform.js';
 import { claimsKey } from '../store/keys.js';
+import { claimsKind } from '../store/record-kinds.js';
+import type { RecordReader } from '../store/records.js';
 import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 
@@ -25,6 +27,12 @@ export interface DiscovererOptions {
   readonly allowedDomains?: readonly string[];
   /** Where the claims record lives; without one, claims last as long as the process. */
   readonly store?: Pick<CertStore, 'load' | 'store'>;
+  /**
+   * Reads the claims record: a corrupt one is kept aside and reported as
+   * STORE_CORRUPT (store/records.ts). Without it, the record is read from
+   * `store` and a corrupt one is only logged.
+   */
+  readonly records?: Pick<RecordReader, 'inspect'>;
   readonly clock?: Clock;
   /** How long a claim outlives its source's last request (lifecycle/ownership.ts). */
   readonly claimReleaseMs?: number;
@@ -81,7 +89,7 @@ export class Discoverer {
       });
       return { ...this.last, error };
     }
-    const { claims, writable } = await this.loadClaims();
+    const { claims, writable } = await this.loadClaims(opts.persist !== false);
     const decision = decideOwnership({
       requests: found.specs,
       claims,
@@ -115,11 +123,17 @@ export class Discoverer {
     return result;
   }
 
-  private async loadClaims(): Promise<{ claims: ClaimsRecord; writable: boolean }> {
+  /** `persist: false` (dry runs): a corrupt record is only named, not kept aside. */
+  private async loadClaims(persist: boolean): Promise<{ claims: ClaimsRecord; writable: boolean }> {
     const { store } = this.opts;
     if (!store) return { claims: this.claims, writable: false };
     let raw: Buffer | undefined;
     try {
+      if (this.opts.records && persist) {
+        const got = await this.opts.records.inspect(claimsKey(), claimsKind);
+        // Corrupt: kept aside and reported by the reader; the safe default is no claims.
+        return { claims: got.state === 'ok' ? got.value : EMPTY_CLAIMS, writable: true };
+      }
       raw = await store.load(claimsKey());
     } catch (err) {
       if (errorCode(err) !== 'STORE_DECRYPT_FAILED') {

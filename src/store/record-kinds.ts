@@ -1,6 +1,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { KEY_TYPES, PHASES, type KeyType, type Phase, type StoredCert } from '../domain/types.js';
 import type { AriRecord } from '../lifecycle/ari.js';
+import { parseClaims, type ClaimsRecord } from '../lifecycle/ownership.js';
 import type { Ledger } from '../lifecycle/rate-limit-ledger.js';
 import { parseLedger } from '../lifecycle/rate-limit-ledger.js';
 import { bundleProblem, splitPemChain } from '../util/x509.js';
@@ -29,6 +30,7 @@ import {
  * | account | `acme/<ca>/account.json` | found again with onlyReturnExisting (same key) |
  * | account key | `acme/<ca>/account-key.pem` | a new key and a new account (warned); the old files kept aside |
  * | issuers | `acme/<ca>/issuers.json` | none on record: the CA itself is asked about a certificate (ARI) |
+ * | hostname claims | `claims.json` | no claims: DOMAINS first, then discovery order, claim again (rewritten at once) |
  */
 
 const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
@@ -290,6 +292,19 @@ export const issuersKind: RecordKind<IssuersRecord> = {
       new X509Certificate(one);
     }
     return ok(o.value as unknown as IssuersRecord);
+  },
+};
+
+/** Which source holds each certificate name and its hostnames (lifecycle/ownership.ts). */
+export const claimsKind: RecordKind<ClaimsRecord> = {
+  what: 'hostname claims',
+  // Safe default: no claims. The pass claims again in a fixed order (DOMAINS
+  // first, then discovery order) and writes the record back at once, so a
+  // newcomer can win a name only in the pass that lost the record.
+  fallback: 'no claims: claimed again, DOMAINS first, then in discovery order',
+  parse(raw) {
+    const claims = parseClaims(raw.toString('utf8'));
+    return claims ? ok(claims) : bad('not a claims record');
   },
 };
 

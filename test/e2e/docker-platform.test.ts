@@ -153,7 +153,7 @@ describe('Docker platform (one real dockerd)', function () {
         runContainer({ labels: { 'com.example.other': 'x.docker.test' } }),
         runContainer({
           name: 'badly-labelled',
-          labels: { [DOMAINS_LABEL]: 'ok.docker.test,*.docker.test' },
+          labels: { [DOMAINS_LABEL]: 'ok.docker.test,a*.docker.test' },
         }),
       ]);
       const d = await platform({ domains: async () => 'env.docker.test' }).discover();

@@ -201,10 +201,15 @@ describe('e2e: corrupt state heals itself (issue 16)', function () {
     ['both CA certificates', ['staging', 'production'], { staging: 1, production: 1 }],
   ] as const) {
     it(`${what} corrupt and nothing valid in live/: issued again, staging first where staging is not proven`, async () => {
-      for (const phase of records) await writeFile(file(storedKey(NAME, phase)), 'garbage');
-      await rm(path.join(env.certDir, 'live', NAME), { recursive: true, force: true });
+      // A certificate of its own, issued from both CAs here: the rows above
+      // keep aside (and so lose) NAME's staging record on purpose.
+      const name = `${records.join('-')}.lost.heal.demo.test`;
+      const issued = await once(name);
+      assert.equal(issued.code, 0, explain(issued));
+      for (const phase of records) await writeFile(file(storedKey(name, phase)), 'garbage');
+      await rm(path.join(env.certDir, 'live', name), { recursive: true, force: true });
       const before = await pebbleOrders();
-      const r = await once(NAME);
+      const r = await once(name);
       assert.equal(r.code, 0, explain(r));
       const after = await pebbleOrders();
       const got = {
@@ -216,7 +221,7 @@ describe('e2e: corrupt state heals itself (issue 16)', function () {
       );
       assert.deepEqual(got, want, explain(r));
       assert.match(r.stdout, /STORE_CORRUPT .*production\.json kept aside as .*; issued again/);
-      assert.ok(await servedFromProduction(NAME));
+      assert.ok(await servedFromProduction(name));
     });
   }
 

@@ -2,7 +2,7 @@
 // store across restarts, a corrupt one replaced by a safe start, dry runs
 // writing nothing.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { CertSpec } from '../../src/domain/types.js';
@@ -11,6 +11,7 @@ import type { Platform } from '../../src/platform/platform.js';
 import { Discoverer } from '../../src/reconcile/discoverer.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { claimsKey } from '../../src/store/keys.js';
+import { RecordReader } from '../../src/store/records.js';
 import type { LogFields, Logger } from '../../src/util/log.js';
 
 function platform(requests: () => CertSpec[]): Platform {
@@ -106,6 +107,31 @@ describe('Discoverer: claims across restarts', () => {
       ['shop'],
     );
     assert.ok(lines.some((l) => l.level === 'error' && /claims record is corrupt/.test(l.msg)));
+    const saved = JSON.parse((await store.load(claimsKey()))!.toString()) as {
+      names: Record<string, { source: string }>;
+    };
+    assert.equal(saved.names.shop?.source, 'svc/shop');
+  });
+
+  it('read through the record reader, a corrupt record is kept aside as STORE_CORRUPT and claimed again', async () => {
+    await store.store(claimsKey(), 'garbage');
+    const { log, lines } = recorder();
+    const records = new RecordReader(store, clock, log);
+    const found = await new Discoverer(
+      platform(() => [SHOP]),
+      log,
+      { store, records, clock },
+    ).discover();
+    assert.deepEqual(
+      found.specs.map((s) => s.name),
+      ['shop'],
+    );
+    assert.ok(
+      lines.some((l) => l.f.code === 'STORE_CORRUPT' && l.f.record === claimsKey()),
+      JSON.stringify(lines),
+    );
+    const aside = (await readdir(dir)).filter((n) => n.startsWith(`${claimsKey()}.corrupt-`));
+    assert.equal(aside.length, 1, 'kept aside');
     const saved = JSON.parse((await store.load(claimsKey()))!.toString()) as {
       names: Record<string, { source: string }>;
     };
