@@ -56,7 +56,7 @@ export const ERROR_CODE_MEANINGS: { readonly [C in ErrorCode]: string } = {
   CONFIG_INVALID:
     'A setting has a bad value; the message names the variable, the value and what is valid.',
   HOSTNAME_INVALID:
-    'A hostname is not one a public CA can issue for (wildcard, single label, IP address in odd form, malformed).',
+    'A hostname is not one a public CA can issue for (a misplaced `*`, single label, IP address in odd form, malformed).',
   CERT_NAME_INVALID: 'A certificate name cannot be used as a directory name under `live/`.',
   STORE_KEY_INVALID: 'A store key was refused because it could leave the store (such as `../`).',
   STORE_IO: 'Reading or writing the state (files under `STATE_DIR`, or etcd) failed.',
