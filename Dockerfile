@@ -22,8 +22,10 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
 # The volumes are created owned by the unprivileged `node` user, so a fresh
 # named volume inherits that ownership and the sidecar never needs root.
-RUN mkdir -p /var/www/.well-known/acme-challenge /etc/letsencrypt \
- && chown -R node:node /var/www /etc/letsencrypt \
+# /var/lib/acme-sidecar/served: LIVE_DIR in docker-compose.yml (live/ and
+# archive/ only, the one volume of certificates nginx mounts).
+RUN mkdir -p /var/www/.well-known/acme-challenge /etc/letsencrypt /var/lib/acme-sidecar/served \
+ && chown -R node:node /var/www /etc/letsencrypt /var/lib/acme-sidecar \
  && chmod 0755 /var/www /var/www/.well-known /var/www/.well-known/acme-challenge
 USER node
 # The status server (STATUS_ADDRESS) listens on 127.0.0.1:8080 by default:

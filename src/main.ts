@@ -222,7 +222,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     : undefined;
   const fsStore = etcd ? undefined : new FsCertStore(config.stateDir);
   const store: CertStore = etcd?.store ?? (fsStore as FsCertStore);
-  const live = new LiveDir(config.stateDir);
+  const live = new LiveDir(config.liveDir);
   // One reader for every record, so a certificate's status hears of each of
   // its records found corrupt, whoever read it (reconciler or issuer).
   const records = new RecordReader(store, clock, log.child({ component: 'store' }));
@@ -307,6 +307,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
   return createApp({
     settings: {
       stateDir: config.stateDir,
+      liveDir: config.liveDir,
       loopTimeSeconds: config.loopTimeSeconds,
       checkSchedule: config.checkSchedule,
       statusAddress: config.statusAddress,

@@ -26,6 +26,8 @@ const WATCH_DEBOUNCE_MS = 500;
 
 export interface DaemonSettings {
   readonly stateDir: string;
+  /** Holds live/ and archive/ (LIVE_DIR); watched for deletions. */
+  readonly liveDir: string;
   readonly loopTimeSeconds: number;
   readonly checkSchedule: string;
   readonly statusAddress: 'off' | { readonly host: string; readonly port: number };
@@ -154,8 +156,8 @@ async function watchFiles(
   onChange: (why: string) => void,
   log: Logger,
 ): Promise<{ close(): Promise<void> }> {
-  const live = join(settings.stateDir, 'live');
-  const archive = join(settings.stateDir, 'archive');
+  const live = join(settings.liveDir, 'live');
+  const archive = join(settings.liveDir, 'archive');
   await mkdir(live, { recursive: true, mode: 0o700 });
   await mkdir(archive, { recursive: true, mode: 0o700 });
   const watcher = chokidar.watch(

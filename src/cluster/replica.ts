@@ -145,7 +145,7 @@ export interface LiveSyncOptions {
 
 /**
  * Every replica serves: watches the pointers under `live/` and materializes
- * each certificate into this node's STATE_DIR/live/<name> with LiveDir's
+ * each certificate into this node's LIVE_DIR/live/<name> with LiveDir's
  * atomic link swap, then runs the same hooks as a single sidecar (nginx
  * reload). A full listing runs at start, on every watch reconnect and
  * every `resyncMs`, so a missed event or an etcd outage heals itself.

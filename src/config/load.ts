@@ -71,6 +71,11 @@ export function loadConfig(
     values[s.key] = parsed.data;
   }
 
+  // live/ and archive/ stay in STATE_DIR unless LIVE_DIR moves them out.
+  if (values.liveDir === undefined && typeof values.stateDir === 'string') {
+    values.liveDir = values.stateDir;
+  }
+
   // ALLOWED_DOMAINS covers DOMAINS too: an entry outside it is a mistake to
   // fix before anything runs (labels and DOMAINS_FILE are refused at runtime).
   const allowed = values.allowedDomains as string[] | undefined;

@@ -53,6 +53,8 @@ export interface Config {
   acmeEmail?: string;
   webroot: string;
   stateDir: string;
+  /** Holds `live/` and `archive/` (what a web server reads); LIVE_DIR, else stateDir. */
+  liveDir: string;
   keyType: KeyType;
   /** Unset: renew when a third of the lifetime remains. */
   renewBeforeDays?: number;
@@ -440,6 +442,14 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     env: 'STATE_DIR',
     description: 'Where the ACME account, private keys and certificates are kept. Absolute path.',
     default: '/etc/letsencrypt',
+    schema: absolutePath,
+  }),
+  liveDir: setting({
+    key: 'liveDir',
+    group: 'Core',
+    env: 'LIVE_DIR',
+    description:
+      'Where the certificates a web server reads are written: `live/<name>/{cert,chain,fullchain,privkey}.pem` and the versions they point at in `archive/` (kept together: `live/<name>` is a relative link into `archive/`). Unset: `STATE_DIR`. Set it to a directory outside `STATE_DIR` to give the web server only what it serves, never the ACME account keys, order records or control socket kept in `STATE_DIR` (the shipped docker-compose.yml does). Absolute path.',
     schema: absolutePath,
   }),
   keyType: setting({

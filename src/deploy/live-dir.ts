@@ -25,7 +25,7 @@ export type { LivePaths } from '../domain/status.js';
 
 /**
  * The certificates nginx serves, certbot-style:
- * `<stateDir>/live/<name>/{cert,chain,fullchain,privkey}.pem`.
+ * `<LIVE_DIR>/live/<name>/{cert,chain,fullchain,privkey}.pem` (LIVE_DIR: STATE_DIR unless set apart).
  *
  * Local to this machine on purpose (in cluster mode each replica
  * materializes its own), and separate from CertStore, whose keys are not
@@ -43,10 +43,10 @@ export type { LivePaths } from '../domain/status.js';
  * last rename wins regardless of version order.
  */
 export class LiveDir {
-  readonly stateDir: string;
+  readonly root: string;
 
-  constructor(stateDir: string) {
-    this.stateDir = resolve(stateDir);
+  constructor(root: string) {
+    this.root = resolve(root);
   }
 
   /**
@@ -56,14 +56,14 @@ export class LiveDir {
    */
   async sweep(): Promise<string[]> {
     const removed = [
-      ...(await sweepTempFiles(join(this.stateDir, 'live'))),
-      ...(await sweepTempFiles(join(this.stateDir, 'archive'))),
+      ...(await sweepTempFiles(join(this.root, 'live'))),
+      ...(await sweepTempFiles(join(this.root, 'archive'))),
     ];
-    const archiveRoot = join(this.stateDir, 'archive');
+    const archiveRoot = join(this.root, 'archive');
     const names = await fs.readdir(archiveRoot).catch(() => [] as string[]);
     for (const name of names) {
       const target = await fs
-        .readlink(join(this.stateDir, 'live', name))
+        .readlink(join(this.root, 'live', name))
         .then((t) => t.split('/').pop())
         .catch(() => undefined);
       const versions = await fs.readdir(join(archiveRoot, name)).catch(() => [] as string[]);
@@ -89,7 +89,7 @@ export class LiveDir {
 
   /** Absolute paths nginx is configured with (through the link). */
   path(name: string): LivePaths {
-    const dir = join(this.stateDir, 'live', checkName(name));
+    const dir = join(this.root, 'live', checkName(name));
     return {
       dir,
       cert: join(dir, FILES.cert.file),
@@ -101,9 +101,9 @@ export class LiveDir {
 
   async write(name: string, bundle: CertBundle): Promise<void> {
     checkName(name);
-    const liveDir = join(this.stateDir, 'live');
+    const liveDir = join(this.root, 'live');
     const livePath = join(liveDir, name);
-    const archive = join(this.stateDir, 'archive', name);
+    const archive = join(this.root, 'archive', name);
     await io(`write live/${name}`, async () => {
       await ensureDir(liveDir, DIR_MODE);
       await ensureDir(archive, DIR_MODE);
@@ -175,7 +175,7 @@ export class LiveDir {
     await io(`remove live/${name}`, async () => {
       // The link first, so nothing points into a half-deleted archive.
       await fs.rm(livePath, { recursive: true, force: true });
-      await fs.rm(join(this.stateDir, 'archive', name), { recursive: true, force: true });
+      await fs.rm(join(this.root, 'archive', name), { recursive: true, force: true });
     });
   }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { runSidecar, sidecarEnv, type RunResult } from '../support/sidecar.js';
@@ -92,5 +92,26 @@ describe('e2e: acme-sidecar check-config and once --dry-run', function () {
       after.stdout,
       /^d1\.demo\.test \[d1\.demo\.test\]: would nothing \(Valid, renews after \S+ \(CA renewal window\)\)$/m,
     );
+  });
+
+  it('once with LIVE_DIR: live/ and archive/ there, the account key only in STATE_DIR', async () => {
+    const state = await mkdtemp(path.join(env.dir, 'state-'));
+    const served = await mkdtemp(path.join(env.dir, 'served-'));
+    const r = await runSidecar(
+      ['once'],
+      sidecarEnv(env, { DOMAINS: 'l1.demo.test', STATE_DIR: state, LIVE_DIR: served }),
+    );
+    assert.equal(r.code, 0, explain(r));
+    assert.deepEqual((await readdir(served)).sort(), ['archive', 'live']);
+    const pem = await readFile(path.join(served, 'live', 'l1.demo.test', 'fullchain.pem'), 'utf8');
+    assert.match(pem, /-----BEGIN CERTIFICATE-----/);
+    const stateTop = await readdir(state);
+    assert.ok(stateTop.includes('acme'), stateTop.join(','));
+    assert.ok(!stateTop.includes('live') && !stateTop.includes('archive'), stateTop.join(','));
+    const accounts = await readdir(path.join(state, 'acme'));
+    assert.ok(accounts.length > 0);
+    for (const a of accounts) {
+      assert.ok((await readdir(path.join(state, 'acme', a))).includes('account-key.pem'), a);
+    }
   });
 });

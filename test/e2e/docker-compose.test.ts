@@ -365,7 +365,7 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
 
     // The shipped file's named volumes, made by compose.
     const volumes = (await docker(['volume', 'ls', '--format', '{{.Name}}'])).split('\n');
-    for (const v of ['webroot', 'certs'])
+    for (const v of ['webroot', 'certs', 'served'])
       assert.ok(volumes.includes(`${project}_${v}`), volumes.join(','));
 
     // Each name: first served (nginx up with the sidecar's placeholder),
@@ -455,6 +455,45 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
     figure(`sidecar main process uid ${uids[1]} (euid ${uids[2]})`);
     assert.equal(uids[1], '1000');
     assert.equal(uids[2], '1000');
+
+    // nginx faces the internet: its container holds what it serves (the
+    // served volume, LIVE_DIR) and the webroot, never the sidecar's state.
+    // The sidecar has its account key in STATE_DIR (the certs volume)...
+    const keyIn = async (id: string): Promise<string[]> => {
+      const found = await docker([
+        'exec',
+        id,
+        'sh',
+        '-c',
+        'find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -name account-key.pem -print 2>/dev/null; true',
+      ]);
+      return found.split('\n').filter((l) => l.trim() !== '');
+    };
+    const sidecarKeys = await keyIn(sidecarId);
+    figure(`account keys in the sidecar container: ${sidecarKeys.join(', ')}`);
+    assert.ok(
+      sidecarKeys.length > 0 && sidecarKeys.every((k) => k.startsWith('/etc/letsencrypt/acme/')),
+      sidecarKeys.join(','),
+    );
+    const keyPem = await docker(['exec', sidecarId, 'cat', sidecarKeys[0]!]);
+    assert.match(keyPem, /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
+    // ...and nginx's container, root as it is, finds none anywhere.
+    assert.deepEqual(await keyIn(nginxId), [], 'an account key is readable in the nginx container');
+    const nginxRead = await eng.docker(['exec', nginxId, 'cat', sidecarKeys[0]!]);
+    assert.notEqual(nginxRead.code, 0, 'nginx read the account key at the sidecar path');
+    const nginxMounts = ((await inspect(nginxId)).Mounts as { Type: string; Name?: string }[])
+      .filter((m) => m.Type === 'volume')
+      .map((m) => m.Name ?? '')
+      .sort();
+    figure(`nginx container's volumes: ${nginxMounts.join(', ')}`);
+    assert.deepEqual(nginxMounts, [`${project}_served`, `${project}_webroot`]);
+    // What it serves is there: live/<name> links into archive/ on the same volume.
+    const liveNames = await docker(['exec', nginxId, 'ls', '/var/lib/acme-sidecar/served/live']);
+    assert.deepEqual(liveNames.split(/\s+/).filter(Boolean).sort(), ['api', 'shop', WWW].sort());
+    // The state volume keeps no live/ of its own.
+    const stateTop = await docker(['exec', sidecarId, 'ls', '-a', '/etc/letsencrypt']);
+    figure(`sidecar STATE_DIR: ${stateTop.split(/\s+/).filter(Boolean).join(' ')}`);
+    assert.ok(!/^(live|archive)$/m.test(stateTop), stateTop);
 
     // The status server answers on loopback (host network) with both certificates.
     const st = await fetch(`http://127.0.0.1:${statusPort}/status`).then((r) => r.text());

@@ -46,6 +46,7 @@ const DEFAULTS: Config = {
   staging: true,
   webroot: '/var/www',
   stateDir: '/etc/letsencrypt',
+  liveDir: '/etc/letsencrypt',
   keyType: 'ecdsa-p384',
   loopTimeSeconds: 300,
   checkSchedule: '30 12 * * *',
@@ -132,6 +133,7 @@ describe('loadConfig', () => {
       ACME_EMAIL: 'admin@example.com',
       WEBROOT: '/srv/www/',
       STATE_DIR: '/data/acme',
+      LIVE_DIR: '/data/served/',
       KEY_TYPE: 'rsa-2048',
       RENEW_BEFORE_DAYS: '0.5',
       LOOP_TIME: '0',
@@ -208,6 +210,7 @@ describe('loadConfig', () => {
       acmeEmail: 'admin@example.com',
       webroot: '/srv/www',
       stateDir: '/data/acme',
+      liveDir: '/data/served',
       keyType: 'rsa-2048',
       renewBeforeDays: 0.5,
       loopTimeSeconds: 0,
@@ -257,6 +260,11 @@ describe('loadConfig', () => {
 
   it('leaves a tcp:// DOCKER_HOST (meant for the docker CLI) alone unless PLATFORM=docker', () => {
     assert.equal(load({ DOCKER_HOST: 'tcp://docker:2375' }).dockerSocket, 'tcp://docker:2375');
+  });
+
+  it('keeps live/ and archive/ in STATE_DIR unless LIVE_DIR is set', () => {
+    assert.equal(load({ STATE_DIR: '/data/acme' }).liveDir, '/data/acme');
+    assert.equal(load({ STATE_DIR: '/data/acme', LIVE_DIR: '/srv/served' }).liveDir, '/srv/served');
   });
 
   it('turns the status server off with STATUS_ADDRESS=off', () => {
@@ -429,6 +437,12 @@ describe('loadConfig', () => {
       name: 'refuses a relative STATE_DIR',
       env: { STATE_DIR: './state' },
       variable: 'STATE_DIR',
+      expected: 'expected an absolute path',
+    },
+    {
+      name: 'refuses a relative LIVE_DIR',
+      env: { LIVE_DIR: 'served' },
+      variable: 'LIVE_DIR',
       expected: 'expected an absolute path',
     },
     {
