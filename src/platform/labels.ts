@@ -10,7 +10,7 @@ import {
   parseDomainList,
   quote,
 } from '../domain/hostnames.js';
-import { CHALLENGE_TYPES, isChallengeType } from '../domain/challenges.js';
+import { CHALLENGE_TYPES, isChallengeType, type ChallengeType } from '../domain/challenges.js';
 import { isValidProfileName, PROFILE_NAME_EXPECTED } from '../domain/profiles.js';
 import type { CertSpec } from '../domain/types.js';
 import type { Discovery, DiscoveryProblem } from './platform.js';
@@ -103,19 +103,32 @@ export function withSpecLabels(
 }
 
 /**
- * Applies the object's `io.acme-sidecar.challenge` label. A value that is
- * not a challenge type skips those certificates only, reported.
+ * One option label that qualifies every certificate an object asks for.
+ * Labels are untrusted: a value that `parse` refuses skips those
+ * certificates only, reported as a discovery problem; an empty value is no
+ * label.
  */
-export function withChallengeLabel(
+interface OptionLabel<T> {
+  readonly label: string;
+  readonly code: string;
+  /** The value to apply, or undefined when it is not one. */
+  readonly parse: (trimmed: string) => T | undefined;
+  /** What a refused value is not, and what was expected. */
+  readonly expected: string;
+  readonly apply: (spec: CertSpec, value: T, from: string) => CertSpec;
+}
+
+function withOptionLabel<T>(
+  option: OptionLabel<T>,
   labels: Readonly<Record<string, string>>,
   found: Discovery,
   source: string,
 ): Discovery {
-  const raw = labels[CHALLENGE_LABEL];
+  const raw = labels[option.label];
   if (raw === undefined || raw.trim() === '' || found.specs.length === 0) return found;
-  const challenge = raw.trim().toLowerCase();
-  const from = `${source}:${CHALLENGE_LABEL}`;
-  if (!isChallengeType(challenge)) {
+  const from = `${source}:${option.label}`;
+  const value = option.parse(raw.trim());
+  if (value === undefined) {
     return {
       specs: [],
       problems: [
@@ -123,48 +136,53 @@ export function withChallengeLabel(
         {
           source: from,
           value: raw.length > 300 ? `${raw.slice(0, 300)}...` : raw,
-          code: 'bad-challenge',
-          message: `${from}: ${quote(raw)} is not a challenge type (expected one of ${CHALLENGE_TYPES.join(', ')}); skipping ${found.specs.map((s) => s.name).join(', ')}`,
+          code: option.code,
+          message: `${from}: ${quote(raw)} is not ${option.expected}; skipping ${found.specs.map((s) => s.name).join(', ')}`,
         },
       ],
     };
   }
-  return { specs: found.specs.map((s) => ({ ...s, challenge })), problems: found.problems };
+  return { specs: found.specs.map((s) => option.apply(s, value, from)), problems: found.problems };
+}
+
+const CHALLENGE_OPTION: OptionLabel<ChallengeType> = {
+  label: CHALLENGE_LABEL,
+  code: 'bad-challenge',
+  parse: (v) => {
+    const lower = v.toLowerCase();
+    return isChallengeType(lower) ? lower : undefined;
+  },
+  expected: `a challenge type (expected one of ${CHALLENGE_TYPES.join(', ')})`,
+  apply: (s, challenge) => ({ ...s, challenge }),
+};
+
+const PROFILE_OPTION: OptionLabel<string> = {
+  label: PROFILE_LABEL,
+  code: 'bad-profile',
+  parse: (v) => (isValidProfileName(v) ? v : undefined),
+  expected: `a profile name (${PROFILE_NAME_EXPECTED})`,
+  apply: (s, profile, from) => ({ ...s, profile, profileFrom: from }),
+};
+
+/** Applies the object's `io.acme-sidecar.challenge` label. */
+export function withChallengeLabel(
+  labels: Readonly<Record<string, string>>,
+  found: Discovery,
+  source: string,
+): Discovery {
+  return withOptionLabel(CHALLENGE_OPTION, labels, found, source);
 }
 
 /**
  * Applies the object's `io.acme-sidecar.profile` label to the certificates
- * its labels (or, on Docker, its environment) ask for. Labels are untrusted:
- * a value that is not a profile name skips those certificates only, reported
- * as a discovery problem; an empty value is no label.
+ * its labels (or, on Docker, its environment) ask for.
  */
 export function withProfileLabel(
   labels: Readonly<Record<string, string>>,
   found: Discovery,
   source: string,
 ): Discovery {
-  const raw = labels[PROFILE_LABEL];
-  if (raw === undefined || raw.trim() === '' || found.specs.length === 0) return found;
-  const profile = raw.trim();
-  const from = `${source}:${PROFILE_LABEL}`;
-  if (!isValidProfileName(profile)) {
-    return {
-      specs: [],
-      problems: [
-        ...found.problems,
-        {
-          source: from,
-          value: raw.length > 300 ? `${raw.slice(0, 300)}...` : raw,
-          code: 'bad-profile',
-          message: `${from}: ${quote(raw)} is not a profile name (${PROFILE_NAME_EXPECTED}); skipping ${found.specs.map((s) => s.name).join(', ')}`,
-        },
-      ],
-    };
-  }
-  return {
-    specs: found.specs.map((s) => ({ ...s, profile, profileFrom: from })),
-    problems: found.problems,
-  };
+  return withOptionLabel(PROFILE_OPTION, labels, found, source);
 }
 
 /**

@@ -59,7 +59,9 @@ interface HeldLock {
  * after `operationTimeoutMs`. Without quorum a linearizable read or a write
  * cannot complete, so they fail with STORE_UNAVAILABLE (retryable) instead
  * of hanging; etcd3's per-member circuit breakers then fail calls fast for
- * 5 s before trying again. Authentication or permission problems are
+ * 5 s before trying again. A write that failed this way has an unknown
+ * outcome (its proposal may commit once quorum returns), which is safe
+ * here: every record write is a whole value that is idempotent to repeat. Authentication or permission problems are
  * STORE_UNAUTHORIZED; a refused TLS handshake, STORE_TLS; a value that does
  * not open, STORE_DECRYPT_FAILED.
  *

@@ -329,7 +329,13 @@ describe('etcd store tests on a real 3-member etcd', function () {
         const t0 = Date.now();
         for (;;) {
           try {
-            assert.equal((await s.load('certs/a/meta.json'))?.toString(), 'kept');
+            // The write that timed out has an unknown outcome, as with any
+            // etcd client: its proposal may sit in the surviving member's raft
+            // log and commit once the majority is back. Either value is
+            // whole; anything else (or an error) is not a recovery.
+            const value = (await s.load('certs/a/meta.json'))?.toString();
+            assert.ok(value === 'kept' || value === 'lost', `after recovery: ${value}`);
+            console.log(`      the timed-out write ${value === 'lost' ? 'did' : 'did not'} commit`);
             break;
           } catch (err) {
             if (Date.now() - t0 > 30_000) throw err;
