@@ -5,120 +5,35 @@
 // identifiers"). Pebble 2.9 issues IP certificates under every profile, so
 // this refusal cannot be had from it.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
-import type net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { AcmeIssuer } from '../../src/acme/acme-issuer.js';
 import { configureAcmeHttp } from '../../src/acme/http.js';
-import type { ChallengeResponder } from '../../src/challenge/responder.js';
 import { SidecarError } from '../../src/domain/errors.js';
 import type { CertSpec } from '../../src/domain/types.js';
-import { FsCertStore } from '../../src/store/fs-store.js';
-import { silentLogger } from '../../src/util/log.js';
-
-const unusedResponder: ChallengeResponder = {
-  present: () => Promise.reject(new Error('not reached')),
-  verify: () => Promise.reject(new Error('not reached')),
-  cleanup: () => Promise.resolve(),
-};
-
-interface NewOrder {
-  identifiers: { type: string; value: string }[];
-  profile?: string;
-}
-
-/** A CA up to newOrder: refuses ip identifiers unless the profile is shortlived; else 403. */
-function fakeCa(newOrders: NewOrder[]): http.Server {
-  return http.createServer((req, res) => {
-    const base = `http://${req.headers.host}`;
-    const nonce = () =>
-      res.setHeader('replay-nonce', `nonce-${Math.random().toString(36).slice(2)}`);
-    if (req.url === '/dir') {
-      res.setHeader('content-type', 'application/json');
-      res.end(
-        JSON.stringify({
-          newNonce: `${base}/nonce`,
-          newAccount: `${base}/new-acct`,
-          newOrder: `${base}/new-order`,
-          meta: { profiles: { classic: '90 days', tlsserver: '45 days', shortlived: '160 hours' } },
-        }),
-      );
-      return;
-    }
-    if (req.url === '/nonce') {
-      nonce();
-      res.statusCode = req.method === 'HEAD' ? 200 : 204;
-      res.end();
-      return;
-    }
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      nonce();
-      res.setHeader('content-type', 'application/json');
-      if (req.url === '/new-acct') {
-        res.statusCode = 201;
-        res.setHeader('location', `${base}/acct/1`);
-        res.end(JSON.stringify({ status: 'valid' }));
-        return;
-      }
-      let problem = { type: 'unauthorized', detail: 'stop here', status: 403 };
-      if (req.url === '/new-order') {
-        const jws = JSON.parse(body) as { payload: string };
-        const order = JSON.parse(Buffer.from(jws.payload, 'base64url').toString()) as NewOrder;
-        newOrders.push(order);
-        const ip = order.identifiers.find((i) => i.type === 'ip');
-        if (ip && order.profile !== 'shortlived') {
-          problem = {
-            type: 'rejectedIdentifier',
-            detail: `Profile "${order.profile ?? 'classic'}" does not permit ip type identifiers`,
-            status: 400,
-          };
-        }
-      }
-      res.statusCode = problem.status;
-      res.setHeader('content-type', 'application/problem+json');
-      res.end(JSON.stringify({ ...problem, type: `urn:ietf:params:acme:error:${problem.type}` }));
-    });
-  });
-}
+import { issueAgainstNewOrderCa, type NewOrderRun } from '../support/new-order-ca.js';
 
 describe('acme: IP identifiers on newOrder', function () {
   this.timeout(30_000);
-  let dir: string;
-  before(async () => {
+  before(() => {
     // The problem documents reach the classification through our HTTP
     // adapter. The same per-request deadline as error-messages.test.ts: the
     // adapter is installed once per process, with the first caller's deadline.
     configureAcmeHttp({ timeoutMs: 400 });
-    dir = await mkdtemp(path.join(os.tmpdir(), 'acme-ip-'));
   });
-  after(() => rm(dir, { recursive: true, force: true }));
 
-  async function issue(spec: CertSpec): Promise<{ err: unknown; newOrders: NewOrder[] }> {
-    const newOrders: NewOrder[] = [];
-    const server = fakeCa(newOrders);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/dir`;
-    try {
-      const issuer = new AcmeIssuer({
-        phase: 'production',
-        directoryUrl: url,
-        store: new FsCertStore(path.join(dir, Math.random().toString(36).slice(2))),
-        responder: unusedResponder,
-        log: silentLogger,
-      });
-      const err = await issuer.issue(spec, 'ecdsa-p256').then(
-        () => assert.fail('issued against a CA that refuses every order'),
-        (e: unknown) => e,
-      );
-      return { err, newOrders };
-    } finally {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    }
+  /** Refuses ip identifiers unless the profile is shortlived, as Boulder does. */
+  function issue(spec: CertSpec): Promise<NewOrderRun> {
+    return issueAgainstNewOrderCa({
+      phase: 'production',
+      meta: { profiles: { classic: '90 days', tlsserver: '45 days', shortlived: '160 hours' } },
+      spec,
+      refuse: (order) =>
+        order.identifiers.some((i) => i.type === 'ip') && order.profile !== 'shortlived'
+          ? {
+              type: 'rejectedIdentifier',
+              detail: `Profile "${order.profile ?? 'classic'}" does not permit ip type identifiers`,
+              status: 400,
+            }
+          : undefined,
+    });
   }
 
   const spec = (domains: string[], profile?: string): CertSpec => ({

@@ -1,19 +1,22 @@
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IssueOptions, Issuer } from '../../src/acme/issuer.js';
 import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
 import type { LiveTarget } from '../../src/domain/status.js';
-import type { CertBundle, CertMeta, CertSpec, KeyType } from '../../src/domain/types.js';
+import type { CertBundle, CertSpec, KeyType } from '../../src/domain/types.js';
 import type { RenewalInfoAnswer } from '../../src/lifecycle/ari.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
-import type { Platform } from '../../src/platform/platform.js';
 import { Reconciler } from '../../src/reconcile/reconciler.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
-import { ariKey, storedKey } from '../../src/store/keys.js';
-import type { LogFields, Logger } from '../../src/util/log.js';
+import { ariKey } from '../../src/store/keys.js';
+import {
+  type Line,
+  recordingLogger,
+  staticPlatform,
+  storeStagingCert,
+} from '../support/reconcile.js';
 
 const NOW = '2026-06-01T00:00:00Z';
 const H = 3600_000;
@@ -21,34 +24,7 @@ const DAY = 24 * H;
 const STAGING = 'https://staging.test/dir';
 const SPEC: CertSpec = { name: 'www', domains: ['www.example.com'], source: 'test' };
 
-interface Line {
-  readonly level: string;
-  readonly msg: string;
-  readonly fields: LogFields;
-}
-
-function recordingLogger(lines: Line[]): Logger {
-  const at =
-    (level: string) =>
-    (msg: string, fields: LogFields = {}) =>
-      lines.push({ level, msg, fields });
-  const log: Logger = {
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    child: () => log,
-  };
-  return log;
-}
-
-const platform: Platform = {
-  name: 'static',
-  holdsCertificates: false,
-  discover: () => Promise.resolve({ specs: [SPEC], problems: [] }),
-  read: () => Promise.resolve(undefined),
-  push: () => Promise.resolve(),
-};
+const platform = staticPlatform([SPEC]);
 
 /** A staging CA that answers renewalInfo with whatever the test sets, and counts the questions. */
 class AriCa implements Issuer {
@@ -93,7 +69,6 @@ describe('reconcile: ARI renewal information', () => {
   let lines: Line[];
   let ca: AriCa;
   let bundle: CertBundle;
-  let meta: CertMeta;
 
   const reconciler = () =>
     new Reconciler({
@@ -129,24 +104,13 @@ describe('reconcile: ARI renewal information', () => {
     clock = new FixedClock(NOW);
     lines = [];
     ca = new AriCa(windowAt(48, 50));
-    bundle = await new SelfSignedIssuer(new FixedClock(new Date(Date.parse(NOW) - DAY))).issue(
-      SPEC,
-      'ecdsa-p256',
-    );
-    const leaf = new X509Certificate(bundle.cert);
-    meta = {
-      name: SPEC.name,
-      phase: 'staging',
-      domains: SPEC.domains,
+    ({ bundle } = await storeStagingCert({
+      store,
+      spec: SPEC,
       directoryUrl: STAGING,
-      keyType: 'ecdsa-p256',
-      notBefore: new Date(leaf.validFrom).toISOString(),
-      notAfter: new Date(leaf.validTo).toISOString(),
-      serial: leaf.serialNumber.toUpperCase(),
-      chainVerified: true,
+      issuedBy: new FixedClock(new Date(Date.parse(NOW) - DAY)),
       issuedAt: NOW,
-    };
-    await store.store(storedKey(SPEC.name, 'staging'), JSON.stringify({ meta, bundle }));
+    }));
   });
 
   afterEach(() => fs.rm(root, { recursive: true, force: true }));

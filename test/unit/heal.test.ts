@@ -34,32 +34,11 @@ import {
   storedCertKind,
 } from '../../src/store/record-kinds.js';
 import { RecordReader, type RecordKind } from '../../src/store/records.js';
-import type { LogFields, Logger } from '../../src/util/log.js';
 import { describeBundle } from '../../src/util/x509.js';
+import { type Line, recordingLogger } from '../support/reconcile.js';
 
 const NOW = new Date('2026-06-01T00:00:00Z');
 const DAY = 24 * 3600_000;
-
-interface Line {
-  readonly level: string;
-  readonly msg: string;
-  readonly fields: LogFields;
-}
-
-function recordingLogger(lines: Line[]): Logger {
-  const at =
-    (level: string) =>
-    (msg: string, fields: LogFields = {}) =>
-      lines.push({ level, msg, fields });
-  const log: Logger = {
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    child: () => log,
-  };
-  return log;
-}
 
 async function storedCert(name: string, phase: Phase): Promise<StoredCert> {
   const bundle = await new SelfSignedIssuer(new FixedClock(NOW)).issue(

@@ -12,30 +12,10 @@ import type { Platform } from '../../src/platform/platform.js';
 import { MAX_STEPS, Reconciler } from '../../src/reconcile/reconciler.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { backoffKey } from '../../src/store/keys.js';
-import type { LogFields, Logger } from '../../src/util/log.js';
+import { type Line, recordingLogger } from '../support/reconcile.js';
 
 const NOW = '2026-06-01T00:00:00Z';
 const SPEC: CertSpec = { name: 'www', domains: ['www.example.com'], source: 'test' };
-
-interface Line {
-  readonly level: string;
-  readonly msg: string;
-  readonly fields: LogFields;
-}
-
-function recordingLogger(lines: Line[], base: LogFields = {}): Logger {
-  const at =
-    (level: string) =>
-    (msg: string, fields: LogFields = {}) =>
-      lines.push({ level, msg, fields: { ...base, ...fields } });
-  return {
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    child: (fields) => recordingLogger(lines, { ...base, ...fields }),
-  };
-}
 
 /** A live/ that loses every write: the placeholder never appears, so no step settles. */
 function forgetfulLive(): LiveTarget & { writes: number } {

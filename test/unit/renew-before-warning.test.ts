@@ -5,13 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
 import type { LiveTarget } from '../../src/domain/status.js';
-import type { CertBundle, CertMeta, CertSpec } from '../../src/domain/types.js';
+import type { CertBundle, CertSpec } from '../../src/domain/types.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
-import type { Platform } from '../../src/platform/platform.js';
 import { Reconciler } from '../../src/reconcile/reconciler.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
-import { storedKey } from '../../src/store/keys.js';
-import type { LogFields, Logger } from '../../src/util/log.js';
+import {
+  type Line,
+  recordingLogger,
+  staticPlatform,
+  storeStagingCert,
+} from '../support/reconcile.js';
 
 // RENEW_BEFORE_DAYS against a short lifetime (issue 12 item 1, issue 16
 // item 5): capped at half the lifetime, and one warning per certificate
@@ -22,33 +25,7 @@ const DAY = 24 * 3600_000;
 const STAGING = 'https://staging.test/dir';
 const SPEC: CertSpec = { name: 'www', domains: ['www.example.com'], source: 'test' };
 
-interface Line {
-  readonly level: string;
-  readonly msg: string;
-  readonly fields: LogFields;
-}
-
-function recordingLogger(lines: Line[], base: LogFields = {}): Logger {
-  const at =
-    (level: string) =>
-    (msg: string, fields: LogFields = {}) =>
-      lines.push({ level, msg, fields: { ...base, ...fields } });
-  return {
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    child: (fields) => recordingLogger(lines, { ...base, ...fields }),
-  };
-}
-
-const platform: Platform = {
-  name: 'static',
-  holdsCertificates: false,
-  discover: () => Promise.resolve({ specs: [SPEC], problems: [] }),
-  read: () => Promise.resolve(undefined),
-  push: () => Promise.resolve(),
-};
+const platform = staticPlatform([SPEC]);
 
 describe('reconcile: RENEW_BEFORE_DAYS on a 6-day certificate', () => {
   let root: string;
@@ -96,24 +73,14 @@ describe('reconcile: RENEW_BEFORE_DAYS on a 6-day certificate', () => {
     clock = new FixedClock(NOW);
     lines = [];
     // Issued a day ago, valid for 6 days.
-    bundle = await new SelfSignedIssuer(new FixedClock(new Date(Date.parse(NOW) - DAY)), 6).issue(
-      SPEC,
-      'ecdsa-p256',
-    );
-    const leaf = new X509Certificate(bundle.cert);
-    const meta: CertMeta = {
-      name: SPEC.name,
-      phase: 'staging',
-      domains: SPEC.domains,
+    ({ bundle } = await storeStagingCert({
+      store,
+      spec: SPEC,
       directoryUrl: STAGING,
-      keyType: 'ecdsa-p256',
-      notBefore: new Date(leaf.validFrom).toISOString(),
-      notAfter: new Date(leaf.validTo).toISOString(),
-      serial: leaf.serialNumber.toUpperCase(),
-      chainVerified: true,
+      issuedBy: new FixedClock(new Date(Date.parse(NOW) - DAY)),
       issuedAt: NOW,
-    };
-    await store.store(storedKey(SPEC.name, 'staging'), JSON.stringify({ meta, bundle }));
+      days: 6,
+    }));
   });
 
   afterEach(() => fs.rm(root, { recursive: true, force: true }));
