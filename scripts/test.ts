@@ -1,5 +1,6 @@
 /**
- * `npm test`: the unit tests, then the e2e tests, each in a mocha process of
+ * `npm test`: the unit tests, then the e2e tests (two parallel workers), then
+ * the secrets grep over what the e2e tests printed, each in a mocha process of
  * its own, and one closing line "N passed, N failed, N skipped" for the whole
  * run (the sum), which is the line CI reads.
  *
@@ -27,7 +28,11 @@ interface Counts {
 
 const PARTS = [
   { name: 'unit tests', script: 'test:unit' },
+  // Two mocha workers: most e2e time is waiting (validation, backoff, renewal
+  // windows, restarts), which two files at once overlap on two cores.
   { name: 'e2e tests', script: 'test:e2e' },
+  // After every other e2e file, in a process of its own: greps what they all printed.
+  { name: 'secrets grep', script: 'test:e2e:last' },
 ];
 
 let current: ReturnType<typeof spawn> | undefined;
@@ -39,11 +44,16 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-async function runPart(name: string, script: string, dir: string): Promise<Counts> {
+async function runPart(
+  name: string,
+  script: string,
+  dir: string,
+  env: Record<string, string>,
+): Promise<Counts> {
   const file = path.join(dir, `${script.replace(/\W/g, '-')}.json`);
   const child = spawn('npm', ['run', '--silent', script, '--', ...process.argv.slice(2)], {
     stdio: 'inherit',
-    env: { ...process.env, TEST_SUMMARY_FILE: file, TEST_PART: name },
+    env: { ...process.env, ...env, TEST_SUMMARY_FILE: file, TEST_PART: name },
   });
   current = child;
   const code = await new Promise<number>((resolve) => {
@@ -76,9 +86,14 @@ async function runPart(name: string, script: string, dir: string): Promise<Count
 const dir = mkdtempSync(path.join(os.tmpdir(), 'acme-sidecar-test-'));
 const total: Counts = { passed: 0, failed: 0, skipped: 0 };
 try {
+  // Every e2e worker records the sidecars' output and the secrets it handed
+  // them here (test/support/sidecar.ts), for the secrets grep at the end.
+  const env: Record<string, string> = { E2E_RECORD_DIR: path.join(dir, 'e2e-record') };
   for (const part of PARTS) {
     if (stopping) break;
-    const c = await runPart(part.name, part.script, dir);
+    const c = await runPart(part.name, part.script, dir, env);
+    // The secrets grep may require the whole suite's output once it ran to its end.
+    if (part.script === 'test:e2e' && c.passed + c.failed > 1) env.E2E_SUITE_DONE = '1';
     total.passed += c.passed;
     total.failed += c.failed;
     total.skipped += c.skipped;

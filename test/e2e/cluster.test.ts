@@ -19,7 +19,7 @@ import { startNginx, type NginxInstance } from '../../devenv/nginx.js';
 import { freePorts } from '../../devenv/proc.js';
 import { chainVerifiesTo } from '../../src/util/x509.js';
 import {
-  allOutput,
+  recordOutput,
   registerSecret,
   runSidecar,
   sidecarEnv,
@@ -75,7 +75,7 @@ function run(s: Sidecar): void {
     }
   });
   child.stdout?.on('data', (d: Buffer) => (all += d.toString()));
-  child.on('close', () => allOutput.push(all));
+  child.on('close', () => recordOutput(all));
 }
 
 async function liveSerial(s: Sidecar, name: string): Promise<string | undefined> {

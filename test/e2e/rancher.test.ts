@@ -14,7 +14,7 @@ import {
 import { chainVerifiesTo, keyMatches } from '../../src/util/x509.js';
 import { startFakeCattle, type CattleObject, type FakeCattle } from '../../devenv/fake-cattle.js';
 import {
-  allOutput,
+  processOutput,
   collect,
   registerSecret,
   runSidecar,
@@ -210,12 +210,12 @@ describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', funct
 
     it('never printed the Cattle secret key', async () => {
       await staged();
-      assert.ok(allOutput.length > 0);
-      const all = allOutput.join('\n');
+      assert.ok(processOutput.length > 0);
+      const all = processOutput.join('\n');
       const at = all.indexOf(cattle.secretKey);
       assert.ok(at < 0, `secret printed: ...${all.slice(Math.max(0, at - 300), at + 100)}`);
       const basic = Buffer.from(`${cattle.accessKey}:${cattle.secretKey}`).toString('base64');
-      assert.ok(!allOutput.join('\n').includes(basic));
+      assert.ok(!processOutput.join('\n').includes(basic));
     });
   });
 

@@ -2,11 +2,13 @@
  * Issue 4, item 7: "A test greps everything the sidecar printed during the
  * e2e suite for each secret."
  *
- * Named zz- so it runs last: mocha sorts the files of each spec pattern, and
- * the e2e files are one pattern in a mocha process of their own (`npm run
- * test:e2e`, the second part of `npm test`). Every sidecar run in this
- * test process leaves its stdout and stderr in `allOutput`; every test that
- * hands a sidecar a secret registers it (`registerSecret`).
+ * It runs last: `npm test` (scripts/test.ts) runs the other e2e files in
+ * parallel mocha workers, then this file in a mocha run of its own
+ * (`npm run test:e2e:last`). Every sidecar run leaves its stdout and stderr
+ * in a file under E2E_RECORD_DIR (test/support/sidecar.ts); every test that
+ * hands a sidecar a secret registers it (`registerSecret`), there too. Run
+ * by itself after the other files in one mocha process (named zz- so that
+ * it sorts last), it reads that process's outputs.
  *
  * So that it can never pass on nothing, it first runs sidecar passes of its
  * own that hold every kind of secret (Cattle secret key, EAB HMAC key,
@@ -25,11 +27,11 @@ import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { startFakeCattle, type FakeCattle } from '../../devenv/fake-cattle.js';
 import { DENT_LABEL } from '../../src/platform/rancher/rancher-platform.js';
 import {
-  allOutput,
   knownSecrets,
   registerSecret,
   runSidecar,
   sidecarEnv,
+  suiteOutputs,
   type RunResult,
 } from '../support/sidecar.js';
 
@@ -72,7 +74,7 @@ function findIn(outputs: readonly string[], needle: string): string | undefined 
 
 describe('e2e: no secret in anything the sidecar printed (runs last)', function () {
   this.timeout(180_000);
-  let suiteOutputs = 0;
+  let outputsBefore = 0;
   let suiteRan = false;
   let env: DevEnv;
   let cattle: FakeCattle;
@@ -80,15 +82,19 @@ describe('e2e: no secret in anything the sidecar printed (runs last)', function 
   const own: RunResult[] = [];
 
   before(async function () {
-    suiteOutputs = allOutput.length;
-    // Did the whole e2e suite load in this process (mocha's root suite)? A
-    // run of a few files proves nothing about the suite's count.
+    outputsBefore = suiteOutputs().length;
+    // Did the whole e2e suite run before this file? Under `npm test` it ran
+    // to its end in parallel workers just before (scripts/test.ts says so
+    // with E2E_SUITE_DONE); otherwise, did it load in this process (mocha's
+    // root suite)? A run of a few files proves nothing about the count.
     let root = this.test?.parent;
     while (root?.parent) root = root.parent;
     const loaded = new Set((root?.suites ?? []).map((s) => s.file));
-    suiteRan = readdirSync(E2E_DIR)
-      .filter((f) => f.endsWith('.test.ts'))
-      .every((f) => loaded.has(path.join(E2E_DIR, f)));
+    suiteRan =
+      process.env.E2E_SUITE_DONE === '1' ||
+      readdirSync(E2E_DIR)
+        .filter((f) => f.endsWith('.test.ts'))
+        .every((f) => loaded.has(path.join(E2E_DIR, f)));
 
     const hmacKey = randomBytes(32).toString('base64url');
     const token = `hook-token-${randomBytes(12).toString('hex')}`;
@@ -152,20 +158,21 @@ describe('e2e: no secret in anything the sidecar printed (runs last)', function 
     assert.equal(badConfig.code, 2, explain(badConfig));
     if (suiteRan) {
       assert.ok(
-        suiteOutputs >= MIN_SUITE_OUTPUTS,
-        `the whole e2e suite ran before this file but left only ${suiteOutputs} sidecar outputs (expected ${MIN_SUITE_OUTPUTS}+): is runSidecar/collect still recording into allOutput?`,
+        outputsBefore >= MIN_SUITE_OUTPUTS,
+        `the whole e2e suite ran before this file but left only ${outputsBefore} sidecar outputs (expected ${MIN_SUITE_OUTPUTS}+): is runSidecar/collect still recording them (E2E_RECORD_DIR)?`,
       );
     }
   });
 
   it('prints no registered secret, in any form, in any output', () => {
     const secrets = knownSecrets();
+    const outputs = suiteOutputs();
     // Ours at least: the EAB key, the webhook token, two Cattle secrets and their Basic credentials.
     assert.ok(secrets.length >= 6, `${secrets.length} secrets registered`);
     const leaks: string[] = [];
     for (const secret of secrets) {
       for (const form of forms(secret)) {
-        const where = findIn(allOutput, form);
+        const where = findIn(outputs, form);
         if (where)
           leaks.push(`secret ${secret.slice(0, 4)}... (as ${form.slice(0, 8)}...) in ${where}`);
       }
@@ -174,7 +181,7 @@ describe('e2e: no secret in anything the sidecar printed (runs last)', function 
   });
 
   it('prints no private key (no "PRIVATE KEY-----" at all)', () => {
-    const where = findIn(allOutput, 'PRIVATE KEY-----');
+    const where = findIn(suiteOutputs(), 'PRIVATE KEY-----');
     assert.equal(where, undefined, where);
   });
 });
