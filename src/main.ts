@@ -58,7 +58,12 @@ function domainsSource(config: Config): () => Promise<string> {
   };
 }
 
-async function buildPlatform(config: Config, log: Logger, metrics: Metrics): Promise<Platform> {
+async function buildPlatform(
+  config: Config,
+  log: Logger,
+  metrics: Metrics,
+  state: { store: CertStore; records: RecordReader },
+): Promise<Platform> {
   const onRequest = (method: string, status: string) => metrics.platformRequest(method, status);
   if (config.platform === 'rancher') {
     const { CattleClient } = await import('./platform/rancher/cattle-client.js');
@@ -80,6 +85,10 @@ async function buildPlatform(config: Config, log: Logger, metrics: Metrics): Pro
   if (config.platform === 'docker') {
     const { DockerEngineClient } = await import('./platform/docker/engine-client.js');
     const { DockerPlatform } = await import('./platform/docker/docker-platform.js');
+    const { recordSlot, storedCertificates } = await import('./store/record-slot.js');
+    const { platformRecordKey } = await import('./store/keys.js');
+    const { reloadsKind, sourcesKind } = await import('./store/record-kinds.js');
+    const { store, records } = state;
     const dlog = log.child({ component: 'docker' });
     const client = new DockerEngineClient({
       socketPath: config.dockerSocket,
@@ -92,6 +101,11 @@ async function buildPlatform(config: Config, log: Logger, metrics: Metrics): Pro
       log: dlog,
       envHostnames: config.dockerEnvHostnames,
       stoppedGraceMs: config.dockerStoppedGraceMs,
+      // In the store (etcd in cluster mode): the grace period and what was
+      // signalled survive a restart, `once` and a change of leader.
+      sources: recordSlot(store, records, platformRecordKey('docker-sources'), sourcesKind),
+      storedCertificates: () => storedCertificates(store, records),
+      reloads: recordSlot(store, records, platformRecordKey('docker-reloads'), reloadsKind),
       ...(config.dockerReloadLabel !== 'off' && { reloadLabel: config.dockerReloadLabel }),
       reloadSignal: config.dockerReloadSignal,
     });
@@ -250,7 +264,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       clustered: etcd !== undefined,
       log: log.child({ component: 'dns', provider: dnsProvider.name }),
     });
-  const platform = await buildPlatform(config, log, metrics);
+  const platform = await buildPlatform(config, log, metrics, { store, records });
   const hooks = buildHooks(config, log);
   const clustered =
     etcd && (await buildCluster(config, etcd, { live, webroot, hooks }, clock, log));

@@ -57,7 +57,7 @@ export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
   const { platform, responder } = deps;
   let specs: readonly CertSpec[] = [];
   try {
-    const found = await platform.discover();
+    const found = await platform.discover({ persist: false });
     specs = found.specs;
     const skipped = found.problems.length ? `, ${found.problems.length} hostname(s) skipped` : '';
     lines.push({

@@ -745,7 +745,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     group: 'Docker',
     env: 'DOCKER_STOPPED_GRACE_HOURS',
     description:
-      "With `PLATFORM=docker`: hours a stopped or removed container's hostnames are still renewed (fractions allowed; `0`: dropped at once). Stopped containers count from when they stopped; removed ones from when the sidecar noticed. Certificates already in `live/` are never deleted.",
+      "With `PLATFORM=docker`: hours a stopped or removed container's hostnames are still renewed (fractions allowed; `0`: dropped at once). Stopped containers count from when they stopped; removed ones from when the sidecar first noticed, kept in the store so a restart or `once` goes on counting from then. Certificates already in `live/` are never deleted.",
     default: '168',
     schema: z
       .string()

@@ -20,9 +20,11 @@ export interface Platform {
    * Every certificate asked for now, by every source, in discovery order
    * (DOMAINS first): one name may be asked for by several sources; the
    * Discoverer decides which one gets it (lifecycle/ownership.ts). Throws
-   * on failure: never "nothing" on error.
+   * on failure: never "nothing" on error. `persist: false` (dry runs,
+   * check-config): whatever the platform remembers in the store is read,
+   * never written.
    */
-  discover(): Promise<Discovery>;
+  discover(opts?: { persist?: boolean }): Promise<Discovery>;
   /** The platform's copy of a certificate, if it has one. */
   read(name: string): Promise<PlatformCopy | undefined>;
   /** Give the platform this certificate: update `existing` in place, or create it. */

@@ -79,7 +79,7 @@ export class Discoverer {
   async discover(opts: { persist?: boolean } = {}): Promise<DiscoveryResult> {
     let found;
     try {
-      found = await this.platform.discover();
+      found = await this.platform.discover({ persist: opts.persist !== false });
     } catch (err) {
       const error = { code: errorCode(err), message: errorMessage(err) };
       this.log.error('discovery failed; keeping the last known certificates', {

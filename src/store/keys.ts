@@ -23,6 +23,10 @@ import { assertStoreKey } from './store.js';
  *   certificates under (how a certificate in live/ is recognised as its own);
  * - `<key>.corrupt-<UTC time>` (files) or `corrupt/<key>.corrupt-<UTC time>`
  *   (etcd): a record that failed validation, kept aside (see asideKey).
+ * - `platform/docker-sources.json`: the containers that asked for
+ *   certificates and when each stopped or went (the grace period);
+ *   `platform/docker-reloads.json`: per reload target, the served set it
+ *   was last signalled for (lifecycle/platform-memory.ts);
  * - `dns-records/<hash>.json`: a DNS-01 TXT value we added and have not yet
  *   removed (so a restart removes what a crash left behind).
  *
@@ -64,6 +68,11 @@ export function ariKey(name: string, phase: Phase): string {
 /** Who holds each certificate name and hostname (the first source that asked). */
 export function claimsKey(): string {
   return 'claims.json';
+}
+
+/** What the Docker platform remembers across restarts: sources seen, or reload targets signalled. */
+export function platformRecordKey(record: 'docker-sources' | 'docker-reloads'): string {
+  return `platform/${record}.json`;
 }
 
 /** The lock held while a certificate is worked on. */

@@ -2,6 +2,12 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { KEY_TYPES, PHASES, type KeyType, type Phase, type StoredCert } from '../domain/types.js';
 import type { AriRecord } from '../lifecycle/ari.js';
 import { parseClaims, type ClaimsRecord } from '../lifecycle/ownership.js';
+import {
+  parseReloadRecord,
+  parseSourcesRecord,
+  type ReloadRecord,
+  type SourcesRecord,
+} from '../lifecycle/platform-memory.js';
 import type { Ledger } from '../lifecycle/rate-limit-ledger.js';
 import { parseLedger } from '../lifecycle/rate-limit-ledger.js';
 import { bundleProblem, splitPemChain } from '../util/x509.js';
@@ -31,6 +37,8 @@ import {
  * | account key | `acme/<ca>/account-key.pem` | a new key and a new account (warned); the old files kept aside |
  * | issuers | `acme/<ca>/issuers.json` | none on record: the CA itself is asked about a certificate (ARI) |
  * | hostname claims | `claims.json` | no claims: DOMAINS first, then discovery order, claim again (rewritten at once) |
+ * | Docker sources | `platform/docker-sources.json` | every certificate in the store not asked for now starts a full grace period now (never dropped at once) |
+ * | Docker reloads | `platform/docker-reloads.json` | every reload target is signalled once (a needless reload costs nothing; a missed one serves an old certificate) |
  */
 
 const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
@@ -305,6 +313,36 @@ export const claimsKind: RecordKind<ClaimsRecord> = {
   parse(raw) {
     const claims = parseClaims(raw.toString('utf8'));
     return claims ? ok(claims) : bad('not a claims record');
+  },
+};
+
+/** Docker containers seen, what they asked for and when they stopped or went (lifecycle/platform-memory.ts). */
+export const sourcesKind: RecordKind<SourcesRecord> = {
+  what: 'Docker sources record',
+  // Safe default: a lost record means every certificate the store holds that
+  // no container (or DOMAINS) asks for now was removed just now: its full
+  // grace period (DOCKER_STOPPED_GRACE_HOURS) starts now, and it is renewed
+  // until that ends. Never "dropped at once": a certificate renewed one
+  // grace period too long costs an order; one dropped too early may expire
+  // while a container comes back.
+  fallback:
+    'every stored certificate no source asks for now starts its grace period now (DOCKER_STOPPED_GRACE_HOURS)',
+  parse(raw) {
+    const r = parseSourcesRecord(raw.toString('utf8'));
+    return typeof r === 'string' ? bad(r) : ok(r);
+  },
+};
+
+/** Per reload target, the served set it was last signalled for (lifecycle/platform-memory.ts). */
+export const reloadsKind: RecordKind<ReloadRecord> = {
+  what: 'Docker reload record',
+  // Safe default: nobody known to have been signalled, so every running
+  // reload target is signalled once more. A needless reload costs nothing;
+  // a missed one leaves a server on an old certificate.
+  fallback: 'every reload target is signalled once',
+  parse(raw) {
+    const r = parseReloadRecord(raw.toString('utf8'));
+    return typeof r === 'string' ? bad(r) : ok(r);
   },
 };
 

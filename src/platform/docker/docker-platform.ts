@@ -2,6 +2,18 @@ import { SidecarError, errorCode, errorMessage } from '../../domain/errors.js';
 import { parseDomainList } from '../../domain/hostnames.js';
 import type { CertSpec, StoredCert } from '../../domain/types.js';
 import { systemClock, type Clock } from '../../lifecycle/clock.js';
+import {
+  LOST_RECORD_PREFIX,
+  lostRecordSources,
+  reloadsDue,
+  restoredStoppedAt,
+  servedFingerprint,
+  withinGrace,
+  type RecordSlot,
+  type ReloadRecord,
+  type RememberedSource,
+  type SourcesRecord,
+} from '../../lifecycle/platform-memory.js';
 import type { Logger } from '../../util/log.js';
 import {
   DENT_LABEL,
@@ -48,6 +60,25 @@ export interface DockerPlatformOptions {
   readonly reloadLabel?: string;
   readonly reloadSignal?: ReloadSignal;
   readonly clock?: Clock;
+  /**
+   * Where the containers seen (what they asked for, when they stopped or
+   * went) are kept across restarts, so the grace period runs from when a
+   * removal was first noticed by any process (a restarted daemon, `once`,
+   * a new cluster leader). Without it: this process's memory only.
+   */
+  readonly sources?: RecordSlot<SourcesRecord>;
+  /**
+   * The certificates the store holds, for the sources record's safe default
+   * when it is corrupt (store/record-kinds.ts sourcesKind).
+   */
+  readonly storedCertificates?: () => Promise<
+    { name: string; domains: readonly string[]; profile?: string }[]
+  >;
+  /**
+   * Where each reload target's last served set is kept across restarts, so
+   * an idle first pass signals nobody. Without it: this process's memory.
+   */
+  readonly reloads?: RecordSlot<ReloadRecord>;
   /** Events arriving within this window make one change notification. Default 200 ms. */
   readonly eventDebounceMs?: number;
   /** Event stream reconnection backoff: first delay, doubled up to the max. Default 500 ms / 30 s. */
@@ -67,6 +98,8 @@ interface KnownContainer {
   stoppedAt?: number;
   /** Set once it is no longer listed at all. */
   gone?: boolean;
+  /** Recovered from the store's certificates after the sources record was lost. */
+  lostRecord?: boolean;
 }
 
 function stringLabels(labels: ContainerSummary['Labels']): Record<string, string> {
@@ -108,6 +141,10 @@ export class DockerPlatform implements Platform {
   /** Per signalled container: the served set it was last told about. */
   private readonly reloaded = new Map<string, string>();
   private readonly clock: Clock;
+  /** The sources record as last read or written (JSON); undefined until read. */
+  private savedSources: string | undefined;
+  /** The reload record as last read or written (JSON); undefined until read. */
+  private savedReloads: string | undefined;
 
   constructor(
     private readonly client: DockerEngineClient,
@@ -116,16 +153,21 @@ export class DockerPlatform implements Platform {
     this.clock = opts.clock ?? systemClock;
   }
 
-  async discover(): Promise<Discovery> {
+  async discover(opts: { persist?: boolean } = {}): Promise<Discovery> {
+    const persist = opts.persist !== false;
     const fromEnv = parseDomainList(await this.opts.domains(), 'env:DOMAINS');
     const specs: CertSpec[] = [...fromEnv.specs];
     const problems: DiscoveryProblem[] = [...fromEnv.problems];
     // Throws when the engine cannot be read: never "no containers" on error.
     const list = await this.client.listContainers();
     const now = this.clock.now().getTime();
+    // First discovery in this process: what earlier processes saw.
+    const remembered = await this.restoreSources(persist);
     const listed = new Set<string>();
     for (const c of list) {
       listed.add(c.Id);
+      // Listed again: read from the engine as usual; the record is not needed.
+      remembered.delete(c.Id);
       let k = this.known.get(c.Id);
       if (!k) {
         const name = containerName(c);
@@ -161,6 +203,18 @@ export class DockerPlatform implements Platform {
       }
       k.state = c.State;
     }
+    // Remembered but no longer listed: removed while no process watched, or
+    // in its grace period when the last one stopped.
+    for (const [id, r] of remembered) {
+      if (this.known.has(id)) continue;
+      this.known.set(id, {
+        name: r.name,
+        fromLabels: { specs: r.specs, problems: [] },
+        stoppedAt: restoredStoppedAt(r, now),
+        gone: true,
+        ...(id.startsWith(LOST_RECORD_PREFIX) && { lostRecord: true }),
+      });
+    }
     for (const [id, k] of this.known) {
       if (listed.has(id)) continue;
       // Removed and never declared anything: nothing to remember.
@@ -174,9 +228,10 @@ export class DockerPlatform implements Platform {
         k.stoppedAt ??= now;
       }
     }
+    const requested = new Set<string>();
     for (const [id, k] of this.known) {
-      const since = k.stoppedAt;
-      if (since !== undefined && !(now - since < this.opts.stoppedGraceMs)) {
+      if (k.lostRecord) continue;
+      if (!withinGrace(k.stoppedAt, now, this.opts.stoppedGraceMs)) {
         if (k.gone) this.known.delete(id);
         continue;
       }
@@ -186,8 +241,88 @@ export class DockerPlatform implements Platform {
         problems.push(...d.problems);
       }
     }
+    for (const s of specs) requested.add(s.name);
+    // Recovered after a lost record: only what no source asks for now.
+    for (const [id, k] of this.known) {
+      if (!k.lostRecord) continue;
+      const wanted = k.fromLabels.specs.filter((s) => !requested.has(s.name));
+      if (wanted.length === 0 || !withinGrace(k.stoppedAt, now, this.opts.stoppedGraceMs)) {
+        this.known.delete(id);
+        continue;
+      }
+      specs.push(...wanted);
+    }
+    if (persist) await this.saveSources(now);
     // Every request as found: the Discoverer decides who gets a name (lifecycle/ownership.ts).
     return { specs, problems };
+  }
+
+  /**
+   * The containers earlier processes saw and this one does not know yet,
+   * read once per process (again at the next discovery if the store did
+   * not answer). A corrupt record: every certificate the store holds
+   * starts its grace period now (store/record-kinds.ts sourcesKind).
+   */
+  private async restoreSources(persist: boolean): Promise<Map<string, RememberedSource>> {
+    const slot = this.opts.sources;
+    if (!slot || this.savedSources !== undefined) return new Map();
+    let got;
+    try {
+      got = await slot.load({ persist });
+    } catch (err) {
+      this.opts.log.warn(
+        'could not read the containers seen before; reading them at the next pass',
+        {
+          code: errorCode(err),
+          error: errorMessage(err),
+        },
+      );
+      return new Map();
+    }
+    let record: SourcesRecord = { version: 1, sources: {} };
+    if (got.state === 'ok') {
+      record = got.value;
+      this.savedSources = JSON.stringify(record);
+    } else if (got.state === 'missing') {
+      this.savedSources = JSON.stringify(record);
+    } else {
+      // Kept aside and reported by the reader; `savedSources` stays unlike
+      // what is written, so the record is rewritten at once.
+      const stored = (await this.opts.storedCertificates?.().catch(() => undefined)) ?? [];
+      record = lostRecordSources(stored, this.clock.now());
+      this.savedSources = '';
+    }
+    return new Map(Object.entries(record.sources));
+  }
+
+  /** Writes the sources record when what it would say changed; a failure is retried next pass. */
+  private async saveSources(now: number): Promise<void> {
+    const slot = this.opts.sources;
+    if (!slot || this.savedSources === undefined) return;
+    const sources: Record<string, RememberedSource> = {};
+    for (const [id, k] of [...this.known].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      if (!declares(k) || !withinGrace(k.stoppedAt, now, this.opts.stoppedGraceMs)) continue;
+      const specs = [...k.fromLabels.specs, ...(k.fromEnv?.specs ?? [])];
+      if (specs.length === 0) continue;
+      sources[id] = {
+        name: k.name,
+        specs,
+        ...(k.stoppedAt !== undefined &&
+          Number.isFinite(k.stoppedAt) && { stoppedAt: new Date(k.stoppedAt).toISOString() }),
+        ...(k.gone && { gone: true }),
+      };
+    }
+    const text = JSON.stringify({ version: 1, sources } satisfies SourcesRecord);
+    if (text === this.savedSources) return;
+    try {
+      await slot.save(JSON.parse(text) as SourcesRecord);
+      this.savedSources = text;
+    } catch (err) {
+      this.opts.log.warn('could not save the containers seen; saving at the next pass', {
+        code: errorCode(err),
+        error: errorMessage(err),
+      });
+    }
   }
 
   /** The first of the configured variables the container sets, as one certificate. */
@@ -214,26 +349,33 @@ export class DockerPlatform implements Platform {
   /**
    * Signals every running container with the reload label whose last signal
    * was for another served set (or that was never signalled: it may have
-   * started before the newest certificate). A failed signal is retried at
-   * the next pass; the others still go out.
+   * started before the newest certificate). What each was last signalled
+   * for is kept in the store (`reloads`), so an idle first pass of a new
+   * process signals nobody. A failed signal is retried at the next pass;
+   * the others still go out.
    */
   async reload(serving: readonly ServedCertificate[]): Promise<void> {
     const selector = this.opts.reloadLabel;
     if (!selector) return;
     const signal = this.opts.reloadSignal ?? 'HUP';
-    const served = serving
-      .map((s) => `${s.name}:${s.serial}`)
-      .sort()
-      .join(',');
+    const served = servedFingerprint(serving);
     const targets = await this.client.listContainers({
       label: [selector],
       status: ['running'],
     });
+    await this.restoreReloads();
     const present = new Set(targets.map((t) => t.Id));
     for (const id of this.reloaded.keys()) if (!present.has(id)) this.reloaded.delete(id);
+    const due = new Set(
+      reloadsDue(
+        targets.map((t) => t.Id),
+        served,
+        this.reloaded,
+      ),
+    );
     const failures: { name: string; err: unknown }[] = [];
     for (const t of targets) {
-      if (this.reloaded.get(t.Id) === served) continue;
+      if (!due.has(t.Id)) continue;
       const name = containerName(t);
       try {
         if (!(await this.client.signal(t.Id, signal))) continue; // stopped meanwhile
@@ -246,6 +388,7 @@ export class DockerPlatform implements Platform {
         failures.push({ name, err });
       }
     }
+    await this.saveReloads();
     const first = failures[0];
     if (first) {
       const code = errorCode(first.err);
@@ -254,6 +397,51 @@ export class DockerPlatform implements Platform {
         `could not signal ${failures.map((f) => f.name).join(', ')} to reload: ${errorMessage(first.err)}`,
         { retryable: true },
       );
+    }
+  }
+
+  /**
+   * What reload targets were last signalled for, read once per process. A
+   * missing, corrupt or unreadable record: nobody known to have been
+   * signalled, so every target is signalled once (store/record-kinds.ts
+   * reloadsKind).
+   */
+  private async restoreReloads(): Promise<void> {
+    const slot = this.opts.reloads;
+    if (!slot || this.savedReloads !== undefined) return;
+    try {
+      const got = await slot.load({ persist: true });
+      if (got.state === 'ok') {
+        for (const [id, fp] of Object.entries(got.value.targets)) {
+          if (!this.reloaded.has(id)) this.reloaded.set(id, fp);
+        }
+      }
+      this.savedReloads = got.state === 'ok' ? JSON.stringify(got.value) : '';
+    } catch (err) {
+      this.savedReloads = '';
+      this.opts.log.warn('could not read which servers were signalled; signalling them all', {
+        code: errorCode(err),
+        error: errorMessage(err),
+      });
+    }
+  }
+
+  /** Writes the reload record when it changed; a failure is retried next pass. */
+  private async saveReloads(): Promise<void> {
+    const slot = this.opts.reloads;
+    if (!slot) return;
+    const targets = Object.fromEntries([...this.reloaded].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+    const record: ReloadRecord = { version: 1, targets };
+    const text = JSON.stringify(record);
+    if (text === this.savedReloads) return;
+    try {
+      await slot.save(record);
+      this.savedReloads = text;
+    } catch (err) {
+      this.opts.log.warn('could not save which servers were signalled; saving at the next pass', {
+        code: errorCode(err),
+        error: errorMessage(err),
+      });
     }
   }
 
