@@ -275,6 +275,10 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       records,
       clock,
     });
+  const issuers = {
+    staging: acmeIssuer('staging', config.stagingDirectoryUrl),
+    production: acmeIssuer('production', config.productionDirectoryUrl),
+  };
   const reconciler = new Reconciler({
     ...(hooks && { hooks }),
     budget: new RateBudget(store, clock, config.rateLimits, { records }),
@@ -287,8 +291,8 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     log: log.child({ component: 'reconciler' }),
     issuers: {
       'self-signed': new SelfSignedIssuer(clock),
-      staging: acmeIssuer('staging', config.stagingDirectoryUrl),
-      production: acmeIssuer('production', config.productionDirectoryUrl),
+      staging: issuers.staging,
+      production: issuers.production,
     },
     settings: {
       target,
@@ -345,7 +349,13 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       ...(config.acmeProfile !== undefined && { profile: config.acmeProfile }),
       allowedDomains: config.allowedDomains,
       responder: webroot,
+      challenge: config.acmeChallenge,
+      persistRecords: (phase, domains) => issuers[phase].expectedPersistRecords(domains),
     },
+    persistRecords: () => [
+      ...issuers.staging.persistRecords(),
+      ...(target === 'production' ? issuers.production.persistRecords() : []),
+    ],
     cleanup: async () => {
       await dnsResponder?.cleanupAll();
       etcd?.close();

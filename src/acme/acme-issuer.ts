@@ -5,6 +5,13 @@ import type { Authorization, OrderCreateRequest } from 'acme-client/types/rfc855
 type Order = acme.Order;
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { challengeFor, type ChallengeType } from '../domain/challenges.js';
+import {
+  issuerDomainNamesOf,
+  persistBaseName,
+  persistRecordLine,
+  persistRecordsFor,
+  type PersistRecordStatus,
+} from '../domain/dns-persist.js';
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import { identifierType } from '../domain/ip-address.js';
 import { ipProfileRefusal, offeredProfiles } from '../domain/profiles.js';
@@ -117,6 +124,9 @@ export class AcmeIssuer implements Issuer {
   readonly directoryUrl: string;
   private clientPromise?: Promise<acme.Client>;
   private readonly reader: RecordReader;
+  /** dns-persist-01: every name seen, by base name, and whether a wildcard of it was asked for. */
+  private readonly persistNames = new Map<string, Set<string>>();
+  private persistCa?: { issuerDomainName: string; accountUri: string };
 
   constructor(private readonly opts: AcmeIssuerOptions) {
     this.phase = opts.phase;
@@ -213,8 +223,9 @@ export class AcmeIssuer implements Issuer {
     opts: IssueOptions,
   ): Promise<CertBundle> {
     const challenge = challengeFor(spec, this.opts.challenge ?? 'http-01');
+    const persist = challenge.type === 'dns-persist-01';
     const responder = challenge.type === 'dns-01' ? this.opts.dnsResponder : this.opts.responder;
-    if (!responder) {
+    if (!responder && !persist) {
       // Before any request to the CA: nothing is ordered that cannot be validated.
       const why =
         challenge.reason === 'Wildcard'
@@ -256,9 +267,11 @@ export class AcmeIssuer implements Issuer {
     if (order.status === 'pending') {
       ctx.step = 'authorization';
       const authzs = await client.getAuthorizations(order);
-      if (challenge.type === 'dns-01') {
+      if (persist) {
+        await this.authorizePersist(ctx, client, authzs, spec, signal);
+      } else if (challenge.type === 'dns-01' && responder) {
         await this.authorizeAll(ctx, client, authzs, responder, signal);
-      } else {
+      } else if (responder) {
         for (const authz of authzs) {
           aborted(signal);
           await this.authorize(ctx, client, authz, responder, signal);
@@ -579,6 +592,143 @@ export class AcmeIssuer implements Issuer {
         });
       }
     }
+  }
+
+  /**
+   * dns-persist-01 (draft-ietf-acme-dns-persist section 3): nothing to
+   * present and no token; the operator's standing TXT record answers. Each
+   * pending authorization's challenge is POSTed `{}` (RFC 8555 section
+   * 7.5.1) and polled. A refusal becomes DNS_PERSIST_RECORD_MISSING naming
+   * the record to set, with the CA's own words.
+   */
+  private async authorizePersist(
+    ctx: AcmeCallContext,
+    client: acme.Client,
+    authzs: readonly Authorization[],
+    spec: CertSpec,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    for (const authz of authzs) {
+      if (authz.status === 'valid') continue;
+      aborted(signal);
+      const domain = authz.identifier.value;
+      const challenge = authz.challenges.find((c) => (c.type as string) === 'dns-persist-01');
+      if (!challenge) {
+        throw new SidecarError(
+          'ACME_REJECTED',
+          `the CA offered no dns-persist-01 challenge for ${domain} (it offered ${authz.challenges.map((c) => c.type).join(', ') || 'none'}); choose another ACME_CHALLENGE or label for ${spec.name}`,
+        );
+      }
+      const fields = challenge as unknown as Readonly<Record<string, unknown>>;
+      const issuers = issuerDomainNamesOf(fields);
+      if (!issuers?.[0]) {
+        throw new SidecarError(
+          'ACME_BAD_RESPONSE',
+          `the CA's dns-persist-01 challenge for ${domain} has no usable issuer-domain-names (draft-ietf-acme-dns-persist section 3.1: 1 to 10 domain names)`,
+        );
+      }
+      // The challenge names the account URL the CA will compare (RFC 8657
+      // accounturi); it is ours, as the CA spells it.
+      const accountUri =
+        typeof fields.accounturi === 'string' && fields.accounturi !== ''
+          ? fields.accounturi
+          : client.getAccountUrl();
+      this.persistCa = { issuerDomainName: issuers[0], accountUri };
+      this.notePersistNames(spec.domains);
+      const wildcard = (authz as { wildcard?: unknown }).wildcard === true;
+      const [record] = persistRecordsFor(
+        [domain, ...spec.domains.filter((d) => persistBaseName(d) === domain)],
+        this.persistCa,
+      );
+      const authzUrl = (authz as Authorization & { url: string }).url;
+      try {
+        if (challenge.status === 'pending') {
+          ctx.step = 'challenge';
+          await client.completeChallenge(challenge);
+        }
+        await this.poll(ctx, client, authzUrl, 'authorization', signal);
+      } catch (err) {
+        if (err instanceof SidecarError && err.code !== 'ACME_VALIDATION_FAILED') throw err;
+        const said = await this.challengeError(client, authzUrl, 'dns-persist-01');
+        if (said === undefined && !(err instanceof Error && /is invalid/.test(err.message))) {
+          throw err;
+        }
+        ctx.problems.splice(0);
+        throw new SidecarError(
+          'DNS_PERSIST_RECORD_MISSING',
+          `certificate ${spec.name}: the CA found no usable dns-persist-01 record for ${wildcard ? `*.${domain}` : domain}; set once, in the zone of ${domain}: ${record ? persistRecordLine(record) : ''}${said ? ` (the CA said: ${said})` : ''}`,
+          { retryable: true },
+        );
+      }
+    }
+  }
+
+  /** The `error.detail` of an authorization's challenge of one type, read again after a failure. */
+  private async challengeError(
+    client: acme.Client,
+    authzUrl: string,
+    type: string,
+  ): Promise<string | undefined> {
+    try {
+      const http = (client as unknown as { http: SignedHttp }).http;
+      const resp = await http.signedRequest(authzUrl, null, { kid: client.getAccountUrl() });
+      const challenges = (resp.data as { challenges?: unknown } | null)?.challenges;
+      if (!Array.isArray(challenges)) return undefined;
+      for (const c of challenges as { type?: unknown; error?: { detail?: unknown } }[]) {
+        if (c.type === type && typeof c.error?.detail === 'string') return c.error.detail;
+      }
+      return undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private notePersistNames(domains: readonly string[]): void {
+    for (const d of domains) {
+      const base = persistBaseName(d);
+      const names = this.persistNames.get(base) ?? new Set<string>();
+      names.add(d.trim().toLowerCase());
+      this.persistNames.set(base, names);
+    }
+  }
+
+  /**
+   * The dns-persist-01 records of every name this issuer has validated or
+   * tried to by dns-persist-01, once the CA and account are known. Pure read.
+   */
+  persistRecords(): PersistRecordStatus[] {
+    const ca = this.persistCa;
+    if (!ca) return [];
+    const names = [...this.persistNames.values()].flatMap((set) => [...set]);
+    return persistRecordsFor(names, ca).map((r) => ({
+      ...r,
+      phase: this.phase,
+      domains: [
+        ...(this.persistNames.get(r.name.slice('_validation-persist.'.length)) ?? []),
+      ].sort(),
+    }));
+  }
+
+  /**
+   * The records these names need at this CA, for check-config before any
+   * order: the issuer domain name from the directory's `meta.caaIdentities`
+   * (RFC 8555 section 7.1.1; the draft's issuer-domain-names come from
+   * there), the account URL from our account (registered now if it is not yet).
+   */
+  async expectedPersistRecords(domains: readonly string[]): Promise<PersistRecordStatus[]> {
+    const client = await this.client();
+    const dir = (await directoryOf(client)) as { meta?: { caaIdentities?: unknown } } | undefined;
+    const caa = dir?.meta?.caaIdentities;
+    const issuers = issuerDomainNamesOf({ 'issuer-domain-names': caa });
+    if (!issuers?.[0]) {
+      throw new SidecarError(
+        'ACME_BAD_RESPONSE',
+        `${this.directoryUrl} lists no meta.caaIdentities, so the issuer domain name of a dns-persist-01 record is not known before an order; the first order's error names it`,
+      );
+    }
+    this.persistCa ??= { issuerDomainName: issuers[0], accountUri: client.getAccountUrl() };
+    this.notePersistNames(domains);
+    return this.persistRecords();
   }
 
   /** RFC 8555 §7.5.1 and §8.3: answer one authorization over HTTP-01. */

@@ -4,6 +4,7 @@
  */
 import { reconcilerHandlers } from '../control/handlers.js';
 import { ControlHandlerError } from '../control/protocol.js';
+import type { PersistRecordStatus } from '../domain/dns-persist.js';
 import type { AcmePhase } from '../domain/types.js';
 import type { CertStatus, StatusSnapshot } from '../domain/status.js';
 import { buildStatusSnapshot } from '../http/status.js';
@@ -55,6 +56,8 @@ export interface AppParts {
   readonly sweepers: PassDeps['sweepers'];
   readonly deployCheckEndpoints?: PassDeps['deployCheckEndpoints'];
   readonly checks: Omit<CheckConfigDeps, 'platform'>;
+  /** dns-persist-01: the records to set once, as the issuers know them so far. */
+  readonly persistRecords?: () => readonly PersistRecordStatus[];
   /** Last of shutdown. */
   readonly cleanup: () => Promise<void>;
   readonly clock: Clock;
@@ -94,6 +97,7 @@ export function createApp(parts: AppParts): App {
         platform: platform.name,
         ...(passes.lastPass && { lastPass: passes.lastPass }),
         ...(cluster && { cluster }),
+        ...(parts.persistRecords && { dnsPersist: parts.persistRecords() }),
       },
       clock.now(),
     );

@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ChallengeResponder } from '../challenge/responder.js';
+import { challengeFor, type ChallengeType } from '../domain/challenges.js';
+import { persistRecordLine, type PersistRecordStatus } from '../domain/dns-persist.js';
 import { errorMessage } from '../domain/errors.js';
 import { PROFILE_SETTING, profileProblem } from '../domain/profiles.js';
 import type { AcmePhase, CertSpec } from '../domain/types.js';
@@ -33,6 +35,16 @@ export interface CheckConfigDeps {
   readonly allowedDomains?: readonly string[];
   /** The webroot responder (never the cluster's: this checks this node's nginx). */
   readonly responder: ChallengeResponder;
+  /** ACME_CHALLENGE; default http-01. */
+  readonly challenge?: ChallengeType;
+  /**
+   * dns-persist-01: the records one CA's account needs for these names
+   * (registers the account if it is not yet: its URL is part of the record).
+   */
+  readonly persistRecords?: (
+    phase: AcmePhase,
+    domains: readonly string[],
+  ) => Promise<readonly PersistRecordStatus[]>;
 }
 
 export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
@@ -76,8 +88,16 @@ export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
     lines.push({ ok: false, what: `platform (${platform.name})`, detail: errorMessage(err) });
   }
   lines.push(...profileLines(deps.profile, specs, offered));
+  const setting = deps.challenge ?? 'http-01';
+  const persistDomains = specs
+    .filter((s) => challengeFor(s, setting).type === 'dns-persist-01')
+    .flatMap((s) => s.domains);
+  if (persistDomains.length > 0) lines.push(...(await persistLines(deps, persistDomains)));
+  const httpDomains = specs
+    .filter((s) => challengeFor(s, setting).type !== 'dns-persist-01')
+    .flatMap((s) => s.domains);
   // The path the CA takes: a token in WEBROOT, fetched through nginx with the hostname as Host.
-  for (const domain of new Set(specs.flatMap((s) => s.domains))) {
+  for (const domain of new Set(httpDomains)) {
     const token = randomBytes(24).toString('base64url');
     const keyAuth = `${token}.check-config`;
     try {
@@ -100,6 +120,37 @@ export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
       what: 'certificates',
       detail: 'none requested: set DOMAINS or label services',
     });
+  }
+  return lines;
+}
+
+/**
+ * dns-persist-01: the exact TXT record each CA's account needs, one line
+ * per record (draft-ietf-acme-dns-persist section 3), for the operator to
+ * set once. Not a DNS lookup: the CA's answer at the first order is the check.
+ */
+async function persistLines(
+  deps: CheckConfigDeps,
+  domains: readonly string[],
+): Promise<CheckLine[]> {
+  const lines: CheckLine[] = [];
+  for (const { phase } of deps.directories) {
+    if (!deps.persistRecords) continue;
+    try {
+      for (const r of await deps.persistRecords(phase, domains)) {
+        lines.push({
+          ok: true,
+          what: `dns-persist-01 record (${phase} CA) for ${r.domains.join(', ')}`,
+          detail: `set once: ${persistRecordLine(r)}`,
+        });
+      }
+    } catch (err) {
+      lines.push({
+        ok: false,
+        what: `dns-persist-01 record (${phase} CA)`,
+        detail: errorMessage(err),
+      });
+    }
   }
   return lines;
 }
