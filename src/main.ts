@@ -352,9 +352,9 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       challenge: config.acmeChallenge,
       persistRecords: (phase, domains) => issuers[phase].expectedPersistRecords(domains),
     },
-    persistRecords: () => [
-      ...issuers.staging.persistRecords(),
-      ...(target === 'production' ? issuers.production.persistRecords() : []),
+    persistRecords: async (domains) => [
+      ...(await issuers.staging.expectedPersistRecords(domains)),
+      ...(target === 'production' ? await issuers.production.expectedPersistRecords(domains) : []),
     ],
     cleanup: async () => {
       await dnsResponder?.cleanupAll();

@@ -124,8 +124,7 @@ export class AcmeIssuer implements Issuer {
   readonly directoryUrl: string;
   private clientPromise?: Promise<acme.Client>;
   private readonly reader: RecordReader;
-  /** dns-persist-01: every name seen, by base name, and whether a wildcard of it was asked for. */
-  private readonly persistNames = new Map<string, Set<string>>();
+  /** dns-persist-01: the CA's issuer domain name and our account URL, once known. */
   private persistCa?: { issuerDomainName: string; accountUri: string };
 
   constructor(private readonly opts: AcmeIssuerOptions) {
@@ -150,6 +149,7 @@ export class AcmeIssuer implements Issuer {
         directoryUrl: this.directoryUrl,
       });
       this.clientPromise = undefined;
+      this.persistCa = undefined;
       await this.opts.store.delete(accountRecordKey(this.directoryUrl));
       return this.issueOnce(spec, keyType, signal, opts);
     }
@@ -634,7 +634,6 @@ export class AcmeIssuer implements Issuer {
           ? fields.accounturi
           : client.getAccountUrl();
       this.persistCa = { issuerDomainName: issuers[0], accountUri };
-      this.notePersistNames(spec.domains);
       const wildcard = (authz as { wildcard?: unknown }).wildcard === true;
       const [record] = persistRecordsFor(
         [domain, ...spec.domains.filter((d) => persistBaseName(d) === domain)],
@@ -647,6 +646,11 @@ export class AcmeIssuer implements Issuer {
           await client.completeChallenge(challenge);
         }
         await this.poll(ctx, client, authzUrl, 'authorization', signal);
+        this.opts.log.info('dns-persist-01 authorization valid', {
+          cert: spec.name,
+          domain: wildcard ? `*.${domain}` : domain,
+          record: record?.name,
+        });
       } catch (err) {
         if (err instanceof SidecarError && err.code !== 'ACME_VALIDATION_FAILED') throw err;
         const said = await this.challengeError(client, authzUrl, 'dns-persist-01');
@@ -683,52 +687,39 @@ export class AcmeIssuer implements Issuer {
     }
   }
 
-  private notePersistNames(domains: readonly string[]): void {
-    for (const d of domains) {
-      const base = persistBaseName(d);
-      const names = this.persistNames.get(base) ?? new Set<string>();
-      names.add(d.trim().toLowerCase());
-      this.persistNames.set(base, names);
-    }
-  }
-
   /**
-   * The dns-persist-01 records of every name this issuer has validated or
-   * tried to by dns-persist-01, once the CA and account are known. Pure read.
-   */
-  persistRecords(): PersistRecordStatus[] {
-    const ca = this.persistCa;
-    if (!ca) return [];
-    const names = [...this.persistNames.values()].flatMap((set) => [...set]);
-    return persistRecordsFor(names, ca).map((r) => ({
-      ...r,
-      phase: this.phase,
-      domains: [
-        ...(this.persistNames.get(r.name.slice('_validation-persist.'.length)) ?? []),
-      ].sort(),
-    }));
-  }
-
-  /**
-   * The records these names need at this CA, for check-config before any
-   * order: the issuer domain name from the directory's `meta.caaIdentities`
-   * (RFC 8555 section 7.1.1; the draft's issuer-domain-names come from
-   * there), the account URL from our account (registered now if it is not yet).
+   * The dns-persist-01 records for these names at this CA (one per base
+   * name, `policy=wildcard` when a wildcard of it is among them), for
+   * check-config and /status. The issuer domain name is the one the CA's
+   * last challenge named, else the first of the directory's
+   * `meta.caaIdentities` (RFC 8555 section 7.1.1; CAs take the draft's
+   * issuer-domain-names from there); the account URL is ours (registered
+   * now if it is not yet: the record names it).
    */
   async expectedPersistRecords(domains: readonly string[]): Promise<PersistRecordStatus[]> {
-    const client = await this.client();
-    const dir = (await directoryOf(client)) as { meta?: { caaIdentities?: unknown } } | undefined;
-    const caa = dir?.meta?.caaIdentities;
-    const issuers = issuerDomainNamesOf({ 'issuer-domain-names': caa });
-    if (!issuers?.[0]) {
-      throw new SidecarError(
-        'ACME_BAD_RESPONSE',
-        `${this.directoryUrl} lists no meta.caaIdentities, so the issuer domain name of a dns-persist-01 record is not known before an order; the first order's error names it`,
-      );
+    if (!this.persistCa) {
+      const client = await this.client();
+      const dir = (await directoryOf(client)) as { meta?: { caaIdentities?: unknown } } | undefined;
+      const issuers = issuerDomainNamesOf({ 'issuer-domain-names': dir?.meta?.caaIdentities });
+      if (!issuers?.[0]) {
+        throw new SidecarError(
+          'ACME_BAD_RESPONSE',
+          `${this.directoryUrl} lists no meta.caaIdentities, so the issuer domain name of a dns-persist-01 record is not known before an order; the first order's error names the record`,
+        );
+      }
+      this.persistCa ??= { issuerDomainName: issuers[0], accountUri: client.getAccountUrl() };
     }
-    this.persistCa ??= { issuerDomainName: issuers[0], accountUri: client.getAccountUrl() };
-    this.notePersistNames(domains);
-    return this.persistRecords();
+    const ca = this.persistCa;
+    const byBase = new Map<string, string[]>();
+    for (const d of domains) {
+      const base = persistBaseName(d);
+      byBase.set(base, [...(byBase.get(base) ?? []), d.trim().toLowerCase()]);
+    }
+    return persistRecordsFor(domains, ca).map((r) => ({
+      ...r,
+      phase: this.phase,
+      domains: [...new Set(byBase.get(r.name.slice(r.name.indexOf('.') + 1)) ?? [])].sort(),
+    }));
   }
 
   /** RFC 8555 §7.5.1 and §8.3: answer one authorization over HTTP-01. */
