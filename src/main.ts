@@ -233,17 +233,18 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     log: log.child({ component: 'webroot' }),
   });
   const dnsProvider = buildDnsProvider(config, clock, log);
+  const dnsChecker = new PropagationChecker({
+    ...(config.dnsResolvers && { resolvers: config.dnsResolvers.map((r) => parseServer(r)) }),
+    bootstrap: () => getServers().map((r) => parseServer(r)),
+    timeoutMs: config.dnsPropagationTimeoutMs,
+    intervalMs: config.dnsPollingIntervalMs,
+    log: log.child({ component: 'dns' }),
+  });
   const dnsResponder =
     dnsProvider &&
     new DnsResponder({
       provider: dnsProvider,
-      checker: new PropagationChecker({
-        ...(config.dnsResolvers && { resolvers: config.dnsResolvers.map((r) => parseServer(r)) }),
-        bootstrap: () => getServers().map((r) => parseServer(r)),
-        timeoutMs: config.dnsPropagationTimeoutMs,
-        intervalMs: config.dnsPollingIntervalMs,
-        log: log.child({ component: 'dns' }),
-      }),
+      checker: dnsChecker,
       store,
       clock,
       // A replica may be the leader with an order in flight: only old records are leftovers.
@@ -351,6 +352,8 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       responder: webroot,
       challenge: config.acmeChallenge,
       persistRecords: (phase, domains) => issuers[phase].expectedPersistRecords(domains),
+      lookupTxt: async (fqdn) => dnsChecker.ask(await dnsChecker.servers(fqdn), fqdn),
+      nowS: () => Math.floor(clock.now().getTime() / 1000),
     },
     persistRecords: async (domains) => [
       ...(await issuers.staging.expectedPersistRecords(domains)),

@@ -5,7 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { challengeFor, type ChallengeType } from '../domain/challenges.js';
-import { persistRecordLine, type PersistRecordStatus } from '../domain/dns-persist.js';
+import {
+  parsePersistValue,
+  persistRecordLine,
+  persistRecordVerdict,
+  type PersistRecordStatus,
+} from '../domain/dns-persist.js';
 import { errorMessage } from '../domain/errors.js';
 import { PROFILE_SETTING, profileProblem } from '../domain/profiles.js';
 import type { AcmePhase, CertSpec } from '../domain/types.js';
@@ -45,6 +50,16 @@ export interface CheckConfigDeps {
     phase: AcmePhase,
     domains: readonly string[],
   ) => Promise<readonly PersistRecordStatus[]>;
+  /**
+   * dns-persist-01: the TXT values each server answers at a name now
+   * (DNS_RESOLVERS, else the zone's authoritative servers), to say whether
+   * the printed record is there yet.
+   */
+  readonly lookupTxt?: (
+    fqdn: string,
+  ) => Promise<readonly { server: string; values?: readonly string[]; problem?: string }[]>;
+  /** Unix seconds now (a record's persistUntil); default the system clock. */
+  readonly nowS?: () => number;
 }
 
 export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
@@ -138,10 +153,12 @@ async function persistLines(
     if (!deps.persistRecords) continue;
     try {
       for (const r of await deps.persistRecords(phase, domains)) {
+        const missing = await persistMissing(deps, r);
         lines.push({
           ok: true,
+          ...(missing !== undefined && { warn: true }),
           what: `dns-persist-01 record (${phase} CA) for ${r.domains.join(', ')}`,
-          detail: `set once: ${persistRecordLine(r)}`,
+          detail: `set once: ${persistRecordLine(r)}${missing !== undefined ? ` (not in DNS yet: ${missing})` : ' (found in DNS)'}`,
         });
       }
     } catch (err) {
@@ -153,6 +170,39 @@ async function persistLines(
     }
   }
   return lines;
+}
+
+/**
+ * Whether every server answers a TXT value at the record's name that this
+ * CA would take for this account (the CA's own rules: persistRecordVerdict);
+ * undefined when it does, else what is missing where.
+ */
+async function persistMissing(
+  deps: CheckConfigDeps,
+  r: PersistRecordStatus,
+): Promise<string | undefined> {
+  if (!deps.lookupTxt) return 'no DNS look-up configured';
+  const want = parsePersistValue(r.value);
+  if (!want.ok) return want.problem;
+  let answers: Awaited<ReturnType<NonNullable<CheckConfigDeps['lookupTxt']>>>;
+  try {
+    answers = await deps.lookupTxt(r.name);
+  } catch (err) {
+    return errorMessage(err);
+  }
+  const nowS = deps.nowS?.() ?? Math.floor(Date.now() / 1000);
+  const misses: string[] = [];
+  for (const a of answers) {
+    const verdict = persistRecordVerdict(a.values ?? [], {
+      issuerDomainNames: [want.value.issuerDomainName],
+      accountUri: want.value.accountUri,
+      wildcard: want.value.policy === 'wildcard',
+      nowS,
+    });
+    if (!verdict.ok) misses.push(`${a.server}: ${a.problem ?? verdict.reason}`);
+  }
+  if (answers.length === 0) return 'no DNS server to ask';
+  return misses.length > 0 ? misses.join('; ') : undefined;
 }
 
 /**

@@ -88,7 +88,12 @@ describe(`e2e: dns-persist-01 (BIND 9, Pebble ${PEBBLE_PERSIST_VERSION})`, funct
   });
 
   function persistEnv(extra: Record<string, string> = {}): Record<string, string> {
-    return sidecarEnv(env, { ACME_CHALLENGE: 'dns-persist-01', ...extra });
+    // DNS_RESOLVERS: check-config looks the records up in BIND.
+    return sidecarEnv(env, {
+      ACME_CHALLENGE: 'dns-persist-01',
+      DNS_RESOLVERS: bind.address,
+      ...extra,
+    });
   }
 
   function soaSerial(): number {
@@ -155,6 +160,12 @@ describe(`e2e: dns-persist-01 (BIND 9, Pebble ${PEBBLE_PERSIST_VERSION})`, funct
       assert.equal(printed.get(`${phase} _validation-persist.carry.test`), plain);
     }
     assert.notEqual(account.staging, account.production);
+    // Not set yet: each line says so (a warning, not a failure).
+    assert.match(
+      r.stdout,
+      /WARN dns-persist-01 record \(staging CA\) for persist\.test: set once: .* \(not in DNS yet: 127\.0\.0\.1:\d+: no TXT record there\)/,
+      explain(r),
+    );
   });
 
   it('issues plain and wildcard certificates from staging, then production, with the records set once and no DNS change per order', async () => {
@@ -189,8 +200,14 @@ describe(`e2e: dns-persist-01 (BIND 9, Pebble ${PEBBLE_PERSIST_VERSION})`, funct
     setRecords(records);
     assert.equal(digTxt(bind, '_validation-persist.persist.test').length, 2);
     const serial = soaSerial();
-
     const DOMAINS = 'persist.test,wild=*.wild.test+wild.test';
+
+    // check-config now finds each record, for each CA.
+    const check = await runSidecar(['check-config'], persistEnv({ DOMAINS, STAGING: 'false' }));
+    assert.equal(check.code, 0, explain(check));
+    assert.equal((check.stdout.match(/\(found in DNS\)/g) ?? []).length, 4, explain(check));
+    assert.ok(!/not in DNS yet/.test(check.stdout), explain(check));
+
     const started = performance.now();
     const staging = await runSidecar(['once'], persistEnv({ DOMAINS }));
     const stagingMs = performance.now() - started;

@@ -388,6 +388,75 @@ describe('dns-persist-01 on check-config and /status', () => {
     assert.deepEqual(asked, [], 'the webroot was checked for a dns-persist-01 name');
   });
 
+  const persistDeps = (
+    lookupTxt: Parameters<typeof checkConfig>[0]['lookupTxt'],
+  ): Parameters<typeof checkConfig>[0] => ({
+    directories: [{ phase: 'staging', url: 'https://s/dir' }],
+    probeDirectory: () => Promise.resolve({ ok: true, detail: 'answers' }),
+    platform: {
+      name: 'static',
+      discover: () =>
+        Promise.resolve({
+          specs: [{ name: 'a.test', domains: ['a.test'], source: 'env' }],
+          problems: [],
+        }),
+    },
+    responder: {
+      present: () => Promise.resolve(),
+      verify: () => Promise.resolve(),
+      cleanup: () => Promise.resolve(),
+    },
+    challenge: 'dns-persist-01',
+    persistRecords: (phase) => Promise.resolve([{ ...record, phase }]),
+    ...(lookupTxt && { lookupTxt }),
+    nowS: () => 1000,
+  });
+  const lineOf = (lines: Awaited<ReturnType<typeof checkConfig>>) =>
+    lines.find((l) => l.what.startsWith('dns-persist-01 record (staging CA)'));
+
+  const lookups: {
+    name: string;
+    answers: { server: string; values?: string[]; problem?: string }[];
+    warn: boolean;
+    detail: RegExp;
+  }[] = [
+    {
+      name: 'says found when every server answers the record',
+      answers: [{ server: '10.0.0.1:53', values: ['other', record.value] }],
+      warn: false,
+      detail: /\(found in DNS\)$/,
+    },
+    {
+      name: 'warns, naming the server, when one server lacks it',
+      answers: [
+        { server: '10.0.0.1:53', values: [record.value] },
+        { server: '10.0.0.2:53', values: [] },
+      ],
+      warn: true,
+      detail: /not in DNS yet: 10\.0\.0\.2:53: no TXT record there/,
+    },
+    {
+      name: 'warns about a record for another account',
+      answers: [{ server: '10.0.0.1:53', values: ['ca.test; accounturi=https://x/9'] }],
+      warn: true,
+      detail: /not our account/,
+    },
+    {
+      name: "warns with the server's problem when it fails",
+      answers: [{ server: '10.0.0.1:53', problem: 'REFUSED' }],
+      warn: true,
+      detail: /10\.0\.0\.1:53: REFUSED/,
+    },
+  ];
+  for (const c of lookups) {
+    it(`check-config ${c.name}`, async () => {
+      const line = lineOf(await checkConfig(persistDeps(() => Promise.resolve(c.answers))));
+      assert.equal(line?.ok, true);
+      assert.equal(line?.warn ?? false, c.warn, line?.detail);
+      assert.match(line?.detail ?? '', c.detail);
+    });
+  }
+
   it('check-config fails the line of a CA whose record cannot be known', async () => {
     const lines = await checkConfig({
       directories: [{ phase: 'staging', url: 'https://s/dir' }],
