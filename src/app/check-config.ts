@@ -58,7 +58,7 @@ export interface CheckConfigDeps {
   readonly lookupTxt?: (
     fqdn: string,
   ) => Promise<readonly { server: string; values?: readonly string[]; problem?: string }[]>;
-  /** Unix seconds now (a record's persistUntil); default the system clock. */
+  /** Unix seconds now, from the injected clock (a record's persistUntil). */
   readonly nowS?: () => number;
 }
 
@@ -190,7 +190,8 @@ async function persistMissing(
   } catch (err) {
     return errorMessage(err);
   }
-  const nowS = deps.nowS?.() ?? Math.floor(Date.now() / 1000);
+  // Without a clock, persistUntil is not judged (the sidecar never writes one).
+  const nowS = deps.nowS?.() ?? 0;
   const misses: string[] = [];
   for (const a of answers) {
     const verdict = persistRecordVerdict(a.values ?? [], {
