@@ -657,7 +657,6 @@ export class AcmeIssuer implements Issuer {
         if (said === undefined && !(err instanceof Error && /is invalid/.test(err.message))) {
           throw err;
         }
-        ctx.problems.splice(0);
         throw new SidecarError(
           'DNS_PERSIST_RECORD_MISSING',
           `certificate ${spec.name}: the CA found no usable dns-persist-01 record for ${wildcard ? `*.${domain}` : domain}; set once, in the zone of ${domain}: ${record ? persistRecordLine(record) : ''}${said ? ` (the CA said: ${said})` : ''}`,
