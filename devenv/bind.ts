@@ -34,6 +34,11 @@ export interface BindOptions {
    * TXT from the answer it gets.
    */
   validationZone?: string;
+  /**
+   * Names whose `_validation-persist.<name>` TXT (dns-persist-01) the key
+   * may set: what an operator does once by hand.
+   */
+  persistNames?: readonly string[];
   /** Extra records for the main zone, in zone-file syntax (relative or absolute owners). */
   extraRecords?: readonly string[];
   /** TSIG key name (no trailing dot). Default `acme-lab-key`. */
@@ -93,6 +98,11 @@ export async function startBind(opts: BindOptions): Promise<BindInstance> {
   const secret = tsigSecret(keyName);
   const grants = opts.acmeNames
     .map((n) => `    grant ${keyName}. name _acme-challenge.${n}. TXT;`)
+    .concat(
+      (opts.persistNames ?? []).map(
+        (n) => `    grant ${keyName}. name _validation-persist.${n}. TXT;`,
+      ),
+    )
     .join('\n');
   const conf = `
 options {

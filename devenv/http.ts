@@ -45,7 +45,13 @@ export function httpsGet(url: string, caPem: string): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
     const req = https.get(
       url,
-      { ca: [...tls.rootCertificates, caPem], agent: false, timeout: 5000 },
+      // Pebble 2.10 refuses a request without a User-Agent (400 malformed).
+      {
+        ca: [...tls.rootCertificates, caPem],
+        agent: false,
+        timeout: 5000,
+        headers: { 'user-agent': 'acme-sidecar-devenv' },
+      },
       (res) => collect(res).then(resolve, reject),
     );
     req.once('timeout', () => req.destroy(new Error(`GET ${url}: timeout`)));

@@ -40,6 +40,7 @@ export type PebbleTuning = Pick<
   | 'certificateValidityPeriod'
   | 'profiles'
   | 'externalAccountMACKeys'
+  | 'binaries'
 >;
 
 export interface DevEnvOptions {

@@ -7,7 +7,8 @@
 # Override the directory with PEBBLE_GOBIN (devenv reads the same variable).
 set -euo pipefail
 
-PEBBLE_VERSION="v2.9.0"
+# PEBBLE_VERSION=v2.10.3 builds the dns-persist-01 Pebble (test/e2e/dns-persist.test.ts).
+PEBBLE_VERSION="${PEBBLE_VERSION:-v2.9.0}"
 BIN_DIR="${PEBBLE_GOBIN:-${XDG_CACHE_HOME:-$HOME/.cache}/acme-sidecar/go/pebble-${PEBBLE_VERSION}/bin}"
 
 if [ -x "$BIN_DIR/pebble" ] && [ -x "$BIN_DIR/pebble-challtestsrv" ]; then

@@ -10,6 +10,12 @@ import type { ThrowawayCa } from './tlsca.js';
 
 /** The Pebble the tests and the devenv run: ARI (renewalInfo) and profiles. */
 export const PEBBLE_VERSION = 'v2.9.0';
+/**
+ * The first Pebble with dns-persist-01 (draft-ietf-acme-dns-persist; 2.9.0
+ * has no such challenge): only test/e2e/dns-persist.test.ts runs it.
+ * `PEBBLE_VERSION=v2.10.3 devenv/install-pebble.sh` builds it.
+ */
+export const PEBBLE_PERSIST_VERSION = 'v2.10.3';
 /** Builds PEBBLE_VERSION's pebble and pebble-challtestsrv into pebbleGoBinDir(). */
 export const PEBBLE_INSTALL_SCRIPT = 'devenv/install-pebble.sh';
 /**
@@ -30,6 +36,20 @@ export function pebbleGoBinDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.PEBBLE_GOBIN) return env.PEBBLE_GOBIN;
   const cache = env.XDG_CACHE_HOME || path.join(env.HOME || os.homedir(), '.cache');
   return path.join(cache, 'acme-sidecar', 'go', `pebble-${PEBBLE_VERSION}`, 'bin');
+}
+
+/**
+ * Pebble PEBBLE_PERSIST_VERSION's binaries: PEBBLE_PERSIST_BIN, else where
+ * install-pebble.sh puts that version (`pebble-v2.10.3/bin` in the cache).
+ */
+export function persistPebbleBinaries(env: NodeJS.ProcessEnv = process.env): PebbleBinaries {
+  const cache = env.XDG_CACHE_HOME || path.join(env.HOME || os.homedir(), '.cache');
+  const dir = path.join(cache, 'acme-sidecar', 'go', `pebble-${PEBBLE_PERSIST_VERSION}`, 'bin');
+  return {
+    pebble: env.PEBBLE_PERSIST_BIN || path.join(dir, 'pebble'),
+    challtestsrv: path.join(dir, 'pebble-challtestsrv'),
+    source: 'go',
+  };
 }
 
 export interface PebbleBinaries {

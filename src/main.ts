@@ -247,17 +247,18 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     log: log.child({ component: 'webroot' }),
   });
   const dnsProvider = buildDnsProvider(config, clock, log);
+  const dnsChecker = new PropagationChecker({
+    ...(config.dnsResolvers && { resolvers: config.dnsResolvers.map((r) => parseServer(r)) }),
+    bootstrap: () => getServers().map((r) => parseServer(r)),
+    timeoutMs: config.dnsPropagationTimeoutMs,
+    intervalMs: config.dnsPollingIntervalMs,
+    log: log.child({ component: 'dns' }),
+  });
   const dnsResponder =
     dnsProvider &&
     new DnsResponder({
       provider: dnsProvider,
-      checker: new PropagationChecker({
-        ...(config.dnsResolvers && { resolvers: config.dnsResolvers.map((r) => parseServer(r)) }),
-        bootstrap: () => getServers().map((r) => parseServer(r)),
-        timeoutMs: config.dnsPropagationTimeoutMs,
-        intervalMs: config.dnsPollingIntervalMs,
-        log: log.child({ component: 'dns' }),
-      }),
+      checker: dnsChecker,
       store,
       clock,
       // A replica may be the leader with an order in flight: only old records are leftovers.
@@ -289,6 +290,10 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       records,
       clock,
     });
+  const issuers = {
+    staging: acmeIssuer('staging', config.stagingDirectoryUrl),
+    production: acmeIssuer('production', config.productionDirectoryUrl),
+  };
   const reconciler = new Reconciler({
     ...(hooks && { hooks }),
     budget: new RateBudget(store, clock, config.rateLimits, { records }),
@@ -301,8 +306,8 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     log: log.child({ component: 'reconciler' }),
     issuers: {
       'self-signed': new SelfSignedIssuer(clock),
-      staging: acmeIssuer('staging', config.stagingDirectoryUrl),
-      production: acmeIssuer('production', config.productionDirectoryUrl),
+      staging: issuers.staging,
+      production: issuers.production,
     },
     settings: {
       target,
@@ -359,7 +364,15 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       ...(config.acmeProfile !== undefined && { profile: config.acmeProfile }),
       allowedDomains: config.allowedDomains,
       responder: webroot,
+      challenge: config.acmeChallenge,
+      persistRecords: (phase, domains) => issuers[phase].expectedPersistRecords(domains),
+      lookupTxt: async (fqdn) => dnsChecker.ask(await dnsChecker.servers(fqdn), fqdn),
+      nowS: () => Math.floor(clock.now().getTime() / 1000),
     },
+    persistRecords: async (domains) => [
+      ...(await issuers.staging.expectedPersistRecords(domains)),
+      ...(target === 'production' ? await issuers.production.expectedPersistRecords(domains) : []),
+    ],
     cleanup: async () => {
       await dnsResponder?.cleanupAll();
       etcd?.close();

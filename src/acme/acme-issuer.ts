@@ -5,6 +5,13 @@ import type { Authorization, OrderCreateRequest } from 'acme-client/types/rfc855
 type Order = acme.Order;
 import type { ChallengeResponder } from '../challenge/responder.js';
 import { challengeFor, type ChallengeType } from '../domain/challenges.js';
+import {
+  issuerDomainNamesOf,
+  persistBaseName,
+  persistRecordLine,
+  persistRecordsFor,
+  type PersistRecordStatus,
+} from '../domain/dns-persist.js';
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import { identifierType } from '../domain/ip-address.js';
 import { ipProfileRefusal, offeredProfiles } from '../domain/profiles.js';
@@ -117,6 +124,8 @@ export class AcmeIssuer implements Issuer {
   readonly directoryUrl: string;
   private clientPromise?: Promise<acme.Client>;
   private readonly reader: RecordReader;
+  /** dns-persist-01: the CA's issuer domain name and our account URL, once known. */
+  private persistCa?: { issuerDomainName: string; accountUri: string };
 
   constructor(private readonly opts: AcmeIssuerOptions) {
     this.phase = opts.phase;
@@ -140,6 +149,7 @@ export class AcmeIssuer implements Issuer {
         directoryUrl: this.directoryUrl,
       });
       this.clientPromise = undefined;
+      this.persistCa = undefined;
       await this.opts.store.delete(accountRecordKey(this.directoryUrl));
       return this.issueOnce(spec, keyType, signal, opts);
     }
@@ -213,8 +223,9 @@ export class AcmeIssuer implements Issuer {
     opts: IssueOptions,
   ): Promise<CertBundle> {
     const challenge = challengeFor(spec, this.opts.challenge ?? 'http-01');
+    const persist = challenge.type === 'dns-persist-01';
     const responder = challenge.type === 'dns-01' ? this.opts.dnsResponder : this.opts.responder;
-    if (!responder) {
+    if (!responder && !persist) {
       // Before any request to the CA: nothing is ordered that cannot be validated.
       const why =
         challenge.reason === 'Wildcard'
@@ -256,9 +267,11 @@ export class AcmeIssuer implements Issuer {
     if (order.status === 'pending') {
       ctx.step = 'authorization';
       const authzs = await client.getAuthorizations(order);
-      if (challenge.type === 'dns-01') {
+      if (persist) {
+        await this.authorizePersist(ctx, client, authzs, spec, signal);
+      } else if (challenge.type === 'dns-01' && responder) {
         await this.authorizeAll(ctx, client, authzs, responder, signal);
-      } else {
+      } else if (responder) {
         for (const authz of authzs) {
           aborted(signal);
           await this.authorize(ctx, client, authz, responder, signal);
@@ -579,6 +592,133 @@ export class AcmeIssuer implements Issuer {
         });
       }
     }
+  }
+
+  /**
+   * dns-persist-01 (draft-ietf-acme-dns-persist section 3): nothing to
+   * present and no token; the operator's standing TXT record answers. Each
+   * pending authorization's challenge is POSTed `{}` (RFC 8555 section
+   * 7.5.1) and polled. A refusal becomes DNS_PERSIST_RECORD_MISSING naming
+   * the record to set, with the CA's own words.
+   */
+  private async authorizePersist(
+    ctx: AcmeCallContext,
+    client: acme.Client,
+    authzs: readonly Authorization[],
+    spec: CertSpec,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    for (const authz of authzs) {
+      if (authz.status === 'valid') continue;
+      aborted(signal);
+      const domain = authz.identifier.value;
+      const challenge = authz.challenges.find((c) => (c.type as string) === 'dns-persist-01');
+      if (!challenge) {
+        throw new SidecarError(
+          'ACME_REJECTED',
+          `the CA offered no dns-persist-01 challenge for ${domain} (it offered ${authz.challenges.map((c) => c.type).join(', ') || 'none'}); choose another ACME_CHALLENGE or label for ${spec.name}`,
+        );
+      }
+      const fields = challenge as unknown as Readonly<Record<string, unknown>>;
+      const issuers = issuerDomainNamesOf(fields);
+      if (!issuers?.[0]) {
+        throw new SidecarError(
+          'ACME_BAD_RESPONSE',
+          `the CA's dns-persist-01 challenge for ${domain} has no usable issuer-domain-names (draft-ietf-acme-dns-persist section 3.1: 1 to 10 domain names)`,
+        );
+      }
+      // The challenge names the account URL the CA will compare (RFC 8657
+      // accounturi); it is ours, as the CA spells it.
+      const accountUri =
+        typeof fields.accounturi === 'string' && fields.accounturi !== ''
+          ? fields.accounturi
+          : client.getAccountUrl();
+      this.persistCa = { issuerDomainName: issuers[0], accountUri };
+      const wildcard = (authz as { wildcard?: unknown }).wildcard === true;
+      const [record] = persistRecordsFor(
+        [domain, ...spec.domains.filter((d) => persistBaseName(d) === domain)],
+        this.persistCa,
+      );
+      const authzUrl = (authz as Authorization & { url: string }).url;
+      try {
+        if (challenge.status === 'pending') {
+          ctx.step = 'challenge';
+          await client.completeChallenge(challenge);
+        }
+        await this.poll(ctx, client, authzUrl, 'authorization', signal);
+        this.opts.log.info('dns-persist-01 authorization valid', {
+          cert: spec.name,
+          domain: wildcard ? `*.${domain}` : domain,
+          record: record?.name,
+        });
+      } catch (err) {
+        if (err instanceof SidecarError && err.code !== 'ACME_VALIDATION_FAILED') throw err;
+        const said = await this.challengeError(client, authzUrl, 'dns-persist-01');
+        if (said === undefined && !(err instanceof Error && /is invalid/.test(err.message))) {
+          throw err;
+        }
+        throw new SidecarError(
+          'DNS_PERSIST_RECORD_MISSING',
+          `certificate ${spec.name}: the CA found no usable dns-persist-01 record for ${wildcard ? `*.${domain}` : domain}; set once, in the zone of ${domain}: ${record ? persistRecordLine(record) : ''}${said ? ` (the CA said: ${said})` : ''}`,
+          { retryable: true },
+        );
+      }
+    }
+  }
+
+  /** The `error.detail` of an authorization's challenge of one type, read again after a failure. */
+  private async challengeError(
+    client: acme.Client,
+    authzUrl: string,
+    type: string,
+  ): Promise<string | undefined> {
+    try {
+      const http = (client as unknown as { http: SignedHttp }).http;
+      const resp = await http.signedRequest(authzUrl, null, { kid: client.getAccountUrl() });
+      const challenges = (resp.data as { challenges?: unknown } | null)?.challenges;
+      if (!Array.isArray(challenges)) return undefined;
+      for (const c of challenges as { type?: unknown; error?: { detail?: unknown } }[]) {
+        if (c.type === type && typeof c.error?.detail === 'string') return c.error.detail;
+      }
+      return undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The dns-persist-01 records for these names at this CA (one per base
+   * name, `policy=wildcard` when a wildcard of it is among them), for
+   * check-config and /status. The issuer domain name is the one the CA's
+   * last challenge named, else the first of the directory's
+   * `meta.caaIdentities` (RFC 8555 section 7.1.1; CAs take the draft's
+   * issuer-domain-names from there); the account URL is ours (registered
+   * now if it is not yet: the record names it).
+   */
+  async expectedPersistRecords(domains: readonly string[]): Promise<PersistRecordStatus[]> {
+    if (!this.persistCa) {
+      const client = await this.client();
+      const dir = (await directoryOf(client)) as { meta?: { caaIdentities?: unknown } } | undefined;
+      const issuers = issuerDomainNamesOf({ 'issuer-domain-names': dir?.meta?.caaIdentities });
+      if (!issuers?.[0]) {
+        throw new SidecarError(
+          'ACME_BAD_RESPONSE',
+          `${this.directoryUrl} lists no meta.caaIdentities, so the issuer domain name of a dns-persist-01 record is not known before an order; the first order's error names the record`,
+        );
+      }
+      this.persistCa ??= { issuerDomainName: issuers[0], accountUri: client.getAccountUrl() };
+    }
+    const ca = this.persistCa;
+    const byBase = new Map<string, string[]>();
+    for (const d of domains) {
+      const base = persistBaseName(d);
+      byBase.set(base, [...(byBase.get(base) ?? []), d.trim().toLowerCase()]);
+    }
+    return persistRecordsFor(domains, ca).map((r) => ({
+      ...r,
+      phase: this.phase,
+      domains: [...new Set(byBase.get(r.name.slice(r.name.indexOf('.') + 1)) ?? [])].sort(),
+    }));
   }
 
   /** RFC 8555 §7.5.1 and §8.3: answer one authorization over HTTP-01. */

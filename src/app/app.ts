@@ -4,6 +4,9 @@
  */
 import { reconcilerHandlers } from '../control/handlers.js';
 import { ControlHandlerError } from '../control/protocol.js';
+import { challengeFor } from '../domain/challenges.js';
+import type { PersistRecordStatus } from '../domain/dns-persist.js';
+import { errorMessage } from '../domain/errors.js';
 import type { AcmePhase } from '../domain/types.js';
 import type { CertStatus, StatusSnapshot } from '../domain/status.js';
 import { buildStatusSnapshot } from '../http/status.js';
@@ -55,6 +58,11 @@ export interface AppParts {
   readonly sweepers: PassDeps['sweepers'];
   readonly deployCheckEndpoints?: PassDeps['deployCheckEndpoints'];
   readonly checks: Omit<CheckConfigDeps, 'platform'>;
+  /**
+   * dns-persist-01: the records these names need at the target CA(s)
+   * (account URL and issuer domain name from the CA). Asked after each pass.
+   */
+  readonly persistRecords?: (domains: readonly string[]) => Promise<readonly PersistRecordStatus[]>;
   /** Last of shutdown. */
   readonly cleanup: () => Promise<void>;
   readonly clock: Clock;
@@ -84,6 +92,27 @@ export function createApp(parts: AppParts): App {
   const certificates = (): CertStatus[] =>
     coordination.servedCertificates(settings.target) ?? [...reconciler.status.values()];
 
+  // dns-persist-01: what /status shows, refreshed after each pass (the CA
+  // and account are asked, not guessed; a failure keeps the last view).
+  let persistView: readonly PersistRecordStatus[] = [];
+  const setting = parts.checks.challenge ?? 'http-01';
+  const refreshPersist = async (): Promise<void> => {
+    if (!parts.persistRecords) return;
+    const domains = (passes.lastSpecs ?? [])
+      .filter((s) => challengeFor(s, setting).type === 'dns-persist-01')
+      .flatMap((s) => s.domains);
+    try {
+      persistView = domains.length > 0 ? await parts.persistRecords(domains) : [];
+    } catch (err) {
+      log.warn('cannot tell the dns-persist-01 records for /status', { error: errorMessage(err) });
+    }
+  };
+  const runPass = async (signal?: AbortSignal): Promise<PassResult> => {
+    const result = await passes.run(signal);
+    await refreshPersist();
+    return result;
+  };
+
   const snapshot = (): StatusSnapshot => {
     const cluster = coordination.status();
     return buildStatusSnapshot(
@@ -94,6 +123,7 @@ export function createApp(parts: AppParts): App {
         platform: platform.name,
         ...(passes.lastPass && { lastPass: passes.lastPass }),
         ...(cluster && { cluster }),
+        ...(persistView.length > 0 && { dnsPersist: persistView }),
       },
       clock.now(),
     );
@@ -108,7 +138,7 @@ export function createApp(parts: AppParts): App {
   return {
     reconciler,
     metrics,
-    pass: (signal) => passes.run(signal),
+    pass: runPass,
     plan: () =>
       plan({
         discover: () => parts.discoverer.discover({ persist: false }),
@@ -121,7 +151,7 @@ export function createApp(parts: AppParts): App {
       runDaemon({
         settings,
         coordination,
-        pass: (signal) => passes.run(signal),
+        pass: runPass,
         recover: () => passes.recover(),
         dueTimes: () =>
           [...reconciler.status.values()].flatMap((c) => [c.nextRetry, c.renewAt, c.ariCheckAt]),

@@ -4,6 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ChallengeResponder } from '../challenge/responder.js';
+import { challengeFor, type ChallengeType } from '../domain/challenges.js';
+import {
+  parsePersistValue,
+  persistRecordLine,
+  persistRecordVerdict,
+  type PersistRecordStatus,
+} from '../domain/dns-persist.js';
 import { errorMessage } from '../domain/errors.js';
 import { PROFILE_SETTING, profileProblem } from '../domain/profiles.js';
 import type { AcmePhase, CertSpec } from '../domain/types.js';
@@ -33,6 +40,26 @@ export interface CheckConfigDeps {
   readonly allowedDomains?: readonly string[];
   /** The webroot responder (never the cluster's: this checks this node's nginx). */
   readonly responder: ChallengeResponder;
+  /** ACME_CHALLENGE; default http-01. */
+  readonly challenge?: ChallengeType;
+  /**
+   * dns-persist-01: the records one CA's account needs for these names
+   * (registers the account if it is not yet: its URL is part of the record).
+   */
+  readonly persistRecords?: (
+    phase: AcmePhase,
+    domains: readonly string[],
+  ) => Promise<readonly PersistRecordStatus[]>;
+  /**
+   * dns-persist-01: the TXT values each server answers at a name now
+   * (DNS_RESOLVERS, else the zone's authoritative servers), to say whether
+   * the printed record is there yet.
+   */
+  readonly lookupTxt?: (
+    fqdn: string,
+  ) => Promise<readonly { server: string; values?: readonly string[]; problem?: string }[]>;
+  /** Unix seconds now, from the injected clock (a record's persistUntil). */
+  readonly nowS?: () => number;
 }
 
 export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
@@ -76,8 +103,16 @@ export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
     lines.push({ ok: false, what: `platform (${platform.name})`, detail: errorMessage(err) });
   }
   lines.push(...profileLines(deps.profile, specs, offered));
+  const setting = deps.challenge ?? 'http-01';
+  const persistDomains = specs
+    .filter((s) => challengeFor(s, setting).type === 'dns-persist-01')
+    .flatMap((s) => s.domains);
+  if (persistDomains.length > 0) lines.push(...(await persistLines(deps, persistDomains)));
+  const httpDomains = specs
+    .filter((s) => challengeFor(s, setting).type !== 'dns-persist-01')
+    .flatMap((s) => s.domains);
   // The path the CA takes: a token in WEBROOT, fetched through nginx with the hostname as Host.
-  for (const domain of new Set(specs.flatMap((s) => s.domains))) {
+  for (const domain of new Set(httpDomains)) {
     const token = randomBytes(24).toString('base64url');
     const keyAuth = `${token}.check-config`;
     try {
@@ -102,6 +137,73 @@ export async function checkConfig(deps: CheckConfigDeps): Promise<CheckLine[]> {
     });
   }
   return lines;
+}
+
+/**
+ * dns-persist-01: the exact TXT record each CA's account needs, one line
+ * per record (draft-ietf-acme-dns-persist section 3), for the operator to
+ * set once. Not a DNS lookup: the CA's answer at the first order is the check.
+ */
+async function persistLines(
+  deps: CheckConfigDeps,
+  domains: readonly string[],
+): Promise<CheckLine[]> {
+  const lines: CheckLine[] = [];
+  for (const { phase } of deps.directories) {
+    if (!deps.persistRecords) continue;
+    try {
+      for (const r of await deps.persistRecords(phase, domains)) {
+        const missing = await persistMissing(deps, r);
+        lines.push({
+          ok: true,
+          ...(missing !== undefined && { warn: true }),
+          what: `dns-persist-01 record (${phase} CA) for ${r.domains.join(', ')}`,
+          detail: `set once: ${persistRecordLine(r)}${missing !== undefined ? ` (not in DNS yet: ${missing})` : ' (found in DNS)'}`,
+        });
+      }
+    } catch (err) {
+      lines.push({
+        ok: false,
+        what: `dns-persist-01 record (${phase} CA)`,
+        detail: errorMessage(err),
+      });
+    }
+  }
+  return lines;
+}
+
+/**
+ * Whether every server answers a TXT value at the record's name that this
+ * CA would take for this account (the CA's own rules: persistRecordVerdict);
+ * undefined when it does, else what is missing where.
+ */
+async function persistMissing(
+  deps: CheckConfigDeps,
+  r: PersistRecordStatus,
+): Promise<string | undefined> {
+  if (!deps.lookupTxt) return 'no DNS look-up configured';
+  const want = parsePersistValue(r.value);
+  if (!want.ok) return want.problem;
+  let answers: Awaited<ReturnType<NonNullable<CheckConfigDeps['lookupTxt']>>>;
+  try {
+    answers = await deps.lookupTxt(r.name);
+  } catch (err) {
+    return errorMessage(err);
+  }
+  // Without a clock, persistUntil is not judged (the sidecar never writes one).
+  const nowS = deps.nowS?.() ?? 0;
+  const misses: string[] = [];
+  for (const a of answers) {
+    const verdict = persistRecordVerdict(a.values ?? [], {
+      issuerDomainNames: [want.value.issuerDomainName],
+      accountUri: want.value.accountUri,
+      wildcard: want.value.policy === 'wildcard',
+      nowS,
+    });
+    if (!verdict.ok) misses.push(`${a.server}: ${a.problem ?? verdict.reason}`);
+  }
+  if (answers.length === 0) return 'no DNS server to ask';
+  return misses.length > 0 ? misses.join('; ') : undefined;
 }
 
 /**

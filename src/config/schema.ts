@@ -982,7 +982,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     group: 'DNS-01',
     env: 'ACME_CHALLENGE',
     description:
-      'How the CA validates names: `http-01` (a file nginx serves) or `dns-01` (a TXT record through `DNS_PROVIDER`). The label `io.acme-sidecar.challenge` sets it per certificate. A certificate with a wildcard name (`*.example.com`) always uses `dns-01`. See docs/dns-01.md.',
+      'How the CA validates names: `http-01` (a file nginx serves), `dns-01` (a TXT record through `DNS_PROVIDER`) or `dns-persist-01` (one TXT record `_validation-persist.<name>` the operator sets once, naming the CA and our account; `check-config` and `/status` print it; no DNS change per order, draft-ietf-acme-dns-persist). The label `io.acme-sidecar.challenge` sets it per certificate. A certificate with a wildcard name (`*.example.com`) uses `dns-01`, unless it asks for `dns-persist-01` (its record then carries `policy=wildcard`). See docs/dns-01.md.',
     default: 'http-01',
     schema: oneOf(CHALLENGE_TYPES),
   }),

@@ -4,7 +4,7 @@
 import { isWildcard } from './hostnames.js';
 import type { CertSpec } from './types.js';
 
-export const CHALLENGE_TYPES = ['http-01', 'dns-01'] as const;
+export const CHALLENGE_TYPES = ['http-01', 'dns-01', 'dns-persist-01'] as const;
 export type ChallengeType = (typeof CHALLENGE_TYPES)[number];
 
 export function isChallengeType(value: string): value is ChallengeType {
@@ -18,14 +18,22 @@ export type ChallengeReason = 'Wildcard' | 'Label' | 'Setting';
  * RFC 8555 section 7.1.3: a wildcard name is validated by DNS-01 only, so a
  * certificate with one uses DNS-01 for every name (one order, one kind of
  * proof). Otherwise the certificate's label, else `ACME_CHALLENGE`.
+ * dns-persist-01 validates wildcards too (its record with `policy=wildcard`,
+ * draft-ietf-acme-dns-persist section 5): a wildcard certificate that asks
+ * for it (label, else setting) keeps it.
  */
 export function challengeFor(
   spec: Pick<CertSpec, 'domains' | 'challenge'>,
   setting: ChallengeType,
 ): { readonly type: ChallengeType; readonly reason: ChallengeReason } {
-  if (spec.domains.some(isWildcard)) return { type: 'dns-01', reason: 'Wildcard' };
-  if (spec.challenge !== undefined) return { type: spec.challenge, reason: 'Label' };
-  return { type: setting, reason: 'Setting' };
+  const chosen: { type: ChallengeType; reason: ChallengeReason } =
+    spec.challenge !== undefined
+      ? { type: spec.challenge, reason: 'Label' }
+      : { type: setting, reason: 'Setting' };
+  if (spec.domains.some(isWildcard) && chosen.type !== 'dns-persist-01') {
+    return { type: 'dns-01', reason: 'Wildcard' };
+  }
+  return chosen;
 }
 
 /** RFC 8945 section 6 HMAC algorithms, as written on the wire (with the dot). */

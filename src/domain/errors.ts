@@ -45,7 +45,8 @@ export type ErrorCode =
   | 'DNS_UNREACHABLE'
   | 'DNS_UPDATE_REFUSED'
   | 'DNS_PROVIDER_FAILED'
-  | 'DNS_PROPAGATION_TIMEOUT';
+  | 'DNS_PROPAGATION_TIMEOUT'
+  | 'DNS_PERSIST_RECORD_MISSING';
 
 /**
  * What each code means, one line each, for people: docs/operations.md's
@@ -125,6 +126,8 @@ export const ERROR_CODE_MEANINGS: { readonly [C in ErrorCode]: string } = {
     'The PowerDNS API or the `EXEC_PATH` script failed to add or remove the TXT record (status or exit code in the message).',
   DNS_PROPAGATION_TIMEOUT:
     'Not every server answered the TXT value within `DNS_PROPAGATION_TIMEOUT`, so the CA was not asked.',
+  DNS_PERSIST_RECORD_MISSING:
+    'dns-persist-01: the CA found no `_validation-persist.<name>` TXT record naming it and our account (or one without `policy=wildcard` for a wildcard); the message gives the exact record to set once.',
 };
 
 export class SidecarError extends Error {

@@ -4,6 +4,7 @@
  * socket, metrics and cluster mode read it. Types and constants only; this
  * module imports nothing but other domain modules.
  */
+import type { PersistRecordStatus } from './dns-persist.js';
 import type { AcmePhase, CertBundle, Phase } from './types.js';
 import type { ReconcileReason, Reason } from '../lifecycle/reasons.js';
 
@@ -137,6 +138,11 @@ export interface StatusSnapshot {
   readonly problems: readonly DiscoveryProblem[];
   /** Cluster mode only: this node's role, the leader, every replica's sync lag. */
   readonly cluster?: StatusCluster;
+  /**
+   * dns-persist-01 only: the TXT records the operator sets once, per CA
+   * (staging, production), for the names seen so far.
+   */
+  readonly dnsPersist?: readonly PersistRecordStatus[];
 }
 
 export interface StatusCluster {

@@ -25,8 +25,8 @@ export interface CertSpec {
   readonly profile?: string;
   /** What chose `profile`, for messages: `ACME_PROFILE` or `<source>:<label>`. */
   readonly profileFrom?: string;
-  /** The `io.acme-sidecar.challenge` label; unset: `ACME_CHALLENGE` (a wildcard is always dns-01). */
-  readonly challenge?: 'http-01' | 'dns-01';
+  /** The `io.acme-sidecar.challenge` label; unset: `ACME_CHALLENGE` (a wildcard uses dns-01 unless dns-persist-01 is asked for). */
+  readonly challenge?: 'http-01' | 'dns-01' | 'dns-persist-01';
 }
 
 /** A certificate with its key and chain, as PEM. */

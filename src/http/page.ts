@@ -71,6 +71,7 @@ ${discoveryError(s)}
       : '<p class="empty">No certificates wanted yet: discovery found no hostnames.</p>'
   }
 </section>
+${persistRecords(s)}
 ${problems(s)}
 </main>
 <footer>Generated ${esc(fmtTime(s.generatedAt))} · refreshes every 30 s · <a href="/status">/status</a> (JSON)</footer>
@@ -188,6 +189,23 @@ function problems(s: StatusSnapshot): string {
   <h2 id="problems-h">Skipped hostnames <span class="count">${s.problems.length}</span></h2>
   <p class="muted">Discovery found these and left them out. Fix them where they are declared.</p>
   <table><thead><tr><th>Value</th><th>Source</th><th>Code</th><th>Why</th></tr></thead>
+  <tbody>${rows}</tbody></table>
+</section>`;
+}
+
+/** dns-persist-01: the TXT records to set once, copyable as written. */
+function persistRecords(s: StatusSnapshot): string {
+  if (!s.dnsPersist?.length) return '';
+  const rows = s.dnsPersist
+    .map(
+      (r) =>
+        `<tr data-persist-record="${esc(r.name)}"><td>${phaseBadge(r.phase)}</td><td><code>${esc(r.name)}.</code></td><td>TXT</td><td><code data-persist-value>${esc(`"${r.value}"`)}</code></td><td>${esc(r.domains.join(', '))}</td></tr>`,
+    )
+    .join('\n');
+  return `<section aria-labelledby="persist-h" class="problems">
+  <h2 id="persist-h">dns-persist-01 records <span class="count">${s.dnsPersist.length}</span></h2>
+  <p class="muted">Set each once in DNS; no change is needed per order. One per CA account (staging and production each have theirs).</p>
+  <table><thead><tr><th>CA</th><th>Name</th><th>Type</th><th>Value</th><th>For</th></tr></thead>
   <tbody>${rows}</tbody></table>
 </section>`;
 }

@@ -1,3 +1,4 @@
+import type { PersistRecordStatus } from '../domain/dns-persist.js';
 import {
   EXPIRING_SOON_SECONDS,
   type CertState,
@@ -20,6 +21,7 @@ export interface StatusInput {
   readonly platform: string;
   readonly lastPass?: LastPass;
   readonly cluster?: StatusCluster;
+  readonly dnsPersist?: readonly PersistRecordStatus[];
 }
 
 /**
@@ -69,6 +71,7 @@ export function buildStatusSnapshot(input: StatusInput, now: Date): StatusSnapsh
       message: cleanMessage(p.message),
     })),
     ...(input.cluster && { cluster: clusterView(input.cluster) }),
+    ...(input.dnsPersist?.length && { dnsPersist: input.dnsPersist }),
   };
 }
 
