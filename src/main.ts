@@ -179,7 +179,8 @@ async function buildDnsResponder(
     provider,
     checker: new PropagationChecker({
       ...(config.dnsResolvers && { resolvers: config.dnsResolvers.map((r) => parseServer(r)) }),
-      bootstrap: () => getServers().map((r) => parseServer(r)),
+      bootstrap: () => (config.dnsBootstrapResolvers ?? getServers()).map((r) => parseServer(r)),
+      authoritativePort: config.dnsAuthoritativePort,
       timeoutMs: config.dnsPropagationTimeoutMs,
       intervalMs: config.dnsPollingIntervalMs,
       log: log.child({ component: 'dns' }),
