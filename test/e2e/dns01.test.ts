@@ -143,6 +143,10 @@ describe('e2e: DNS-01 and wildcards (BIND 9, Pebble 2.9)', function () {
     assert.equal(answered.length, 1, explain(r));
     assert.deepEqual(answered[0]?.servers, [`127.0.0.1:${bind.port}`], explain(r));
     assert.deepEqual(digTxt(bind, '_acme-challenge.auth.test'), [], 'TXT left behind');
+    const f = figures(r);
+    console.log(
+      `      [figures] rfc2136 (BIND), servers found through SOA and NS: wildcard staging order to valid ${f.orderToValidMs} ms; propagation wait ${f.propagationMs.join(', ')} ms`,
+    );
   });
 
   it('names an unnamed wildcard entry _.<domain> (live/_.unnamed.test/)', async () => {
