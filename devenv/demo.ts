@@ -12,14 +12,22 @@
 //                                installed: run devenv/install-pebble.sh for 2.9)
 //   PLATFORM=rancher npm run demo   also a local fake Rancher (Cattle) API seeded
 //                                with labelled services: label -> certificate -> platform
+//
+// With BIND 9 installed (Debian's bind9), the demo also runs it on loopback
+// as the DNS the CAs resolve through and issues a wildcard certificate
+// (*.wild.test + wild.test) by DNS-01 with RFC 2136 updates; without it, it
+// says it skipped that certificate.
 import { execFileSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/load.js';
 import { buildApp } from '../src/main.js';
 import { createLogger } from '../src/util/log.js';
 import { DENT_LABEL, DOMAINS_LABEL } from '../src/platform/rancher/rancher-platform.js';
+import { NAMED_BIN, startBind, type BindInstance } from './bind.js';
 import { startFakeCattle, type FakeCattle } from './fake-cattle.js';
 import { freePort } from './proc.js';
 import {
@@ -33,6 +41,8 @@ import {
 } from './index.js';
 
 const DEMO_DOMAINS = 'www.demo.test, api.demo.test, shop=shop.demo.test+cdn.demo.test';
+/** Issued by DNS-01 when BIND 9 is installed; its own subtree, so HTTP-01 names stay on `*.test`. */
+const WILDCARD_DOMAINS = 'wild=*.wild.test+wild.test';
 const RANCHER = process.env.PLATFORM === 'rancher';
 
 const { values: flags } = parseArgs({
@@ -64,18 +74,48 @@ function ensurePrereqs(): void {
 
 async function main(): Promise<number> {
   ensurePrereqs();
-  const env = await startDevEnv({ keepTempDir: flags.keep, allowDebianPebble: true });
-  if (env.pebbleBinaries.source === 'debian') {
+  // The wildcard goes with the DOMAINS demo; the Rancher one shows labels.
+  const bindDir =
+    !RANCHER && existsSync(NAMED_BIN)
+      ? await mkdtemp(path.join(os.tmpdir(), 'acme-demo-bind-'))
+      : undefined;
+  if (!RANCHER && !bindDir) {
     console.log(
-      `using Debian's Pebble 2.4 (${env.pebbleBinaries.pebble}): run ${PEBBLE_INSTALL_SCRIPT} for Pebble ${PEBBLE_VERSION}`,
+      `demo: ${NAMED_BIN} is not installed: skipping the wildcard certificate (DNS-01); apt-get install bind9 bind9-dnsutils to see it`,
     );
   }
-  const cattle = RANCHER ? await startFakeCattle() : undefined;
+  let bind: BindInstance | undefined;
+  let env: DevEnv | undefined;
+  let cattle: FakeCattle | undefined;
   try {
-    return await runDemo(env, cattle);
+    bind = bindDir ? await startBind({ dir: bindDir, acmeNames: ['wild.test'] }) : undefined;
+    // As startDevEnv does for its processes: a demo that exits before the
+    // finally below has run (Ctrl-C reaches it twice: from the terminal's
+    // process group and relayed by tsx) leaves neither named nor its files.
+    const named = bind?.process;
+    if (named && bindDir) {
+      process.once('exit', () => {
+        named.killNow();
+        rmSync(bindDir, { recursive: true, force: true });
+      });
+    }
+    env = await startDevEnv({
+      keepTempDir: flags.keep,
+      allowDebianPebble: true,
+      ...(bind && { dnsAddress: bind.address }),
+    });
+    if (env.pebbleBinaries.source === 'debian') {
+      console.log(
+        `using Debian's Pebble 2.4 (${env.pebbleBinaries.pebble}): run ${PEBBLE_INSTALL_SCRIPT} for Pebble ${PEBBLE_VERSION}`,
+      );
+    }
+    cattle = RANCHER ? await startFakeCattle() : undefined;
+    return await runDemo(env, cattle, bind);
   } finally {
     await cattle?.close();
-    await env.stop();
+    await Promise.all([env?.stop(), bind?.stop()]);
+    // Only BIND's config and journal: --keep keeps the certificates and logs.
+    if (bindDir) await rm(bindDir, { recursive: true, force: true });
   }
 }
 
@@ -89,18 +129,30 @@ function seed(cattle: FakeCattle): void {
   cattle.addService({ name: 'lb', kind: 'loadBalancerService' });
 }
 
-async function runDemo(env: DevEnv, cattle: FakeCattle | undefined): Promise<number> {
+async function runDemo(
+  env: DevEnv,
+  cattle: FakeCattle | undefined,
+  bind: BindInstance | undefined,
+): Promise<number> {
   if (cattle) seed(cattle);
   const statusPort = await freePort();
   // The sidecar is configured exactly as a user would: environment variables.
   const config = loadConfig(
     sidecarEnvFor(env, {
-      DOMAINS: cattle ? '' : DEMO_DOMAINS,
+      DOMAINS: cattle ? '' : bind ? `${DEMO_DOMAINS}, ${WILDCARD_DOMAINS}` : DEMO_DOMAINS,
       STAGING: 'false',
       LOOP_TIME: '30',
       LOG_FORMAT: 'text',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
       STATUS_ADDRESS: `127.0.0.1:${statusPort}`,
+      ...(bind && {
+        DNS_PROVIDER: 'rfc2136',
+        RFC2136_NAMESERVER: bind.address,
+        RFC2136_TSIG_KEY: bind.keyName,
+        RFC2136_TSIG_SECRET: bind.secret,
+        DNS_RESOLVERS: bind.address,
+        DNS_POLLING_INTERVAL: '0.2',
+      }),
       ...(cattle && {
         PLATFORM: 'rancher',
         CATTLE_URL: cattle.url,
@@ -111,7 +163,9 @@ async function runDemo(env: DevEnv, cattle: FakeCattle | undefined): Promise<num
   );
   const log = createLogger({ level: config.logLevel, format: 'text' });
   const app = await buildApp(config, { log });
-  console.log('demo: local CAs and nginx are up on 127.0.0.1; running the sidecar...\n');
+  console.log(
+    `demo: local CAs and nginx are up on 127.0.0.1${bind ? `, and BIND 9 on ${bind.address} for the wildcard (DNS-01)` : ''}; running the sidecar...\n`,
+  );
 
   const result = await app.pass();
   const names = result.certificates.map((c) => c.name);
@@ -123,7 +177,9 @@ async function runDemo(env: DevEnv, cattle: FakeCattle | undefined): Promise<num
 
   console.log('\ndemo: first pass done');
   for (const c of result.certificates) {
-    const served = await tlsServedCert(env.ports.https, c.domains[0] ?? c.name);
+    // A wildcard is asked for by a name it covers.
+    const sni = (c.domains[0] ?? c.name).replace(/^\*\./, 'www.');
+    const served = await tlsServedCert(env.ports.https, sni);
     console.log(
       `  ${c.ready ? 'ok  ' : 'FAIL'} ${c.name.padEnd(14)} ${c.phase.padEnd(11)} ` +
         `${path.join(env.certDir, 'live', c.name)}/  nginx serves serial ${served.serialNumber}` +
@@ -142,7 +198,7 @@ async function runDemo(env: DevEnv, cattle: FakeCattle | undefined): Promise<num
   production CA root      ${path.join(env.dir, 'production-root.pem')}
   try it                  curl --cacert ${path.join(env.dir, 'production-root.pem')} --resolve www.demo.test:${env.ports.https}:127.0.0.1 https://www.demo.test:${env.ports.https}/
   logs                    ${env.dir}/*.log
-  processes               ${env.pids().join(' ')}`);
+  processes               ${[...env.pids(), ...(bind ? [bind.process.pid] : [])].join(' ')}`);
   const ok =
     result.certificates.length === names.length && result.certificates.every((c) => c.ready);
   if (flags.once) return ok ? 0 : 1;
@@ -152,6 +208,13 @@ async function runDemo(env: DevEnv, cattle: FakeCattle | undefined): Promise<num
       `\n  status page             http://127.0.0.1:${statusPort}/  (also /status, /metrics)` +
       `\nCtrl-C stops everything.`,
   );
+  // Ctrl-C may come while the daemon is still starting (before its own
+  // handler), and reaches this process twice (the terminal's process group,
+  // and relayed by tsx). Without a listener of ours, either would end the
+  // process before main() stops the CAs, nginx and BIND.
+  const stop = () => app.stop();
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   await app.runDaemon();
   return 0;
 }

@@ -5,8 +5,8 @@
  * which holds what runs: the pass, the daemon, readiness, check-config and
  * the dry-run plan.
  *
- * The Rancher and Docker platforms, etcd and the cluster are imported only
- * when configured: etcd's gRPC client alone takes longer to load than the
+ * The Rancher and Docker platforms, etcd, the cluster and the DNS-01
+ * providers are imported only when configured: etcd's gRPC client alone takes longer to load than the
  * rest of a static-platform sidecar needs to place its first order.
  */
 import { readFileSync } from 'node:fs';
@@ -20,13 +20,9 @@ import { solo, type Coordination } from './app/coordination.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
 import type { Cluster } from './cluster/cluster.js';
 import { SECRET_ENV_NAMES, type Config } from './config/schema.js';
-import { PropagationChecker } from './challenge/dns/checker.js';
-import { DnsResponder } from './challenge/dns/dns-responder.js';
-import { ExecProvider } from './challenge/dns/exec.js';
-import { PowerDnsProvider } from './challenge/dns/pdns.js';
+import type { PropagationChecker } from './challenge/dns/checker.js';
+import type { DnsResponder } from './challenge/dns/dns-responder.js';
 import type { DnsProvider } from './challenge/dns/provider.js';
-import { Rfc2136Provider } from './challenge/dns/rfc2136.js';
-import { parseServer } from './challenge/dns/wire.js';
 import { LiveDir } from './deploy/live-dir.js';
 import { HookRunner } from './hooks/hooks.js';
 import { systemClock, type Clock } from './lifecycle/clock.js';
@@ -41,7 +37,6 @@ import { FsCertStore } from './store/fs-store.js';
 import { RecordReader } from './store/records.js';
 import type { CertStore } from './store/store.js';
 import type { Logger } from './util/log.js';
-import { getServers } from 'node:dns';
 
 export type { App, CheckLine, PassResult, PlanLine } from './app/app.js';
 
@@ -126,10 +121,16 @@ function envWithoutSecrets(): NodeJS.ProcessEnv {
   return env;
 }
 
-function buildDnsProvider(config: Config, clock: Clock, log: Logger): DnsProvider | undefined {
+async function buildDnsProvider(
+  config: Config,
+  clock: Clock,
+  log: Logger,
+): Promise<DnsProvider | undefined> {
   const plog = log.child({ component: 'dns', provider: config.dnsProvider });
   switch (config.dnsProvider) {
     case 'rfc2136': {
+      const { Rfc2136Provider } = await import('./challenge/dns/rfc2136.js');
+      const { parseServer } = await import('./challenge/dns/wire.js');
       const secret = secretFrom(config.rfc2136TsigSecret, config.rfc2136TsigSecretFile);
       if (!config.rfc2136TsigKey || secret === undefined) {
         throw new Error(
@@ -148,7 +149,8 @@ function buildDnsProvider(config: Config, clock: Clock, log: Logger): DnsProvide
         log: plog,
       });
     }
-    case 'pdns':
+    case 'pdns': {
+      const { PowerDnsProvider } = await import('./challenge/dns/pdns.js');
       return new PowerDnsProvider({
         apiUrl: config.pdnsApiUrl ?? '',
         apiKey: secretFrom(config.pdnsApiKey, config.pdnsApiKeyFile) ?? '',
@@ -156,16 +158,59 @@ function buildDnsProvider(config: Config, clock: Clock, log: Logger): DnsProvide
         timeoutMs: 10_000,
         log: plog,
       });
-    case 'exec':
+    }
+    case 'exec': {
+      const { ExecProvider } = await import('./challenge/dns/exec.js');
       return new ExecProvider({
         path: config.execPath ?? '',
         timeoutMs: config.execTimeoutMs,
         env: envWithoutSecrets(),
         log: plog,
       });
+    }
     default:
       return undefined;
   }
+}
+
+/**
+ * DNS-01 (DNS_PROVIDER), imported only when configured, like the platforms
+ * and etcd: a sidecar on HTTP-01 never loads the DNS wire code.
+ */
+/** Who answers for a zone's TXT records: DNS_RESOLVERS, else its authoritative servers. */
+async function buildDnsChecker(config: Config, log: Logger): Promise<PropagationChecker> {
+  const { PropagationChecker } = await import('./challenge/dns/checker.js');
+  const { parseServer } = await import('./challenge/dns/wire.js');
+  const { getServers } = await import('node:dns');
+  return new PropagationChecker({
+    ...(config.dnsResolvers && { resolvers: config.dnsResolvers.map((r) => parseServer(r)) }),
+    bootstrap: () => (config.dnsBootstrapResolvers ?? getServers()).map((r) => parseServer(r)),
+    authoritativePort: config.dnsAuthoritativePort,
+    timeoutMs: config.dnsPropagationTimeoutMs,
+    intervalMs: config.dnsPollingIntervalMs,
+    log: log.child({ component: 'dns' }),
+  });
+}
+
+async function buildDnsResponder(
+  config: Config,
+  store: CertStore,
+  clustered: boolean,
+  clock: Clock,
+  log: Logger,
+): Promise<DnsResponder | undefined> {
+  const provider = await buildDnsProvider(config, clock, log);
+  if (!provider) return undefined;
+  const { DnsResponder } = await import('./challenge/dns/dns-responder.js');
+  return new DnsResponder({
+    provider,
+    checker: await buildDnsChecker(config, log),
+    store,
+    clock,
+    // A replica may be the leader with an order in flight: only old records are leftovers.
+    clustered,
+    log: log.child({ component: 'dns', provider: provider.name }),
+  });
 }
 
 function buildHooks(config: Config, log: Logger): HookRunner | undefined {
@@ -246,25 +291,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     ...(config.selfCheckAddress && { selfCheckAddress: config.selfCheckAddress }),
     log: log.child({ component: 'webroot' }),
   });
-  const dnsProvider = buildDnsProvider(config, clock, log);
-  const dnsChecker = new PropagationChecker({
-    ...(config.dnsResolvers && { resolvers: config.dnsResolvers.map((r) => parseServer(r)) }),
-    bootstrap: () => getServers().map((r) => parseServer(r)),
-    timeoutMs: config.dnsPropagationTimeoutMs,
-    intervalMs: config.dnsPollingIntervalMs,
-    log: log.child({ component: 'dns' }),
-  });
-  const dnsResponder =
-    dnsProvider &&
-    new DnsResponder({
-      provider: dnsProvider,
-      checker: dnsChecker,
-      store,
-      clock,
-      // A replica may be the leader with an order in flight: only old records are leftovers.
-      clustered: etcd !== undefined,
-      log: log.child({ component: 'dns', provider: dnsProvider.name }),
-    });
+  const dnsResponder = await buildDnsResponder(config, store, etcd !== undefined, clock, log);
   const platform = await buildPlatform(config, log, metrics, { store, records });
   const hooks = buildHooks(config, log);
   const clustered =
@@ -366,7 +393,10 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       responder: webroot,
       challenge: config.acmeChallenge,
       persistRecords: (phase, domains) => issuers[phase].expectedPersistRecords(domains),
-      lookupTxt: async (fqdn) => dnsChecker.ask(await dnsChecker.servers(fqdn), fqdn),
+      lookupTxt: async (fqdn) => {
+        const checker = await buildDnsChecker(config, log);
+        return checker.ask(await checker.servers(fqdn), fqdn);
+      },
       nowS: () => Math.floor(clock.now().getTime() / 1000),
     },
     persistRecords: async (domains) => [

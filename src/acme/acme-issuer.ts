@@ -546,7 +546,11 @@ export class AcmeIssuer implements Issuer {
     responder: ChallengeResponder,
     signal: AbortSignal | undefined,
   ): Promise<void> {
-    const work: { domain: string; challenge: Authorization['challenges'][number] }[] = [];
+    const work: {
+      domain: string;
+      authzUrl: string;
+      challenge: Authorization['challenges'][number];
+    }[] = [];
     for (const authz of authzs) {
       if (authz.status === 'valid') continue;
       const domain = authz.identifier.value;
@@ -554,7 +558,8 @@ export class AcmeIssuer implements Issuer {
       if (!challenge) {
         throw new SidecarError('ACME_REJECTED', `the CA offered no dns-01 challenge for ${domain}`);
       }
-      work.push({ domain, challenge });
+      // acme-client's getAuthorizations adds the URL the object came from.
+      work.push({ domain, authzUrl: (authz as Authorization & { url: string }).url, challenge });
     }
     const presented: typeof work = [];
     try {
@@ -580,8 +585,11 @@ export class AcmeIssuer implements Issuer {
       for (const w of work) {
         if (w.challenge.status === 'pending') await client.completeChallenge(w.challenge);
       }
-      ctx.step = 'poll';
-      await Promise.all(work.map((w) => client.waitForValidStatus(w.challenge)));
+      // RFC 8555 §7.5.1: each authorization says when the CA is done, polled
+      // as HTTP-01's are (poll.ts: Retry-After, else a short first wait).
+      await Promise.all(
+        work.map((w) => this.poll(ctx, client, w.authzUrl, 'authorization', signal)),
+      );
     } finally {
       for (const w of presented) {
         await responder.cleanup(w.domain, w.challenge.token).catch((err: unknown) => {

@@ -141,6 +141,8 @@ function untilShutdown(signal: AbortSignal, log: Logger): Promise<void> {
     };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
+    // stop() during startup aborted before this listener existed.
+    if (signal.aborted) resolve();
     signal.addEventListener('abort', () => resolve(), { once: true });
   });
 }

@@ -149,6 +149,10 @@ export interface Config {
   execTimeoutMs: number;
   /** `host:port` entries; set: ask these instead of the zone's authoritative servers. */
   dnsResolvers?: string[];
+  /** `host:port` entries; with dnsResolvers unset, who finds the zone and its servers. */
+  dnsBootstrapResolvers?: string[];
+  /** The port the zone's authoritative servers (from NS) are asked on. */
+  dnsAuthoritativePort: number;
   dnsPropagationTimeoutMs: number;
   dnsPollingIntervalMs: number;
 }
@@ -1124,10 +1128,29 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     group: 'DNS-01',
     env: 'DNS_RESOLVERS',
     description:
-      'Comma-separated `host:port` DNS servers that must all answer the TXT value before the CA is asked. Unset: every authoritative server of the zone (found through SOA and NS with the system resolver).',
+      'Comma-separated `host:port` DNS servers that must all answer the TXT value before the CA is asked. Unset: every authoritative server of the zone, found through SOA and NS with `DNS_BOOTSTRAP_RESOLVERS` (default the system resolver) and asked on `DNS_AUTHORITATIVE_PORT`.',
     schema: commaList.refine((l) => l.length > 0 && l.every(isHostPort), {
       error: 'expected comma-separated host:port entries, such as 10.0.0.53:53,[fd00::53]:53',
     }),
+  }),
+  dnsBootstrapResolvers: setting({
+    key: 'dnsBootstrapResolvers',
+    group: 'DNS-01',
+    env: 'DNS_BOOTSTRAP_RESOLVERS',
+    description:
+      'Comma-separated `host:port` resolvers that, with `DNS_RESOLVERS` unset, find the zone of `_acme-challenge.<name>` (SOA), its name servers (NS and their A records) and follow a CNAME on it. Unset: the system resolver (`/etc/resolv.conf`). For a sidecar whose system resolver does not see the zone (split horizon).',
+    schema: commaList.refine((l) => l.length > 0 && l.every(isHostPort), {
+      error: 'expected comma-separated host:port entries, such as 10.0.0.53:53,[fd00::53]:53',
+    }),
+  }),
+  dnsAuthoritativePort: setting({
+    key: 'dnsAuthoritativePort',
+    group: 'DNS-01',
+    env: 'DNS_AUTHORITATIVE_PORT',
+    description:
+      'With `DNS_RESOLVERS` unset, the port on which each authoritative server of the zone (an address of one of its NS names) is asked for the TXT value. NS records carry no port, so this is 53 for every server on the Internet; a lab whose name servers listen elsewhere sets it.',
+    default: '53',
+    schema: wholeNumber('expected a port number from 1 to 65535, such as 53', 1, 65535),
   }),
   dnsPropagationTimeoutMs: setting({
     key: 'dnsPropagationTimeoutMs',

@@ -33,6 +33,7 @@ const ACME_NAMES = [
   'exec.test',
   'nodns.test',
   'label.test',
+  'auth.test',
 ];
 
 interface Figures {
@@ -119,6 +120,32 @@ describe('e2e: DNS-01 and wildcards (BIND 9, Pebble 2.9)', function () {
     const f = figures(production);
     console.log(
       `      [figures] rfc2136 (BIND): wildcard+apex production order to valid ${f.orderToValidMs} ms; propagation waits ${f.propagationMs.join(', ')} ms`,
+    );
+  });
+
+  it('without DNS_RESOLVERS, waits for every authoritative server of the zone, found through SOA and NS', async () => {
+    // The zone's only NS is ns.test (A 127.0.0.1); NS records carry no port,
+    // so the lab's port is DNS_AUTHORITATIVE_PORT. BIND also answers the
+    // SOA and NS queries, as DNS_BOOTSTRAP_RESOLVERS (the system resolver
+    // does not know the zone test.).
+    const env2 = rfc2136({
+      DOMAINS: '*.auth.test',
+      DNS_BOOTSTRAP_RESOLVERS: bind.address,
+      DNS_AUTHORITATIVE_PORT: String(bind.port),
+      DNS_PROPAGATION_TIMEOUT: '10',
+    });
+    delete env2.DNS_RESOLVERS;
+    const r = await runSidecar(['once'], env2);
+    assert.equal(r.code, 0, explain(r));
+    const answered = r.logs.filter(
+      (l) => l.message === 'DNS-01 TXT value answered by every server',
+    );
+    assert.equal(answered.length, 1, explain(r));
+    assert.deepEqual(answered[0]?.servers, [`127.0.0.1:${bind.port}`], explain(r));
+    assert.deepEqual(digTxt(bind, '_acme-challenge.auth.test'), [], 'TXT left behind');
+    const f = figures(r);
+    console.log(
+      `      [figures] rfc2136 (BIND), servers found through SOA and NS: wildcard staging order to valid ${f.orderToValidMs} ms; propagation wait ${f.propagationMs.join(', ')} ms`,
     );
   });
 

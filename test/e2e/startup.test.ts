@@ -1,8 +1,8 @@
 // What the CLI loads before it does its work: `healthcheck` runs every 30 s
 // in the container and must not load the ACME client or etcd to ask one URL;
 // a sidecar without a cluster or a Rancher/Docker platform must not load
-// etcd's gRPC client or those platforms (src/main.ts imports them when
-// configured).
+// etcd's gRPC client or those platforms, and one without DNS_PROVIDER not
+// the DNS-01 code (src/main.ts imports them when configured).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -88,8 +88,24 @@ describe('e2e: what the CLI loads at start-up', function () {
     assert.equal(r.code, 0, r.stderr);
     // The ACME client is loaded: the check is not vacuous.
     assert.ok(r.loaded.includes('acme-client'), r.loaded.join(', '));
-    for (const pkg of ['etcd3', '@grpc/grpc-js']) {
+    for (const pkg of ['etcd3', '@grpc/grpc-js', 'dns-packet']) {
       assert.ok(!r.loaded.includes(pkg), `once loaded ${pkg}: ${r.loaded.join(', ')}`);
     }
+  });
+
+  it('once --dry-run loads the DNS-01 code (dns-packet) only with DNS_PROVIDER set', async () => {
+    const r = await runCli(preload, ['once', '--dry-run'], {
+      DOMAINS: 'a.demo.test',
+      STATE_DIR: path.join(dir, 'state-dns'),
+      WEBROOT: path.join(dir, 'webroot'),
+      STATUS_ADDRESS: 'off',
+      LOG_LEVEL: 'warn',
+      DNS_PROVIDER: 'rfc2136',
+      RFC2136_NAMESERVER: '127.0.0.1:53',
+      RFC2136_TSIG_KEY: 'startup-key',
+      RFC2136_TSIG_SECRET: Buffer.alloc(32, 1).toString('base64'),
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.loaded.includes('dns-packet'), r.loaded.join(', '));
   });
 });

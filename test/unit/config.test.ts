@@ -76,6 +76,7 @@ const DEFAULTS: Config = {
   pdnsServerId: 'localhost',
   execTimeoutMs: 60_000,
   dnsPropagationTimeoutMs: 120_000,
+  dnsAuthoritativePort: 53,
   dnsPollingIntervalMs: 2000,
 };
 
@@ -173,6 +174,8 @@ describe('loadConfig', () => {
       EXEC_PATH: '/usr/local/bin/dns-hook',
       EXEC_TIMEOUT: '5',
       DNS_RESOLVERS: '10.0.0.53:53, [fd00::53]:5353',
+      DNS_BOOTSTRAP_RESOLVERS: '10.0.0.2:53',
+      DNS_AUTHORITATIVE_PORT: '5353',
       DNS_PROPAGATION_TIMEOUT: '30',
       DNS_POLLING_INTERVAL: '0.5',
     };
@@ -250,6 +253,8 @@ describe('loadConfig', () => {
       execPath: '/usr/local/bin/dns-hook',
       execTimeoutMs: 5000,
       dnsResolvers: ['10.0.0.53:53', '[fd00::53]:5353'],
+      dnsBootstrapResolvers: ['10.0.0.2:53'],
+      dnsAuthoritativePort: 5353,
       dnsPropagationTimeoutMs: 30_000,
       dnsPollingIntervalMs: 500,
     };

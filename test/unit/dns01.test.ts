@@ -15,6 +15,7 @@ import {
   type ServerAnswer,
 } from '../../src/challenge/dns/propagation.js';
 import { signMessage, tsigErrorOf, wireName } from '../../src/challenge/dns/tsig.js';
+import { parseServer } from '../../src/challenge/dns/wire.js';
 import { loadConfig } from '../../src/config/load.js';
 import { challengeFor, normalizeTsigAlgorithm } from '../../src/domain/challenges.js';
 import { ConfigError } from '../../src/domain/errors.js';
@@ -149,6 +150,24 @@ describe('zoneFromSoaAnswer', () => {
   it('reads the zone from the authority section below the apex', () =>
     assert.equal(zoneFromSoaAnswer([], [soa('Example.com')]), 'example.com'));
   it('has no zone without an SOA', () => assert.equal(zoneFromSoaAnswer([], []), undefined));
+});
+
+describe('parseServer', () => {
+  const cases: { name: string; text: string; host: string; port: number }[] = [
+    { name: 'takes host:port', text: '127.0.0.1:5353', host: '127.0.0.1', port: 5353 },
+    { name: 'gives a bare IPv4 address port 53', text: '10.0.0.53', host: '10.0.0.53', port: 53 },
+    { name: 'takes [IPv6]:port', text: '[fd00::53]:5353', host: 'fd00::53', port: 5353 },
+    {
+      name: 'gives a bare IPv6 address (as node:dns getServers() lists one) port 53',
+      text: '2001:db8::53',
+      host: '2001:db8::53',
+      port: 53,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => assert.deepEqual(parseServer(c.text), { host: c.host, port: c.port }));
+  }
+  it('refuses what is not host:port', () => assert.throws(() => parseServer('a:b:c:')));
 });
 
 describe('challengeFor', () => {

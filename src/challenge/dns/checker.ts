@@ -18,8 +18,16 @@ import { query, rcodeOf, records, serverLabel, txtStrings, type DnsServer } from
 export interface PropagationCheckerOptions {
   /** DNS_RESOLVERS: ask these, not the zone's authoritative servers. */
   readonly resolvers?: readonly DnsServer[];
-  /** The resolvers that find the zone's servers when `resolvers` is unset (the system's). */
+  /**
+   * The resolvers that find the zone's servers when `resolvers` is unset:
+   * DNS_BOOTSTRAP_RESOLVERS, else the system's.
+   */
   readonly bootstrap: () => readonly DnsServer[];
+  /**
+   * DNS_AUTHORITATIVE_PORT: the port each authoritative server is asked on.
+   * NS and A records carry no port, so it cannot come from the DNS. Default 53.
+   */
+  readonly authoritativePort?: number;
   readonly timeoutMs: number;
   readonly intervalMs: number;
   /** Per query. Default 2000. */
@@ -94,7 +102,7 @@ export class PropagationChecker {
       const a = await query(r, host, 'A', t);
       for (const rec of records(a.answers)) {
         if (rec.type === 'A' && typeof rec.data === 'string')
-          servers.push({ host: rec.data, port: 53 });
+          servers.push({ host: rec.data, port: this.opts.authoritativePort ?? 53 });
       }
     }
     if (servers.length === 0) {

@@ -21,6 +21,8 @@ export function serverLabel(s: DnsServer): string {
 
 /** `host:port` (IPv6 in brackets) or a bare host (port 53). */
 export function parseServer(text: string, defaultPort = 53): DnsServer {
+  // node:dns getServers() lists an IPv6 resolver on port 53 without brackets.
+  if (net.isIPv6(text.trim())) return { host: text.trim(), port: defaultPort };
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(text.trim());
   if (!m) throw new Error(`not host:port: ${JSON.stringify(text)}`);
   return { host: m[1] ?? m[2] ?? '', port: m[3] ? Number(m[3]) : defaultPort };
