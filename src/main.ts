@@ -20,13 +20,8 @@ import { solo, type Coordination } from './app/coordination.js';
 import { WebrootResponder } from './challenge/webroot-responder.js';
 import type { Cluster } from './cluster/cluster.js';
 import { SECRET_ENV_NAMES, type Config } from './config/schema.js';
-import { PropagationChecker } from './challenge/dns/checker.js';
-import { DnsResponder } from './challenge/dns/dns-responder.js';
-import { ExecProvider } from './challenge/dns/exec.js';
-import { PowerDnsProvider } from './challenge/dns/pdns.js';
+import type { PropagationChecker } from './challenge/dns/checker.js';
 import type { DnsProvider } from './challenge/dns/provider.js';
-import { Rfc2136Provider } from './challenge/dns/rfc2136.js';
-import { parseServer } from './challenge/dns/wire.js';
 import { LiveDir } from './deploy/live-dir.js';
 import { HookRunner } from './hooks/hooks.js';
 import { systemClock, type Clock } from './lifecycle/clock.js';
@@ -126,10 +121,17 @@ function envWithoutSecrets(): NodeJS.ProcessEnv {
   return env;
 }
 
-function buildDnsProvider(config: Config, clock: Clock, log: Logger): DnsProvider | undefined {
+/** The DNS-01 modules (dns-packet among them) are imported only when a provider is configured. */
+async function buildDnsProvider(
+  config: Config,
+  clock: Clock,
+  log: Logger,
+): Promise<DnsProvider | undefined> {
   const plog = log.child({ component: 'dns', provider: config.dnsProvider });
   switch (config.dnsProvider) {
     case 'rfc2136': {
+      const { Rfc2136Provider } = await import('./challenge/dns/rfc2136.js');
+      const { parseServer } = await import('./challenge/dns/wire.js');
       const secret = secretFrom(config.rfc2136TsigSecret, config.rfc2136TsigSecretFile);
       if (!config.rfc2136TsigKey || secret === undefined) {
         throw new Error(
@@ -148,7 +150,8 @@ function buildDnsProvider(config: Config, clock: Clock, log: Logger): DnsProvide
         log: plog,
       });
     }
-    case 'pdns':
+    case 'pdns': {
+      const { PowerDnsProvider } = await import('./challenge/dns/pdns.js');
       return new PowerDnsProvider({
         apiUrl: config.pdnsApiUrl ?? '',
         apiKey: secretFrom(config.pdnsApiKey, config.pdnsApiKeyFile) ?? '',
@@ -156,13 +159,16 @@ function buildDnsProvider(config: Config, clock: Clock, log: Logger): DnsProvide
         timeoutMs: 10_000,
         log: plog,
       });
-    case 'exec':
+    }
+    case 'exec': {
+      const { ExecProvider } = await import('./challenge/dns/exec.js');
       return new ExecProvider({
         path: config.execPath ?? '',
         timeoutMs: config.execTimeoutMs,
         env: envWithoutSecrets(),
         log: plog,
       });
+    }
     default:
       return undefined;
   }
@@ -246,19 +252,29 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     ...(config.selfCheckAddress && { selfCheckAddress: config.selfCheckAddress }),
     log: log.child({ component: 'webroot' }),
   });
-  const dnsProvider = buildDnsProvider(config, clock, log);
-  const dnsChecker = new PropagationChecker({
-    ...(config.dnsResolvers && { resolvers: config.dnsResolvers.map((r) => parseServer(r)) }),
-    bootstrap: () => getServers().map((r) => parseServer(r)),
-    timeoutMs: config.dnsPropagationTimeoutMs,
-    intervalMs: config.dnsPollingIntervalMs,
-    log: log.child({ component: 'dns' }),
-  });
+  const dnsProvider = await buildDnsProvider(config, clock, log);
+  // Made (and its modules, dns-packet among them, imported) on first use:
+  // by DNS-01, or by check-config's dns-persist-01 record lookups.
+  let checker: Promise<PropagationChecker> | undefined;
+  const dnsChecker = (): Promise<PropagationChecker> =>
+    (checker ??= (async () => {
+      const { PropagationChecker } = await import('./challenge/dns/checker.js');
+      const { parseServer } = await import('./challenge/dns/wire.js');
+      return new PropagationChecker({
+        ...(config.dnsResolvers && {
+          resolvers: config.dnsResolvers.map((r) => parseServer(r)),
+        }),
+        bootstrap: () => getServers().map((r) => parseServer(r)),
+        timeoutMs: config.dnsPropagationTimeoutMs,
+        intervalMs: config.dnsPollingIntervalMs,
+        log: log.child({ component: 'dns' }),
+      });
+    })());
   const dnsResponder =
     dnsProvider &&
-    new DnsResponder({
+    new (await import('./challenge/dns/dns-responder.js')).DnsResponder({
       provider: dnsProvider,
-      checker: dnsChecker,
+      checker: await dnsChecker(),
       store,
       clock,
       // A replica may be the leader with an order in flight: only old records are leftovers.
@@ -366,7 +382,10 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       responder: webroot,
       challenge: config.acmeChallenge,
       persistRecords: (phase, domains) => issuers[phase].expectedPersistRecords(domains),
-      lookupTxt: async (fqdn) => dnsChecker.ask(await dnsChecker.servers(fqdn), fqdn),
+      lookupTxt: async (fqdn) => {
+        const c = await dnsChecker();
+        return c.ask(await c.servers(fqdn), fqdn);
+      },
       nowS: () => Math.floor(clock.now().getTime() / 1000),
     },
     persistRecords: async (domains) => [

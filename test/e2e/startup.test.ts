@@ -1,8 +1,8 @@
 // What the CLI loads before it does its work: `healthcheck` runs every 30 s
 // in the container and must not load the ACME client or etcd to ask one URL;
 // a sidecar without a cluster or a Rancher/Docker platform must not load
-// etcd's gRPC client or those platforms (src/main.ts imports them when
-// configured).
+// etcd's gRPC client, those platforms or the DNS-01 modules (src/main.ts
+// imports them when configured).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -77,7 +77,7 @@ describe('e2e: what the CLI loads at start-up', function () {
     assert.match(r.stderr, /STATUS_ADDRESS="nonsense": expected host:port/);
   });
 
-  it('once --dry-run on the static platform without a cluster loads neither etcd nor gRPC', async () => {
+  it('once --dry-run on the static platform without a cluster or DNS-01 loads neither etcd, gRPC nor dns-packet', async () => {
     const r = await runCli(preload, ['once', '--dry-run'], {
       DOMAINS: 'a.demo.test',
       STATE_DIR: path.join(dir, 'state'),
@@ -88,7 +88,7 @@ describe('e2e: what the CLI loads at start-up', function () {
     assert.equal(r.code, 0, r.stderr);
     // The ACME client is loaded: the check is not vacuous.
     assert.ok(r.loaded.includes('acme-client'), r.loaded.join(', '));
-    for (const pkg of ['etcd3', '@grpc/grpc-js']) {
+    for (const pkg of ['etcd3', '@grpc/grpc-js', 'dns-packet']) {
       assert.ok(!r.loaded.includes(pkg), `once loaded ${pkg}: ${r.loaded.join(', ')}`);
     }
   });
