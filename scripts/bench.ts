@@ -520,7 +520,7 @@ async function main(): Promise<number> {
       caPerOrder: sMid.caPerOrder,
       rssMB: sMid.rssMB,
       cpuS: sMid.cpuS,
-      note: `${spread(sidecarRuns)}; concurrency 4; ${sMid.platformWrites ?? 0} platform writes`,
+      note: `${spread(sidecarRuns)}; concurrency 4; ${sMid.platformWrites ?? 0} platform writes; ${fix(sMid.run.report.passCpuMs / 1000, 1)} s CPU in the pass`,
     });
     rows.push({
       group: 'no VA sleep',
@@ -839,7 +839,7 @@ async function main(): Promise<number> {
     console.log(
       'ACME req/order (at CA) counts every request Pebble served during the row (directory, nonce, account ' +
         'included) over the orders placed; wall s is measured around the work inside each child ' +
-        '(sidecar, bare) or around all its processes (peers).',
+        "(sidecar, bare) or around all its processes (peers); CPU s is the child's user+system time, its start-up under tsx included.",
     );
     if (args.verbose) {
       console.error(`bench: pass 1 report: ${JSON.stringify(p1.report)}`);
