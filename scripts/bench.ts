@@ -54,6 +54,8 @@ const run = promisify(execFile);
 
 interface Args {
   n: number;
+  /** Rounds of the sidecar-versus-bare comparison, interleaved (ABBA). */
+  rounds: number;
   peerN: number;
   slowN: number;
   verbose: boolean;
@@ -63,18 +65,20 @@ function parseArgs(argv: string[]): Args {
   let n = Number(process.env.BENCH_N ?? '100');
   let peerN: number | undefined;
   let slowN: number | undefined;
+  let rounds = 3;
   let verbose = false;
   const num = (i: number) => Number(argv[i]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     if (a === '--n') n = num(++i);
     else if (a.startsWith('--n=')) n = Number(a.slice(4));
+    else if (a === '--rounds') rounds = num(++i);
     else if (a === '--peer-n') peerN = num(++i);
     else if (a === '--slow-n') slowN = num(++i);
     else if (a === '--verbose' || a === '-v') verbose = true;
     else if (a === '--help' || a === '-h') {
       console.log(
-        'usage: npm run bench -- [--n 100] [--peer-n 10] [--slow-n 10] [--verbose]   (or BENCH_N=100)',
+        'usage: npm run bench -- [--n 100] [--rounds 3] [--peer-n 10] [--slow-n 10] [--verbose]   (or BENCH_N=100)',
       );
       process.exit(0);
     } else {
@@ -86,15 +90,16 @@ function parseArgs(argv: string[]): Args {
   slowN ??= Math.min(n, 10);
   for (const [name, v] of [
     ['--n', n],
+    ['--rounds', rounds],
     ['--peer-n', peerN],
     ['--slow-n', slowN],
   ] as const) {
-    if (!Number.isInteger(v) || v < 0 || (name === '--n' && v < 1)) {
+    if (!Number.isInteger(v) || v < 0 || ((name === '--n' || name === '--rounds') && v < 1)) {
       console.error(`bench: ${name} must be a positive integer, got ${String(v)}`);
       process.exit(2);
     }
   }
-  return { n, peerN, slowN, verbose };
+  return { n, rounds, peerN, slowN, verbose };
 }
 
 interface ChildRun<T> {
@@ -308,14 +313,52 @@ async function medianWallMs(
   return times[Math.floor(times.length / 2)] ?? NaN;
 }
 
+/** One round's run of the sidecar or the bare loop. */
+interface RoundRun<T> {
+  round: number;
+  run: ChildRun<T>;
+  wallMs: number;
+  caPerOrder: number;
+  rssMB: number;
+  cpuS: number;
+  platformWrites?: number;
+}
+
+function medianOf(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+/** The run whose wall time is the median (the lower middle one for an even count). */
+function medianRun<T extends { wallMs: number }>(runs: readonly T[]): T {
+  const s = [...runs].sort((a, b) => a.wallMs - b.wallMs);
+  return s[Math.floor((s.length - 1) / 2)] as T;
+}
+
+/** "median of 3 rounds, 24.1-31.0 s" */
+function spread(runs: readonly { wallMs: number }[]): string {
+  const w = runs.map((r) => r.wallMs);
+  return runs.length === 1
+    ? '1 round'
+    : `median of ${runs.length} rounds, ${sec(Math.min(...w))}-${sec(Math.max(...w))} s`;
+}
+
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const { n } = args;
   let env: DevEnv | undefined;
   let cattle: FakeCattle | undefined;
+  /** The fake Rancher APIs of rounds 2 and later. */
+  const roundCattles: FakeCattle[] = [];
   const onSignal = () => {
     running?.kill('SIGKILL');
-    void Promise.allSettled([cattle?.close(), env?.stop()]).then(() => process.exit(130));
+    void Promise.allSettled([
+      cattle?.close(),
+      ...roundCattles.map((c) => c.close()),
+      env?.stop(),
+    ]).then(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -325,8 +368,7 @@ async function main(): Promise<number> {
   const failures: string[] = [];
   const startup: string[] = [];
   let idle: { p2: ChildRun<PassReport>; w2: Writes } | undefined;
-  let sidecarMs = NaN;
-  let bareMs = NaN;
+  let comparison: { sidecar: RoundRun<PassReport>[]; bare: RoundRun<BareReport>[] } | undefined;
 
   try {
     console.error('bench: building dist/ (the CLI measured for start-up)...');
@@ -352,96 +394,161 @@ async function main(): Promise<number> {
       LOG_FORMAT: 'json',
     });
 
-    // ---- 1. sidecar once, staging only ----------------------------------------
-    console.error('bench: sidecar once (staging only, fresh state)...');
-    let mark = cattle.requests.length;
-    const c1 = await countedAtCa(stagingLog, () => runChild<PassReport>('bench-pass.ts', vars));
-    const p1 = c1.value;
-    const w1 = countWrites(cattle.requests.slice(mark));
-    const root = await env.staging.getRootPem();
-    const pushed = new Map(
-      cattle
-        .certificates()
-        .filter((c) => !c.removed)
-        .map((c) => [String(c.name), c]),
-    );
-    const missing = names.filter((h) => !pushed.has(h));
-    const wrongCa = names.filter((h) => {
-      const c = pushed.get(h);
-      return c && !chainVerifiesTo(String(c.cert) + String(c.certChain ?? ''), root);
-    });
-    if (p1.report.ready !== n || missing.length || wrongCa.length || c1.newOrders !== n) {
-      console.error(
-        `bench: ERROR: the sidecar did not do the work: ${p1.report.ready}/${p1.report.total} ready ` +
-          `(expected ${n}), ${c1.newOrders} orders at the CA; ${missing.length} not on the platform ` +
-          `(${missing.slice(0, 5).join(', ')}); ${wrongCa.length} not from the staging CA`,
-      );
-      if (p1.report.notReady.length) console.error(JSON.stringify(p1.report.notReady, null, 2));
-      return 1;
-    }
-    sidecarMs = p1.report.wallMs;
-    rows.push({
-      group: 'no VA sleep',
-      client: 'acme-sidecar once (staging only)',
-      certs: n,
-      wallMs: p1.report.wallMs,
-      caPerOrder: c1.requests / c1.newOrders,
-      rssMB: p1.report.maxRssMB,
-      cpuS: (p1.report.cpuUserMs + p1.report.cpuSystemMs) / 1000,
-      note: `concurrency 4; ${w1.writes} platform writes`,
-    });
-    notes.push(
-      `acme-sidecar: ${fix(p1.report.acmeRequests / n, 2)} requests per order at its HTTP boundary ` +
-        `(account set-up included), by kind: ${byKind(p1.report.acmeByStep, n)}`,
-    );
-    if (p1.report.firstOrderMs !== undefined) {
-      startup.push(
-        `bench-pass.ts (tsx, in-process): first order ${fix(p1.report.firstOrderMs, 0)} ms after process start`,
-      );
-    }
-
-    // ---- 2. bare acme-client loop ---------------------------------------------
-    console.error('bench: bare acme-client loop (sequential auto())...');
+    // ---- 1+2. sidecar once and the bare acme-client loop, interleaved ---------
+    // One run of each is no measurement on a shared machine: the load moves
+    // from minute to minute, and the bare loop is bimodal (acme-client polls
+    // at once after the challenge and, when the CA has not validated yet,
+    // waits its 5 s backoff). So --rounds rounds in ABBA order (the sidecar
+    // first in odd rounds, the bare loop first in even ones) so that a
+    // drifting load weighs on both alike; the median and the spread are
+    // printed. Same CA, same nginx webroot. Each sidecar round starts from
+    // fresh state with its own fake Rancher and N services; each bare round
+    // has N names of its own.
     const bareEnv = (ca: DevEnv, hosts: string[]) => ({
       BENCH_DIRECTORY_URL: ca.staging.directoryUrl,
       BENCH_CA_PEM_PATH: ca.caPemPath,
       BENCH_WEBROOT: ca.webroot,
       BENCH_HOSTS: hosts.join(','),
     });
-    const c2 = await countedAtCa(stagingLog, () =>
-      runChild<BareReport>(
-        'bench-bare.ts',
-        bareEnv(
-          env as DevEnv,
-          Array.from({ length: n }, (_, i) => `b${i + 1}.bench.test`),
-        ),
-      ),
-    );
-    const bare = c2.value;
-    if (bare.report.ok !== n) {
-      failures.push(
-        `bare acme-client got ${bare.report.ok}/${n}: ${bare.report.errors.join('; ')}`,
+    const root = await env.staging.getRootPem();
+    const sidecarRuns: RoundRun<PassReport>[] = [];
+    const bareRuns: RoundRun<BareReport>[] = [];
+    const sidecarRound = async (r: number): Promise<void> => {
+      const own = r === 1 ? undefined : await startFakeCattle();
+      if (own) roundCattles.push(own);
+      const cat = own ?? (cattle as FakeCattle);
+      const hosts = own ? names.map((h) => h.replace('.bench.test', `.r${r}.bench.test`)) : names;
+      if (own) {
+        hosts.forEach((host, i) =>
+          own.addService({ name: `svc-${i + 1}`, labels: { [DENT_LABEL]: host } }),
+        );
+      }
+      let roundVars = vars;
+      if (own) {
+        const stateDir = path.join((env as DevEnv).dir, `state-r${r}`);
+        await mkdir(stateDir, { recursive: true });
+        roundVars = {
+          ...vars,
+          STATE_DIR: stateDir,
+          CATTLE_URL: own.url,
+          CATTLE_ACCESS_KEY: own.accessKey,
+          CATTLE_SECRET_KEY: own.secretKey,
+        };
+      }
+      console.error(`bench: round ${r}: sidecar once (staging only, fresh state)...`);
+      const mark = cat.requests.length;
+      const c = await countedAtCa(stagingLog, () =>
+        runChild<PassReport>('bench-pass.ts', roundVars),
+      );
+      const p = c.value;
+      const w = countWrites(cat.requests.slice(mark));
+      const pushed = new Map(
+        cat
+          .certificates()
+          .filter((x) => !x.removed)
+          .map((x) => [String(x.name), x]),
+      );
+      const missing = hosts.filter((h) => !pushed.has(h));
+      const wrongCa = hosts.filter((h) => {
+        const x = pushed.get(h);
+        return x && !chainVerifiesTo(String(x.cert) + String(x.certChain ?? ''), root);
+      });
+      if (p.report.ready !== n || missing.length || wrongCa.length || c.newOrders !== n) {
+        throw new Error(
+          `round ${r}: the sidecar did not do the work: ${p.report.ready}/${p.report.total} ready ` +
+            `(expected ${n}), ${c.newOrders} orders at the CA; ${missing.length} not on the platform ` +
+            `(${missing.slice(0, 5).join(', ')}); ${wrongCa.length} not from the staging CA` +
+            (p.report.notReady.length ? `\n${JSON.stringify(p.report.notReady, null, 2)}` : ''),
+        );
+      }
+      sidecarRuns.push({
+        round: r,
+        run: p,
+        wallMs: p.report.wallMs,
+        caPerOrder: c.requests / c.newOrders,
+        rssMB: p.report.maxRssMB,
+        cpuS: (p.report.cpuUserMs + p.report.cpuSystemMs) / 1000,
+        platformWrites: w.writes,
+      });
+    };
+    const bareRound = async (r: number): Promise<void> => {
+      console.error(`bench: round ${r}: bare acme-client loop (sequential auto())...`);
+      const hosts = Array.from({ length: n }, (_, i) => `b${i + 1}.r${r}.bench.test`);
+      const c = await countedAtCa(stagingLog, () =>
+        runChild<BareReport>('bench-bare.ts', bareEnv(env as DevEnv, hosts)),
+      );
+      const b = c.value;
+      if (b.report.ok !== n) {
+        failures.push(
+          `round ${r}: bare acme-client got ${b.report.ok}/${n}: ${b.report.errors.join('; ')}`,
+        );
+      }
+      bareRuns.push({
+        round: r,
+        run: b,
+        wallMs: b.report.wallMs,
+        caPerOrder: c.requests / Math.max(1, c.newOrders),
+        rssMB: b.report.maxRssMB,
+        cpuS: (b.report.cpuUserMs + b.report.cpuSystemMs) / 1000,
+      });
+    };
+    for (let r = 1; r <= args.rounds; r++) {
+      if (r % 2 === 1) {
+        await sidecarRound(r);
+        await bareRound(r);
+      } else {
+        await bareRound(r);
+        await sidecarRound(r);
+      }
+      console.error(
+        `bench: round ${r}: sidecar ${sec(sidecarRuns.at(-1)?.wallMs ?? NaN)} s, bare ${sec(bareRuns.at(-1)?.wallMs ?? NaN)} s; load average ${os
+          .loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' ')}`,
       );
     }
-    bareMs = bare.report.wallMs;
+    const p1 = (sidecarRuns.find((x) => x.round === 1) as RoundRun<PassReport>).run;
+    const bare = (bareRuns.find((x) => x.round === 1) as RoundRun<BareReport>).run;
+    const sMid = medianRun(sidecarRuns);
+    const bMid = medianRun(bareRuns);
+    comparison = { sidecar: sidecarRuns, bare: bareRuns };
+    rows.push({
+      group: 'no VA sleep',
+      client: 'acme-sidecar once (staging only)',
+      certs: n,
+      wallMs: medianOf(sidecarRuns.map((x) => x.wallMs)),
+      caPerOrder: sMid.caPerOrder,
+      rssMB: sMid.rssMB,
+      cpuS: sMid.cpuS,
+      note: `${spread(sidecarRuns)}; concurrency 4; ${sMid.platformWrites ?? 0} platform writes; ${fix(sMid.run.report.passCpuMs / 1000, 1)} s CPU in the pass`,
+    });
     rows.push({
       group: 'no VA sleep',
       client: 'bare acme-client auto(), sequential',
       certs: n,
-      wallMs: bare.report.wallMs,
-      caPerOrder: c2.requests / Math.max(1, c2.newOrders),
-      rssMB: bare.report.maxRssMB,
-      cpuS: (bare.report.cpuUserMs + bare.report.cpuSystemMs) / 1000,
-      note: 'one account, default options',
+      wallMs: medianOf(bareRuns.map((x) => x.wallMs)),
+      caPerOrder: bMid.caPerOrder,
+      rssMB: bMid.rssMB,
+      cpuS: bMid.cpuS,
+      note: `${spread(bareRuns)}; one account, default options`,
     });
     notes.push(
-      `bare acme-client: ${fix(bare.report.acmeRequests / n, 2)} requests per order at its axios, ` +
-        `by method: ${byKind(bare.report.acmeByMethod, n)}`,
+      `acme-sidecar: ${fix(p1.report.acmeRequests / n, 2)} requests per order at its HTTP boundary ` +
+        `(account set-up included; round 1), by kind: ${byKind(p1.report.acmeByStep, n)}`,
+    );
+    if (p1.report.firstOrderMs !== undefined) {
+      startup.push(
+        `bench-pass.ts (tsx, in-process): first order ${fix(p1.report.firstOrderMs, 0)} ms after process start`,
+      );
+    }
+    notes.push(
+      `bare acme-client: ${fix(bare.report.acmeRequests / n, 2)} requests per order at its axios ` +
+        `(round 1), by method: ${byKind(bare.report.acmeByMethod, n)}`,
     );
 
     // ---- 3. idle pass ---------------------------------------------------------
     console.error('bench: sidecar second pass (everything valid)...');
-    mark = cattle.requests.length;
+    const mark = cattle.requests.length;
     const p2 = await runChild<PassReport>('bench-pass.ts', vars);
     const w2 = countWrites(cattle.requests.slice(mark));
     idle = { p2, w2 };
@@ -698,9 +805,24 @@ async function main(): Promise<number> {
         ]),
       ),
     );
+    if (comparison) {
+      const { sidecar, bare: bareR } = comparison;
+      const ratios = sidecar.map((s) => {
+        const b = bareR.find((x) => x.round === s.round);
+        return b ? s.wallMs / b.wallMs : NaN;
+      });
+      console.log(
+        `sidecar/bare wall time: ${fix(medianOf(ratios), 2)}, the median of ${ratios.length} interleaved rounds ` +
+          `(ABBA; per round: ${ratios.map((x) => fix(x, 2)).join(', ')}; min-max ${fix(Math.min(...ratios), 2)}-${fix(Math.max(...ratios), 2)}); ` +
+          `same N, same CA, same webroot.`,
+      );
+      console.log(
+        `rounds (wall s): sidecar ${sidecar.map((x) => sec(x.wallMs)).join(', ')}; bare ${bareR.map((x) => sec(x.wallMs)).join(', ')}. ` +
+          'The two rows above give the median round and its spread; RSS, CPU and requests per order are of the median run.',
+      );
+    }
     console.log(
-      `sidecar/bare wall time: ${fix(sidecarMs / bareMs, 2)} (same N, same CA). "x sidecar": a row's time per ` +
-        'certificate over the sidecar row of the same Pebble setting (peer/sidecar for the peers).',
+      '"x sidecar": a row\'s time per certificate over the sidecar row of the same Pebble setting (peer/sidecar for the peers).',
     );
     if (idle) {
       const { p2, w2 } = idle;
@@ -717,7 +839,7 @@ async function main(): Promise<number> {
     console.log(
       'ACME req/order (at CA) counts every request Pebble served during the row (directory, nonce, account ' +
         'included) over the orders placed; wall s is measured around the work inside each child ' +
-        '(sidecar, bare) or around all its processes (peers).',
+        "(sidecar, bare) or around all its processes (peers); CPU s is the child's user+system time, its start-up under tsx included.",
     );
     if (args.verbose) {
       console.error(`bench: pass 1 report: ${JSON.stringify(p1.report)}`);
@@ -730,6 +852,7 @@ async function main(): Promise<number> {
     return 0;
   } finally {
     await cattle?.close();
+    for (const c of roundCattles) await c.close();
     await env?.stop();
   }
 }

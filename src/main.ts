@@ -121,6 +121,7 @@ function envWithoutSecrets(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** The DNS-01 modules (dns-packet among them) are imported only when a provider is configured. */
 async function buildDnsProvider(
   config: Config,
   clock: Clock,

@@ -52,7 +52,12 @@ export class WebrootResponder implements ChallengeResponder {
     // traversable and token files world-readable (they are public anyway).
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
     this.presented.add(token);
-    await writeFileAtomic(path.join(this.dir, token), keyAuthorization, { mode: 0o644 });
+    // Atomic (nginx never serves half a token) but not fsynced: after a
+    // crash the challenge is answered again with a new token.
+    await writeFileAtomic(path.join(this.dir, token), keyAuthorization, {
+      mode: 0o644,
+      durable: false,
+    });
   }
 
   async cleanup(_domain: string, token: string): Promise<void> {

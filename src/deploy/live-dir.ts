@@ -119,10 +119,15 @@ export class LiveDir {
 
       const version = await claimVersion(archive);
       const versionDir = join(archive, version);
-      for (const part of PARTS) {
-        const { file, mode } = FILES[part];
-        await writeFileAtomic(join(versionDir, file), bundle[part], { mode });
-      }
+      // The four files at once, each complete or absent (sweep() removes a
+      // version that lacks one); one fsync makes their names durable.
+      await Promise.all(
+        PARTS.map((part) => {
+          const { file, mode } = FILES[part];
+          return writeFileAtomic(join(versionDir, file), bundle[part], { mode, syncDir: false });
+        }),
+      );
+      await fsyncDir(versionDir);
       await fsyncDir(archive); // the version directory itself is durable
 
       const tmpLink = join(liveDir, tempName(name));

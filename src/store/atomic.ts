@@ -65,11 +65,16 @@ export async function sweepTempFiles(dir: string): Promise<string[]> {
  * therefore never readable by others, not even between open and write.
  * The parent directory must exist; nothing but the temp file is created, and
  * the temp file is removed again if anything fails.
+ *
+ * `syncDir: false` leaves the directory fsync to the caller: several files
+ * written into one directory then cost one directory fsync, not one each.
+ * `durable: false` skips both fsyncs (still atomic for readers): for files
+ * worthless after a crash, such as an HTTP-01 token.
  */
 export async function writeFileAtomic(
   path: string,
   data: Buffer | string,
-  opts: { mode?: number } = {},
+  opts: { mode?: number; syncDir?: boolean; durable?: boolean } = {},
 ): Promise<void> {
   const mode = opts.mode ?? 0o644;
   const dir = dirname(path);
@@ -80,7 +85,7 @@ export async function writeFileAtomic(
     try {
       await fh.chmod(mode);
       await fh.writeFile(data);
-      await fh.sync();
+      if (opts.durable !== false) await fh.sync();
     } finally {
       await fh.close();
     }
@@ -89,7 +94,7 @@ export async function writeFileAtomic(
     await fs.rm(tmp, { force: true }).catch(() => undefined);
     throw err;
   }
-  await fsyncDir(dir);
+  if (opts.syncDir !== false && opts.durable !== false) await fsyncDir(dir);
 }
 
 /** Makes a directory's entries (creations, renames, unlinks) durable. */

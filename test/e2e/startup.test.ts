@@ -77,7 +77,7 @@ describe('e2e: what the CLI loads at start-up', function () {
     assert.match(r.stderr, /STATUS_ADDRESS="nonsense": expected host:port/);
   });
 
-  it('once --dry-run on the static platform without a cluster loads neither etcd nor gRPC', async () => {
+  it('once --dry-run on the static platform without a cluster or DNS-01 loads neither etcd, gRPC nor dns-packet', async () => {
     const r = await runCli(preload, ['once', '--dry-run'], {
       DOMAINS: 'a.demo.test',
       STATE_DIR: path.join(dir, 'state'),
