@@ -519,6 +519,7 @@ async function main(): Promise<void> {
       }
     };
 
+    let again: FaultKind | undefined;
     say(`chaos for ${args.minutes} min`);
     while (Date.now() < chaosEnd) {
       await sleep(
@@ -528,13 +529,16 @@ async function main(): Promise<void> {
         ),
       );
       if (Date.now() >= chaosEnd) break;
-      const kind = deal();
+      const kind = again ?? deal();
+      again = undefined;
       let detail: string;
       try {
         detail = await inject(kind);
       } catch (err) {
         if (err instanceof Skipped) {
-          say(`fault ${kind} skipped: ${err.message}`);
+          // Dealt again next time: every kind still comes up in each round.
+          again = kind;
+          say(`fault ${kind} skipped: ${err.message}; next time`);
           continue;
         }
         detail = `failed to inject: ${(err as Error).message.split('\n')[0]}`;
@@ -624,7 +628,8 @@ async function main(): Promise<void> {
       );
     }
     if (!settled || selfExits.length > 0) code = 1;
-    if (args.keep) console.log(`  kept: ${base} (daemon.log, acme-devenv-*/pebble-*.log)`);
+    if (args.keep)
+      console.log(`  kept: ${base} (daemon.log, state-kept/, acme-devenv-*/pebble-*.log)`);
     console.log(code === 0 ? 'soak: PASS' : 'soak: FAIL');
   } finally {
     killing = true;
@@ -633,6 +638,9 @@ async function main(): Promise<void> {
     await cattle?.close();
     for (const p of extraPebbles) await p.stop();
     await env?.stop();
+    if (tmpfs && args.keep) {
+      await execFileAsync('cp', ['-a', stateDir, `${stateDir}-kept`]).catch(() => undefined);
+    }
     if (tmpfs) await execFileAsync('umount', ['-l', stateDir]).catch(() => undefined);
     if (!args.keep) await rm(base, { recursive: true, force: true });
   }
