@@ -33,6 +33,8 @@ describe('e2e: chaos soak, one minute (npm run soak)', function () {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
 
+    // The summary, in CI's log.
+    console.log(out.slice(out.lastIndexOf('\nsoak: seed')).replace(/^/gm, '    '));
     assert.equal(code, 0, out);
     assert.match(out, /^soak: PASS$/m, out);
     assert.match(
