@@ -74,8 +74,12 @@ export class RetrySchedule {
       st.nextRetry = new Date(now.getTime() + (retryAfter ?? 3600) * 1000).toISOString();
     } else if (!aborted) {
       st.attempts += 1;
+      // Time left on what is served, from the CA we target or not: a
+      // placeholder's or a staging certificate's end matters as much.
+      const untilExpiry =
+        st.notAfter !== undefined ? Date.parse(st.notAfter) - now.getTime() : undefined;
       st.nextRetry = new Date(
-        now.getTime() + retryDelayMs(st.attempts, this.random, retryAfter),
+        now.getTime() + retryDelayMs(st.attempts, this.random, retryAfter, untilExpiry),
       ).toISOString();
     }
     st.lastError = { code: errorCode(err), message: errorMessage(err), at: now.toISOString() };

@@ -511,8 +511,52 @@ describe('lifecycle: wakeupMs', () => {
 
 describe('lifecycle: retryDelayMs', () => {
   const mid = () => 0.5; // no jitter
-  const cases: { name: string; attempt: number; retryAfter?: number; want: number }[] = [
+  const H = 3600_000;
+  const cases: {
+    name: string;
+    attempt: number;
+    retryAfter?: number;
+    untilExpiry?: number;
+    want: number;
+  }[] = [
     { name: 'waits one minute after the first failure', attempt: 1, want: 60_000 },
+    {
+      name: 'waits at most a third of the time left on the served certificate',
+      attempt: 4,
+      untilExpiry: 48 * H,
+      want: 16 * H,
+    },
+    {
+      name: 'the ten-minute step shrinks for a certificate with five minutes left',
+      attempt: 2,
+      untilExpiry: 300_000,
+      want: 100_000,
+    },
+    {
+      name: 'never shorter than the first step, however close the expiry',
+      attempt: 3,
+      untilExpiry: 30_000,
+      want: 60_000,
+    },
+    {
+      name: 'keeps the plain schedule for an expired certificate',
+      attempt: 4,
+      untilExpiry: -H,
+      want: DAY,
+    },
+    {
+      name: 'leaves a step shorter than the cap alone',
+      attempt: 2,
+      untilExpiry: 60 * DAY,
+      want: 600_000,
+    },
+    {
+      name: "lets the CA's Retry-After win over the expiry cap",
+      attempt: 4,
+      untilExpiry: 3 * H,
+      retryAfter: 7200,
+      want: 2 * H,
+    },
     { name: 'waits ten minutes after the second', attempt: 2, want: 600_000 },
     { name: 'waits 100 minutes after the third', attempt: 3, want: 6_000_000 },
     { name: 'waits a day after the fourth and later', attempt: 9, want: DAY },
@@ -525,7 +569,9 @@ describe('lifecycle: retryDelayMs', () => {
     { name: 'ignores a shorter Retry-After', attempt: 2, retryAfter: 5, want: 600_000 },
   ];
   for (const c of cases)
-    it(c.name, () => assert.equal(retryDelayMs(c.attempt, mid, c.retryAfter), c.want));
+    it(c.name, () =>
+      assert.equal(retryDelayMs(c.attempt, mid, c.retryAfter, c.untilExpiry), c.want),
+    );
   it('jitters by at most ten percent either way', () => {
     assert.equal(
       retryDelayMs(1, () => 0),
