@@ -46,6 +46,12 @@ const MAX_CACHED = 2_000;
  */
 export class RecordReader {
   private readonly good = new Map<string, unknown>();
+  /**
+   * Verdicts on these very Buffers (cacheable kinds): within a pass the
+   * store hands every reader of a key the same Buffer (pass-cache.ts), so a
+   * record read again is not even hashed again.
+   */
+  private readonly sameBytes = new WeakMap<Buffer, { what: string; value: unknown }>();
   /** Problems not yet handed to a certificate's status, by certificate name. */
   private readonly pending = new Map<string, LocalStateProblem[]>();
 
@@ -90,10 +96,16 @@ export class RecordReader {
 
   /** Parses without reading or reporting (for values a watch delivered). */
   parse<T>(raw: Buffer, kind: RecordKind<T>): Parsed<T> {
+    const same = kind.cacheable ? this.sameBytes.get(raw) : undefined;
+    if (same && same.what === kind.what) return ok(same.value as T);
     const hash = kind.cacheable
       ? `${kind.what}:${createHash('sha256').update(raw).digest('hex')}`
       : undefined;
-    if (hash !== undefined && this.good.has(hash)) return ok(this.good.get(hash) as T);
+    if (hash !== undefined && this.good.has(hash)) {
+      const value = this.good.get(hash) as T;
+      this.sameBytes.set(raw, { what: kind.what, value });
+      return ok(value);
+    }
     let parsed: Parsed<T>;
     try {
       parsed = kind.parse(raw);
@@ -103,6 +115,7 @@ export class RecordReader {
     if (parsed.ok && hash !== undefined) {
       if (this.good.size >= MAX_CACHED) this.good.clear();
       this.good.set(hash, parsed.value);
+      this.sameBytes.set(raw, { what: kind.what, value: parsed.value });
     }
     return parsed;
   }
