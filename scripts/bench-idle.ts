@@ -232,23 +232,25 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
 
     // ---- 2. the daemon on that state --------------------------------------------
     say('starting the daemon (dist/src/cli.js run)...');
-    const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli.js'), 'run'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        ...vars,
-        LOG_LEVEL: 'debug',
-        LOOP_TIME: '0',
-        // Never during the bench.
-        CHECK_SCHEDULE: '0 0 1 1 *',
-        STATUS_ADDRESS: `127.0.0.1:${statusPort}`,
-        // e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to see where an idle pass spends its CPU.
-        ...(process.env.BENCH_IDLE_NODE_OPTIONS && {
-          NODE_OPTIONS: process.env.BENCH_IDLE_NODE_OPTIONS,
-        }),
+    // BENCH_IDLE_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`: where the passes spend their CPU.
+    const nodeArgs = (process.env.BENCH_IDLE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(
+      process.execPath,
+      [...nodeArgs, path.join(ROOT, 'dist/src/cli.js'), 'run'],
+      {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          ...vars,
+          LOG_LEVEL: 'debug',
+          LOOP_TIME: '0',
+          // Never during the bench.
+          CHECK_SCHEDULE: '0 0 1 1 *',
+          STATUS_ADDRESS: `127.0.0.1:${statusPort}`,
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
       },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    );
     daemon = new Daemon(child);
     const passes: IdlePass[] = [];
     let markCattle = cattle.requests.length;
