@@ -281,6 +281,11 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
       if (line.certificates !== n)
         failures.push(`pass ${p}: ${line.certificates}/${n} certificates`);
     }
+    if (process.env.BENCH_IDLE_HEAPSNAPSHOT) {
+      // With BENCH_IDLE_NODE_ARGS=--heapsnapshot-signal=SIGUSR2: what the idle daemon holds.
+      child.kill('SIGUSR2');
+      await new Promise((r) => setTimeout(r, 20_000));
+    }
     // The exported metrics, read after the last pass (never during one: a scrape costs CPU).
     const metrics = await fetch(`http://127.0.0.1:${statusPort}/metrics`).then((r) => r.text());
     const metric = (name: string) => new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? '-';

@@ -17,6 +17,8 @@ import { Reconciler } from '../../src/reconcile/reconciler.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { storedKey } from '../../src/store/keys.js';
 import { PassReadCache } from '../../src/store/pass-cache.js';
+import { storedCertKind } from '../../src/store/record-kinds.js';
+import { RecordReader } from '../../src/store/records.js';
 import type { CertStore } from '../../src/store/store.js';
 import { silentLogger } from '../../src/util/log.js';
 
@@ -384,6 +386,48 @@ describe('RancherPlatform: the certificates collection read once per pass', () =
       assert.deepEqual(certificateGets(mark), ['by name']);
     } finally {
       platform.endPass();
+    }
+  });
+});
+
+describe('RecordReader: a certificate checked in full once per content', () => {
+  it('skips only the key and chain checks for bytes it verified; the shape and phase are checked every time', async () => {
+    const root = await fs.mkdtemp(join(tmpdir(), 'verdicts-'));
+    try {
+      const store = new FsCertStore(root);
+      const clock = new FixedClock(NOW);
+      const reader = new RecordReader(store, clock, silentLogger);
+      const bundle = await new SelfSignedIssuer(clock).issue(SPEC, 'ecdsa-p256');
+      const leaf = new X509Certificate(bundle.cert);
+      const meta: CertMeta = {
+        name: SPEC.name,
+        phase: 'staging',
+        domains: SPEC.domains,
+        directoryUrl: STAGING,
+        keyType: 'ecdsa-p256',
+        notBefore: new Date(leaf.validFrom).toISOString(),
+        notAfter: new Date(leaf.validTo).toISOString(),
+        serial: leaf.serialNumber.toUpperCase(),
+        chainVerified: true,
+        issuedAt: NOW,
+      };
+      const bytes = JSON.stringify({ meta, bundle });
+      await store.store(storedKey(SPEC.name, 'staging'), bytes);
+      const first = await reader.read(storedKey(SPEC.name, 'staging'), storedCertKind('staging'));
+      const again = await reader.read(storedKey(SPEC.name, 'staging'), storedCertKind('staging'));
+      assert.equal(first?.meta.serial, meta.serial);
+      assert.deepEqual(again, first);
+      // The same verified bytes under the production key: not a production certificate.
+      await store.store(storedKey(SPEC.name, 'production'), bytes);
+      assert.equal(
+        await reader.read(storedKey(SPEC.name, 'production'), storedCertKind('production'), {
+          cert: SPEC.name,
+        }),
+        undefined,
+      );
+      assert.match(reader.take(SPEC.name)[0]?.message ?? '', /meta\.phase is "staging"/);
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
     }
   });
 });
