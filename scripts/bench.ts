@@ -24,7 +24,7 @@
  * request, so every client is counted the same way. Exits 1 if a run did not
  * do (or did more than) the work it is measured on.
  *
- * Usage: npm run bench -- [--n 100] [--peer-n 10] [--slow-n 10] [--verbose]
+ * Usage: npm run bench -- [--n 100] [--peer-n 10] [--slow-n 10] [--idle 1000] [--verbose]
  *        (or BENCH_N=100)
  */
 import { execFile, spawn } from 'node:child_process';
@@ -38,6 +38,7 @@ import { startFakeCattle, type FakeCattle, type LoggedRequest } from '../devenv/
 import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
 import { chainVerifiesTo } from '../src/util/x509.js';
 import type { BareReport } from './bench-bare.js';
+import { benchIdle } from './bench-idle.js';
 import type { PassReport } from './bench-pass.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -53,6 +54,8 @@ const LEGO_V5_BIN = path.join(
 const run = promisify(execFile);
 
 interface Args {
+  /** `--idle N`: the daemon's idle passes over N certificates (scripts/bench-idle.ts). */
+  idle?: number;
   n: number;
   /** Rounds of the sidecar-versus-bare comparison, interleaved (ABBA). */
   rounds: number;
@@ -67,6 +70,7 @@ function parseArgs(argv: string[]): Args {
   let slowN: number | undefined;
   let rounds = 3;
   let verbose = false;
+  let idle: number | undefined;
   const num = (i: number) => Number(argv[i]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
@@ -76,9 +80,10 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--peer-n') peerN = num(++i);
     else if (a === '--slow-n') slowN = num(++i);
     else if (a === '--verbose' || a === '-v') verbose = true;
+    else if (a === '--idle') idle = num(++i);
     else if (a === '--help' || a === '-h') {
       console.log(
-        'usage: npm run bench -- [--n 100] [--rounds 3] [--peer-n 10] [--slow-n 10] [--verbose]   (or BENCH_N=100)',
+        'usage: npm run bench -- [--n 100] [--rounds 3] [--peer-n 10] [--slow-n 10] [--idle 1000] [--verbose]   (or BENCH_N=100)',
       );
       process.exit(0);
     } else {
@@ -99,7 +104,7 @@ function parseArgs(argv: string[]): Args {
       process.exit(2);
     }
   }
-  return { n, rounds, peerN, slowN, verbose };
+  return { n, rounds, peerN, slowN, verbose, ...(idle !== undefined && { idle }) };
 }
 
 interface ChildRun<T> {
@@ -844,6 +849,11 @@ async function main(): Promise<number> {
     if (args.verbose) {
       console.error(`bench: pass 1 report: ${JSON.stringify(p1.report)}`);
       console.error(`bench: bare report: ${JSON.stringify(bare.report)}`);
+    }
+    if (args.idle) {
+      const idleRun = await benchIdle({ n: args.idle, passes: 3, build: false });
+      for (const l of idleRun.lines) console.log(l);
+      failures.push(...idleRun.failures);
     }
     if (failures.length) {
       for (const f of failures) console.error(`bench: ERROR: ${f}`);

@@ -34,6 +34,7 @@ import { Discoverer } from './reconcile/discoverer.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import type { EtcdStoreHandle } from './store/etcd-store.js';
 import { FsCertStore } from './store/fs-store.js';
+import { PassReadCache } from './store/pass-cache.js';
 import { RecordReader } from './store/records.js';
 import type { CertStore } from './store/store.js';
 import type { Logger } from './util/log.js';
@@ -281,7 +282,8 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     ? (await import('./store/etcd-store.js')).createEtcdStore(config)
     : undefined;
   const fsStore = etcd ? undefined : new FsCertStore(config.stateDir);
-  const store: CertStore = etcd?.store ?? (fsStore as FsCertStore);
+  // Each record is read once per pass (store/pass-cache.ts); the stores themselves never cache.
+  const store = new PassReadCache(etcd?.store ?? (fsStore as FsCertStore));
   const live = new LiveDir(config.liveDir);
   // One reader for every record, so a certificate's status hears of each of
   // its records found corrupt, whoever read it (reconciler or issuer).
@@ -373,6 +375,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     metrics,
     coordination: clustered?.coordination ?? solo,
     probeStore: () => store.list(''),
+    storeView: store,
     sweepers: [
       ...(fsStore ? [() => fsStore.sweep()] : []),
       () => live.sweep(),

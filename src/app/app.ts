@@ -55,6 +55,7 @@ export interface AppParts {
   readonly metrics: Metrics;
   readonly coordination: Coordination;
   readonly probeStore: PassDeps['probeStore'];
+  readonly storeView?: PassDeps['storeView'];
   readonly sweepers: PassDeps['sweepers'];
   readonly deployCheckEndpoints?: PassDeps['deployCheckEndpoints'];
   readonly checks: Omit<CheckConfigDeps, 'platform'>;
@@ -76,6 +77,7 @@ export function createApp(parts: AppParts): App {
     discoverer: parts.discoverer,
     reconcileAll: (specs, signal) => reconciler.reconcileAll(specs, signal),
     platform,
+    ...(parts.storeView && { storeView: parts.storeView }),
     probeStore: parts.probeStore,
     sweepers: parts.sweepers,
     ...(parts.deployCheckEndpoints && { deployCheckEndpoints: parts.deployCheckEndpoints }),

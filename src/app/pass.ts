@@ -34,7 +34,15 @@ export interface PassDeps {
     readonly name: string;
     /** Servers that read live/ themselves (Docker's nginx) reload. */
     reload?(served: { name: string; serial: string }[]): Promise<void>;
+    /** Around each pass: a platform may read its collections once per pass (Platform). */
+    beginPass?(): void;
+    endPass?(): void;
   };
+  /**
+   * The store's view for one pass (store/pass-cache.ts): each record read
+   * at most once per pass; `reads` counts the loads that reached the store.
+   */
+  readonly storeView?: { begin(): void; end(): void; readonly reads: number };
   /** Is the store readable? (readiness) */
   readonly probeStore: () => Promise<unknown>;
   /** Each clears what a killed run left (temp files), returning what it removed. */
@@ -82,7 +90,7 @@ export class PassRunner {
   /** Discover, then reconcile every certificate once. Never throws. */
   async run(signal?: AbortSignal): Promise<PassResult> {
     const { deps } = this;
-    const { log, clock } = deps;
+    const { clock } = deps;
     // Cluster mode: only the elected leader acts (`acme-sidecar once` does not campaign).
     if (!deps.coordination.term().mayAct) {
       const leader = deps.coordination.leader();
@@ -95,6 +103,25 @@ export class PassRunner {
     await this.recover();
     const startedAt = clock.now().toISOString();
     const cpuAtStart = process.cpuUsage();
+    const readsAtStart = deps.storeView?.reads;
+    deps.storeView?.begin();
+    deps.platform.beginPass?.();
+    try {
+      return await this.runScoped(startedAt, cpuAtStart, readsAtStart, signal);
+    } finally {
+      deps.platform.endPass?.();
+      deps.storeView?.end();
+    }
+  }
+
+  private async runScoped(
+    startedAt: string,
+    cpuAtStart: NodeJS.CpuUsage,
+    readsAtStart: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<PassResult> {
+    const { deps } = this;
+    const { log, clock } = deps;
     const found = await deps.discoverer.discover();
     this.lastSpecs = found.specs;
     if (found.specs.length === 0 && found.problems.length === 0 && !found.error) {
@@ -129,7 +156,15 @@ export class PassRunner {
       ok: !discoveryError && found.problems.length === 0 && certificates.every((c) => c.ready),
       ...(discoveryError && { discoveryError }),
       cpuSeconds: cpuSecondsSince(cpuAtStart),
+      ...(deps.storeView &&
+        readsAtStart !== undefined && { storeReads: deps.storeView.reads - readsAtStart }),
     };
+    log.debug('pass finished', {
+      certificates: certificates.length,
+      ms: new Date(this.lastPass.finishedAt).getTime() - new Date(startedAt).getTime(),
+      cpuSeconds: this.lastPass.cpuSeconds,
+      ...(this.lastPass.storeReads !== undefined && { storeReads: this.lastPass.storeReads }),
+    });
     return { certificates, problems: found.problems, ...(discoveryError && { discoveryError }) };
   }
 }

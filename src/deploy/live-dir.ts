@@ -1,5 +1,6 @@
 import { sweepTempFiles, tempName } from '../store/atomic.js';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFile as readFileCb } from 'node:fs';
+import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import { isValidCertName } from '../domain/hostnames.js';
@@ -8,6 +9,8 @@ import type { CertBundle } from '../domain/types.js';
 import { ensureDir, fsyncDir, writeFileAtomic } from '../store/atomic.js';
 
 const VERSION = /^[0-9]+$/;
+/** Cheaper in CPU than `fs.promises.readFile` on Node 20 (see store/fs-store.ts). */
+const readFileFast = promisify(readFileCb);
 /** Versions kept per name in archive/: the live one and the one before it. */
 const KEEP_VERSIONS = 2;
 const DIR_MODE = 0o700;
@@ -159,7 +162,7 @@ export class LiveDir {
         const dir = await fs.realpath(livePath).catch(ignoreMissing);
         if (dir === undefined) return undefined;
         try {
-          const part = (p: Part) => fs.readFile(join(dir, FILES[p].file), 'utf8');
+          const part = (p: Part) => readFileFast(join(dir, FILES[p].file), 'utf8');
           const [cert, chain, fullchain, privkey] = await Promise.all([
             part('cert'),
             part('chain'),

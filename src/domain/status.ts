@@ -174,6 +174,8 @@ export interface LastPass {
    * an idle pass over many valid certificates costs the host.
    */
   readonly cpuSeconds?: number;
+  /** Loads that reached the store during the pass (each record at most once per pass). */
+  readonly storeReads?: number;
 }
 
 /** How a certificate looks to an operator: one word, shared by JSON and page. */

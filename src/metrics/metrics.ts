@@ -12,7 +12,8 @@ import type { CertStatus, StatusCluster } from '../domain/status.js';
  */
 export interface MetricsSource {
   certificates(): readonly CertStatus[];
-  lastPass(): { finishedAt: string; ok: boolean; cpuSeconds?: number } | undefined;
+  lastPass():
+    { finishedAt: string; ok: boolean; cpuSeconds?: number; storeReads?: number } | undefined;
   /** Cluster mode only. */
   cluster?(): StatusCluster | undefined;
 }
@@ -186,6 +187,15 @@ export class Metrics {
       collect() {
         const cpu = read().lastPass()?.cpuSeconds;
         if (cpu !== undefined) this.set(cpu);
+      },
+    });
+    new Gauge({
+      name: 'acme_sidecar_last_pass_store_reads',
+      help: 'Records the last pass read from the store (files or etcd keys); each record is read at most once per pass.',
+      registers,
+      collect() {
+        const reads = read().lastPass()?.storeReads;
+        if (reads !== undefined) this.set(reads);
       },
     });
     new Gauge({

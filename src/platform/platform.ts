@@ -25,8 +25,16 @@ export interface Platform {
    * never written.
    */
   discover(opts?: { persist?: boolean }): Promise<Discovery>;
-  /** The platform's copy of a certificate, if it has one. */
+  /**
+   * The platform's copy of a certificate, if it has one. Between
+   * `beginPass` and `endPass` it may answer from a listing read once per
+   * pass (a name pushed in the pass is read afresh).
+   */
   read(name: string): Promise<PlatformCopy | undefined>;
+  /** Optional: a pass starts (the reads that follow may share one listing). */
+  beginPass?(): void;
+  /** Optional: the pass is over; reads go to the platform again. */
+  endPass?(): void;
   /** Give the platform this certificate: update `existing` in place, or create it. */
   push(cert: StoredCert, existing?: PlatformCopy): Promise<void>;
   /**

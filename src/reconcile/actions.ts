@@ -191,10 +191,10 @@ export class CertActions {
    * Makes the platform hold what nginx serves here (see
    * lifecycle/platform-policy.ts for when it does not).
    */
-  async syncPlatform(spec: CertSpec, log: Logger): Promise<void> {
+  async syncPlatform(spec: CertSpec, log: Logger, known?: CertFacts): Promise<void> {
     const { platform } = this.deps;
     if (!platform.holdsCertificates) return;
-    const { facts, copy, records, action } = await this.platformPlan(spec);
+    const { facts, copy, records, action } = await this.platformPlan(spec, known);
     if (action.kind === 'none') return;
     if (action.kind === 'conflict') {
       throw new SidecarError(

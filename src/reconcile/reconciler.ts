@@ -89,6 +89,10 @@ export class Reconciler {
     let force = opts.force === true;
     /** What this pass did that heals a lost record (for the status). */
     let healed: CertStatus['recovered'];
+    /** A step was taken (under the lock): what was gathered before it is stale. */
+    let acted = false;
+    /** The facts of the last decision, while nothing was done since. */
+    let steady: CertFacts | undefined;
     try {
       noteAri(st, await this.ari.refresh(spec, log));
       if (this.deps.platform.holdsCertificates && !st.attempts) {
@@ -96,14 +100,19 @@ export class Reconciler {
       }
       for (let step = 0; step < MAX_STEPS; step++) {
         if (signal?.aborted) throw new SidecarError('ABORTED', 'shutting down');
-        const action = decide({ ...(await this.gather(spec)), force }, clock.now());
+        const facts = await this.gather(spec);
+        const action = decide({ ...facts, force }, clock.now());
         if (action.kind === 'none') {
-          await this.actions.syncPlatform(spec, log);
+          // The platform holds nothing the store or live/ depend on: these
+          // facts still hold after the push, for the status below.
+          await this.actions.syncPlatform(spec, log, facts);
           await this.settle(st, action);
+          steady = facts;
           return st;
         }
         st.reason = action.reason;
         let deployed: StoredCert | undefined;
+        acted = true;
         await this.withLock(spec.name, async () => {
           // Someone may have done the work while we waited for the lock.
           const again = decide({ ...(await this.gather(spec)), force }, clock.now());
@@ -135,9 +144,9 @@ export class Reconciler {
       return st;
     } finally {
       // A certificate issued in this pass is asked about at once (not while
-      // shutting down).
-      if (!signal?.aborted) noteAri(st, await this.ari.refresh(spec, log));
-      await this.refreshLive(spec, st, log);
+      // shutting down); one left as it was was asked above.
+      if (acted && !signal?.aborted) noteAri(st, await this.ari.refresh(spec, log));
+      await this.refreshLive(spec, st, log, acted ? undefined : steady);
       this.noteLocalState(st, healed);
     }
   }
@@ -232,10 +241,15 @@ export class Reconciler {
     else delete st.recovered;
   }
 
-  /** Updates the status with what nginx serves now. */
-  private async refreshLive(spec: CertSpec, st: CertStatus, log: Logger): Promise<void> {
+  /** Updates the status with what nginx serves now (`known`: facts gathered since the last change). */
+  private async refreshLive(
+    spec: CertSpec,
+    st: CertStatus,
+    log: Logger,
+    known?: CertFacts,
+  ): Promise<void> {
     try {
-      const facts = await this.gather(spec);
+      const facts = known ?? (await this.gather(spec));
       this.warnRenewBefore(facts, log);
       const live = facts.live;
       st.phase = live?.phase ?? 'none';

@@ -16,6 +16,15 @@ import type { RecordReader } from '../store/records.js';
 import { loadAriChoices } from './ari.js';
 import type { ReconcilerDeps } from './deps.js';
 
+/** Parsed live/ leaves remembered (a few per certificate at most). */
+const MAX_LEAVES = 4_096;
+
+interface LeafFacts {
+  readonly serial: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+}
+
 /** Intermediates kept on record per CA (a CA rotates a few; Let's Encrypt has several). */
 const MAX_ISSUERS = 8;
 
@@ -26,6 +35,8 @@ const MAX_ISSUERS = 8;
 export class CertRecords {
   /** Which CA issued a certificate found in live/, by serial ('' for none of ours). */
   private readonly provenance = new Map<string, AcmePhase | ''>();
+  /** What live/'s certificate says, by its PEM: parsed once, not at every pass. */
+  private readonly leaves = new Map<string, LeafFacts>();
 
   constructor(
     private readonly deps: Pick<ReconcilerDeps, 'store' | 'live' | 'log' | 'settings' | 'issuers'>,
@@ -82,6 +93,21 @@ export class CertRecords {
     return { from, domains: dnsNames(leaf), keyType: keyTypeOf(bundle.privkey) };
   }
 
+  private leafOf(pem: string): LeafFacts {
+    let facts = this.leaves.get(pem);
+    if (!facts) {
+      const leaf = new X509Certificate(pem);
+      facts = {
+        serial: leaf.serialNumber.toUpperCase(),
+        notBefore: new Date(leaf.validFrom).toISOString(),
+        notAfter: new Date(leaf.validTo).toISOString(),
+      };
+      if (this.leaves.size >= MAX_LEAVES) this.leaves.clear();
+      this.leaves.set(pem, facts);
+    }
+    return facts;
+  }
+
   /** A corrupt record is kept aside and reads as missing (records.ts). */
   loadStored(name: string, phase: Phase): Promise<StoredCert | undefined> {
     return this.reader.read(storedKey(name, phase), storedCertKind(phase), { cert: name });
@@ -119,14 +145,13 @@ export class CertRecords {
     ]);
     let live: LiveFacts | undefined;
     if (liveBundle) {
-      const leaf = new X509Certificate(liveBundle.cert);
-      const serial = leaf.serialNumber.toUpperCase();
+      const { serial, notBefore, notAfter } = this.leafOf(liveBundle.cert);
       const known = [production, staging, placeholder].find((c) => c?.meta.serial === serial);
       const adoptable = known ? undefined : await this.adoptable(liveBundle, serial);
       live = {
         serial,
-        notBefore: new Date(leaf.validFrom).toISOString(),
-        notAfter: new Date(leaf.validTo).toISOString(),
+        notBefore,
+        notAfter,
         phase: known?.meta.phase ?? 'foreign',
         ...(adoptable && { adoptable }),
       };

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFile as readFileCb } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
+import { promisify } from 'node:util';
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import { systemClock, type Clock } from '../lifecycle/clock.js';
 import { ensureDir, fsyncDir, sweepTempFiles, writeFileAtomic } from './atomic.js';
@@ -21,6 +22,13 @@ export interface FsCertStoreOptions {
 
 export const DEFAULT_LOCK_STALE_MS = 60_000;
 export { DEFAULT_LOCK_POLL_MS, DEFAULT_LOCK_TIMEOUT_MS };
+
+/**
+ * The callback readFile, promisified: on Node 20 it costs about two thirds
+ * of the CPU of `fs.promises.readFile` for a small file (measured on the
+ * bench machine), and an idle pass reads a few records per certificate.
+ */
+const readFileFast = promisify(readFileCb);
 
 const DIR_MODE = 0o700;
 const SECRET_MODE = 0o600;
@@ -83,7 +91,7 @@ export class FsCertStore implements CertStore {
   async load(key: string): Promise<Buffer | undefined> {
     const path = this.pathOf(key);
     try {
-      return await fs.readFile(path);
+      return await readFileFast(path);
     } catch (err) {
       if (isCode(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) return undefined;
       throw ioError(`load ${JSON.stringify(key)}`, err);

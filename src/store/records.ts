@@ -27,13 +27,23 @@ export interface RecordKind<T> {
   parse(raw: Buffer): Parsed<T>;
   /** Validation is costly (certificates): remember the verdict on these exact bytes. */
   readonly cacheable?: boolean;
+  /**
+   * With `cacheable`: parses bytes that passed `parse` before, skipping only
+   * the costly checks. The reader then remembers the verdict alone (a hash),
+   * not the value, so many certificates cost little memory between passes.
+   */
+  parseVerified?(raw: Buffer): Parsed<T>;
 }
 
 export const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 export const bad = <T>(problem: string): Parsed<T> => ({ ok: false, problem });
 
-/** Verdicts kept for cacheable kinds (by hash of the bytes). */
-const MAX_CACHED = 2_000;
+/**
+ * Verdicts kept for cacheable kinds (by hash of the bytes): a few records
+ * per certificate, for thousands of certificates (a full cache is emptied,
+ * and every record is checked in full again).
+ */
+const MAX_CACHED = 20_000;
 
 /**
  * Every record read from the store goes through here: parsed, checked,
@@ -46,6 +56,12 @@ const MAX_CACHED = 2_000;
  */
 export class RecordReader {
   private readonly good = new Map<string, unknown>();
+  /**
+   * Verdicts on these very Buffers (cacheable kinds): within a pass the
+   * store hands every reader of a key the same Buffer (pass-cache.ts), so a
+   * record read again is not even hashed again.
+   */
+  private readonly sameBytes = new WeakMap<Buffer, { what: string; value: unknown }>();
   /** Problems not yet handed to a certificate's status, by certificate name. */
   private readonly pending = new Map<string, LocalStateProblem[]>();
 
@@ -90,19 +106,26 @@ export class RecordReader {
 
   /** Parses without reading or reporting (for values a watch delivered). */
   parse<T>(raw: Buffer, kind: RecordKind<T>): Parsed<T> {
+    const same = kind.cacheable ? this.sameBytes.get(raw) : undefined;
+    if (same && same.what === kind.what) return ok(same.value as T);
     const hash = kind.cacheable
       ? `${kind.what}:${createHash('sha256').update(raw).digest('hex')}`
       : undefined;
-    if (hash !== undefined && this.good.has(hash)) return ok(this.good.get(hash) as T);
+    const verified = hash !== undefined && this.good.has(hash);
     let parsed: Parsed<T>;
     try {
-      parsed = kind.parse(raw);
+      if (verified && !kind.parseVerified) parsed = ok(this.good.get(hash) as T);
+      else if (verified && kind.parseVerified) parsed = kind.parseVerified(raw);
+      else parsed = kind.parse(raw);
     } catch (err) {
       parsed = bad(errorMessage(err));
     }
     if (parsed.ok && hash !== undefined) {
-      if (this.good.size >= MAX_CACHED) this.good.clear();
-      this.good.set(hash, parsed.value);
+      if (!verified) {
+        if (this.good.size >= MAX_CACHED) this.good.clear();
+        this.good.set(hash, kind.parseVerified ? true : parsed.value);
+      }
+      this.sameBytes.set(raw, { what: kind.what, value: parsed.value });
     }
     return parsed;
   }

@@ -128,10 +128,26 @@ export class RancherPlatform implements Platform {
   readonly name = 'rancher';
   readonly holdsCertificates = true;
 
+  /**
+   * During a pass: the certificates collection, read once (at the first
+   * `read`) and looked up by lower-cased name, instead of one filtered GET
+   * per certificate. Names pushed in this pass are looked up afresh.
+   */
+  private pass:
+    { listing?: Promise<Map<string, CattleCertificate>>; readonly pushed: Set<string> } | undefined;
+
   constructor(
     private readonly client: CattleClient,
     private readonly opts: RancherPlatformOptions,
   ) {}
+
+  beginPass(): void {
+    this.pass = { pushed: new Set() };
+  }
+
+  endPass(): void {
+    this.pass = undefined;
+  }
 
   async discover(): Promise<Discovery> {
     const fromEnv = parseDomainList(await this.opts.domains(), 'env:DOMAINS');
@@ -165,18 +181,30 @@ export class RancherPlatform implements Platform {
       name,
       removed_null: 'true',
     });
-    return all.find(
-      (c) =>
-        typeof c?.id === 'string' &&
-        c.name?.toLowerCase() === name.toLowerCase() &&
-        !c.removed &&
-        !GONE_STATES.has(c.state ?? ''),
-    );
+    return all.find((c) => isLive(c) && c.name?.toLowerCase() === name.toLowerCase());
+  }
+
+  /** In a pass: from the collection read once; a name pushed in this pass is read afresh. */
+  private async lookUp(name: string): Promise<CattleCertificate | undefined> {
+    const pass = this.pass;
+    if (!pass || pass.pushed.has(name.toLowerCase())) return this.findByName(name);
+    pass.listing ??= this.client
+      .list<CattleCertificate>('certificates', { removed_null: 'true' })
+      .then(byLowerName);
+    // A failed listing is not kept: the next read of this pass tries again.
+    const listing = pass.listing;
+    listing.catch(() => {
+      if (pass.listing === listing) delete pass.listing;
+    });
+    return (await listing).get(name.toLowerCase());
   }
 
   async read(name: string): Promise<PlatformCopy | undefined> {
-    const c = await this.findByName(name);
-    if (!c) return undefined;
+    const c = await this.lookUp(name);
+    return c && this.copyOf(c, name);
+  }
+
+  private copyOf(c: CattleCertificate, name: string): PlatformCopy {
     const notAfter = parseCattleDate(c.expiresAt);
     return {
       id: c.id,
@@ -199,6 +227,7 @@ export class RancherPlatform implements Platform {
       description: ownerDescription(meta.phase, meta.domains, meta.name),
     };
     const project = await this.client.projectId();
+    this.pass?.pushed.add(meta.name.toLowerCase());
     let target = existing;
     if (!target?.id) {
       try {
@@ -211,7 +240,8 @@ export class RancherPlatform implements Platform {
       } catch (err) {
         // Someone created it since we looked: take it over only if it is ours.
         if (!(err instanceof SidecarError && /NotUnique/.test(err.message))) throw err;
-        target = await this.read(meta.name);
+        const found = await this.findByName(meta.name);
+        target = found && this.copyOf(found, meta.name);
         if (!target?.id) throw err;
       }
     }
@@ -276,6 +306,22 @@ export class RancherPlatform implements Platform {
       });
     }
   }
+}
+
+/** Not removed (nor being removed): a certificate a name can refer to. */
+function isLive(c: CattleCertificate | undefined): c is CattleCertificate {
+  return typeof c?.id === 'string' && !c.removed && !GONE_STATES.has(c.state ?? '');
+}
+
+/** The live certificates by lower-cased name (Cattle names match case-insensitively); the first wins. */
+function byLowerName(all: readonly CattleCertificate[]): Map<string, CattleCertificate> {
+  const out = new Map<string, CattleCertificate>();
+  for (const c of all) {
+    if (!isLive(c) || typeof c.name !== 'string') continue;
+    const key = c.name.toLowerCase();
+    if (!out.has(key)) out.set(key, c);
+  }
+  return out;
 }
 
 /** Ours to overwrite only when it records this very name as its owner (or predates owner=). */
