@@ -153,6 +153,62 @@ export function ariCheckDue(
   return !Number.isFinite(next) || now.getTime() >= next;
 }
 
+/**
+ * A certificate this process has just issued is not asked about at once:
+ * its renewal is far off, the lifetime rule covers it meanwhile (RFC 9773
+ * section 4.3 asks clients to check periodically, not at issuance), and the
+ * GET would be one more request per order. certmagic does the same: its
+ * obtainCert stores a new certificate without an ARI fetch; updateARI runs
+ * only from the maintenance loop (RenewManagedCertificates, every
+ * RenewCheckInterval) and for a certificate already in storage (manageOne),
+ * both behind `NeedsRefresh()`.
+ *
+ * The first check comes a tenth of the lifetime after issuance, at most the
+ * Retry-After clamp (6 h): a 90-day or a 6-day certificate is asked 6 h
+ * after it was issued, a 2-minute one after 12 s, well before the lifetime
+ * rule (a half or a third of the lifetime left) and before any window a CA
+ * suggests for it is likely to open. The daemon wakes for that time
+ * (`ariCheckAt`), so the bound holds without a regular pass.
+ */
+export const ARI_FIRST_CHECK_FRACTION = 1 / 10;
+
+/** When a certificate issued at `issuedAt` by this process is first asked about. */
+export function ariFirstCheckAt(
+  cert: Pick<AriSubject, 'notBefore' | 'notAfter'>,
+  issuedAt: Date,
+): Date {
+  const lifetime = Math.max(0, cert.notAfter.getTime() - cert.notBefore.getTime());
+  const delay = Math.min(ARI_RETRY_AFTER_MAX_S * 1000, lifetime * ARI_FIRST_CHECK_FRACTION);
+  return new Date(issuedAt.getTime() + delay);
+}
+
+/** Whether to ask now, or else until when not. */
+export type AriCheck = { readonly due: true } | { readonly due: false; readonly nextCheck: Date };
+
+/**
+ * Must the CA be asked about this certificate in this pass? What this
+ * process knows of it: `asked`, it asked already; `issuedAt`, it issued it
+ * (and has not asked yet).
+ * - issued here, not asked yet: at ariFirstCheckAt, not before;
+ * - not asked in this process otherwise: now (`acme-sidecar once` and a
+ *   restarted daemon ask afresh: that is how ARI reaches cron users);
+ * - asked before: when its Retry-After has passed (ariCheckDue).
+ */
+export function ariCheck(
+  prev: AriRecord | undefined,
+  cert: AriSubject,
+  seen: { readonly asked: boolean; readonly issuedAt?: Date },
+  now: Date,
+): AriCheck {
+  if (!seen.asked) {
+    if (!seen.issuedAt) return { due: true };
+    const first = ariFirstCheckAt(cert, seen.issuedAt);
+    return now.getTime() >= first.getTime() ? { due: true } : { due: false, nextCheck: first };
+  }
+  if (ariCheckDue(prev, cert, now) || !prev) return { due: true };
+  return { due: false, nextCheck: new Date(prev.nextCheck) };
+}
+
 export interface AriUpdate {
   readonly record: AriRecord;
   /** `drawn`: a new window, a new time; `kept`: the same window as before. */

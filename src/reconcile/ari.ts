@@ -1,7 +1,7 @@
 import { errorMessage } from '../domain/errors.js';
 import type { AcmePhase, CertSpec } from '../domain/types.js';
 import {
-  ariCheckDue,
+  ariCheck,
   ariRenewAt,
   nextAriRecord,
   type AriRecord,
@@ -25,11 +25,17 @@ import type { CertRecords } from './records.js';
  * Each certificate is asked afresh the first time this process sees it
  * (`acme-sidecar once` always asks, and so does a restarted daemon); after
  * that the daemon asks again only once the CA's Retry-After (clamped to
- * 1 min..6 h) has passed, or when the certificate changed.
+ * 1 min..6 h) has passed, or when the certificate changed. A certificate
+ * this process issued is first asked about a tenth of its lifetime later,
+ * at most 6 h (lifecycle/ari.ts ariFirstCheckAt; the lifetime rule and
+ * renewSource `lifetime` meanwhile): `once` asks nothing about what it
+ * has just issued, and the next run asks.
  */
 export class AriTracker {
   /** `<name>/<phase>/<serial>` asked in this process. */
   private readonly asked = new Set<string>();
+  /** `<name>/<phase>/<serial>` issued by this process and not asked yet: when. */
+  private readonly issued = new Map<string, Date>();
 
   constructor(
     private readonly deps: Pick<
@@ -41,17 +47,19 @@ export class AriTracker {
 
   /**
    * Asks the CA when due and records the answer; returns the record that
-   * holds for the target phase's certificate now. Never throws: ARI only
-   * ever moves a renewal, and the lifetime rule stands without it.
+   * holds for the target phase's certificate now, and when the CA is asked
+   * next. `issued`: this pass issued the target phase's certificate. Never
+   * throws: ARI only ever moves a renewal, and the lifetime rule stands
+   * without it.
    */
-  async refresh(spec: CertSpec, log: Logger): Promise<AriRecord | undefined> {
+  async refresh(spec: CertSpec, log: Logger, opts: { issued?: boolean } = {}): Promise<AriView> {
     const { store, clock, settings } = this.deps;
     const phase = settings.target;
     const issuer = this.deps.issuers[phase];
     try {
       const stored = await this.records.loadStored(spec.name, phase);
       if (!stored || !issuer.renewalInfo || stored.meta.directoryUrl !== issuer.directoryUrl) {
-        return undefined;
+        return {};
       }
       const key = ariKey(spec.name, phase);
       const prev = await this.load(spec.name, phase);
@@ -62,12 +70,24 @@ export class AriTracker {
         notAfter: new Date(stored.meta.notAfter),
       };
       const id = `${spec.name}/${phase}/${subject.serial}`;
-      if (this.asked.has(id) && !ariCheckDue(prev, subject, clock.now())) return prev;
+      const asked = this.asked.has(id);
+      if (opts.issued && !asked && !this.issued.has(id)) {
+        const at = new Date(stored.meta.issuedAt);
+        this.issued.set(id, Number.isNaN(at.getTime()) ? clock.now() : at);
+      }
+      const issuedAt = this.issued.get(id);
+      const check = ariCheck(prev, subject, { asked, ...(issuedAt && { issuedAt }) }, clock.now());
+      if (!check.due) {
+        // Not asked yet (issued here): a record left is an older certificate's.
+        const checkAt = check.nextCheck.toISOString();
+        return asked && prev ? { record: prev, checkAt } : { checkAt };
+      }
       const answer = await issuer.renewalInfo(stored.bundle.cert);
       this.asked.add(id);
+      this.issued.delete(id);
       if (answer.kind === 'unsupported') {
         if (prev) await store.delete(key);
-        return undefined;
+        return {};
       }
       const update = nextAriRecord(
         prev,
@@ -95,16 +115,24 @@ export class AriTracker {
           nextCheck: record.nextCheck,
         });
       }
-      return record;
+      return { record, checkAt: record.nextCheck };
     } catch (err) {
       log.warn('could not update the renewal information', { phase, error: errorMessage(err) });
-      return undefined;
+      return {};
     }
   }
 
   load(name: string, phase: AcmePhase): Promise<AriRecord | undefined> {
     return loadAriRecord(this.records.reader, name, phase);
   }
+}
+
+/** What the status shows of ARI for one certificate after a refresh. */
+export interface AriView {
+  /** The record for the certificate served now, when the CA was asked about it. */
+  readonly record?: AriRecord;
+  /** When the CA is asked next (the daemon wakes for it). */
+  readonly checkAt?: string;
 }
 
 /**

@@ -3,13 +3,12 @@ import type { CertStatus } from '../domain/status.js';
 import { withDefaultProfile } from '../domain/profiles.js';
 import { PHASES, type CertSpec, type StoredCert } from '../domain/types.js';
 import { certificateEvent } from '../hooks/hooks.js';
-import type { AriRecord } from '../lifecycle/ari.js';
 import { decide, renewBeforeWarning, type Action, type CertFacts } from '../lifecycle/policy.js';
 import type { PlatformAction } from '../lifecycle/platform-policy.js';
 import { ReconcileReason, Reason } from '../lifecycle/reasons.js';
 import { certLockName, storedKey } from '../store/keys.js';
 import { CertActions } from './actions.js';
-import { AriTracker } from './ari.js';
+import { AriTracker, type AriView } from './ari.js';
 import type { ReconcilerDeps } from './deps.js';
 import { RecordReader } from '../store/records.js';
 import { CertRecords } from './records.js';
@@ -91,6 +90,8 @@ export class Reconciler {
     let healed: CertStatus['recovered'];
     /** A step was taken (under the lock): what was gathered before it is stale. */
     let acted = false;
+    /** This pass ordered the target phase's certificate. */
+    let issued = false;
     /** The facts of the last decision, while nothing was done since. */
     let steady: CertFacts | undefined;
     try {
@@ -130,7 +131,10 @@ export class Reconciler {
             deployed.bundle,
           );
         }
-        if (action.kind === 'issue' && action.phase === this.deps.settings.target) force = false;
+        if (action.kind === 'issue' && action.phase === this.deps.settings.target) {
+          force = false;
+          issued = true;
+        }
       }
       // Not shutdown: a certificate that does not settle is a failure like
       // any other, counted and backed off.
@@ -143,9 +147,11 @@ export class Reconciler {
       await this.retries.fail(st, err, log, spec);
       return st;
     } finally {
-      // A certificate issued in this pass is asked about at once (not while
-      // shutting down); one left as it was was asked above.
-      if (acted && !signal?.aborted) noteAri(st, await this.ari.refresh(spec, log));
+      // After a step (not while shutting down): a certificate this pass
+      // issued is not asked about yet, only given its first check time (at
+      // most 6 h away, AriTracker); one adopted or changed otherwise is
+      // asked now; one left as it was was asked above.
+      if (acted && !signal?.aborted) noteAri(st, await this.ari.refresh(spec, log, { issued }));
       await this.refreshLive(spec, st, log, acted ? undefined : steady);
       this.noteLocalState(st, healed);
     }
@@ -278,10 +284,10 @@ export class Reconciler {
 }
 
 /** What the status shows of the CA's renewal information. */
-function noteAri(st: CertStatus, record: AriRecord | undefined): void {
+function noteAri(st: CertStatus, { record, checkAt }: AriView): void {
   if (record?.explanationUrl) st.explanationUrl = record.explanationUrl;
   else delete st.explanationUrl;
-  if (record) st.ariCheckAt = record.nextCheck;
+  if (checkAt) st.ariCheckAt = checkAt;
   else delete st.ariCheckAt;
 }
 

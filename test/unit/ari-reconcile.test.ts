@@ -33,15 +33,18 @@ class AriCa implements Issuer {
   asked = 0;
   orders = 0;
   replacing: (string | undefined)[] = [];
+  /** Issues 90-day certificates when set; refuses every order otherwise. */
+  issuing?: SelfSignedIssuer;
   constructor(public answer: RenewalInfoAnswer) {}
   issue(
-    _spec: CertSpec,
-    _keyType: KeyType,
+    spec: CertSpec,
+    keyType: KeyType,
     _signal?: AbortSignal,
     opts: IssueOptions = {},
   ): Promise<CertBundle> {
     this.orders += 1;
     this.replacing.push(opts.replacing);
+    if (this.issuing) return this.issuing.issue(spec, keyType);
     return Promise.reject(new Error('no orders in this test'));
   }
   renewalInfo(): Promise<RenewalInfoAnswer> {
@@ -74,7 +77,10 @@ describe('reconcile: ARI renewal information', () => {
     new Reconciler({
       store,
       live: {
-        write: () => Promise.resolve(),
+        write: (_name, b) => {
+          bundle = b;
+          return Promise.resolve();
+        },
         read: () => Promise.resolve(bundle),
         path: () => ({ dir: '', cert: '', chain: '', fullchain: '', privkey: '' }),
       } satisfies LiveTarget,
@@ -178,5 +184,59 @@ describe('reconcile: ARI renewal information', () => {
     const st = await reconciler().reconcileOne(SPEC);
     assert.equal(st.renewSource, 'lifetime');
     assert.equal(await store.load(ariKey(SPEC.name, 'staging')), undefined);
+  });
+
+  describe('a certificate issued in this pass', () => {
+    const SIX_H = 6 * H;
+    const stored = async () =>
+      JSON.parse((await store.load(ariKey(SPEC.name, 'staging')))!.toString()) as {
+        serial: string;
+        renewAt?: string;
+      };
+    beforeEach(() => {
+      ca.issuing = new SelfSignedIssuer(clock, 90);
+    });
+
+    it('is not asked about at issuance: the lifetime rule, the first check 6 h later', async () => {
+      const st = await reconciler().reconcileOne(SPEC, undefined, { force: true });
+      assert.equal(ca.orders, 1, 'issued');
+      assert.notEqual(st.serial, undefined);
+      assert.equal(ca.asked, 1, 'asked about the certificate served before the pass only');
+      assert.notEqual((await stored()).serial, st.serial, 'no record for the new certificate');
+      assert.equal(st.renewSource, 'lifetime');
+      assert.equal(
+        st.explanationUrl,
+        undefined,
+        "the older certificate's explanation is not shown",
+      );
+      assert.equal(st.ariCheckAt, new Date(Date.parse(NOW) + SIX_H).toISOString());
+    });
+
+    it('the daemon asks at its first check, not at a pass before it, and then shows the ARI time', async () => {
+      const r = reconciler();
+      const issued = await r.reconcileOne(SPEC, undefined, { force: true });
+      clock.advance(SIX_H - 1000);
+      let st = await r.reconcileOne(SPEC);
+      assert.equal(ca.asked, 1, 'a pass before the first check does not ask');
+      assert.equal(st.renewSource, 'lifetime');
+      assert.equal(st.ariCheckAt, new Date(Date.parse(NOW) + SIX_H).toISOString());
+      clock.advance(1000);
+      st = await r.reconcileOne(SPEC);
+      assert.equal(ca.asked, 2, 'asked at the first check');
+      assert.equal((await stored()).serial, issued.serial);
+      assert.equal(st.renewSource, 'ari');
+      assert.equal(st.renewAt, new Date(Date.parse(NOW) + 49 * H).toISOString());
+      assert.equal(st.ariCheckAt, new Date(Date.parse(NOW) + SIX_H + H).toISOString());
+      assert.equal(ca.orders, 1, 'no renewal');
+    });
+
+    it('a new process (acme-sidecar once) asks about it at once', async () => {
+      const issued = await reconciler().reconcileOne(SPEC, undefined, { force: true });
+      assert.equal(ca.asked, 1);
+      const st = await reconciler().reconcileOne(SPEC);
+      assert.equal(ca.asked, 2);
+      assert.equal((await stored()).serial, issued.serial);
+      assert.equal(st.renewSource, 'ari');
+    });
   });
 });

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import type { CertMeta } from '../../src/domain/types.js';
 import {
+  ariCheck,
   ariCheckDue,
+  ariFirstCheckAt,
   ariRenewAt,
   nextAriRecord,
   type AriRecord,
@@ -207,4 +209,80 @@ describe('ARI: when to ask the CA again', () => {
   ];
   for (const [name, prev, now, want] of cases)
     it(name, () => assert.equal(ariCheckDue(prev, SUBJECT, now), want));
+});
+
+describe('ARI: a certificate this process has just issued is asked about later', () => {
+  const S = 1000;
+  const lived = (ms: number) => ({ notBefore: NOW, notAfter: at(ms) });
+  const firstCases: [string, { notBefore: Date; notAfter: Date }, Date][] = [
+    ['90 days: 6 h after issuance (the Retry-After clamp)', lived(90 * DAY), at(6 * H)],
+    ['6 days: 6 h (a tenth would be 14.4 h)', lived(6 * DAY), at(6 * H)],
+    ['2 days: a tenth of the lifetime, 4.8 h', lived(2 * DAY), at(4.8 * H)],
+    ['2 minutes: 12 s, before the lifetime rule at 60 s', lived(120 * S), at(12 * S)],
+    ['a lifetime that makes no sense: at issuance', { notBefore: NOW, notAfter: at(-H) }, NOW],
+  ];
+  for (const [name, cert, want] of firstCases)
+    it(name, () => assert.equal(ariFirstCheckAt(cert, NOW).toISOString(), want.toISOString()));
+
+  const SUBJ: AriSubject = { ...SUBJECT, notBefore: NOW, notAfter: at(90 * DAY) };
+  const record: AriRecord = {
+    serial: SUBJ.serial,
+    directoryUrl: SUBJ.directoryUrl,
+    checkedAt: NOW.toISOString(),
+    nextCheck: at(H).toISOString(),
+  };
+  const older: AriRecord = { ...record, serial: 'OLD', nextCheck: at(-H).toISOString() };
+  type Seen = { asked: boolean; issuedAt?: Date };
+  const cases: [string, AriRecord | undefined, Seen, Date, boolean, Date | undefined][] = [
+    [
+      'issued here: not asked at issuance',
+      undefined,
+      { asked: false, issuedAt: NOW },
+      NOW,
+      false,
+      at(6 * H),
+    ],
+    [
+      "issued here: an older certificate's due record does not make it due",
+      older,
+      { asked: false, issuedAt: NOW },
+      at(H),
+      false,
+      at(6 * H),
+    ],
+    [
+      'issued here: not a second before the first check',
+      undefined,
+      { asked: false, issuedAt: NOW },
+      at(6 * H - 1),
+      false,
+      at(6 * H),
+    ],
+    [
+      'issued here: asked once the first check is due',
+      undefined,
+      { asked: false, issuedAt: NOW },
+      at(6 * H),
+      true,
+      undefined,
+    ],
+    [
+      'not issued here, not asked yet (once, a restarted daemon): at once',
+      record,
+      { asked: false },
+      NOW,
+      true,
+      undefined,
+    ],
+    ['not issued here, nothing stored: at once', undefined, { asked: false }, NOW, true, undefined],
+    ['asked: not before the Retry-After', record, { asked: true }, at(H - 1), false, at(H)],
+    ['asked: once the Retry-After has passed', record, { asked: true }, at(H), true, undefined],
+    ['asked, record lost: at once', undefined, { asked: true }, NOW, true, undefined],
+  ];
+  for (const [name, prev, seen, now, due, next] of cases)
+    it(name, () => {
+      const got = ariCheck(prev, SUBJ, seen, now);
+      assert.equal(got.due, due);
+      assert.equal(got.due ? undefined : got.nextCheck.toISOString(), next?.toISOString());
+    });
 });
