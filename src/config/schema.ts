@@ -605,7 +605,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     group: 'CA',
     env: 'ACME_ARI',
     description:
-      "ACME Renewal Information (RFC 9773). `auto`: when the CA's directory offers `renewalInfo`, ask it when to renew each certificate (the daemon again after the CA's Retry-After, clamped to 1 minute..6 hours; `acme-sidecar once` on every run), renew at a random time inside its window (never later than five sixths of the lifetime), and place renewals with `replaces` (Let's Encrypt exempts those from its rate limits). An explicit `RENEW_BEFORE_DAYS` still renews earlier when it comes first. A missing, failing or malformed answer falls back to the lifetime rule with one warning. `off`: the lifetime rule only.",
+      "ACME Renewal Information (RFC 9773). `auto`: when the CA's directory offers `renewalInfo`, ask it when to renew each certificate (the daemon again after the CA's Retry-After, clamped to 1 minute..6 hours; `acme-sidecar once` on every run; a certificate just issued first a tenth of its lifetime later, at most 6 hours), renew at a random time inside its window (never later than five sixths of the lifetime), and place renewals with `replaces` (Let's Encrypt exempts those from its rate limits). An explicit `RENEW_BEFORE_DAYS` still renews earlier when it comes first. A missing, failing or malformed answer falls back to the lifetime rule with one warning. `off`: the lifetime rule only.",
     default: 'auto',
     schema: oneOf(['auto', 'off'] as const),
   }),

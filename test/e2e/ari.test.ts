@@ -120,9 +120,19 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
     await env?.stop();
   });
 
-  it('a window in the future: asks the CA afresh on every once, places no order', async () => {
+  it('a window in the future: not asked by the once that issued it, asked afresh by every later once, no order', async () => {
     const name = 'future.ari.demo.test';
+    const logBefore = (await pebbleLog()).length;
     await promote(name);
+    // The run that issued the certificate asked nothing about it.
+    const asked = (await pebbleLog())
+      .slice(logBefore)
+      .match(/renewalInfo\/ -> calling handler\(\)$/gm);
+    assert.equal(asked?.length ?? 0, 0, 'no renewalInfo GET for a certificate just issued');
+    await assert.rejects(ariRecord(name), { code: 'ENOENT' });
+    const second = await production(name);
+    assert.equal(second.code, 0, explain(second));
+    assert.equal(orders(second).length, 0, explain(second));
     const first = await ariRecord(name);
     assert.equal(first.serial, (await serialOf(name)).toUpperCase());
     assert.ok(first.window && first.renewAt, JSON.stringify(first));
@@ -184,12 +194,15 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
         `${handled.filter((l) => /renewalInfo/.test(l)).length} of them renewalInfo GETs, ` +
         `replaces ${replaced.length === 1 ? 'accepted' : 'refused, placed again without'}`,
     );
-    // The new certificate has a window of its own, in the future.
+    // The renewal run did not ask about the certificate it issued: the
+    // record still names the one it replaced.
+    assert.equal((await ariRecord(name)).serial, before.toUpperCase());
+    // The next run asks: the new certificate has a window of its own, in the future.
+    const settled = await production(name);
+    assert.equal(orders(settled).length, 0, explain(settled));
     const next = await ariRecord(name);
     assert.equal(next.serial, (await serialOf(name)).toUpperCase());
     assert.ok(next.renewAt && Date.parse(next.renewAt) > Date.now(), JSON.stringify(next));
-    const settled = await production(name);
-    assert.equal(orders(settled).length, 0, explain(settled));
   });
 
   it('the staging CA too: a past window from the staging Pebble renews a staging-target certificate with replaces', async () => {
@@ -197,6 +210,10 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
     const staging = () => runSidecar(['once'], sidecarEnv(env, { DOMAINS: name }));
     const first = await staging();
     assert.equal(first.code, 0, explain(first));
+    // The run that issued it does not ask; the next one does.
+    const again = await staging();
+    assert.equal(again.code, 0, explain(again));
+    assert.equal(orders(again).length, 0, explain(again));
     const record = JSON.parse(
       await readFile(path.join(env.certDir, ariKey(name, 'staging')), 'utf8'),
     ) as { serial: string; renewAt?: string };
