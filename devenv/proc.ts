@@ -254,3 +254,26 @@ export function pidListensOn(pid: number, port: number): boolean {
   }
   return false;
 }
+
+/**
+ * The inotify watches process `pid` holds, counted by the kernel: one
+ * `inotify wd:` line per watch in /proc/<pid>/fdinfo/<fd> of each inotify fd
+ * (Linux only; another user's process reads as 0).
+ */
+export function inotifyWatchCount(pid: number): number {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fdinfo`);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const fd of fds) {
+    try {
+      n += (readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8').match(/^inotify wd:/gm) ?? []).length;
+    } catch {
+      /* fd closed meanwhile */
+    }
+  }
+  return n;
+}

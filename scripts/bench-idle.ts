@@ -26,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sidecarEnvFor, startDevEnv, type DevEnv } from '../devenv/index.js';
 import { startFakeCattle, type FakeCattle, type LoggedRequest } from '../devenv/fake-cattle.js';
-import { freePorts } from '../devenv/proc.js';
+import { freePorts, inotifyWatchCount } from '../devenv/proc.js';
 import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
 import type { PassReport } from './bench-pass.js';
 
@@ -295,6 +295,8 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
     );
     const readyCount = metrics.match(ready)?.length ?? 0;
     const { rssMB, hwmMB } = await rssOf(child.pid ?? 0);
+    // The kernel's count (live/, one per certificate, DOMAINS_FILE).
+    const watches = inotifyWatchCount(child.pid ?? 0);
 
     const fmtKinds = (k: Record<string, number>) =>
       Object.entries(k)
@@ -309,7 +311,8 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
       );
     });
     lines.push(
-      `daemon after ${opts.passes} idle passes: RSS ${rssMB.toFixed(0)} MB, peak RSS ${hwmMB.toFixed(0)} MB; ` +
+      `daemon after ${opts.passes} idle passes: RSS ${rssMB.toFixed(0)} MB, peak RSS ${hwmMB.toFixed(0)} MB, ` +
+        `${watches} inotify watches; ` +
         `metrics: acme_sidecar_last_pass_cpu_seconds ${metric('acme_sidecar_last_pass_cpu_seconds')}, ` +
         `acme_sidecar_last_pass_store_reads ${metric('acme_sidecar_last_pass_store_reads')}, ${readyCount} certificates ready`,
     );

@@ -13,6 +13,7 @@ import { startHttpServer } from '../http/server.js';
 import type { StatusSnapshot } from '../domain/status.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { PlatformWatch } from '../platform/platform.js';
+import { watchLive } from '../deploy/live-watch.js';
 import { TEMP_MARKER } from '../store/atomic.js';
 import type { Logger } from '../util/log.js';
 import type { Coordination } from './coordination.js';
@@ -151,32 +152,36 @@ function untilShutdown(signal: AbortSignal, log: Logger): Promise<void> {
  * Deleting a certificate's files from live/ regenerates it promptly (the
  * LXD habit), and DOMAINS_FILE edits apply without a restart. Our own
  * writes also fire events: debounced, they cost one pass that finds
- * nothing to do.
+ * nothing to do. live/ is watched with one OS watch per certificate
+ * (deploy/live-watch.ts); DOMAINS_FILE, which editors may replace by a
+ * rename, through chokidar, which follows the new file.
  */
 async function watchFiles(
   settings: DaemonSettings,
   onChange: (why: string) => void,
   log: Logger,
 ): Promise<{ close(): Promise<void> }> {
-  const live = join(settings.liveDir, 'live');
-  const archive = join(settings.liveDir, 'archive');
-  await mkdir(live, { recursive: true, mode: 0o700 });
-  await mkdir(archive, { recursive: true, mode: 0o700 });
-  const watcher = chokidar.watch(
-    [live, archive, ...(settings.domainsFile ? [settings.domainsFile] : [])],
-    { ignoreInitial: true, followSymlinks: false, depth: 3 },
-  );
+  await mkdir(join(settings.liveDir, 'live'), { recursive: true, mode: 0o700 });
+  await mkdir(join(settings.liveDir, 'archive'), { recursive: true, mode: 0o700 });
   let debounce: NodeJS.Timeout | undefined;
-  watcher.on('all', (event, changed) => {
-    if (changed.includes(TEMP_MARKER)) return;
+  const changed = (why: string) => {
     clearTimeout(debounce);
-    debounce = setTimeout(() => onChange(`watch: ${event} ${changed}`), WATCH_DEBOUNCE_MS);
+    debounce = setTimeout(() => onChange(`watch: ${why}`), WATCH_DEBOUNCE_MS);
+  };
+  const failed = (err: unknown) => log.warn('file watch failed', { error: errorMessage(err) });
+  const live = await watchLive(settings.liveDir, changed, failed);
+  const domains = settings.domainsFile
+    ? chokidar.watch(settings.domainsFile, { ignoreInitial: true })
+    : undefined;
+  domains?.on('all', (event, path) => {
+    if (!path.includes(TEMP_MARKER)) changed(`${event} ${path}`);
   });
-  watcher.on('error', (err) => log.warn('file watch failed', { error: errorMessage(err) }));
+  domains?.on('error', failed);
   return {
     close: async () => {
       clearTimeout(debounce);
-      await watcher.close();
+      live.close();
+      await domains?.close();
     },
   };
 }
