@@ -86,8 +86,18 @@ describe('e2e: acme-sidecar check-config and once --dry-run', function () {
     assert.deepEqual(await readdir(state), [], 'STATE_DIR untouched');
     const real = await runSidecar(['once'], vars);
     assert.equal(real.code, 1, explain(real)); // the skipped hostname
+    // A certificate just issued is not asked about (lifecycle/ari.ts
+    // ariFirstCheckAt): its renewal time is the lifetime rule's until then.
+    const fresh = await runSidecar(['once', '--dry-run'], vars);
+    assert.match(
+      fresh.stdout,
+      /^d1\.demo\.test \[d1\.demo\.test\]: would nothing \(Valid, renews after \S+\)$/m,
+    );
+    // The next run asks: Pebble 2.9 offers ARI, and the renewal time is the
+    // one drawn in its window.
+    const again = await runSidecar(['once'], vars);
+    assert.equal(again.code, 1, explain(again)); // the skipped hostname
     const after = await runSidecar(['once', '--dry-run'], vars);
-    // Pebble 2.9 offers ARI: the renewal time is the one drawn in its window.
     assert.match(
       after.stdout,
       /^d1\.demo\.test \[d1\.demo\.test\]: would nothing \(Valid, renews after \S+ \(CA renewal window\)\)$/m,
