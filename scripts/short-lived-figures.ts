@@ -44,6 +44,7 @@ import {
   type DevEnv,
 } from '../devenv/index.js';
 import { freePort } from '../devenv/proc.js';
+import { parseScriptArgs } from './script-args.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'src', 'cli.ts');
@@ -59,41 +60,25 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = {
-    certs: 10,
-    profileSeconds: 120,
-    renewals: 2,
-    timeoutMinutes: 15,
-    keep: false,
-  };
-  const numeric: Record<string, keyof Omit<Args, 'keep'>> = {
-    '--certs': 'certs',
-    '--profile-seconds': 'profileSeconds',
-    '--renewals': 'renewals',
-    '--timeout-minutes': 'timeoutMinutes',
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? '';
-    const [flag, inline] = a.includes('=') ? a.split('=', 2) : [a, undefined];
-    const key = numeric[flag ?? ''];
-    if (key) {
-      const v = Number(inline ?? argv[++i]);
-      if (!Number.isFinite(v) || v <= 0) fail(`${flag} wants a positive number`);
-      args[key] = v;
-    } else if (a === '--keep') args.keep = true;
-    else if (a === '--help' || a === '-h') {
-      console.log(
-        'usage: npm run figures:ari -- [--certs 10] [--profile-seconds 120] [--renewals 2] [--timeout-minutes 15] [--keep]',
-      );
-      process.exit(0);
-    } else fail(`unknown argument ${JSON.stringify(a)} (try --help)`);
-  }
-  return args;
-}
-
-function fail(message: string): never {
-  console.error(`figures:ari: ${message}`);
-  process.exit(2);
+  return parseScriptArgs<keyof Omit<Args, 'keep'>>({
+    script: 'figures:ari',
+    usage:
+      'usage: npm run figures:ari -- [--certs 10] [--profile-seconds 120] [--renewals 2] [--timeout-minutes 15] [--keep]',
+    argv,
+    flags: {
+      '--certs': 'certs',
+      '--profile-seconds': 'profileSeconds',
+      '--renewals': 'renewals',
+      '--timeout-minutes': 'timeoutMinutes',
+    },
+    defaults: {
+      certs: 10,
+      profileSeconds: 120,
+      renewals: 2,
+      timeoutMinutes: 15,
+    },
+    allowZero: false,
+  });
 }
 
 type LogLine = Record<string, unknown>;

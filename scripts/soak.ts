@@ -79,6 +79,7 @@ import {
   seededRandom,
   type FaultKind,
 } from './soak-plan.js';
+import { parseScriptArgs } from './script-args.js';
 
 const execFileAsync = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -98,40 +99,29 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = {
-    minutes: 10,
-    seed: Math.floor(Math.random() * 2 ** 31),
-    certs: 6,
-    profileSeconds: 300,
-    settleMinutes: 12,
-    gapSeconds: 8,
-    keep: false,
-  };
-  const numeric: Record<string, keyof Omit<Args, 'keep'>> = {
-    '--minutes': 'minutes',
-    '--seed': 'seed',
-    '--certs': 'certs',
-    '--profile-seconds': 'profileSeconds',
-    '--settle-minutes': 'settleMinutes',
-    '--gap-seconds': 'gapSeconds',
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] ?? '';
-    const [flag, inline] = a.includes('=') ? a.split('=', 2) : [a, undefined];
-    const key = numeric[flag ?? ''];
-    if (key) {
-      const v = Number(inline ?? argv[++i]);
-      if (!Number.isFinite(v) || v < 0) fail(`${flag} wants a number >= 0`);
-      args[key] = v;
-    } else if (a === '--keep') args.keep = true;
-    else if (a === '--help' || a === '-h') {
-      console.log(
-        'usage: npm run soak -- [--minutes 10] [--seed N] [--certs 6] [--profile-seconds 300] [--settle-minutes 12] [--gap-seconds 8] [--keep]',
-      );
-      process.exit(0);
-    } else fail(`unknown argument ${JSON.stringify(a)} (try --help)`);
-  }
-  return args;
+  return parseScriptArgs<keyof Omit<Args, 'keep'>>({
+    script: 'soak',
+    usage:
+      'usage: npm run soak -- [--minutes 10] [--seed N] [--certs 6] [--profile-seconds 300] [--settle-minutes 12] [--gap-seconds 8] [--keep]',
+    argv,
+    flags: {
+      '--minutes': 'minutes',
+      '--seed': 'seed',
+      '--certs': 'certs',
+      '--profile-seconds': 'profileSeconds',
+      '--settle-minutes': 'settleMinutes',
+      '--gap-seconds': 'gapSeconds',
+    },
+    defaults: {
+      minutes: 10,
+      seed: Math.floor(Math.random() * 2 ** 31),
+      certs: 6,
+      profileSeconds: 300,
+      settleMinutes: 12,
+      gapSeconds: 8,
+    },
+    allowZero: true,
+  });
 }
 
 function fail(message: string): never {
