@@ -368,10 +368,8 @@ describe('RancherPlatform: the certificates collection read once per pass', () =
       }
       assert.equal(got[3], undefined);
       // Case-insensitive, as Cattle names are.
-      assert.equal(
-        (await platform.read('A.EXAMPLE'))?.serial,
-        copies.get('a.example')?.meta.serial,
-      );
+      const upper = (await platform.read('A.EXAMPLE'))?.serial;
+      assert.ok(sameSerial(upper, copies.get('a.example')?.meta.serial), String(upper));
     } finally {
       platform.endPass();
     }
