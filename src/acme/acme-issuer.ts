@@ -39,7 +39,13 @@ import { createOrderCsr } from './csr.js';
 import { checkProfile, directoryOf } from './directory.js';
 import { classifyAcmeError } from './errors.js';
 import { ariCertId } from './ari-cert-id.js';
-import { parseRetryAfter, usePooledNonces, withAcmeContext, type AcmeCallContext } from './http.js';
+import {
+  parseRetryAfter,
+  usePooledNonces,
+  useSharedDirectory,
+  withAcmeContext,
+  type AcmeCallContext,
+} from './http.js';
 import type { IssueOptions, Issuer } from './issuer.js';
 import { generatePrivateKey } from './keys.js';
 import { POLL_TIMING, pollDelayMs, pollVerdict } from './poll.js';
@@ -82,7 +88,7 @@ const MAX_ORDER_LIST_PAGES = 5;
 function withNonceRetries(client: acme.Client): acme.Client {
   const http = (client as unknown as { http?: { maxBadNonceRetries?: number } }).http;
   if (http) http.maxBadNonceRetries = 20;
-  return usePooledNonces(client);
+  return useSharedDirectory(usePooledNonces(client));
 }
 
 /** The parts of acme-client's HttpClient (not in its typings) that ARI needs. */
@@ -173,8 +179,9 @@ export class AcmeIssuer implements Issuer {
     return withAcmeContext(async (ctx): Promise<RenewalInfoAnswer> => {
       try {
         const http = rawHttp(await this.client());
-        ctx.step = 'renewalInfo';
+        // A directory fetch (the first question of a process) counts as one.
         const base = (await http.getDirectory()).renewalInfo;
+        ctx.step = 'renewalInfo';
         if (typeof base !== 'string' || base === '') return { kind: 'unsupported' };
         const url = `${base.replace(/\/+$/, '')}/${ariCertId(certPem)}`;
         ctx.noRetry = true;

@@ -280,6 +280,32 @@ export function usePooledNonces<C extends object>(client: C): C {
   return client;
 }
 
+/** The part of acme-client's HttpClient (not in its typings) that reads the directory. */
+interface DirectoryHttp {
+  getDirectory(): Promise<Record<string, unknown>>;
+}
+
+/**
+ * Makes `client` fetch its CA's directory once however many callers ask at
+ * the same time. acme-client caches the directory only once an answer is
+ * in, so a pass that starts several certificates together (4 in flight)
+ * sent one GET per certificate before the first came back. Replaces only
+ * `getDirectory`, on this instance; a failed fetch is not kept.
+ */
+export function useSharedDirectory<C extends object>(client: C): C {
+  const http = (client as unknown as { http?: DirectoryHttp }).http;
+  if (!http || typeof http.getDirectory !== 'function') return client;
+  const fetchDirectory = http.getDirectory.bind(http);
+  let inFlight: Promise<Record<string, unknown>> | undefined;
+  http.getDirectory = () => {
+    inFlight ??= fetchDirectory().finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
+  };
+  return client;
+}
+
 /**
  * The code of a request that got no answer: the network's or TLS's own
  * (axios puts it on its error, or on the error's cause). A deadline

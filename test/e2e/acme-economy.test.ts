@@ -92,6 +92,38 @@ for (const reject of [0, 50]) {
       if (reject === 0) assert.equal(rejected, 0, figure);
       else assert.ok(rejected > 0, `Pebble rejected no nonce at all: ${figure}`);
     });
+
+    if (reject === 0) {
+      it('asks renewalInfo about 4 certificates at once from a fresh process with one directory GET', async () => {
+        const bundles = [];
+        for (let i = 1; i <= 4; i++) {
+          const name = `ari${i}.demo.test`;
+          bundles.push(await issuer.issue({ name, domains: [name], source: 'test' }, 'ecdsa-p256'));
+        }
+        // A new issuer, as in a new `once`: it has not read the directory yet.
+        const fresh = new AcmeIssuer({
+          phase: 'staging',
+          directoryUrl: env.staging.directoryUrl,
+          store: new FsCertStore(stateDir),
+          responder: new WebrootResponder({
+            webroot: env.webroot,
+            selfCheck: false,
+            log: silentLogger,
+          }),
+          log: silentLogger,
+          ari: true,
+        });
+        const before = new Map(acmeRequestCounts);
+        const answers = await Promise.all(bundles.map((b) => fresh.renewalInfo(b.cert)));
+        const c = since(before);
+        const figure = describeCounts(c, bundles.length).replace('per order', 'per certificate');
+        console.log(`      renewalInfo for 4 at once: ${figure}`);
+        for (const a of answers) assert.equal(a.kind, 'info', figure);
+        assert.equal(c.byKind.get('directory'), 1, figure);
+        assert.equal(c.byKind.get('renewalInfo'), 4, figure);
+        assert.equal(c.total, 5, figure);
+      });
+    }
   });
 }
 
