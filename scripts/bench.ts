@@ -698,7 +698,7 @@ async function main(): Promise<number> {
       }
       rows.push({
         group: 'no VA sleep',
-        client: `${peer.label} (${version.replace(/^lego version /, '').slice(0, 40)})`,
+        client: `${peer.label} (${version.replace(/^lego version /, '').slice(0, 60)})`,
         certs: ok,
         wallMs: c.value.wallMs,
         ...(c.newOrders > 0 && { caPerOrder: c.requests / c.newOrders }),
