@@ -20,11 +20,48 @@ export interface PlatformPlan {
   readonly action: PlatformAction;
 }
 
+/** A certificate the CA issued whose store write failed, kept to store again. */
+export interface HeldCert extends StoredCert {
+  readonly phase: AcmePhase;
+}
+
+/**
+ * Whether a certificate issued earlier but never stored (the write failed:
+ * a full disk, a lost etcd quorum) still answers an order about to be
+ * placed: same CA and phase, the same names, key type and profile, and not
+ * expired. Storing it then replaces the order, which would otherwise be
+ * placed again for a certificate already paid for in rate limit.
+ */
+export function heldCertAnswers(
+  held: HeldCert,
+  want: {
+    readonly phase: AcmePhase;
+    readonly directoryUrl: string;
+    readonly spec: CertSpec;
+    readonly keyType: string;
+  },
+  now: Date,
+): boolean {
+  const { meta } = held;
+  const names = (d: readonly string[]) => [...d].sort().join(',');
+  return (
+    held.phase === want.phase &&
+    meta.directoryUrl === want.directoryUrl &&
+    names(meta.domains) === names(want.spec.domains) &&
+    meta.keyType === want.keyType &&
+    meta.profile === want.spec.profile &&
+    Date.parse(meta.notAfter) > now.getTime()
+  );
+}
+
 /**
  * What the reconciler writes: certificates to the store, to live/ and to
  * the platform. Each method carries out one decision already made.
  */
 export class CertActions {
+  /** Per certificate name: issued, not stored (see heldCertAnswers). */
+  private readonly held = new Map<string, HeldCert>();
+
   constructor(
     private readonly deps: Pick<
       ReconcilerDeps,
@@ -60,6 +97,33 @@ export class CertActions {
       case 'issue': {
         const issuer = issuers[action.phase];
         const started = clock.now().getTime();
+        const held = this.held.get(spec.name);
+        this.held.delete(spec.name);
+        if (
+          held &&
+          heldCertAnswers(
+            held,
+            {
+              phase: action.phase,
+              directoryUrl: issuer.directoryUrl,
+              spec,
+              keyType: settings.keyType,
+            },
+            clock.now(),
+          )
+        ) {
+          await this.storeIssued(spec, held, issuer.directoryUrl);
+          log.info(
+            'certificate issued earlier stored now (its store write had failed); no order placed',
+            {
+              phase: action.phase,
+              reason: action.reason,
+              serial: held.meta.serial,
+              notAfter: held.meta.notAfter,
+            },
+          );
+          return undefined;
+        }
         const budget = this.deps.budget;
         const renewal = await this.renewalOf(spec, action.phase, issuer.directoryUrl);
         await budget?.beforeOrder(action.phase, issuer.directoryUrl, spec.domains, {
@@ -91,11 +155,7 @@ export class CertActions {
         if (missing.length) {
           throw new SidecarError('CHAIN_INVALID', `the certificate lacks ${missing.join(', ')}`);
         }
-        await store.store(storedKey(spec.name, action.phase), JSON.stringify({ meta, bundle }), {
-          secret: true,
-        });
-        // How a copy in live/ is recognised later, if this record is lost.
-        await this.records.recordIssuer(issuer.directoryUrl, bundle).catch(() => undefined);
+        await this.storeIssued(spec, { phase: action.phase, meta, bundle }, issuer.directoryUrl);
         log.info('certificate issued', {
           phase: action.phase,
           reason: action.reason,
@@ -230,6 +290,23 @@ export class CertActions {
         { reason: ReconcileReason.LocalLost, serial: copy.serial, platform: platform.name },
       );
     }
+  }
+
+  /** Stores an issued certificate; if that fails, holds it for the next attempt. */
+  private async storeIssued(spec: CertSpec, cert: HeldCert, directoryUrl: string): Promise<void> {
+    const { meta, bundle } = cert;
+    try {
+      await this.deps.store.store(
+        storedKey(spec.name, cert.phase),
+        JSON.stringify({ meta, bundle }),
+        { secret: true },
+      );
+    } catch (err) {
+      this.held.set(spec.name, cert);
+      throw err;
+    }
+    // How a copy in live/ is recognised later, if this record is lost.
+    await this.records.recordIssuer(directoryUrl, bundle).catch(() => undefined);
   }
 
   private describe(spec: CertSpec, bundle: CertBundle, phase: Phase, directoryUrl: string) {
