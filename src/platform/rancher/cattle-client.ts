@@ -112,8 +112,12 @@ async function pinnedAgent(
   });
 }
 
-/** At `limit=1000`, 1000 pages is a million items: far past any real environment. */
-const MAX_PAGES = 1000;
+/**
+ * At `limit=1000`, 200 pages is 200000 items, twice the items allowed; at a
+ * server's own page size of 100 (Cattle's default), 20000: far past any
+ * real environment. More pages than that is a loop or a hostile server.
+ */
+const MAX_PAGES = 200;
 
 const TRANSIENT_NET = new Set([
   'ECONNREFUSED',
