@@ -270,6 +270,35 @@ describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', funct
       ),
       'the log names the refused hostname and its service',
     );
+
+    // The daemon names it in /status too (issue 14: log, /status and once output).
+    const port = await freePort();
+    const daemon = startSidecar(
+      ['run'],
+      vars({ ALLOWED_DOMAINS: 'demo.test', STATUS_ADDRESS: `127.0.0.1:${port}` }),
+    );
+    const done = collect(daemon, 120_000);
+    type Problem = { source: string; value: string; code: string; message: string };
+    let problems: Problem[];
+    try {
+      problems = await waitFor(
+        async () => {
+          const s = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as {
+            problems: Problem[];
+          };
+          return s.problems.length > 0 ? s.problems : undefined;
+        },
+        { what: '/status to name the refused label', timeoutMs: 60_000, intervalMs: 300 },
+      );
+    } finally {
+      daemon.kill('SIGTERM');
+    }
+    await done;
+    assert.deepEqual(
+      problems.map((p) => [p.code, p.source, p.value]),
+      [['not-allowed', source, 'pay.example.org=pay.example.org']],
+    );
+    assert.match(problems[0]?.message ?? '', /pay\.example\.org is outside ALLOWED_DOMAINS/);
   });
 
   it('a second service claiming the hostname of live/shop under another name is refused and named; shop keeps its certificate, across restarts', async () => {
