@@ -200,13 +200,14 @@ async function buildDnsResponder(
   clustered: boolean,
   clock: Clock,
   log: Logger,
+  dnsChecker: () => Promise<PropagationChecker>,
 ): Promise<DnsResponder | undefined> {
   const provider = await buildDnsProvider(config, clock, log);
   if (!provider) return undefined;
   const { DnsResponder } = await import('./challenge/dns/dns-responder.js');
   return new DnsResponder({
     provider,
-    checker: await buildDnsChecker(config, log),
+    checker: await dnsChecker(),
     store,
     clock,
     // A replica may be the leader with an order in flight: only old records are leftovers.
@@ -294,7 +295,18 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     ...(config.selfCheckAddress && { selfCheckAddress: config.selfCheckAddress }),
     log: log.child({ component: 'webroot' }),
   });
-  const dnsResponder = await buildDnsResponder(config, store, etcd !== undefined, clock, log);
+  // One DNS checker per app, built at its first use: the DNS-01 responder's
+  // and every dns-persist-01 look-up of check-config share it.
+  let checker: Promise<PropagationChecker> | undefined;
+  const dnsChecker = () => (checker ??= buildDnsChecker(config, log));
+  const dnsResponder = await buildDnsResponder(
+    config,
+    store,
+    etcd !== undefined,
+    clock,
+    log,
+    dnsChecker,
+  );
   const platform = await buildPlatform(config, log, metrics, { store, records });
   const hooks = buildHooks(config, log);
   const clustered =
@@ -398,8 +410,8 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       challenge: config.acmeChallenge,
       persistRecords: (phase, domains) => issuers[phase].expectedPersistRecords(domains),
       lookupTxt: async (fqdn) => {
-        const checker = await buildDnsChecker(config, log);
-        return checker.ask(await checker.servers(fqdn), fqdn);
+        const c = await dnsChecker();
+        return c.ask(await c.servers(fqdn), fqdn);
       },
       nowS: () => Math.floor(clock.now().getTime() / 1000),
     },
