@@ -34,7 +34,10 @@ import { Discoverer } from './reconcile/discoverer.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import type { EtcdStoreHandle } from './store/etcd-store.js';
 import { FsCertStore } from './store/fs-store.js';
+import { claimsKey } from './store/keys.js';
 import { PassReadCache } from './store/pass-cache.js';
+import { claimsKind } from './store/record-kinds.js';
+import { recordSlot } from './store/record-slot.js';
 import { RecordReader } from './store/records.js';
 import type { CertStore } from './store/store.js';
 import type { Logger } from './util/log.js';
@@ -81,7 +84,7 @@ async function buildPlatform(
   if (config.platform === 'docker') {
     const { DockerEngineClient } = await import('./platform/docker/engine-client.js');
     const { DockerPlatform } = await import('./platform/docker/docker-platform.js');
-    const { recordSlot, storedCertificates } = await import('./store/record-slot.js');
+    const { storedCertificates } = await import('./store/record-slot.js');
     const { platformRecordKey } = await import('./store/keys.js');
     const { reloadsKind, sourcesKind } = await import('./store/record-kinds.js');
     const { store, records } = state;
@@ -379,8 +382,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     platform,
     discoverer: new Discoverer(platform, log.child({ component: 'discovery' }), {
       allowedDomains: config.allowedDomains,
-      store,
-      records,
+      claims: recordSlot(store, records, claimsKey(), claimsKind),
       clock,
     }),
     reconciler,
