@@ -34,7 +34,10 @@ import { Discoverer } from './reconcile/discoverer.js';
 import { Reconciler } from './reconcile/reconciler.js';
 import type { EtcdStoreHandle } from './store/etcd-store.js';
 import { FsCertStore } from './store/fs-store.js';
+import { claimsKey } from './store/keys.js';
 import { PassReadCache } from './store/pass-cache.js';
+import { claimsKind } from './store/record-kinds.js';
+import { recordSlot } from './store/record-slot.js';
 import { RecordReader } from './store/records.js';
 import type { CertStore } from './store/store.js';
 import type { Logger } from './util/log.js';
@@ -81,7 +84,7 @@ async function buildPlatform(
   if (config.platform === 'docker') {
     const { DockerEngineClient } = await import('./platform/docker/engine-client.js');
     const { DockerPlatform } = await import('./platform/docker/docker-platform.js');
-    const { recordSlot, storedCertificates } = await import('./store/record-slot.js');
+    const { storedCertificates } = await import('./store/record-slot.js');
     const { platformRecordKey } = await import('./store/keys.js');
     const { reloadsKind, sourcesKind } = await import('./store/record-kinds.js');
     const { store, records } = state;
@@ -200,13 +203,14 @@ async function buildDnsResponder(
   clustered: boolean,
   clock: Clock,
   log: Logger,
+  dnsChecker: () => Promise<PropagationChecker>,
 ): Promise<DnsResponder | undefined> {
   const provider = await buildDnsProvider(config, clock, log);
   if (!provider) return undefined;
   const { DnsResponder } = await import('./challenge/dns/dns-responder.js');
   return new DnsResponder({
     provider,
-    checker: await buildDnsChecker(config, log),
+    checker: await dnsChecker(),
     store,
     clock,
     // A replica may be the leader with an order in flight: only old records are leftovers.
@@ -294,7 +298,18 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     ...(config.selfCheckAddress && { selfCheckAddress: config.selfCheckAddress }),
     log: log.child({ component: 'webroot' }),
   });
-  const dnsResponder = await buildDnsResponder(config, store, etcd !== undefined, clock, log);
+  // One DNS checker per app, built at its first use: the DNS-01 responder's
+  // and every dns-persist-01 look-up of check-config share it.
+  let checker: Promise<PropagationChecker> | undefined;
+  const dnsChecker = () => (checker ??= buildDnsChecker(config, log));
+  const dnsResponder = await buildDnsResponder(
+    config,
+    store,
+    etcd !== undefined,
+    clock,
+    log,
+    dnsChecker,
+  );
   const platform = await buildPlatform(config, log, metrics, { store, records });
   const hooks = buildHooks(config, log);
   const clustered =
@@ -367,8 +382,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     platform,
     discoverer: new Discoverer(platform, log.child({ component: 'discovery' }), {
       allowedDomains: config.allowedDomains,
-      store,
-      records,
+      claims: recordSlot(store, records, claimsKey(), claimsKind),
       clock,
     }),
     reconciler,
@@ -398,8 +412,8 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       challenge: config.acmeChallenge,
       persistRecords: (phase, domains) => issuers[phase].expectedPersistRecords(domains),
       lookupTxt: async (fqdn) => {
-        const checker = await buildDnsChecker(config, log);
-        return checker.ask(await checker.servers(fqdn), fqdn);
+        const c = await dnsChecker();
+        return c.ask(await c.servers(fqdn), fqdn);
       },
       nowS: () => Math.floor(clock.now().getTime() / 1000),
     },

@@ -96,7 +96,19 @@ const RETRY_FIRST_STEP_MS = 60_000;
  * it expires instead of sleeping through its end (a 6-day certificate
  * renewed at two days left would otherwise wait a whole day after its
  * fourth failure; the soak saw 300 s certificates expire in the 10-minute
- * step). An expired or absent certificate keeps the plain schedule.
+ * step).
+ *
+ * A certificate already expired and still served is an outage: the wait
+ * stays at the first step for as long as it lasts, where the cap above has
+ * brought it by the time the certificate ran out (the plain schedule used
+ * to start again there: the soak saw an expired certificate wait its
+ * 10-minute step, and a day was next). What bounds the tries then is the
+ * CA: its `Retry-After`, and the RATE_LIMITS budget (Let's Encrypt's 5
+ * failed validations per name per hour) that refuses an order before it
+ * is sent. Our own self-signed `placeholder` is no such outage (it is
+ * replaced locally, and a name that never validated is most often not
+ * pointed here yet): it keeps the plain schedule, as does an absent
+ * certificate (`untilExpiryMs` undefined).
  *
  * A `retryAfter` (seconds) from the CA wins when it is longer: the CA's
  * word comes before our deadline.
@@ -106,11 +118,14 @@ export function retryDelayMs(
   random: () => number,
   retryAfterS?: number,
   untilExpiryMs?: number,
+  placeholder = false,
 ): number {
   const steps = [RETRY_FIRST_STEP_MS, 600_000, 6_000_000];
   let base = steps[Math.max(0, attempt - 1)] ?? DAY_MS;
   if (untilExpiryMs !== undefined && untilExpiryMs > 0) {
     base = Math.min(base, Math.max(RETRY_FIRST_STEP_MS, untilExpiryMs / 3));
+  } else if (untilExpiryMs !== undefined && !placeholder) {
+    base = Math.min(base, RETRY_FIRST_STEP_MS);
   }
   const jittered = Math.round(base * (0.9 + 0.2 * random()));
   return Math.max(jittered, (retryAfterS ?? 0) * 1000);

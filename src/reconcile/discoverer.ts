@@ -2,17 +2,9 @@ import { errorCode, errorMessage } from '../domain/errors.js';
 import type { CertSpec } from '../domain/types.js';
 import type { DiscoveryProblem } from '../domain/status.js';
 import { systemClock, type Clock } from '../lifecycle/clock.js';
-import {
-  decideOwnership,
-  EMPTY_CLAIMS,
-  parseClaims,
-  type ClaimsRecord,
-} from '../lifecycle/ownership.js';
+import { decideOwnership, EMPTY_CLAIMS, type ClaimsRecord } from '../lifecycle/ownership.js';
+import type { RecordSlot } from '../lifecycle/platform-memory.js';
 import type { Platform } from '../platform/platform.js';
-import { claimsKey } from '../store/keys.js';
-import { claimsKind } from '../store/record-kinds.js';
-import type { RecordReader } from '../store/records.js';
-import type { CertStore } from '../store/store.js';
 import type { Logger } from '../util/log.js';
 
 export interface DiscoveryResult {
@@ -25,14 +17,13 @@ export interface DiscoveryResult {
 export interface DiscovererOptions {
   /** ALLOWED_DOMAINS (canonical); empty: any hostname. */
   readonly allowedDomains?: readonly string[];
-  /** Where the claims record lives; without one, claims last as long as the process. */
-  readonly store?: Pick<CertStore, 'load' | 'store'>;
   /**
-   * Reads the claims record: a corrupt one is kept aside and reported as
-   * STORE_CORRUPT (store/records.ts). Without it, the record is read from
-   * `store` and a corrupt one is only logged.
+   * The claims record (`claims.json`, store/record-slot.ts: read through the
+   * RecordReader, so a corrupt one is kept aside and reported as
+   * STORE_CORRUPT, or only named in a dry run). Without it, claims last as
+   * long as the process.
    */
-  readonly records?: Pick<RecordReader, 'inspect'>;
+  readonly claims?: RecordSlot<ClaimsRecord>;
   readonly clock?: Clock;
   /** How long a claim outlives its source's last request (lifecycle/ownership.ts). */
   readonly claimReleaseMs?: number;
@@ -50,8 +41,10 @@ export interface DiscovererOptions {
  * like every value in etcd). The record as read:
  * - absent: no claims yet (first start, or an upgrade): requests are
  *   decided in discovery order, DOMAINS first, and become the claims;
- * - corrupt (not JSON of the expected shape, or a sealed value that does
- *   not open): logged at error, and treated like absent, then rewritten.
+ * - corrupt (not JSON of the expected shape): kept aside and reported as
+ *   STORE_CORRUPT by the RecordReader (a dry run only names it), and
+ *   treated like absent, then rewritten; a sealed value that does not open:
+ *   logged at error, and the same.
  *   The safe default available: nothing is served differently because of
  *   it (live/ keeps what it has), and DOMAINS, written by the operator,
  *   still comes first; only between two labels does discovery order decide
@@ -99,15 +92,13 @@ export class Discoverer {
     });
     if (opts.persist !== false) {
       this.claims = decision.claims;
-      if (decision.changed && writable && this.opts.store) {
-        await this.opts.store
-          .store(claimsKey(), JSON.stringify(decision.claims))
-          .catch((err: unknown) =>
-            this.log.warn('could not save the certificate claims; saving at the next pass', {
-              code: errorCode(err),
-              error: errorMessage(err),
-            }),
-          );
+      if (decision.changed && writable && this.opts.claims) {
+        await this.opts.claims.save(decision.claims).catch((err: unknown) =>
+          this.log.warn('could not save the certificate claims; saving at the next pass', {
+            code: errorCode(err),
+            error: errorMessage(err),
+          }),
+        );
       }
     }
     const result = { specs: decision.specs, problems: [...found.problems, ...decision.problems] };
@@ -125,16 +116,11 @@ export class Discoverer {
 
   /** `persist: false` (dry runs): a corrupt record is only named, not kept aside. */
   private async loadClaims(persist: boolean): Promise<{ claims: ClaimsRecord; writable: boolean }> {
-    const { store } = this.opts;
-    if (!store) return { claims: this.claims, writable: false };
-    let raw: Buffer | undefined;
+    const slot = this.opts.claims;
+    if (!slot) return { claims: this.claims, writable: false };
+    let got: Awaited<ReturnType<typeof slot.load>>;
     try {
-      if (this.opts.records && persist) {
-        const got = await this.opts.records.inspect(claimsKey(), claimsKind);
-        // Corrupt: kept aside and reported by the reader; the safe default is no claims.
-        return { claims: got.state === 'ok' ? got.value : EMPTY_CLAIMS, writable: true };
-      }
-      raw = await store.load(claimsKey());
+      got = await slot.load({ persist });
     } catch (err) {
       if (errorCode(err) !== 'STORE_DECRYPT_FAILED') {
         this.log.warn('could not read the certificate claims; using the last known ones', {
@@ -149,15 +135,13 @@ export class Discoverer {
       });
       return { claims: EMPTY_CLAIMS, writable: true };
     }
-    if (raw === undefined) return { claims: EMPTY_CLAIMS, writable: true };
-    const parsed = parseClaims(raw.toString('utf8'));
-    if (!parsed) {
-      this.log.error('the certificate claims record is corrupt; starting from no claims', {
-        code: 'STORE_IO',
-        key: claimsKey(),
+    if (got.state === 'corrupt' && !persist) {
+      // A run keeps it aside and reports it (the reader); a dry run only names it.
+      this.log.error('the certificate claims record is corrupt; a run would start from no claims', {
+        code: 'STORE_CORRUPT',
       });
-      return { claims: EMPTY_CLAIMS, writable: true };
     }
-    return { claims: parsed, writable: true };
+    // Missing or corrupt: the safe default is no claims.
+    return { claims: got.state === 'ok' ? got.value : EMPTY_CLAIMS, writable: true };
   }
 }

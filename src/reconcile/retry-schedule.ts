@@ -78,9 +78,14 @@ export class RetrySchedule {
       // placeholder's or a staging certificate's end matters as much.
       const untilExpiry =
         st.notAfter !== undefined ? Date.parse(st.notAfter) - now.getTime() : undefined;
-      st.nextRetry = new Date(
-        now.getTime() + retryDelayMs(st.attempts, this.random, retryAfter, untilExpiry),
-      ).toISOString();
+      const delay = retryDelayMs(
+        st.attempts,
+        this.random,
+        retryAfter,
+        untilExpiry,
+        st.phase === 'self-signed',
+      );
+      st.nextRetry = new Date(now.getTime() + delay).toISOString();
     }
     st.lastError = { code: errorCode(err), message: errorMessage(err), at: now.toISOString() };
     this.deps.onFailure?.(st.name, st.lastError.code);

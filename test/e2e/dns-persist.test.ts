@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { digTxt, startBind, type BindInstance } from '../../devenv/bind.js';
-import { startDevEnv, type DevEnv } from '../../devenv/index.js';
+import { digTxt, type BindInstance } from '../../devenv/bind.js';
+import { startDnsDevEnv, type DnsDevEnv } from '../../devenv/dns-devenv.js';
+import type { DevEnv } from '../../devenv/index.js';
 import {
   isExecutable,
   persistPebbleBinaries,
@@ -54,9 +54,9 @@ function printedRecords(stdout: string): Map<string, string> {
 
 describe(`e2e: dns-persist-01 (BIND 9, Pebble ${PEBBLE_PERSIST_VERSION})`, function () {
   this.timeout(300_000);
+  let lab: DnsDevEnv | undefined;
   let bind: BindInstance;
   let env: DevEnv;
-  let dir: string;
   /** Our account URLs, as check-config printed them. */
   const account: Record<'staging' | 'production', string> = { staging: '', production: '' };
 
@@ -67,31 +67,23 @@ describe(`e2e: dns-persist-01 (BIND 9, Pebble ${PEBBLE_PERSIST_VERSION})`, funct
         `Pebble ${PEBBLE_PERSIST_VERSION} is not installed (no ${binaries.pebble}): run PEBBLE_VERSION=${PEBBLE_PERSIST_VERSION} devenv/install-pebble.sh`,
       );
     }
-    dir = await mkdtemp(path.join(os.tmpdir(), 'dns-persist-'));
-    bind = await startBind({
-      dir: path.join(dir, 'bind'),
-      acmeNames: [],
-      persistNames: PERSIST_NAMES,
+    lab = await startDnsDevEnv({
+      tmpPrefix: 'dns-persist-',
+      bind: { acmeNames: [], persistNames: PERSIST_NAMES },
+      // Every order validates (no authorization reuse): each one is a real
+      // dns-persist-01 check against BIND.
+      devEnv: { pebble: { binaries, authzReusePercent: 0 } },
     });
+    ({ bind, env } = lab);
     registerSecret(bind.secret);
-    // Every order validates (no authorization reuse): each one is a real
-    // dns-persist-01 check against BIND.
-    env = await startDevEnv({
-      dnsAddress: bind.address,
-      pebble: { binaries, authzReusePercent: 0 },
-    });
   });
-  after(async () => {
-    await env?.stop();
-    await bind?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => lab?.stop());
 
   function persistEnv(extra: Record<string, string> = {}): Record<string, string> {
     // DNS_RESOLVERS: check-config looks the records up in BIND.
     return sidecarEnv(env, {
       ACME_CHALLENGE: 'dns-persist-01',
-      DNS_RESOLVERS: bind.address,
+      ...lab?.resolverEnv(),
       ...extra,
     });
   }

@@ -9,7 +9,8 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
-import { digTxt, startBind, type BindInstance } from '../../devenv/bind.js';
+import { digTxt, type BindInstance } from '../../devenv/bind.js';
+import { startDnsDevEnv, type DnsDevEnv } from '../../devenv/dns-devenv.js';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { startPdns, type PdnsInstance } from '../../devenv/pdns.js';
 import { freePort } from '../../devenv/proc.js';
@@ -52,37 +53,30 @@ function figures(r: RunResult): Figures {
 
 describe('e2e: DNS-01 and wildcards (BIND 9, Pebble 2.9)', function () {
   this.timeout(300_000);
+  let lab: DnsDevEnv | undefined;
   let bind: BindInstance;
   let env: DevEnv;
   let dir: string;
 
   before(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'dns01-'));
-    bind = await startBind({
-      dir: path.join(dir, 'bind'),
-      acmeNames: ACME_NAMES,
-      // The acme-dns pattern: the challenge name points into a zone part
-      // only the ACME key may write, and the key may not write at the name itself.
-      extraRecords: ['_acme-challenge.cname CNAME cname.validation.test.'],
+    lab = await startDnsDevEnv({
+      tmpPrefix: 'dns01-',
+      bind: {
+        acmeNames: ACME_NAMES,
+        // The acme-dns pattern: the challenge name points into a zone part
+        // only the ACME key may write, and the key may not write at the name itself.
+        extraRecords: ['_acme-challenge.cname CNAME cname.validation.test.'],
+      },
     });
+    ({ bind, env, dir } = lab);
     registerSecret(bind.secret);
-    env = await startDevEnv({ dnsAddress: bind.address });
   });
-  after(async () => {
-    await env?.stop();
-    await bind?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => lab?.stop());
 
   /** The sidecar's environment for DNS-01 through BIND with RFC 2136. */
   function rfc2136(extra: Record<string, string> = {}): Record<string, string> {
     return sidecarEnv(env, {
-      DNS_PROVIDER: 'rfc2136',
-      RFC2136_NAMESERVER: bind.address,
-      RFC2136_TSIG_KEY: bind.keyName,
-      RFC2136_TSIG_SECRET: bind.secret,
-      RFC2136_TSIG_ALGORITHM: 'hmac-sha256',
-      DNS_RESOLVERS: bind.address,
+      ...lab?.rfc2136Env(),
       DNS_POLLING_INTERVAL: '0.2',
       ...extra,
     });

@@ -11,6 +11,8 @@ import type { Platform } from '../../src/platform/platform.js';
 import { Discoverer } from '../../src/reconcile/discoverer.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { claimsKey } from '../../src/store/keys.js';
+import { claimsKind } from '../../src/store/record-kinds.js';
+import { recordSlot } from '../../src/store/record-slot.js';
 import { RecordReader } from '../../src/store/records.js';
 import type { LogFields, Logger } from '../../src/util/log.js';
 
@@ -52,20 +54,23 @@ describe('Discoverer: claims across restarts', () => {
     store = new FsCertStore(dir);
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
+  /** The claims record as main.ts wires it: in the store, read through a RecordReader. */
+  const claimsIn = (log: Logger) =>
+    recordSlot(store, new RecordReader(store, clock, log), claimsKey(), claimsKind);
 
   it('a restarted sidecar still gives shop to its first holder, whatever the discovery order', async () => {
     const { log } = recorder();
     await new Discoverer(
       platform(() => [SHOP]),
       log,
-      { store, clock },
+      { claims: claimsIn(log), clock },
     ).discover();
     // The next process lists the intruder first.
     const found = await new Discoverer(
       platform(() => [INTRUDER, SHOP]),
       log,
       {
-        store,
+        claims: claimsIn(log),
         clock,
       },
     ).discover();
@@ -94,33 +99,38 @@ describe('Discoverer: claims across restarts', () => {
     );
   });
 
-  it('a corrupt record is logged at error and replaced, starting from no claims', async () => {
-    await store.store(claimsKey(), '{"version":1,"names":{"shop":{"domains":"oops"}}}');
+  it('a dry run names a corrupt record at error, decides from no claims, and leaves the record where it is', async () => {
+    const corrupt = '{"version":1,"names":{"shop":{"domains":"oops"}}}';
+    await store.store(claimsKey(), corrupt);
     const { log, lines } = recorder();
     const found = await new Discoverer(
       platform(() => [SHOP]),
       log,
-      { store, clock },
-    ).discover();
+      { claims: claimsIn(log), clock },
+    ).discover({ persist: false });
     assert.deepEqual(
       found.specs.map((s) => s.name),
       ['shop'],
     );
-    assert.ok(lines.some((l) => l.level === 'error' && /claims record is corrupt/.test(l.msg)));
-    const saved = JSON.parse((await store.load(claimsKey()))!.toString()) as {
-      names: Record<string, { source: string }>;
-    };
-    assert.equal(saved.names.shop?.source, 'svc/shop');
+    assert.ok(
+      lines.some((l) => l.level === 'error' && /claims record is corrupt/.test(l.msg)),
+      JSON.stringify(lines),
+    );
+    assert.equal((await store.load(claimsKey()))?.toString(), corrupt);
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.startsWith(`${claimsKey()}.corrupt-`)),
+      [],
+      'a dry run kept it aside',
+    );
   });
 
   it('read through the record reader, a corrupt record is kept aside as STORE_CORRUPT and claimed again', async () => {
     await store.store(claimsKey(), 'garbage');
     const { log, lines } = recorder();
-    const records = new RecordReader(store, clock, log);
     const found = await new Discoverer(
       platform(() => [SHOP]),
       log,
-      { store, records, clock },
+      { claims: claimsIn(log), clock },
     ).discover();
     assert.deepEqual(
       found.specs.map((s) => s.name),
@@ -138,15 +148,43 @@ describe('Discoverer: claims across restarts', () => {
     assert.equal(saved.names.shop?.source, 'svc/shop');
   });
 
-  it('a dry run decides with the stored claims and writes nothing', async () => {
+  it('a dry run writes no claims record where there was none', async () => {
     const { log } = recorder();
     await new Discoverer(
       platform(() => [SHOP]),
       log,
-      { store, clock },
+      { claims: claimsIn(log), clock },
     ).discover({
       persist: false,
     });
     assert.equal(await store.load(claimsKey()), undefined);
+  });
+
+  it('a dry run decides with the stored claims and leaves them unchanged', async () => {
+    const { log } = recorder();
+    await new Discoverer(
+      platform(() => [SHOP]),
+      log,
+      { claims: claimsIn(log), clock },
+    ).discover();
+    const before = (await store.load(claimsKey()))?.toString();
+    const found = await new Discoverer(
+      platform(() => [
+        INTRUDER,
+        SHOP,
+        { name: 'new', domains: ['new.example.com'], source: 'svc/new' },
+      ]),
+      log,
+      { claims: claimsIn(log), clock },
+    ).discover({ persist: false });
+    assert.deepEqual(
+      found.specs.map((s) => s.name),
+      ['shop', 'new'],
+    );
+    assert.deepEqual(
+      found.problems.map((p) => [p.source, p.code]),
+      [['svc/x', 'claimed']],
+    );
+    assert.equal((await store.load(claimsKey()))?.toString(), before);
   });
 });

@@ -351,46 +351,9 @@ describe('dns-persist-01 on check-config and /status', () => {
     domains: ['a.test'],
   };
 
-  it('check-config prints the record of every CA and skips the webroot for those names', async () => {
-    const asked: string[] = [];
-    const lines = await checkConfig({
-      directories: [
-        { phase: 'staging', url: 'https://s/dir' },
-        { phase: 'production', url: 'https://p/dir' },
-      ],
-      probeDirectory: () => Promise.resolve({ ok: true, detail: 'answers' }),
-      platform: {
-        name: 'static',
-        discover: () =>
-          Promise.resolve({
-            specs: [{ name: 'a.test', domains: ['a.test'], source: 'env' }],
-            problems: [],
-          }),
-      },
-      responder: {
-        present: (d) => {
-          asked.push(d);
-          return Promise.resolve();
-        },
-        verify: () => Promise.resolve(),
-        cleanup: () => Promise.resolve(),
-      },
-      challenge: 'dns-persist-01',
-      persistRecords: (phase, domains) =>
-        Promise.resolve(domains.map(() => ({ ...record, phase }))),
-    });
-    const text = lines.map((l) => `${l.what}: ${l.detail}`).join('\n');
-    assert.match(
-      text,
-      /dns-persist-01 record \(staging CA\) for a\.test: set once: _validation-persist\.a\.test\. TXT "ca\.test; accounturi=https:\/\/127\.0\.0\.1:14000\/my-account\/1"/,
-    );
-    assert.match(text, /dns-persist-01 record \(production CA\)/);
-    assert.deepEqual(asked, [], 'the webroot was checked for a dns-persist-01 name');
-  });
-
-  const persistDeps = (
-    lookupTxt: Parameters<typeof checkConfig>[0]['lookupTxt'],
-  ): Parameters<typeof checkConfig>[0] => ({
+  type Deps = Parameters<typeof checkConfig>[0];
+  /** check-config for one dns-persist-01 name, a.test, and a staging CA that answers. */
+  const persistDeps = (over: Partial<Deps> = {}): Deps => ({
     directories: [{ phase: 'staging', url: 'https://s/dir' }],
     probeDirectory: () => Promise.resolve({ ok: true, detail: 'answers' }),
     platform: {
@@ -408,9 +371,38 @@ describe('dns-persist-01 on check-config and /status', () => {
     },
     challenge: 'dns-persist-01',
     persistRecords: (phase) => Promise.resolve([{ ...record, phase }]),
-    ...(lookupTxt && { lookupTxt }),
-    nowS: () => 1000,
+    ...over,
   });
+
+  it('check-config prints the record of every CA and skips the webroot for those names', async () => {
+    const asked: string[] = [];
+    const base = persistDeps();
+    const lines = await checkConfig(
+      persistDeps({
+        directories: [
+          { phase: 'staging', url: 'https://s/dir' },
+          { phase: 'production', url: 'https://p/dir' },
+        ],
+        responder: {
+          ...base.responder,
+          present: (d) => {
+            asked.push(d);
+            return Promise.resolve();
+          },
+        },
+        persistRecords: (phase, domains) =>
+          Promise.resolve(domains.map(() => ({ ...record, phase }))),
+      }),
+    );
+    const text = lines.map((l) => `${l.what}: ${l.detail}`).join('\n');
+    assert.match(
+      text,
+      /dns-persist-01 record \(staging CA\) for a\.test: set once: _validation-persist\.a\.test\. TXT "ca\.test; accounturi=https:\/\/127\.0\.0\.1:14000\/my-account\/1"/,
+    );
+    assert.match(text, /dns-persist-01 record \(production CA\)/);
+    assert.deepEqual(asked, [], 'the webroot was checked for a dns-persist-01 name');
+  });
+
   const lineOf = (lines: Awaited<ReturnType<typeof checkConfig>>) =>
     lines.find((l) => l.what.startsWith('dns-persist-01 record (staging CA)'));
 
@@ -450,7 +442,11 @@ describe('dns-persist-01 on check-config and /status', () => {
   ];
   for (const c of lookups) {
     it(`check-config ${c.name}`, async () => {
-      const line = lineOf(await checkConfig(persistDeps(() => Promise.resolve(c.answers))));
+      const line = lineOf(
+        await checkConfig(
+          persistDeps({ lookupTxt: () => Promise.resolve(c.answers), nowS: () => 1000 }),
+        ),
+      );
       assert.equal(line?.ok, true);
       assert.equal(line?.warn ?? false, c.warn, line?.detail);
       assert.match(line?.detail ?? '', c.detail);
@@ -458,25 +454,11 @@ describe('dns-persist-01 on check-config and /status', () => {
   }
 
   it('check-config fails the line of a CA whose record cannot be known', async () => {
-    const lines = await checkConfig({
-      directories: [{ phase: 'staging', url: 'https://s/dir' }],
-      probeDirectory: () => Promise.resolve({ ok: true, detail: 'answers' }),
-      platform: {
-        name: 'static',
-        discover: () =>
-          Promise.resolve({
-            specs: [{ name: 'a.test', domains: ['a.test'], source: 'env' }],
-            problems: [],
-          }),
-      },
-      responder: {
-        present: () => Promise.resolve(),
-        verify: () => Promise.resolve(),
-        cleanup: () => Promise.resolve(),
-      },
-      challenge: 'dns-persist-01',
-      persistRecords: () => Promise.reject(new Error('lists no meta.caaIdentities')),
-    });
+    const lines = await checkConfig(
+      persistDeps({
+        persistRecords: () => Promise.reject(new Error('lists no meta.caaIdentities')),
+      }),
+    );
     const bad = lines.find((l) => l.what === 'dns-persist-01 record (staging CA)');
     assert.equal(bad?.ok, false);
     assert.match(bad?.detail ?? '', /caaIdentities/);

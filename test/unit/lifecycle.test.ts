@@ -517,6 +517,7 @@ describe('lifecycle: retryDelayMs', () => {
     attempt: number;
     retryAfter?: number;
     untilExpiry?: number;
+    placeholder?: boolean;
     want: number;
   }[] = [
     { name: 'waits one minute after the first failure', attempt: 1, want: 60_000 },
@@ -539,9 +540,40 @@ describe('lifecycle: retryDelayMs', () => {
       want: 60_000,
     },
     {
-      name: 'keeps the plain schedule for an expired certificate',
+      name: 'waits only the first step, not a day, while an expired certificate is served',
       attempt: 4,
       untilExpiry: -H,
+      want: 60_000,
+    },
+    {
+      name: 'waits only the first step, not ten minutes, after a second failure past expiry',
+      attempt: 2,
+      untilExpiry: -1000,
+      want: 60_000,
+    },
+    {
+      name: 'waits the first step for a certificate that expires at this instant',
+      attempt: 3,
+      untilExpiry: 0,
+      want: 60_000,
+    },
+    {
+      name: "still lets the CA's Retry-After win while an expired certificate is served",
+      attempt: 5,
+      untilExpiry: -DAY,
+      retryAfter: 1800,
+      want: 1_800_000,
+    },
+    {
+      name: 'keeps the plain schedule for an expired self-signed placeholder',
+      attempt: 4,
+      untilExpiry: -H,
+      placeholder: true,
+      want: DAY,
+    },
+    {
+      name: 'keeps the plain schedule when nothing is served',
+      attempt: 4,
       want: DAY,
     },
     {
@@ -570,7 +602,10 @@ describe('lifecycle: retryDelayMs', () => {
   ];
   for (const c of cases)
     it(c.name, () =>
-      assert.equal(retryDelayMs(c.attempt, mid, c.retryAfter, c.untilExpiry), c.want),
+      assert.equal(
+        retryDelayMs(c.attempt, mid, c.retryAfter, c.untilExpiry, c.placeholder),
+        c.want,
+      ),
     );
   it('jitters by at most ten percent either way', () => {
     assert.equal(

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +21,12 @@ import { storedCertKind } from '../../src/store/record-kinds.js';
 import { RecordReader } from '../../src/store/records.js';
 import type { CertStore } from '../../src/store/store.js';
 import { silentLogger } from '../../src/util/log.js';
+import {
+  type Line,
+  recordingLogger,
+  staticPlatform,
+  storeStagingCert,
+} from '../support/reconcile.js';
 
 /** A real store on disk that counts the loads reaching it, per key. */
 class CountingStore implements CertStore {
@@ -161,6 +166,7 @@ describe('reconcile: a settled certificate, one pass', () => {
   let bundle: CertBundle;
   let meta: CertMeta;
   let platformReads: number;
+  let lines: Line[];
 
   const ca: Issuer = {
     phase: 'staging',
@@ -181,9 +187,9 @@ describe('reconcile: a settled certificate, one pass', () => {
 
   /** Holds a copy of our certificate, as Rancher would. */
   const platform = (): Platform => ({
+    ...staticPlatform([SPEC]),
     name: 'holder',
     holdsCertificates: true,
-    discover: () => Promise.resolve({ specs: [SPEC], problems: [] }),
     read: (): Promise<PlatformCopy> => {
       platformReads++;
       return Promise.resolve({
@@ -215,7 +221,7 @@ describe('reconcile: a settled certificate, one pass', () => {
       },
       platform: platform(),
       clock: new FixedClock(NOW),
-      log: silentLogger,
+      log: recordingLogger(lines),
       random: () => 0.5,
       settings: {
         target: 'staging',
@@ -228,25 +234,14 @@ describe('reconcile: a settled certificate, one pass', () => {
     root = await fs.mkdtemp(join(tmpdir(), 'pass-cache-reconcile-'));
     counting = new CountingStore(new FsCertStore(root));
     platformReads = 0;
-    bundle = await new SelfSignedIssuer(new FixedClock(new Date(Date.parse(NOW) - DAY))).issue(
-      SPEC,
-      'ecdsa-p256',
-    );
-    const leaf = new X509Certificate(bundle.cert);
-    meta = {
-      name: SPEC.name,
-      phase: 'staging',
-      domains: SPEC.domains,
+    lines = [];
+    ({ bundle, meta } = await storeStagingCert({
+      store: counting,
+      spec: SPEC,
       directoryUrl: STAGING,
-      keyType: 'ecdsa-p256',
-      notBefore: new Date(leaf.validFrom).toISOString(),
-      notAfter: new Date(leaf.validTo).toISOString(),
-      serial: leaf.serialNumber.toUpperCase(),
-      chainVerified: true,
+      issuedBy: new FixedClock(new Date(Date.parse(NOW) - DAY)),
       issuedAt: NOW,
-    };
-    const stored: StoredCert = { meta, bundle };
-    await counting.store(storedKey(SPEC.name, 'staging'), JSON.stringify(stored));
+    }));
   });
   afterEach(() => fs.rm(root, { recursive: true, force: true }));
 
@@ -259,7 +254,11 @@ describe('reconcile: a settled certificate, one pass', () => {
       if (cached) cache.begin();
       const st = await r.reconcileOne(SPEC);
       if (cached) cache.end();
-      assert.equal(st.ready, true, `pass ${pass}: ${JSON.stringify(st.lastError)}`);
+      assert.equal(
+        st.ready,
+        true,
+        `pass ${pass}: ${JSON.stringify(st.lastError)} ${JSON.stringify(lines)}`,
+      );
       assert.equal(st.reason, 'Valid');
     }
     return new Map(counting.loads);
@@ -293,33 +292,24 @@ describe('reconcile: a settled certificate, one pass', () => {
 describe('RancherPlatform: the certificates collection read once per pass', () => {
   let cattle: FakeCattle;
   let platform: RancherPlatform;
+  let root: string;
   const names = ['a.example', 'b.example', 'c.example'];
   const copies = new Map<string, StoredCert>();
 
   before(async () => {
     cattle = await startFakeCattle();
-    const clock = new FixedClock(NOW);
+    root = await fs.mkdtemp(join(tmpdir(), 'pass-cache-rancher-'));
+    const store = new FsCertStore(root);
     for (const name of names) {
-      const bundle = await new SelfSignedIssuer(clock).issue(
-        { name, domains: [name], source: 'test' },
-        'ecdsa-p256',
-      );
-      const leaf = new X509Certificate(bundle.cert);
-      copies.set(name, {
-        bundle,
-        meta: {
-          name,
-          phase: 'staging',
-          domains: [name],
-          directoryUrl: STAGING,
-          keyType: 'ecdsa-p256',
-          notBefore: new Date(leaf.validFrom).toISOString(),
-          notAfter: new Date(leaf.validTo).toISOString(),
-          serial: leaf.serialNumber.toUpperCase(),
-          chainVerified: true,
-          issuedAt: NOW,
-        },
+      const copy = await storeStagingCert({
+        store,
+        spec: { name, domains: [name], source: 'test' },
+        directoryUrl: STAGING,
+        issuedBy: new FixedClock(NOW),
+        issuedAt: NOW,
       });
+      copies.set(name, copy);
+      const { bundle } = copy;
       cattle.addCertificate({
         name,
         cert: bundle.cert,
@@ -339,7 +329,10 @@ describe('RancherPlatform: the certificates collection read once per pass', () =
       { domains: async () => '', log: silentLogger, transitionTimeoutMs: 10_000 },
     );
   });
-  after(() => cattle.close());
+  after(async () => {
+    await cattle.close();
+    await fs.rm(root, { recursive: true, force: true });
+  });
 
   const certificateGets = (from: number) =>
     cattle.requests
@@ -400,22 +393,15 @@ describe('RecordReader: a certificate checked in full once per content', () => {
       const store = new FsCertStore(root);
       const clock = new FixedClock(NOW);
       const reader = new RecordReader(store, clock, silentLogger);
-      const bundle = await new SelfSignedIssuer(clock).issue(SPEC, 'ecdsa-p256');
-      const leaf = new X509Certificate(bundle.cert);
-      const meta: CertMeta = {
-        name: SPEC.name,
-        phase: 'staging',
-        domains: SPEC.domains,
+      const { meta } = await storeStagingCert({
+        store,
+        spec: SPEC,
         directoryUrl: STAGING,
-        keyType: 'ecdsa-p256',
-        notBefore: new Date(leaf.validFrom).toISOString(),
-        notAfter: new Date(leaf.validTo).toISOString(),
-        serial: leaf.serialNumber.toUpperCase(),
-        chainVerified: true,
+        issuedBy: clock,
         issuedAt: NOW,
-      };
-      const bytes = JSON.stringify({ meta, bundle });
-      await store.store(storedKey(SPEC.name, 'staging'), bytes);
+      });
+      const bytes = await store.load(storedKey(SPEC.name, 'staging'));
+      assert.ok(bytes);
       const first = await reader.read(storedKey(SPEC.name, 'staging'), storedCertKind('staging'));
       const again = await reader.read(storedKey(SPEC.name, 'staging'), storedCertKind('staging'));
       assert.equal(first?.meta.serial, meta.serial);
