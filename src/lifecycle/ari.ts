@@ -46,7 +46,16 @@ export function parseRenewalInfo(body: unknown): ParsedRenewalInfo {
   return { ok: true, info: { window: { start: s, end: e }, ...(url && { explanationUrl: url }) } };
 }
 
+/** Longest explanationURL kept: it is stored, logged and shown. */
+const MAX_EXPLANATION_URL = 2048;
+
+/**
+ * An http(s) URL written in printable ASCII: the string is shown as the CA
+ * sent it (log, `/status`, the page, `acme-sidecar once`), so no control
+ * character or space may reach a terminal from the network.
+ */
 function isHttpUrl(v: string): boolean {
+  if (v.length > MAX_EXPLANATION_URL || !/^[\x21-\x7e]+$/.test(v)) return false;
   try {
     const u = new URL(v);
     return u.protocol === 'https:' || u.protocol === 'http:';
