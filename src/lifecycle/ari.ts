@@ -284,3 +284,23 @@ export function ariRenewAt(
   const at = new Date(record.renewAt);
   return Number.isNaN(at.getTime()) ? undefined : at;
 }
+
+/**
+ * Is a renewal now due by the CA's own window, so that Let's Encrypt
+ * exempts its order (with `replaces`) from rate limits and the budget must
+ * not hold it back? Yes when the time drawn for exactly this certificate has
+ * passed and the window itself has opened. A time drawn before the window
+ * (chooseRenewalTime pulls it back to five sixths of the lifetime when the
+ * window starts later) is our margin, not the CA's word: renewing then is
+ * an ordinary order.
+ */
+export function dueByAriWindow(
+  record: AriRecord | undefined,
+  cert: Pick<AriSubject, 'serial' | 'directoryUrl'>,
+  now: Date,
+): boolean {
+  const at = ariRenewAt(record, cert);
+  if (!at || now.getTime() < at.getTime()) return false;
+  const start = record?.window ? Date.parse(record.window.start) : NaN;
+  return Number.isFinite(start) && now.getTime() >= start;
+}
