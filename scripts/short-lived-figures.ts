@@ -26,7 +26,9 @@
  *     whether the rate-limit budget held any renewal back (must be 0).
  *
  * Exits 1 when a certificate was not renewed often enough in time, nginx
- * served an expired certificate, or the budget refused a renewal.
+ * served an expired certificate, the budget refused a renewal, or a renewal
+ * was ordered before the CA's ARI window made it due (issue 12: the daemon
+ * renews every certificate inside its window).
  *
  * Usage: npm run figures:ari -- [--certs 10] [--profile-seconds 120]
  *        [--renewals 2] [--timeout-minutes 15] [--keep]
@@ -315,7 +317,19 @@ async function main(): Promise<void> {
     for (const e of expired.slice(0, 10)) console.log(`    ${e}`);
     console.log(`  rate-limit budget refusals (RATE_BUDGET_EXCEEDED): ${budgetRefusals}`);
     console.log(`  daemon exit after SIGTERM: ${String(exitCode)}`);
-    if (expired.length > 0 || budgetRefusals > 0 || exitCode !== 0) code = 1;
+    if (inWindow < renewalOrders.length) {
+      console.log(
+        `  renewal orders not due by the CA's ARI window: ${renewalOrders.length - inWindow}`,
+      );
+    }
+    if (
+      expired.length > 0 ||
+      budgetRefusals > 0 ||
+      exitCode !== 0 ||
+      inWindow < renewalOrders.length
+    ) {
+      code = 1;
+    }
     if (args.keep) console.log(`  logs kept in ${env.dir}`);
   } finally {
     if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');

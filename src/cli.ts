@@ -45,6 +45,9 @@ export function formatPass(result: PassResult): string {
       `${state} ${c.name} [${c.domains.join(', ')}] phase=${c.phase}` +
         (c.notAfter ? ` notAfter=${c.notAfter}` : '') +
         ` reason=${c.reason}` +
+        // RFC 9773 section 4.2: the CA's page on why it moved the window
+        // (printable ASCII only, lifecycle/ari.ts parseRenewalInfo).
+        (c.explanationUrl ? ` explanation=${c.explanationUrl}` : '') +
         (c.lastError ? ` error=${c.lastError.code}: ${c.lastError.message}` : ''),
     );
     // A local-state problem is named as one (never as the CA's or platform's).

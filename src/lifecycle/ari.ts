@@ -46,7 +46,16 @@ export function parseRenewalInfo(body: unknown): ParsedRenewalInfo {
   return { ok: true, info: { window: { start: s, end: e }, ...(url && { explanationUrl: url }) } };
 }
 
+/** Longest explanationURL kept: it is stored, logged and shown. */
+const MAX_EXPLANATION_URL = 2048;
+
+/**
+ * An http(s) URL written in printable ASCII: the string is shown as the CA
+ * sent it (log, `/status`, the page, `acme-sidecar once`), so no control
+ * character or space may reach a terminal from the network.
+ */
 function isHttpUrl(v: string): boolean {
+  if (v.length > MAX_EXPLANATION_URL || !/^[\x21-\x7e]+$/.test(v)) return false;
   try {
     const u = new URL(v);
     return u.protocol === 'https:' || u.protocol === 'http:';
@@ -274,4 +283,24 @@ export function ariRenewAt(
   if (record.directoryUrl !== cert.directoryUrl) return undefined;
   const at = new Date(record.renewAt);
   return Number.isNaN(at.getTime()) ? undefined : at;
+}
+
+/**
+ * Is a renewal now due by the CA's own window, so that Let's Encrypt
+ * exempts its order (with `replaces`) from rate limits and the budget must
+ * not hold it back? Yes when the time drawn for exactly this certificate has
+ * passed and the window itself has opened. A time drawn before the window
+ * (chooseRenewalTime pulls it back to five sixths of the lifetime when the
+ * window starts later) is our margin, not the CA's word: renewing then is
+ * an ordinary order.
+ */
+export function dueByAriWindow(
+  record: AriRecord | undefined,
+  cert: Pick<AriSubject, 'serial' | 'directoryUrl'>,
+  now: Date,
+): boolean {
+  const at = ariRenewAt(record, cert);
+  if (!at || now.getTime() < at.getTime()) return false;
+  const start = record?.window ? Date.parse(record.window.start) : NaN;
+  return Number.isFinite(start) && now.getTime() >= start;
 }

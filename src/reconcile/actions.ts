@@ -1,6 +1,6 @@
 import { SidecarError } from '../domain/errors.js';
 import type { AcmePhase, CertBundle, CertSpec, Phase, StoredCert } from '../domain/types.js';
-import { ariRenewAt } from '../lifecycle/ari.js';
+import { dueByAriWindow } from '../lifecycle/ari.js';
 import type { Action, CertFacts } from '../lifecycle/policy.js';
 import { decidePlatform, type PlatformAction } from '../lifecycle/platform-policy.js';
 import { ReconcileReason } from '../lifecycle/reasons.js';
@@ -220,11 +220,10 @@ export class CertActions {
     const wanted = [...spec.domains].sort().join(',');
     if ([...stored.meta.domains].sort().join(',') !== wanted) return undefined;
     const record = await loadAriRecord(this.records.reader, spec.name, phase);
-    const at = ariRenewAt(record, stored.meta);
     return {
       cert: stored.bundle.cert,
       serial: stored.meta.serial,
-      inAriWindow: at !== undefined && this.deps.clock.now() >= at,
+      inAriWindow: dueByAriWindow(record, stored.meta, this.deps.clock.now()),
     };
   }
 

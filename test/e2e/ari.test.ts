@@ -77,17 +77,30 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
   };
   const serialOf = async (name: string) =>
     new X509Certificate((await live(name)).cert).serialNumber;
-  const ariRecord = async (name: string) =>
-    JSON.parse(await readFile(path.join(env.certDir, ariKey(name, 'production')), 'utf8')) as {
+  const ariRecord = async (name: string, phase: 'staging' | 'production' = 'production') =>
+    JSON.parse(await readFile(path.join(env.certDir, ariKey(name, phase)), 'utf8')) as {
       serial: string;
       checkedAt: string;
       renewAt?: string;
       window?: { start: string; end: string };
       problem?: string;
+      explanationUrl?: string;
     };
   const pebbleLog = () => readFile(path.join(env.dir, 'pebble-production.log'), 'utf8');
   const production = (name: string) =>
     runSidecar(['once'], sidecarEnv(env, { DOMAINS: name, STAGING: 'false' }));
+  /** `once` with the given CA as the target: staging (STAGING=true) or production. */
+  const onceFor = (name: string, ca: 'staging' | 'production') =>
+    ca === 'production'
+      ? production(name)
+      : runSidecar(['once'], sidecarEnv(env, { DOMAINS: name }));
+  /** A certificate from `ca` for `name` (staging first for production). */
+  async function issueFrom(name: string, ca: 'staging' | 'production'): Promise<void> {
+    if (ca === 'production') return promote(name);
+    const s = await onceFor(name, 'staging');
+    assert.equal(s.code, 0, explain(s));
+    assert.equal(orders(s).length, 1, explain(s));
+  }
 
   /** A production certificate for `name`: staging first, then production. */
   async function promote(name: string): Promise<void> {
@@ -143,6 +156,36 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
     const again = await ariRecord(name);
     assert.notEqual(again.checkedAt, first.checkedAt, 'once asked the CA again');
     assert.equal(again.renewAt, first.renewAt, 'the same window keeps the drawn time');
+
+    // The CA moves the window (still in the future) and says why: a new
+    // time is drawn inside the new window, the explanation is logged and
+    // `once` shows it beside the certificate.
+    const start = Date.now() + 10 * 86_400_000;
+    const end = start + 86_400_000;
+    await setRenewalInfo(
+      name,
+      JSON.stringify({
+        suggestedWindow: { start: new Date(start).toISOString(), end: new Date(end).toISOString() },
+        explanationURL: 'https://ca.test/planned-revocation',
+      }),
+    );
+    const moved = await production(name);
+    assert.equal(moved.code, 0, explain(moved));
+    assert.equal(orders(moved).length, 0, explain(moved));
+    const drawn = logged(moved, 'renewal time drawn from the CA renewal window');
+    assert.equal(drawn[0]?.explanationUrl, 'https://ca.test/planned-revocation', explain(moved));
+    assert.match(
+      moved.stdout,
+      new RegExp(
+        `^ok +${name.replace(/\./g, '\\.')} .* explanation=https://ca\\.test/planned-revocation$`,
+        'm',
+      ),
+      explain(moved),
+    );
+    const redrawn = await ariRecord(name);
+    assert.equal(redrawn.explanationUrl, 'https://ca.test/planned-revocation');
+    const at = Date.parse(String(redrawn.renewAt));
+    assert.ok(at >= start && at < end, `redrawn inside the new window: ${redrawn.renewAt}`);
   });
 
   it('an override to a past window: a renewal at once, its order carrying replaces', async () => {
@@ -257,62 +300,65 @@ describe('e2e: ARI renewal windows against Pebble 2.9 and nginx', function () {
     assert.equal(orders(settled).length, 0, explain(settled));
   });
 
-  it('a malformed answer: the lifetime rule, no order, one warning', async () => {
-    const name = 'malformed.ari.demo.test';
-    await promote(name);
-    await setRenewalInfo(name, '{"suggestedWindow": {"start": "soon"');
-    // The warning is kept with the record: the same problem for the same
-    // certificate is not warned again by a later run.
-    for (const warnings of [1, 0]) {
-      const r = await production(name);
-      assert.equal(r.code, 0, explain(r));
-      assert.equal(orders(r).length, 0, explain(r));
-      assert.equal(logged(r, NO_ARI).length, warnings, explain(r));
-    }
-    const record = await ariRecord(name);
-    assert.ok(record.problem, JSON.stringify(record));
-    assert.equal(record.renewAt, undefined);
-  });
-
-  it('a revoked certificate (revoked with its own key) is renewed at the next pass', async () => {
-    const name = 'revoked.ari.demo.test';
-    await promote(name);
-    const { cert, privkey } = await live(name);
-    // RFC 8555 section 7.6: signed with the certificate's key (a jwk, no account).
-    acme.axios.defaults.httpsAgent = new https.Agent({
-      ca: [...tls.rootCertificates, env.caPem],
-    });
-    const client = new acme.Client({
-      directoryUrl: env.production.directoryUrl,
-      accountKey: privkey,
-    });
-    const api = (
-      client as unknown as {
-        api: {
-          http: { getResourceUrl(r: string): Promise<string> };
-          apiRequest(
-            url: string,
-            payload: object,
-            ok: number[],
-            opts: { includeJwsKid: boolean },
-          ): Promise<unknown>;
-        };
+  for (const ca of ['production', 'staging'] as const) {
+    it(`a malformed answer from the ${ca} CA: the lifetime rule, no order, one warning`, async () => {
+      const name = `malformed.${ca}.ari.demo.test`;
+      await issueFrom(name, ca);
+      await setRenewalInfo(name, '{"suggestedWindow": {"start": "soon"', ca);
+      // The warning is kept with the record: the same problem for the same
+      // certificate is not warned again by a later run.
+      for (const warnings of [1, 0]) {
+        const r = await onceFor(name, ca);
+        assert.equal(r.code, 0, explain(r));
+        assert.equal(orders(r).length, 0, explain(r));
+        assert.equal(logged(r, NO_ARI).length, warnings, explain(r));
       }
-    ).api;
-    const url = await api.http.getResourceUrl('revokeCert');
-    const der = new X509Certificate(cert).raw.toString('base64url');
-    await api.apiRequest(url, { certificate: der }, [200], { includeJwsKid: false });
+      const record = await ariRecord(name, ca);
+      assert.equal(record.serial, (await serialOf(name)).toUpperCase(), JSON.stringify(record));
+      assert.ok(record.problem, JSON.stringify(record));
+      assert.equal(record.renewAt, undefined);
+    });
 
-    const before = await serialOf(name);
-    const r = await production(name);
-    assert.equal(r.code, 0, explain(r));
-    assert.deepEqual(
-      orders(r).map((o) => [o.phase, o.reason]),
-      [['production', 'NearingExpiry']],
-      explain(r),
-    );
-    assert.notEqual(await serialOf(name), before);
-  });
+    it(`a revoked certificate from the ${ca} CA (revoked with its own key) is renewed at the next pass`, async () => {
+      const name = `revoked.${ca}.ari.demo.test`;
+      await issueFrom(name, ca);
+      const { cert, privkey } = await live(name);
+      // RFC 8555 section 7.6: signed with the certificate's key (a jwk, no account).
+      acme.axios.defaults.httpsAgent = new https.Agent({
+        ca: [...tls.rootCertificates, env.caPem],
+      });
+      const client = new acme.Client({
+        directoryUrl: env[ca].directoryUrl,
+        accountKey: privkey,
+      });
+      const api = (
+        client as unknown as {
+          api: {
+            http: { getResourceUrl(r: string): Promise<string> };
+            apiRequest(
+              url: string,
+              payload: object,
+              ok: number[],
+              opts: { includeJwsKid: boolean },
+            ): Promise<unknown>;
+          };
+        }
+      ).api;
+      const url = await api.http.getResourceUrl('revokeCert');
+      const der = new X509Certificate(cert).raw.toString('base64url');
+      await api.apiRequest(url, { certificate: der }, [200], { includeJwsKid: false });
+
+      const before = await serialOf(name);
+      const r = await onceFor(name, ca);
+      assert.equal(r.code, 0, explain(r));
+      assert.deepEqual(
+        orders(r).map((o) => [o.phase, o.reason, o.inAriWindow]),
+        [[ca, 'NearingExpiry', true]],
+        explain(r),
+      );
+      assert.notEqual(await serialOf(name), before);
+    });
+  }
 });
 
 describe('e2e: short-lived certificates renewed by ARI in one daemon run', function () {

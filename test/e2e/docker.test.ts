@@ -5,7 +5,9 @@
 // labelled io.acme-sidecar.reload=true. No nginx image exists here, so that
 // container (busybox, --pid host --network none) forwards the signal to the
 // devenv's nginx master: the new certificate is served only if the whole
-// chain works. Prints "container started -> certificate served".
+// chain works. Prints "container started -> certificate served". The
+// container's io.acme-sidecar.profile label names the ACME profile of its
+// order over ACME_PROFILE (issue 12): Pebble gives that profile's lifetime.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -13,12 +15,18 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { importBusyboxImage, startDockerd, type DockerEngine } from '../../devenv/dockerd.js';
 import { startDevEnv, tlsServedCert, type DevEnv } from '../../devenv/index.js';
-import { DOMAINS_LABEL } from '../../src/platform/labels.js';
+import { DOMAINS_LABEL, PROFILE_LABEL } from '../../src/platform/labels.js';
+import { storedKey } from '../../src/store/keys.js';
 import { chainVerifiesTo } from '../../src/util/x509.js';
 import { collect, sidecarEnv, startSidecar } from '../support/sidecar.js';
 
 const IMAGE = 'acme-test/busybox:1';
 const HOST = 'app.docker.test';
+/** Two profiles, so the lifetime tells which one the order named. */
+const PROFILES = {
+  default: { description: '90 days', validityPeriod: 90 * 86_400 },
+  short: { description: '1 day', validityPeriod: 86_400 },
+};
 
 describe('e2e: PLATFORM=docker (real dockerd, Pebble and nginx)', function () {
   this.timeout(180_000);
@@ -30,6 +38,7 @@ describe('e2e: PLATFORM=docker (real dockerd, Pebble and nginx)', function () {
     // arrives (the sidecar moves that directory aside: "left by another tool").
     [env, engine] = await Promise.all([
       startDevEnv({
+        pebble: { profiles: PROFILES },
         tlsServers: [{ certName: HOST, serverNames: [HOST] }],
         placeholderCerts: true,
       }),
@@ -73,6 +82,8 @@ describe('e2e: PLATFORM=docker (real dockerd, Pebble and nginx)', function () {
       sidecarEnv(dev, {
         PLATFORM: 'docker',
         DOCKER_HOST: docker.host,
+        // The container's label overrides it.
+        ACME_PROFILE: 'default',
         // Events, not the loop, must bring the new container in.
         LOOP_TIME: '600',
         LOG_LEVEL: 'debug',
@@ -110,6 +121,8 @@ describe('e2e: PLATFORM=docker (real dockerd, Pebble and nginx)', function () {
         'none',
         '--label',
         `${DOMAINS_LABEL}=${HOST}`,
+        '--label',
+        `${PROFILE_LABEL}=short`,
         IMAGE,
         'sleep',
         '100000',
@@ -132,6 +145,17 @@ describe('e2e: PLATFORM=docker (real dockerd, Pebble and nginx)', function () {
       assert.ok(stderr.includes('docker: container app start'), 'a pass triggered by the event');
       assert.match(stderr, /sent SIGHUP so the server reloads its certificates/);
       assert.ok((await reloads()) >= 2, 'startup reload, then one for the new certificate');
+      // Ordered under the label's profile, not ACME_PROFILE's.
+      const leaf = new X509Certificate(await readFile(livePem, 'utf8'));
+      const lifetimeS = (Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)) / 1000;
+      assert.ok(
+        Math.abs(lifetimeS - PROFILES.short.validityPeriod) <= 60,
+        `lifetime ${lifetimeS} s, want the short profile's`,
+      );
+      const stored = JSON.parse(
+        await readFile(path.join(dev.certDir, storedKey(HOST, 'staging')), 'utf8'),
+      ) as { meta: { profile?: string } };
+      assert.equal(stored.meta.profile, 'short');
     } finally {
       child.kill('SIGTERM');
     }

@@ -5,6 +5,7 @@ import {
   ariCheckDue,
   ariFirstCheckAt,
   ariRenewAt,
+  dueByAriWindow,
   nextAriRecord,
   type AriRecord,
   type AriSubject,
@@ -285,4 +286,50 @@ describe('ARI: a certificate this process has just issued is asked about later',
       assert.equal(got.due, due);
       assert.equal(got.due ? undefined : got.nextCheck.toISOString(), next?.toISOString());
     });
+});
+
+describe('ARI: a renewal the CA window made due (exempt from rate limits)', () => {
+  const record: AriRecord = {
+    serial: 'P1',
+    directoryUrl: PROD_URL,
+    checkedAt: NOW.toISOString(),
+    nextCheck: at(H).toISOString(),
+    window: { start: at(-H).toISOString(), end: at(H).toISOString() },
+    renewAt: at(-H / 2).toISOString(),
+  };
+  // A window that opens after five sixths of the lifetime: the drawn time
+  // was pulled back to that margin, before the window.
+  const late: AriRecord = {
+    ...record,
+    window: { start: at(2 * H).toISOString(), end: at(3 * H).toISOString() },
+    renewAt: at(-H / 2).toISOString(),
+  };
+  const cases: [string, AriRecord | undefined, Date, boolean][] = [
+    ['is due once the drawn time inside an open window has passed', record, NOW, true],
+    ['is not due before the drawn time', record, at(-H), false],
+    ['is not due without a record', undefined, NOW, false],
+    [
+      'is not due by a time drawn for another certificate',
+      { ...record, serial: 'OLD' },
+      NOW,
+      false,
+    ],
+    [
+      'is not due by a time pulled back before a window that has not opened (an ordinary order)',
+      late,
+      NOW,
+      false,
+    ],
+    ['is due by that time once the window has opened', late, at(2 * H), true],
+    [
+      'is due by a window in the past (a revocation)',
+      { ...record, window: { start: at(-2 * H).toISOString(), end: at(-H).toISOString() } },
+      NOW,
+      true,
+    ],
+  ];
+  for (const [name, rec, now, want] of cases)
+    it(name, () =>
+      assert.equal(dueByAriWindow(rec, { serial: 'P1', directoryUrl: PROD_URL }, now), want),
+    );
 });

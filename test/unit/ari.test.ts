@@ -115,6 +115,18 @@ describe('ARI: reading a renewalInfo answer', () => {
       name: 'drops an explanationURL that is not http(s)',
       body: { ...good, explanationURL: 'javascript:alert(1)' },
     },
+    {
+      name: 'drops an explanationURL with a terminal escape in it (it is shown as sent)',
+      body: { ...good, explanationURL: 'https://ca.test/\u001b[2Jincident' },
+    },
+    {
+      name: 'drops an explanationURL with a space or a line break in it',
+      body: { ...good, explanationURL: 'https://ca.test/a b\nreason=Valid' },
+    },
+    {
+      name: 'drops an explanationURL longer than 2048 characters',
+      body: { ...good, explanationURL: `https://ca.test/${'a'.repeat(2048)}` },
+    },
     { name: 'refuses a string', body: 'not json', problem: /not a JSON object/ },
     { name: 'refuses null', body: null, problem: /not a JSON object/ },
     { name: 'refuses an array', body: [good], problem: /not a JSON object/ },

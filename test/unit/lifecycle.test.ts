@@ -345,9 +345,14 @@ describe('lifecycle: renewalTime', () => {
     { name: 'renews a 90-day certificate with 30 days left', days: 90, wantDaysAfterStart: 60 },
     { name: 'renews a 6-day certificate with half its life left', days: 6, wantDaysAfterStart: 3 },
     {
-      name: 'treats exactly 10 days as long-lived (a third left)',
+      name: 'renews a certificate just under 10 days at half its life',
       days: 9.999,
       wantDaysAfterStart: 4.9995,
+    },
+    {
+      name: 'treats exactly 10 days as long-lived (a third left)',
+      days: 10,
+      wantDaysAfterStart: 20 / 3,
     },
     {
       name: 'honours RENEW_BEFORE_DAYS when it fits the lifetime',
