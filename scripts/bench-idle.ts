@@ -16,7 +16,7 @@
  *    platform requests by kind (the fake Cattle API logs each), ACME
  *    requests at the CA (Pebble's log), and the daemon's RSS (/proc).
  *
- * Usage: npx tsx scripts/bench-idle.ts --idle 1000 [--passes 3] [--verbose]
+ * Usage: npx tsx scripts/bench-idle.ts --idle 1000 [--passes 3] [--settle 60] [--verbose]
  * (`npm run bench -- --idle N` runs it after the other rows).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -37,6 +37,11 @@ export interface IdleOptions {
   /** Idle passes measured after the daemon's first pass. */
   readonly passes: number;
   readonly verbose?: boolean;
+  /**
+   * Seconds the daemon is left alone after its last pass before its idle
+   * RSS is read (V8 shrinks its heap when nothing runs); 0: at once.
+   */
+  readonly settleSeconds?: number;
   /** Build dist/ first (false when the caller just did). */
   readonly build?: boolean;
 }
@@ -88,10 +93,17 @@ async function caRequests(env: DevEnv): Promise<number> {
   return n;
 }
 
-async function rssOf(pid: number): Promise<{ rssMB: number; hwmMB: number }> {
+async function rssOf(
+  pid: number,
+): Promise<{ rssMB: number; hwmMB: number; anonMB: number; fileMB: number }> {
   const text = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1]);
-  return { rssMB: kb('VmRSS') / 1024, hwmMB: kb('VmHWM') / 1024 };
+  return {
+    rssMB: kb('VmRSS') / 1024,
+    hwmMB: kb('VmHWM') / 1024,
+    anonMB: kb('RssAnon') / 1024,
+    fileMB: kb('RssFile') / 1024,
+  };
 }
 
 function runNode(args: string[], env: Record<string, string>): Promise<string> {
@@ -268,6 +280,12 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
       const ca = await caRequests(env);
       const { kinds, writes } = tally(reqs);
       const { rssMB } = await rssOf(child.pid ?? 0);
+      if (process.env.BENCH_IDLE_SIGNAL_AFTER_PASS) {
+        // E.g. SIGURG for a --require'd probe that collects garbage and logs
+        // the heap (docs/performance.md, the memory section): after the RSS above.
+        child.kill(process.env.BENCH_IDLE_SIGNAL_AFTER_PASS as NodeJS.Signals);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
       passes.push({
         wallMs: line.ms,
         cpuSeconds: line.cpuSeconds,
@@ -280,6 +298,11 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
       markCa = ca;
       if (line.certificates !== n)
         failures.push(`pass ${p}: ${line.certificates}/${n} certificates`);
+    }
+    let settled: Awaited<ReturnType<typeof rssOf>> | undefined;
+    if (opts.settleSeconds) {
+      await new Promise((r) => setTimeout(r, (opts.settleSeconds ?? 0) * 1000));
+      settled = await rssOf(child.pid ?? 0);
     }
     if (process.env.BENCH_IDLE_HEAPSNAPSHOT) {
       // With BENCH_IDLE_NODE_ARGS=--heapsnapshot-signal=SIGUSR2: what the idle daemon holds.
@@ -310,6 +333,12 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
           `${p.storeReads} store reads (${(p.storeReads / n).toFixed(2)} per certificate), RSS ${p.rssMB.toFixed(0)} MB`,
       );
     });
+    if (settled) {
+      lines.push(
+        `daemon idle ${opts.settleSeconds ?? 0} s after its last pass: RSS ${settled.rssMB.toFixed(0)} MB ` +
+          `(${settled.anonMB.toFixed(0)} MB anonymous, ${settled.fileMB.toFixed(0)} MB file-backed)`,
+      );
+    }
     lines.push(
       `daemon after ${opts.passes} idle passes: RSS ${rssMB.toFixed(0)} MB, peak RSS ${hwmMB.toFixed(0)} MB, ` +
         `${watches} inotify watches; ` +
@@ -340,14 +369,18 @@ function parseArgs(argv: string[]): IdleOptions {
   let n = 100;
   let passes = 3;
   let verbose = false;
+  let settleSeconds = 0;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     if (a === '--idle' || a === '--n') n = Number(argv[++i]);
     else if (a.startsWith('--idle=')) n = Number(a.slice(7));
     else if (a === '--passes') passes = Number(argv[++i]);
+    else if (a === '--settle') settleSeconds = Number(argv[++i]);
     else if (a === '--verbose' || a === '-v') verbose = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npx tsx scripts/bench-idle.ts [--idle 1000] [--passes 3] [--verbose]');
+      console.log(
+        'usage: npx tsx scripts/bench-idle.ts [--idle 1000] [--passes 3] [--settle 60] [--verbose]',
+      );
       process.exit(0);
     } else {
       console.error(`bench-idle: unknown argument ${JSON.stringify(a)} (try --help)`);
@@ -358,7 +391,11 @@ function parseArgs(argv: string[]): IdleOptions {
     console.error('bench-idle: --idle and --passes must be positive integers');
     process.exit(2);
   }
-  return { n, passes, verbose };
+  if (!Number.isInteger(settleSeconds) || settleSeconds < 0) {
+    console.error('bench-idle: --settle must be a whole number of seconds');
+    process.exit(2);
+  }
+  return { n, passes, verbose, settleSeconds };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
