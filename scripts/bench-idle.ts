@@ -29,6 +29,7 @@ import { startFakeCattle, type FakeCattle, type LoggedRequest } from '../devenv/
 import { freePorts, inotifyWatchCount } from '../devenv/proc.js';
 import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
 import type { PassReport } from './bench-pass.js';
+import { imageNodeArgs } from './image-node-args.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -244,8 +245,13 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
 
     // ---- 2. the daemon on that state --------------------------------------------
     say('starting the daemon (dist/src/cli.js run)...');
-    // BENCH_IDLE_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`: where the passes spend their CPU.
-    const nodeArgs = (process.env.BENCH_IDLE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    // The image's Node flags (Dockerfile ENTRYPOINT), or BENCH_IDLE_NODE_ARGS instead, e.g.
+    // `--cpu-prof --cpu-prof-dir=/tmp/prof`: where the passes spend their CPU.
+    const nodeArgs =
+      process.env.BENCH_IDLE_NODE_ARGS !== undefined
+        ? process.env.BENCH_IDLE_NODE_ARGS.split(' ').filter(Boolean)
+        : imageNodeArgs();
+    lines.push(`daemon: node ${[...nodeArgs, 'dist/src/cli.js', 'run'].join(' ')}`);
     const child = spawn(
       process.execPath,
       [...nodeArgs, path.join(ROOT, 'dist/src/cli.js'), 'run'],

@@ -8,6 +8,7 @@
  * preload (scripts/peak-rss.cjs) as the process exits: RSS, not heap.
  *
  * Usage: npx tsx scripts/bench-once-memory.ts [--n 100] [--node-args "--max-semi-space-size=1"]
+ * (default: the Node flags of the Dockerfile's ENTRYPOINT; --node-args "" for none)
  * (build dist/ first: npm run build).
  */
 import { spawn } from 'node:child_process';
@@ -17,12 +18,14 @@ import { fileURLToPath } from 'node:url';
 import { sidecarEnvFor, startDevEnv } from '../devenv/index.js';
 import { startFakeCattle } from '../devenv/fake-cattle.js';
 import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
+import { imageNodeArgs } from './image-node-args.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function parse(argv: string[]): { n: number; nodeArgs: string[] } {
   let n = 100;
-  let nodeArgs: string[] = [];
+  // The image's flags (Dockerfile ENTRYPOINT) unless --node-args says otherwise ("" for none).
+  let nodeArgs = imageNodeArgs();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     if (a === '--n') n = Number(argv[++i]);
