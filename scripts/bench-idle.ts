@@ -16,7 +16,7 @@
  *    platform requests by kind (the fake Cattle API logs each), ACME
  *    requests at the CA (Pebble's log), and the daemon's RSS (/proc).
  *
- * Usage: npx tsx scripts/bench-idle.ts --idle 1000 [--passes 3] [--settle 60] [--verbose]
+ * Usage: npx tsx scripts/bench-idle.ts --idle 1000 [--passes 3] [--settle 60] [--gap 5] [--verbose]
  * (`npm run bench -- --idle N` runs it after the other rows).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -43,6 +43,8 @@ export interface IdleOptions {
    * RSS is read (V8 shrinks its heap when nothing runs); 0: at once.
    */
   readonly settleSeconds?: number;
+  /** Seconds the daemon is left idle after each pass (its RSS then is printed too); 0: none. */
+  readonly gapSeconds?: number;
   /** Build dist/ first (false when the caller just did). */
   readonly build?: boolean;
 }
@@ -56,6 +58,8 @@ export interface IdlePass {
   readonly platformWrites: number;
   readonly acmeRequests: number;
   readonly rssMB: number;
+  /** With a gap: the RSS at its end, before the next pass. */
+  readonly idleRssMB?: number;
 }
 
 export interface IdleResult {
@@ -286,6 +290,11 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
       const ca = await caRequests(env);
       const { kinds, writes } = tally(reqs);
       const { rssMB } = await rssOf(child.pid ?? 0);
+      let idleRssMB: number | undefined;
+      if (opts.gapSeconds) {
+        await new Promise((r) => setTimeout(r, (opts.gapSeconds ?? 0) * 1000));
+        idleRssMB = (await rssOf(child.pid ?? 0)).rssMB;
+      }
       if (process.env.BENCH_IDLE_SIGNAL_AFTER_PASS) {
         // E.g. SIGURG for a --require'd probe that collects garbage and logs
         // the heap (docs/performance.md, the memory section): after the RSS above.
@@ -300,6 +309,7 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
         platformWrites: writes,
         acmeRequests: ca - markCa,
         rssMB,
+        ...(idleRssMB !== undefined && { idleRssMB }),
       });
       markCa = ca;
       if (line.certificates !== n)
@@ -336,7 +346,10 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
       lines.push(
         `${label}: ${n} valid, ${(p.wallMs / 1000).toFixed(2)} s wall, ${(p.cpuSeconds * 1000).toFixed(0)} ms daemon CPU, ` +
           `${p.acmeRequests} ACME requests, ${p.platformWrites} platform writes, platform reads: ${fmtKinds(p.platform)}, ` +
-          `${p.storeReads} store reads (${(p.storeReads / n).toFixed(2)} per certificate), RSS ${p.rssMB.toFixed(0)} MB`,
+          `${p.storeReads} store reads (${(p.storeReads / n).toFixed(2)} per certificate), RSS ${p.rssMB.toFixed(0)} MB` +
+          (p.idleRssMB !== undefined
+            ? ` (${p.idleRssMB.toFixed(0)} MB after ${opts.gapSeconds ?? 0} s idle)`
+            : ''),
       );
     });
     if (settled) {
@@ -376,16 +389,18 @@ function parseArgs(argv: string[]): IdleOptions {
   let passes = 3;
   let verbose = false;
   let settleSeconds = 0;
+  let gapSeconds = 0;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     if (a === '--idle' || a === '--n') n = Number(argv[++i]);
     else if (a.startsWith('--idle=')) n = Number(a.slice(7));
     else if (a === '--passes') passes = Number(argv[++i]);
     else if (a === '--settle') settleSeconds = Number(argv[++i]);
+    else if (a === '--gap') gapSeconds = Number(argv[++i]);
     else if (a === '--verbose' || a === '-v') verbose = true;
     else if (a === '--help' || a === '-h') {
       console.log(
-        'usage: npx tsx scripts/bench-idle.ts [--idle 1000] [--passes 3] [--settle 60] [--verbose]',
+        'usage: npx tsx scripts/bench-idle.ts [--idle 1000] [--passes 3] [--settle 60] [--gap 5] [--verbose]',
       );
       process.exit(0);
     } else {
@@ -397,11 +412,11 @@ function parseArgs(argv: string[]): IdleOptions {
     console.error('bench-idle: --idle and --passes must be positive integers');
     process.exit(2);
   }
-  if (!Number.isInteger(settleSeconds) || settleSeconds < 0) {
-    console.error('bench-idle: --settle must be a whole number of seconds');
+  if (![settleSeconds, gapSeconds].every((x) => Number.isInteger(x) && x >= 0)) {
+    console.error('bench-idle: --settle and --gap must be whole numbers of seconds');
     process.exit(2);
   }
-  return { n, passes, verbose, settleSeconds };
+  return { n, passes, verbose, settleSeconds, gapSeconds };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
