@@ -140,6 +140,8 @@ interface PassLine {
 /** The daemon, with its `pass finished` debug lines collected as they come. */
 class Daemon {
   readonly passes: PassLine[] = [];
+  /** The ms of each collection the daemon ran once idle after a pass (src/app/idle-gc.ts). */
+  readonly collections: number[] = [];
   private waiters: (() => void)[] = [];
   private stderrTail = '';
 
@@ -154,6 +156,7 @@ class Daemon {
         buf = buf.slice(nl + 1);
         if (!line.startsWith('{')) continue;
         const l = JSON.parse(line) as { message?: string } & Partial<PassLine>;
+        if (l.message === 'heap collected after the pass') this.collections.push(Number(l.ms));
         if (l.message !== 'pass finished') continue;
         this.passes.push({
           ms: Number(l.ms),
@@ -360,7 +363,10 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
     }
     lines.push(
       `daemon after ${opts.passes} idle passes: RSS ${rssMB.toFixed(0)} MB, peak RSS ${hwmMB.toFixed(0)} MB, ` +
-        `${watches} inotify watches; ` +
+        `${watches} inotify watches, ` +
+        (daemon.collections.length
+          ? `${daemon.collections.length} collections once idle (${Math.min(...daemon.collections)} to ${Math.max(...daemon.collections)} ms each); `
+          : 'no collection once idle; ') +
         `metrics: acme_sidecar_last_pass_cpu_seconds ${metric('acme_sidecar_last_pass_cpu_seconds')}, ` +
         `acme_sidecar_last_pass_store_reads ${metric('acme_sidecar_last_pass_store_reads')}, ${readyCount} certificates ready`,
     );
