@@ -16,7 +16,7 @@
  *    platform requests by kind (the fake Cattle API logs each), ACME
  *    requests at the CA (Pebble's log), and the daemon's RSS (/proc).
  *
- * Usage: npx tsx scripts/bench-idle.ts --idle 1000 [--passes 3] [--verbose]
+ * Usage: npx tsx scripts/bench-idle.ts --idle 1000 [--passes 3] [--settle 60] [--gap 5] [--verbose]
  * (`npm run bench -- --idle N` runs it after the other rows).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -29,6 +29,7 @@ import { startFakeCattle, type FakeCattle, type LoggedRequest } from '../devenv/
 import { freePorts, inotifyWatchCount } from '../devenv/proc.js';
 import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
 import type { PassReport } from './bench-pass.js';
+import { imageNodeArgs } from './image-node-args.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -37,6 +38,13 @@ export interface IdleOptions {
   /** Idle passes measured after the daemon's first pass. */
   readonly passes: number;
   readonly verbose?: boolean;
+  /**
+   * Seconds the daemon is left alone after its last pass before its idle
+   * RSS is read (V8 shrinks its heap when nothing runs); 0: at once.
+   */
+  readonly settleSeconds?: number;
+  /** Seconds the daemon is left idle after each pass (its RSS then is printed too); 0: none. */
+  readonly gapSeconds?: number;
   /** Build dist/ first (false when the caller just did). */
   readonly build?: boolean;
 }
@@ -50,6 +58,8 @@ export interface IdlePass {
   readonly platformWrites: number;
   readonly acmeRequests: number;
   readonly rssMB: number;
+  /** With a gap: the RSS at its end, before the next pass. */
+  readonly idleRssMB?: number;
 }
 
 export interface IdleResult {
@@ -88,10 +98,17 @@ async function caRequests(env: DevEnv): Promise<number> {
   return n;
 }
 
-async function rssOf(pid: number): Promise<{ rssMB: number; hwmMB: number }> {
+async function rssOf(
+  pid: number,
+): Promise<{ rssMB: number; hwmMB: number; anonMB: number; fileMB: number }> {
   const text = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1]);
-  return { rssMB: kb('VmRSS') / 1024, hwmMB: kb('VmHWM') / 1024 };
+  return {
+    rssMB: kb('VmRSS') / 1024,
+    hwmMB: kb('VmHWM') / 1024,
+    anonMB: kb('RssAnon') / 1024,
+    fileMB: kb('RssFile') / 1024,
+  };
 }
 
 function runNode(args: string[], env: Record<string, string>): Promise<string> {
@@ -123,6 +140,8 @@ interface PassLine {
 /** The daemon, with its `pass finished` debug lines collected as they come. */
 class Daemon {
   readonly passes: PassLine[] = [];
+  /** The ms of each collection the daemon ran once idle after a pass (src/app/idle-gc.ts). */
+  readonly collections: number[] = [];
   private waiters: (() => void)[] = [];
   private stderrTail = '';
 
@@ -137,6 +156,7 @@ class Daemon {
         buf = buf.slice(nl + 1);
         if (!line.startsWith('{')) continue;
         const l = JSON.parse(line) as { message?: string } & Partial<PassLine>;
+        if (l.message === 'heap collected after the pass') this.collections.push(Number(l.ms));
         if (l.message !== 'pass finished') continue;
         this.passes.push({
           ms: Number(l.ms),
@@ -232,8 +252,13 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
 
     // ---- 2. the daemon on that state --------------------------------------------
     say('starting the daemon (dist/src/cli.js run)...');
-    // BENCH_IDLE_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`: where the passes spend their CPU.
-    const nodeArgs = (process.env.BENCH_IDLE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    // The image's Node flags (Dockerfile ENTRYPOINT), or BENCH_IDLE_NODE_ARGS instead, e.g.
+    // `--cpu-prof --cpu-prof-dir=/tmp/prof`: where the passes spend their CPU.
+    const nodeArgs =
+      process.env.BENCH_IDLE_NODE_ARGS !== undefined
+        ? process.env.BENCH_IDLE_NODE_ARGS.split(' ').filter(Boolean)
+        : imageNodeArgs();
+    lines.push(`daemon: node ${[...nodeArgs, 'dist/src/cli.js', 'run'].join(' ')}`);
     const child = spawn(
       process.execPath,
       [...nodeArgs, path.join(ROOT, 'dist/src/cli.js'), 'run'],
@@ -268,6 +293,17 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
       const ca = await caRequests(env);
       const { kinds, writes } = tally(reqs);
       const { rssMB } = await rssOf(child.pid ?? 0);
+      let idleRssMB: number | undefined;
+      if (opts.gapSeconds) {
+        await new Promise((r) => setTimeout(r, (opts.gapSeconds ?? 0) * 1000));
+        idleRssMB = (await rssOf(child.pid ?? 0)).rssMB;
+      }
+      if (process.env.BENCH_IDLE_SIGNAL_AFTER_PASS) {
+        // E.g. SIGURG for a --require'd probe that collects garbage and logs
+        // the heap (docs/performance.md, the memory section): after the RSS above.
+        child.kill(process.env.BENCH_IDLE_SIGNAL_AFTER_PASS as NodeJS.Signals);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
       passes.push({
         wallMs: line.ms,
         cpuSeconds: line.cpuSeconds,
@@ -276,10 +312,16 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
         platformWrites: writes,
         acmeRequests: ca - markCa,
         rssMB,
+        ...(idleRssMB !== undefined && { idleRssMB }),
       });
       markCa = ca;
       if (line.certificates !== n)
         failures.push(`pass ${p}: ${line.certificates}/${n} certificates`);
+    }
+    let settled: Awaited<ReturnType<typeof rssOf>> | undefined;
+    if (opts.settleSeconds) {
+      await new Promise((r) => setTimeout(r, (opts.settleSeconds ?? 0) * 1000));
+      settled = await rssOf(child.pid ?? 0);
     }
     if (process.env.BENCH_IDLE_HEAPSNAPSHOT) {
       // With BENCH_IDLE_NODE_ARGS=--heapsnapshot-signal=SIGUSR2: what the idle daemon holds.
@@ -307,12 +349,24 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
       lines.push(
         `${label}: ${n} valid, ${(p.wallMs / 1000).toFixed(2)} s wall, ${(p.cpuSeconds * 1000).toFixed(0)} ms daemon CPU, ` +
           `${p.acmeRequests} ACME requests, ${p.platformWrites} platform writes, platform reads: ${fmtKinds(p.platform)}, ` +
-          `${p.storeReads} store reads (${(p.storeReads / n).toFixed(2)} per certificate), RSS ${p.rssMB.toFixed(0)} MB`,
+          `${p.storeReads} store reads (${(p.storeReads / n).toFixed(2)} per certificate), RSS ${p.rssMB.toFixed(0)} MB` +
+          (p.idleRssMB !== undefined
+            ? ` (${p.idleRssMB.toFixed(0)} MB after ${opts.gapSeconds ?? 0} s idle)`
+            : ''),
       );
     });
+    if (settled) {
+      lines.push(
+        `daemon idle ${opts.settleSeconds ?? 0} s after its last pass: RSS ${settled.rssMB.toFixed(0)} MB ` +
+          `(${settled.anonMB.toFixed(0)} MB anonymous, ${settled.fileMB.toFixed(0)} MB file-backed)`,
+      );
+    }
     lines.push(
       `daemon after ${opts.passes} idle passes: RSS ${rssMB.toFixed(0)} MB, peak RSS ${hwmMB.toFixed(0)} MB, ` +
-        `${watches} inotify watches; ` +
+        `${watches} inotify watches, ` +
+        (daemon.collections.length
+          ? `${daemon.collections.length} collections once idle (${Math.min(...daemon.collections)} to ${Math.max(...daemon.collections)} ms each); `
+          : 'no collection once idle; ') +
         `metrics: acme_sidecar_last_pass_cpu_seconds ${metric('acme_sidecar_last_pass_cpu_seconds')}, ` +
         `acme_sidecar_last_pass_store_reads ${metric('acme_sidecar_last_pass_store_reads')}, ${readyCount} certificates ready`,
     );
@@ -340,14 +394,20 @@ function parseArgs(argv: string[]): IdleOptions {
   let n = 100;
   let passes = 3;
   let verbose = false;
+  let settleSeconds = 0;
+  let gapSeconds = 0;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
     if (a === '--idle' || a === '--n') n = Number(argv[++i]);
     else if (a.startsWith('--idle=')) n = Number(a.slice(7));
     else if (a === '--passes') passes = Number(argv[++i]);
+    else if (a === '--settle') settleSeconds = Number(argv[++i]);
+    else if (a === '--gap') gapSeconds = Number(argv[++i]);
     else if (a === '--verbose' || a === '-v') verbose = true;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: npx tsx scripts/bench-idle.ts [--idle 1000] [--passes 3] [--verbose]');
+      console.log(
+        'usage: npx tsx scripts/bench-idle.ts [--idle 1000] [--passes 3] [--settle 60] [--gap 5] [--verbose]',
+      );
       process.exit(0);
     } else {
       console.error(`bench-idle: unknown argument ${JSON.stringify(a)} (try --help)`);
@@ -358,7 +418,11 @@ function parseArgs(argv: string[]): IdleOptions {
     console.error('bench-idle: --idle and --passes must be positive integers');
     process.exit(2);
   }
-  return { n, passes, verbose };
+  if (![settleSeconds, gapSeconds].every((x) => Number.isInteger(x) && x >= 0)) {
+    console.error('bench-idle: --settle and --gap must be whole numbers of seconds');
+    process.exit(2);
+  }
+  return { n, passes, verbose, settleSeconds, gapSeconds };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

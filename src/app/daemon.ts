@@ -18,12 +18,15 @@ import { TEMP_MARKER } from '../store/atomic.js';
 import type { Logger } from '../util/log.js';
 import type { Coordination } from './coordination.js';
 import type { Readiness } from './health.js';
+import { collectWhenIdle } from './idle-gc.js';
 import { PassScheduler } from './scheduler.js';
 
 /** In-flight ACME calls cannot be cancelled mid-request: how long shutdown waits for them. */
 const SHUTDOWN_GRACE_MS = 20_000;
 /** Watched changes come in bursts (our own writes too): one pass per burst. */
 const WATCH_DEBOUNCE_MS = 500;
+/** Idle time after a pass before its garbage is collected (with --expose-gc; idle-gc.ts). */
+const IDLE_GC_DELAY_MS = 3000;
 
 export interface DaemonSettings {
   readonly stateDir: string;
@@ -71,8 +74,13 @@ export async function runDaemon(deps: DaemonDeps): Promise<void> {
     handlers: deps.controlHandlers,
     log: log.child({ component: 'control' }),
   });
+  const collector = collectWhenIdle(deps.pass, {
+    gc: globalThis.gc,
+    delayMs: IDLE_GC_DELAY_MS,
+    log,
+  });
   const scheduler = new PassScheduler({
-    pass: deps.pass,
+    pass: collector.pass,
     term: () => coordination.term(),
     dueTimes: deps.dueTimes,
     loopTimeSeconds: settings.loopTimeSeconds,
@@ -123,6 +131,7 @@ export async function runDaemon(deps: DaemonDeps): Promise<void> {
   // No new renewals; one in flight sees the abort and answers within the close grace.
   await control.close();
   await scheduler.stop();
+  collector.stop();
   // In-flight ACME calls cannot be cancelled mid-request; give them a
   // bounded time to finish, then abandon them.
   const grace = new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref());

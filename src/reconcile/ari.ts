@@ -32,10 +32,15 @@ import type { CertRecords } from './records.js';
  * has just issued, and the next run asks.
  */
 export class AriTracker {
-  /** `<name>/<phase>/<serial>` asked in this process. */
-  private readonly asked = new Set<string>();
-  /** `<name>/<phase>/<serial>` issued by this process and not asked yet: when. */
-  private readonly issued = new Map<string, Date>();
+  /**
+   * By certificate name (the phase is this process's target): the serial
+   * asked about in this process. One entry per certificate, so a renewal
+   * replaces it and a daemon that renews for months holds no more than it
+   * has certificates (`retain` drops those that left).
+   */
+  private readonly asked = new Map<string, string>();
+  /** By certificate name: the serial this process issued and has not asked about yet, and when. */
+  private readonly issued = new Map<string, { readonly serial: string; readonly at: Date }>();
 
   constructor(
     private readonly deps: Pick<
@@ -69,13 +74,16 @@ export class AriTracker {
         notBefore: new Date(stored.meta.notBefore),
         notAfter: new Date(stored.meta.notAfter),
       };
-      const id = `${spec.name}/${phase}/${subject.serial}`;
-      const asked = this.asked.has(id);
-      if (opts.issued && !asked && !this.issued.has(id)) {
+      const asked = this.asked.get(spec.name) === subject.serial;
+      if (opts.issued && !asked && this.issued.get(spec.name)?.serial !== subject.serial) {
         const at = new Date(stored.meta.issuedAt);
-        this.issued.set(id, Number.isNaN(at.getTime()) ? clock.now() : at);
+        this.issued.set(spec.name, {
+          serial: subject.serial,
+          at: Number.isNaN(at.getTime()) ? clock.now() : at,
+        });
       }
-      const issuedAt = this.issued.get(id);
+      const fresh = this.issued.get(spec.name);
+      const issuedAt = fresh?.serial === subject.serial ? fresh.at : undefined;
       const check = ariCheck(prev, subject, { asked, ...(issuedAt && { issuedAt }) }, clock.now());
       if (!check.due) {
         // Not asked yet (issued here): a record left is an older certificate's.
@@ -83,8 +91,8 @@ export class AriTracker {
         return asked && prev ? { record: prev, checkAt } : { checkAt };
       }
       const answer = await issuer.renewalInfo(stored.bundle.cert);
-      this.asked.add(id);
-      this.issued.delete(id);
+      this.asked.set(spec.name, subject.serial);
+      this.issued.delete(spec.name);
       if (answer.kind === 'unsupported') {
         if (prev) await store.delete(key);
         return {};
@@ -120,6 +128,18 @@ export class AriTracker {
       log.warn('could not update the renewal information', { phase, error: errorMessage(err) });
       return {};
     }
+  }
+
+  /** Forgets the certificates not in `names` (they left the configuration). */
+  retain(names: ReadonlySet<string>): void {
+    for (const map of [this.asked, this.issued]) {
+      for (const name of map.keys()) if (!names.has(name)) map.delete(name);
+    }
+  }
+
+  /** Certificates this tracker remembers something about (asked or issued). */
+  get size(): number {
+    return new Set([...this.asked.keys(), ...this.issued.keys()]).size;
   }
 
   load(name: string, phase: AcmePhase): Promise<AriRecord | undefined> {

@@ -54,7 +54,11 @@ export class Reconciler {
   /** One pass over every wanted certificate. */
   async reconcileAll(specs: readonly CertSpec[], signal?: AbortSignal): Promise<CertStatus[]> {
     const wanted = new Set(specs.map((s) => s.name));
-    for (const name of this.status.keys()) if (!wanted.has(name)) this.status.delete(name);
+    // What is kept per certificate across passes goes with it.
+    for (const map of [this.status, this.renewBeforeWarned]) {
+      for (const name of map.keys()) if (!wanted.has(name)) map.delete(name);
+    }
+    this.ari.retain(wanted);
     const queue = [...specs];
     const workers = Array.from(
       { length: Math.min(this.deps.settings.concurrency ?? 4, queue.length) },

@@ -8,6 +8,7 @@ import type { LiveTarget } from '../../src/domain/status.js';
 import type { CertBundle, CertSpec, KeyType } from '../../src/domain/types.js';
 import type { RenewalInfoAnswer } from '../../src/lifecycle/ari.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
+import type { AriTracker } from '../../src/reconcile/ari.js';
 import { Reconciler } from '../../src/reconcile/reconciler.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { ariKey } from '../../src/store/keys.js';
@@ -228,6 +229,22 @@ describe('reconcile: ARI renewal information', () => {
       assert.equal(st.renewAt, new Date(Date.parse(NOW) + 49 * H).toISOString());
       assert.equal(st.ariCheckAt, new Date(Date.parse(NOW) + SIX_H + H).toISOString());
       assert.equal(ca.orders, 1, 'no renewal');
+    });
+
+    it('the daemon remembers one serial per certificate, however often renewed, and none once it left', async () => {
+      const r = reconciler();
+      const tracker = (r as unknown as { ari: AriTracker }).ari;
+      const serials = new Set<string | undefined>();
+      for (let i = 0; i < 5; i++) {
+        serials.add((await r.reconcileOne(SPEC, undefined, { force: true })).serial);
+        clock.advance(SIX_H);
+        await r.reconcileOne(SPEC);
+      }
+      assert.equal(serials.size, 5, 'five renewals, five serials');
+      assert.equal(ca.asked, 6, 'each new certificate asked about once at its first check');
+      assert.equal(tracker.size, 1, 'the serials renewed away are forgotten');
+      await r.reconcileAll([]);
+      assert.equal(tracker.size, 0, 'a certificate that left the configuration is forgotten');
     });
 
     it('a new process (acme-sidecar once) asks about it at once', async () => {

@@ -1,0 +1,72 @@
+/**
+ * The daemon's memory between passes (issue 15 goal 3). A pass over many
+ * certificates holds what it read until it ends (store records, the
+ * platform's lists, parsed certificates), so most of it outlives V8's young
+ * generation and becomes old-generation garbage. V8 collects that only when
+ * the old generation reaches its next limit, which grows with the heap, and
+ * an idle process allocates too little to get there: with 300 certificates
+ * the daemon's RSS grew by about 8 MB per idle pass and stayed there for
+ * the minutes between passes (docs/performance.md, the memory section).
+ *
+ * With `gc` exposed (`node --expose-gc`, as the image starts the CLI), one
+ * full collection runs once the daemon has been idle for `delayMs` after a
+ * pass: the garbage of that pass goes, and the RSS stays flat from pass to
+ * pass. Without `gc` this does nothing.
+ */
+import type { Logger } from '../util/log.js';
+
+export interface IdleCollectorOptions {
+  /** `globalThis.gc` (undefined unless Node runs with --expose-gc). */
+  readonly gc: (() => void) | undefined;
+  /** Idle time after a pass before collecting. */
+  readonly delayMs: number;
+  readonly log: Logger;
+}
+
+/**
+ * Wraps a pass: a pass that starts cancels the pending collection, one
+ * that ends (or throws) schedules it. The timer never keeps the process up.
+ */
+export function collectWhenIdle<A extends unknown[], R>(
+  pass: (...args: A) => Promise<R>,
+  opts: IdleCollectorOptions,
+): { pass: (...args: A) => Promise<R>; stop: () => void } {
+  const { gc, delayMs, log } = opts;
+  let timer: NodeJS.Timeout | undefined;
+  let running = 0;
+  const cancel = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
+  const collect = () => {
+    timer = undefined;
+    if (!gc || running > 0) return;
+    const before = process.memoryUsage();
+    const t0 = performance.now();
+    gc();
+    const after = process.memoryUsage();
+    log.debug('heap collected after the pass', {
+      ms: Math.round(performance.now() - t0),
+      heapUsedMB: Math.round(after.heapUsed / 1048576),
+      freedMB: Math.round((before.heapUsed - after.heapUsed) / 1048576),
+      rssMB: Math.round(after.rss / 1048576),
+    });
+  };
+  return {
+    pass: async (...args: A) => {
+      cancel();
+      running++;
+      try {
+        return await pass(...args);
+      } finally {
+        running--;
+        if (gc && running === 0) {
+          cancel();
+          timer = setTimeout(collect, delayMs);
+          timer.unref();
+        }
+      }
+    },
+    stop: cancel,
+  };
+}

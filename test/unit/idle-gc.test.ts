@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { collectWhenIdle } from '../../src/app/idle-gc.js';
+import { type Line, recordingLogger } from '../support/reconcile.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('idle-gc: the garbage of a pass is collected once the daemon is idle', () => {
+  it('collects once after a burst of passes, never while a pass runs', async () => {
+    const lines: Line[] = [];
+    const calls: string[] = [];
+    let inPass = false;
+    const { pass, stop } = collectWhenIdle(
+      async (ms: number) => {
+        inPass = true;
+        await sleep(ms);
+        inPass = false;
+        return ms;
+      },
+      {
+        gc: () => calls.push(inPass ? 'during a pass' : 'idle'),
+        delayMs: 40,
+        log: recordingLogger(lines),
+      },
+    );
+    assert.equal(await pass(10), 10, 'the pass result is handed back');
+    await pass(10);
+    await Promise.all([pass(60), sleep(30).then(() => pass(10))]);
+    assert.deepEqual(calls, [], 'nothing before the daemon has been idle for the delay');
+    await sleep(100);
+    assert.deepEqual(calls, ['idle'], 'one collection for the burst');
+    assert.equal(lines.filter((l) => l.msg === 'heap collected after the pass').length, 1);
+    await pass(5);
+    stop();
+    await sleep(100);
+    assert.deepEqual(calls, ['idle'], 'stop() cancels the pending collection');
+  });
+
+  it('a pass that throws schedules the collection too; without gc nothing happens', async () => {
+    let collected = 0;
+    const failing = collectWhenIdle(() => Promise.reject(new Error('boom')), {
+      gc: () => collected++,
+      delayMs: 10,
+      log: recordingLogger([]),
+    });
+    await assert.rejects(failing.pass(), /boom/);
+    await sleep(50);
+    assert.equal(collected, 1);
+    const without = collectWhenIdle(() => Promise.resolve(1), {
+      gc: undefined,
+      delayMs: 10,
+      log: recordingLogger([]),
+    });
+    assert.equal(await without.pass(), 1);
+  });
+});
