@@ -15,9 +15,10 @@
  *   npm run build
  */
 import { rm } from 'node:fs/promises';
+import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, type BuildOptions } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -36,6 +37,31 @@ const REQUIRE_BANNER =
   "import { createRequire as __createRequire } from 'node:module';\n" +
   'const require = __createRequire(import.meta.url);';
 
+/**
+ * Node's built-in modules are require()d, never imported as ES modules: an
+ * ES import of one reads every export to build the module's namespace, its
+ * lazy getters included, and node:http's (WebSocket, MessageEvent) load
+ * undici, node:tls's rootCertificates parses every root certificate,
+ * node:crypto's webcrypto... `import http from 'node:http'` costs three times
+ * the instructions of `node -e 0` (valgrind, Node 24); require('node:http')
+ * a fifth of it. Each ES import of a built-in becomes a CommonJS module
+ * `module.exports = require(...)`, whose exports esbuild reads on use only.
+ */
+const builtinsThroughRequire: Plugin = {
+  name: 'builtins-through-require',
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) =>
+      isBuiltin(args.path) && (args.kind === 'import-statement' || args.kind === 'dynamic-import')
+        ? { path: args.path, namespace: 'builtin-require' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'builtin-require' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
 export function cliBuildOptions(outdir: string): BuildOptions {
   return {
     absWorkingDir: ROOT,
@@ -47,7 +73,11 @@ export function cliBuildOptions(outdir: string): BuildOptions {
     platform: 'node',
     target: 'node20',
     external: [...EXTERNAL_PACKAGES],
+    // One axios: acme-client require()s its CommonJS build, and without this
+    // the `import axios` of src/ would bundle its ES build as a second copy.
+    alias: { axios: 'axios/dist/node/axios.cjs' },
     banner: { js: REQUIRE_BANNER },
+    plugins: [builtinsThroughRequire],
     // Readable stack traces: no minifying (it saved no start-up time here).
     minify: false,
     logLevel: 'warning',
