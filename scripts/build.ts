@@ -44,14 +44,16 @@ const REQUIRE_BANNER =
  * undici, node:tls's rootCertificates parses every root certificate,
  * node:crypto's webcrypto... `import http from 'node:http'` costs three times
  * the instructions of `node -e 0` (valgrind, Node 24); require('node:http')
- * a fifth of it. Each ES import of a built-in becomes a CommonJS module
- * `module.exports = require(...)`, whose exports esbuild reads on use only.
+ * a fifth of it. Each static ES import of a built-in becomes a CommonJS
+ * module `module.exports = require(...)`, whose exports esbuild reads on use
+ * only. Not `await import('node:...')`: esbuild gives the chunk of such a
+ * module only a default export, and the named ones would be undefined.
  */
 const builtinsThroughRequire: Plugin = {
   name: 'builtins-through-require',
   setup(b) {
     b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) =>
-      isBuiltin(args.path) && (args.kind === 'import-statement' || args.kind === 'dynamic-import')
+      isBuiltin(args.path) && args.kind === 'import-statement'
         ? { path: args.path, namespace: 'builtin-require' }
         : undefined,
     );

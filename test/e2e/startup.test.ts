@@ -6,11 +6,13 @@
 // for the built bundle (scripts/build.ts): `healthcheck` loads cli.js and
 // small chunks only, not the chunks with the npm packages in them.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sidecarEnvFor, startDevEnv } from '../../devenv/index.js';
+import { freePorts } from '../../devenv/proc.js';
 import { buildCli } from '../../scripts/build.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -53,6 +55,7 @@ interface Run {
   loaded: string[];
   /** Every file loaded as an ES module or through require. */
   files: string[];
+  stdout: string;
   stderr: string;
 }
 
@@ -68,9 +71,10 @@ async function runNode(dir: string, args: string[], env: Record<string, string>)
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  let stdout = '';
   let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout.resume();
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', resolve);
@@ -83,7 +87,7 @@ async function runNode(dir: string, args: string[], env: Record<string, string>)
     .map((u) => fileURLToPath(u));
   const files = [...new Set([...required, ...imported])];
   const loaded = [...new Set(files.map(packageOf).filter((p): p is string => p !== undefined))];
-  return { code, loaded, files, stderr };
+  return { code, loaded, files, stdout, stderr };
 }
 
 /** The CLI from source, through tsx. */
@@ -191,6 +195,57 @@ describe('e2e: what the CLI loads at start-up', function () {
       // Packages are in the bundle: only the external ones come from node_modules.
       for (const pkg of ['etcd3', '@grpc/grpc-js', 'acme-client', 'zod']) {
         assert.ok(!once.loaded.includes(pkg), `once loaded ${pkg} from node_modules`);
+      }
+    });
+
+    // The bundle is not what the other e2e tests run (they run src/ through
+    // tsx): it issues a certificate, and `healthcheck` asks a running daemon.
+    it('once issues a certificate from Pebble; the daemon then answers healthcheck', async function () {
+      this.timeout(300_000);
+      const env = await startDevEnv();
+      const cli = path.join(bundleDir, 'cli.js');
+      const [port] = await freePorts(1);
+      const vars = sidecarEnvFor(env, {
+        STATE_DIR: await mkdtemp(path.join(dir, 'state-issue-')),
+        DOMAINS: 'bundle.demo.test',
+        LOG_LEVEL: 'warn',
+        STATUS_ADDRESS: `127.0.0.1:${String(port)}`,
+      });
+      let daemon: ChildProcess | undefined;
+      try {
+        const once = await runNode(dir, [cli, 'once'], vars);
+        assert.equal(once.code, 0, `${once.stdout}\n${once.stderr}`);
+        assert.match(once.stdout, /^ok {3}bundle\.demo\.test \[bundle\.demo\.test\] /m);
+
+        daemon = spawn(process.execPath, [cli, 'run'], {
+          cwd: ROOT,
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...vars },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let daemonErr = '';
+        daemon.stderr?.on('data', (d: Buffer) => (daemonErr += d.toString()));
+        let hc: Run | undefined;
+        const deadline = Date.now() + 120_000;
+        while (Date.now() < deadline) {
+          hc = await runNode(dir, [cli, 'healthcheck'], {
+            STATUS_ADDRESS: vars.STATUS_ADDRESS ?? '',
+          });
+          if (hc.code === 0) break;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+        assert.equal(
+          hc?.code,
+          0,
+          `healthcheck: ${hc?.stderr ?? ''}\ndaemon: ${daemonErr.slice(-2000)}`,
+        );
+        assert.deepEqual(hc?.loaded, []);
+      } finally {
+        if (daemon && daemon.exitCode === null) {
+          const exited = new Promise((r) => daemon?.on('exit', r));
+          daemon.kill('SIGTERM');
+          await exited;
+        }
+        await env.stop();
       }
     });
   });
