@@ -29,6 +29,7 @@ import { startFakeCattle, type FakeCattle, type LoggedRequest } from '../devenv/
 import { freePorts, inotifyWatchCount } from '../devenv/proc.js';
 import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
 import type { PassReport } from './bench-pass.js';
+import { buildCli } from './build.js';
 import { imageNodeArgs } from './image-node-args.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -206,10 +207,7 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
   try {
     if (opts.build !== false) {
       say('building dist/ (the daemon measured)...');
-      await runNode(
-        [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
-        {},
-      );
+      await buildCli(path.join(ROOT, 'dist', 'src'));
     }
     env = await startDevEnv({ pebble: { noSleep: true, nonceRejectPercent: 0 } });
     cattle = await startFakeCattle();

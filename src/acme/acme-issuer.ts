@@ -1,4 +1,4 @@
-import acme from 'acme-client';
+import * as acme from './acme-client.js';
 import type { Authorization, OrderCreateRequest } from 'acme-client/types/rfc8555.js';
 
 /** acme-client's order: the RFC 8555 object plus its URL. */

@@ -1,4 +1,4 @@
-import acme from 'acme-client';
+import * as acme from './acme-client.js';
 import { identifierType } from '../domain/ip-address.js';
 
 /**

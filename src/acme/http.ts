@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import https from 'node:https';
 import tls from 'node:tls';
-import acme from 'acme-client';
+import * as acme from './acme-client.js';
 import axios, { type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import { systemClock } from '../lifecycle/clock.js';
 import { NoncePool } from './nonce-pool.js';

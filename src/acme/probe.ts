@@ -1,4 +1,4 @@
-import acme from 'acme-client';
+import * as acme from './acme-client.js';
 import axios from 'axios';
 import { errorMessage } from '../domain/errors.js';
 import { offeredProfiles } from '../domain/profiles.js';
