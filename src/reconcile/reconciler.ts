@@ -116,7 +116,10 @@ export class Reconciler {
         acted = true;
         await this.withLock(spec.name, async () => {
           // Someone may have done the work while we waited for the lock.
-          const again = decide({ ...(await this.gather(spec)), force }, clock.now());
+          const again = decide(
+            { ...(await this.records.gather(spec, { fresh: true })), force },
+            clock.now(),
+          );
           if (sameAction(again, action)) {
             deployed = await this.actions.act(spec, again, log, signal);
           }
