@@ -33,7 +33,7 @@ export class Reconciler {
   private readonly actions: CertActions;
   private readonly retries: RetrySchedule;
   private readonly ari: AriTracker;
-  /** Certificate name -> the serial last warned about RENEW_BEFORE_DAYS in this process. */
+  /** Certificate name -> the serial last checked (and warned if need be) for RENEW_BEFORE_DAYS. */
   private readonly renewBeforeWarned = new Map<string, string>();
 
   private readonly reader: RecordReader;
@@ -223,9 +223,10 @@ export class Reconciler {
     const meta = facts.stored[facts.target];
     if (!meta) return;
     if (this.renewBeforeWarned.get(facts.name) === meta.serial) return;
+    // Checked once per serial (RENEW_BEFORE_DAYS does not change while running), warned or not.
+    this.renewBeforeWarned.set(facts.name, meta.serial);
     const w = renewBeforeWarning(meta, facts.renewBeforeDays);
     if (!w) return;
-    this.renewBeforeWarned.set(facts.name, meta.serial);
     log.warn(w.message, {
       phase: facts.target,
       serial: meta.serial,
