@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { inotifyWatchCount } from '../../devenv/proc.js';
@@ -62,6 +62,21 @@ describe('e2e: watches (deleted live/ files, DOMAINS_FILE)', function () {
         `${watches} watches, ${entries} in live/, ${storeDirs} store directories`,
       );
 
+      // A record corrupted by hand while the daemon runs: the daemon keeps
+      // records across passes only while their directory's watch is quiet,
+      // so the next pass (started by a DOMAINS_FILE edit) reads it, keeps it
+      // aside and adopts the certificate back from live/.
+      const recordDir = path.join(env.certDir, 'certs', 'w1.demo.test');
+      await writeFile(path.join(recordDir, 'staging.json'), 'garbage');
+      await appendFile(file, '# a pass, please\n');
+      await until('the corrupt record kept aside', async () =>
+        (await readdir(recordDir)).find((f) => f.startsWith('staging.json.corrupt-')),
+      );
+      await until('the record healed', async () => {
+        const text = await readFile(path.join(recordDir, 'staging.json'), 'utf8').catch(() => '');
+        return text.startsWith('{') || undefined;
+      });
+
       // The whole live/ entry removed: restored from the store, same certificate.
       await rm(path.join(env.certDir, 'live', 'w1.demo.test'));
       assert.equal(await until('w1 restored', () => serial('w1.demo.test')), first);
@@ -83,5 +98,12 @@ describe('e2e: watches (deleted live/ files, DOMAINS_FILE)', function () {
     const r = await done;
     assert.equal(r.code, 0, r.stderr.slice(-2000));
     assert.ok(r.logs.some((l) => l.message === 'live/ is incomplete; treating it as missing'));
+    assert.ok(
+      r.logs.some(
+        (l) =>
+          l.message === 'corrupt record in the state' &&
+          (l as { record?: unknown }).record === 'certs/w1.demo.test/staging.json',
+      ),
+    );
   });
 });
