@@ -9,6 +9,7 @@
  * providers are imported only when configured: etcd's gRPC client alone takes longer to load than the
  * rest of a static-platform sidecar needs to place its first order.
  */
+import { errorMessage } from './domain/errors.js';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { AcmeIssuer } from './acme/acme-issuer.js';
@@ -35,6 +36,7 @@ import { Reconciler } from './reconcile/reconciler.js';
 import type { EtcdStoreHandle } from './store/etcd-store.js';
 import { FsCertStore } from './store/fs-store.js';
 import { claimsKey } from './store/keys.js';
+import { watchStore } from './store/fs-watch.js';
 import { PassReadCache } from './store/pass-cache.js';
 import { claimsKind } from './store/record-kinds.js';
 import { recordSlot } from './store/record-slot.js';
@@ -390,6 +392,30 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     coordination: clustered?.coordination ?? solo,
     probeStore: () => store.list(''),
     storeView: store,
+    liveFeed: (feed) => live.follow(feed),
+    ...(fsStore && {
+      watchStore: () => {
+        let warned = false;
+        const feed = watchStore(fsStore.root, {
+          onError: (err) => {
+            if (warned) return;
+            warned = true;
+            log.warn(
+              'cannot watch the state directory everywhere; records there are read every pass',
+              {
+                error: errorMessage(err),
+              },
+            );
+          },
+        });
+        if (!feed) {
+          log.info('the state directory is not on a local filesystem: records are read every pass');
+          return undefined;
+        }
+        store.follow(feed);
+        return { close: () => store.unfollow() };
+      },
+    }),
     sweepers: [
       ...(fsStore ? [() => fsStore.sweep()] : []),
       () => live.sweep(),

@@ -18,7 +18,7 @@ import type { Reconciler } from '../reconcile/reconciler.js';
 import type { Logger } from '../util/log.js';
 import { checkConfig, type CheckConfigDeps, type CheckLine } from './check-config.js';
 import type { Coordination } from './coordination.js';
-import { runDaemon, type DaemonSettings } from './daemon.js';
+import { runDaemon, type DaemonDeps, type DaemonSettings } from './daemon.js';
 import { readiness } from './health.js';
 import { noCertificatesHint, PassRunner, type PassDeps, type PassResult } from './pass.js';
 import { plan, type Plan } from './plan.js';
@@ -57,6 +57,9 @@ export interface AppParts {
   readonly probeStore: PassDeps['probeStore'];
   readonly storeView?: PassDeps['storeView'];
   readonly sweepers: PassDeps['sweepers'];
+  /** The daemon's watches that keep records and live/ across passes (daemon.ts). */
+  readonly liveFeed?: DaemonDeps['liveFeed'];
+  readonly watchStore?: DaemonDeps['watchStore'];
   readonly deployCheckEndpoints?: PassDeps['deployCheckEndpoints'];
   readonly checks: Omit<CheckConfigDeps, 'platform'>;
   /**
@@ -181,6 +184,8 @@ export function createApp(parts: AppParts): App {
         },
         metrics: () => metrics.render(),
         ...(platform.watch && { watchPlatform: (onChange) => platform.watch!(onChange) }),
+        ...(parts.liveFeed && { liveFeed: parts.liveFeed }),
+        ...(parts.watchStore && { watchStore: parts.watchStore }),
         cleanup: parts.cleanup,
         controller,
         clock,

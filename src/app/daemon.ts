@@ -13,6 +13,7 @@ import { startHttpServer } from '../http/server.js';
 import type { StatusSnapshot } from '../domain/status.js';
 import type { Clock } from '../lifecycle/clock.js';
 import type { PlatformWatch } from '../platform/platform.js';
+import type { LiveFeed } from '../deploy/live-dir.js';
 import { watchLive } from '../deploy/live-watch.js';
 import { TEMP_MARKER } from '../store/atomic.js';
 import type { Logger } from '../util/log.js';
@@ -53,6 +54,17 @@ export interface DaemonDeps {
   readonly snapshot: () => StatusSnapshot;
   readonly readiness: () => Readiness;
   readonly metrics: () => Promise<{ contentType: string; body: string }>;
+  /**
+   * Given the watch on live/ once it is set (undefined at shutdown), so
+   * that live/ bundles are kept across passes (deploy/live-dir.ts `follow`).
+   */
+  readonly liveFeed?: (feed: LiveFeed | undefined) => void;
+  /**
+   * Starts watching the state directory so that records are kept across
+   * passes (store/pass-cache.ts); returns how to stop, or undefined when
+   * the store cannot be watched (etcd, a shared filesystem).
+   */
+  readonly watchStore?: () => { close(): void } | undefined;
   /** New containers (Docker events) start a pass at once. */
   readonly watchPlatform?: (onChange: (why: string) => void) => PlatformWatch;
   /** Last of shutdown: remove tokens left in the webroot, close clients. */
@@ -89,6 +101,7 @@ export async function runDaemon(deps: DaemonDeps): Promise<void> {
     clock: deps.clock,
     log,
   });
+  const stateWatch = deps.watchStore?.();
   scheduler.start();
   // Clear what a killed run left, then (in cluster mode) serve: sync live/,
   // mirror tokens, and campaign. A new leader starts with a full pass.
@@ -120,13 +133,14 @@ export async function runDaemon(deps: DaemonDeps): Promise<void> {
     loopTime: settings.loopTimeSeconds,
     checkSchedule: settings.checkSchedule,
   });
-  const watches = await watchFiles(settings, (why) => scheduler.trigger(why), log);
+  const watches = await watchFiles(settings, (why) => scheduler.trigger(why), log, deps.liveFeed);
   const platformWatch = deps.watchPlatform?.((why) => scheduler.trigger(why));
   scheduler.trigger('startup');
 
   await untilShutdown(controller.signal, log);
   controller.abort();
   await watches.close();
+  stateWatch?.close();
   await platformWatch?.close();
   // No new renewals; one in flight sees the abort and answers within the close grace.
   await control.close();
@@ -169,6 +183,7 @@ async function watchFiles(
   settings: DaemonSettings,
   onChange: (why: string) => void,
   log: Logger,
+  liveFeed?: (feed: LiveFeed | undefined) => void,
 ): Promise<{ close(): Promise<void> }> {
   await mkdir(join(settings.liveDir, 'live'), { recursive: true, mode: 0o700 });
   await mkdir(join(settings.liveDir, 'archive'), { recursive: true, mode: 0o700 });
@@ -179,6 +194,7 @@ async function watchFiles(
   };
   const failed = (err: unknown) => log.warn('file watch failed', { error: errorMessage(err) });
   const live = await watchLive(settings.liveDir, changed, failed);
+  liveFeed?.(live);
   const domains = settings.domainsFile
     ? chokidar.watch(settings.domainsFile, { ignoreInitial: true })
     : undefined;
@@ -189,6 +205,7 @@ async function watchFiles(
   return {
     close: async () => {
       clearTimeout(debounce);
+      liveFeed?.(undefined);
       live.close();
       await domains?.close();
     },

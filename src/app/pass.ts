@@ -42,7 +42,7 @@ export interface PassDeps {
    * The store's view for one pass (store/pass-cache.ts): each record read
    * at most once per pass; `reads` counts the loads that reached the store.
    */
-  readonly storeView?: { begin(): void; end(): void; readonly reads: number };
+  readonly storeView?: { begin(): void | Promise<void>; end(): void; readonly reads: number };
   /** Is the store readable? (readiness) */
   readonly probeStore: () => Promise<unknown>;
   /** Each clears what a killed run left (temp files), returning what it removed. */
@@ -104,9 +104,14 @@ export class PassRunner {
     const startedAt = clock.now().toISOString();
     const cpuAtStart = process.cpuUsage();
     const readsAtStart = deps.storeView?.reads;
-    deps.storeView?.begin();
     deps.platform.beginPass?.();
     try {
+      // Records and live/ bundles are kept across passes while a file watch
+      // vouches for them (store/pass-cache.ts, deploy/live-dir.ts): the
+      // changes the OS queued before this pass reach the watches first.
+      // Two turns: from an I/O callback, the first check phase precedes the next poll.
+      await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+      await deps.storeView?.begin();
       return await this.runScoped(startedAt, cpuAtStart, readsAtStart, signal);
     } finally {
       deps.platform.endPass?.();

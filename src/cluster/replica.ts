@@ -118,8 +118,8 @@ export class PublishingLive implements LiveTarget {
     await this.inner.write(name, bundle);
   }
 
-  read(name: string): Promise<CertBundle | undefined> {
-    return this.inner.read(name);
+  read(name: string, opts?: { kept?: boolean }): Promise<CertBundle | undefined> {
+    return this.inner.read(name, opts);
   }
 
   path(name: string): LivePaths {

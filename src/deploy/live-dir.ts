@@ -26,6 +26,12 @@ const PARTS = Object.keys(FILES) as Part[];
 
 export type { LivePaths } from '../domain/status.js';
 
+/** What LiveDir needs of a watch on live/ (deploy/live-watch.ts `LiveWatch`). */
+export interface LiveFeed {
+  /** Moves whenever live/<name> may have changed; undefined while `name` is not watched. */
+  stamp(name: string): number | undefined;
+}
+
 /**
  * The certificates nginx serves, certbot-style:
  * `<LIVE_DIR>/live/<name>/{cert,chain,fullchain,privkey}.pem` (LIVE_DIR: STATE_DIR unless set apart).
@@ -47,9 +53,27 @@ export type { LivePaths } from '../domain/status.js';
  */
 export class LiveDir {
   readonly root: string;
+  /** Tells when live/<name> may have changed (deploy/live-watch.ts); the daemon sets it. */
+  private feed: LiveFeed | undefined;
+  /** Bundles read while `feed` vouched for them, by name, with the stamp they were read under. */
+  private readonly kept = new Map<
+    string,
+    { readonly stamp: number; readonly bundle: Promise<CertBundle | undefined> }
+  >();
 
   constructor(root: string) {
     this.root = resolve(root);
+  }
+
+  /**
+   * With a feed (the daemon's watch on live/), `read(name, { kept: true })`
+   * serves a bundle read before for as long as the feed's stamp of `name`
+   * has not moved, so an idle pass reads nothing of live/; without one
+   * (undefined), every read goes to the disk.
+   */
+  follow(feed: LiveFeed | undefined): void {
+    this.feed = feed;
+    this.kept.clear();
   }
 
   /**
@@ -104,6 +128,7 @@ export class LiveDir {
 
   async write(name: string, bundle: CertBundle): Promise<void> {
     checkName(name);
+    this.kept.delete(name);
     const liveDir = join(this.root, 'live');
     const livePath = join(liveDir, name);
     const archive = join(this.root, 'archive', name);
@@ -145,6 +170,8 @@ export class LiveDir {
 
       await prune(archive, version);
     });
+    // A read that raced the write may hold the old version (the watch says so too, later).
+    this.kept.delete(name);
   }
 
   /**
@@ -152,8 +179,26 @@ export class LiveDir {
    * is resolved once and all four files are read from that version, so a
    * concurrent write() cannot hand back a cert from one version and a key
    * from another.
+   *
+   * `kept`: the bundle read before may be served while the feed (`follow`)
+   * says nothing changed since (the reconciler's gather, which runs after
+   * the pass let queued changes arrive); otherwise it is read from disk.
    */
-  async read(name: string): Promise<CertBundle | undefined> {
+  read(name: string, opts: { kept?: boolean } = {}): Promise<CertBundle | undefined> {
+    const stamp = opts.kept ? this.feed?.stamp(checkName(name)) : undefined;
+    if (stamp === undefined) return this.readNow(name);
+    const hit = this.kept.get(name);
+    if (hit?.stamp === stamp) return hit.bundle;
+    // The stamp was taken before the read: a change during it shows as a newer stamp.
+    const entry = { stamp, bundle: this.readNow(name) };
+    this.kept.set(name, entry);
+    entry.bundle.catch(() => {
+      if (this.kept.get(name) === entry) this.kept.delete(name);
+    });
+    return entry.bundle;
+  }
+
+  private async readNow(name: string): Promise<CertBundle | undefined> {
     const livePath = this.path(name).dir;
     return io(`read live/${name}`, async () => {
       // A version can be pruned between realpath and the reads (two more
@@ -180,11 +225,13 @@ export class LiveDir {
   /** Removes live/<name> and its archive; a no-op if there is none. */
   async remove(name: string): Promise<void> {
     const livePath = this.path(name).dir;
+    this.kept.delete(name);
     await io(`remove live/${name}`, async () => {
       // The link first, so nothing points into a half-deleted archive.
       await fs.rm(livePath, { recursive: true, force: true });
       await fs.rm(join(this.root, 'archive', name), { recursive: true, force: true });
     });
+    this.kept.delete(name);
   }
 }
 

@@ -24,6 +24,13 @@ import { TEMP_MARKER } from '../store/atomic.js';
 export interface LiveWatch {
   /** OS watches held: live/ and one per certificate whose link resolves. */
   watchCount(): number;
+  /**
+   * A number that changes whenever live/<name> may have changed (an event
+   * on its entry or its version, its watch moved or lost), or undefined
+   * while `name` has no watch: what lets LiveDir keep a bundle read across
+   * passes (live-dir.ts `follow`).
+   */
+  stamp(name: string): number | undefined;
   /** Resolves when no entry is being re-resolved (for tests). */
   settled(): Promise<void>;
   close(): void;
@@ -51,8 +58,15 @@ export async function watchLive(
   const running = new Map<string, Promise<void>>();
   const again = new Set<string>();
   let closed = false;
+  /** live/ itself is no longer watched: no stamp can be vouched for. */
+  let blind = false;
+  let tick = 0;
+  const changedAt = new Map<string, number>();
+  let allChangedAt = 0;
+  const bump = (name: string) => changedAt.set(name, ++tick);
 
   const unwatch = (name: string) => {
+    bump(name);
     versions.get(name)?.watcher.close();
     versions.delete(name);
   };
@@ -67,6 +81,7 @@ export async function watchLive(
     let watcher: FSWatcher;
     try {
       watcher = watch(target.dir, (event, file) => {
+        bump(name);
         if (file?.includes(TEMP_MARKER)) return;
         onChange(`${event} live/${name}/${file ?? ''}`);
         // Deleted or moved (a file, or the directory itself): the link may dangle now.
@@ -82,6 +97,7 @@ export async function watchLive(
       onError(err);
     });
     versions.set(name, { ...target, watcher });
+    bump(name);
   };
 
   /** Re-resolves `name`; calls for one name never overlap, a call during one runs once after it. */
@@ -123,22 +139,31 @@ export async function watchLive(
   const liveWatcher = watch(live, (event, file) => {
     if (file === null) {
       // The name was not reported: resolve every entry again.
+      allChangedAt = ++tick;
       onChange(`${event} live/`);
       void resyncAll();
       return;
     }
     if (file.includes(TEMP_MARKER)) return;
+    bump(file);
     onChange(`${event} live/${file}`);
     // Not a name LiveDir writes: nothing of ours to watch behind it.
     if (isValidCertName(file)) resync(file);
   });
-  liveWatcher.on('error', onError);
+  liveWatcher.on('error', (err) => {
+    blind = true;
+    onError(err);
+  });
 
   await resyncAll();
   await settled();
 
   return {
     watchCount: () => (closed ? 0 : 1 + versions.size),
+    stamp: (name) =>
+      closed || blind || !versions.has(name)
+        ? undefined
+        : Math.max(allChangedAt, changedAt.get(name) ?? 0),
     settled,
     close: () => {
       closed = true;

@@ -20,7 +20,8 @@ export interface LivePaths {
 /** Where the certificate nginx serves lives (a local directory, in every mode). */
 export interface LiveTarget {
   write(name: string, bundle: CertBundle): Promise<void>;
-  read(name: string): Promise<CertBundle | undefined>;
+  /** `kept`: may serve a bundle read before while a watch says nothing changed (live-dir.ts). */
+  read(name: string, opts?: { kept?: boolean }): Promise<CertBundle | undefined>;
   path(name: string): LivePaths;
 }
 

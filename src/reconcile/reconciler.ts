@@ -14,7 +14,7 @@ import { RecordReader } from '../store/records.js';
 import { CertRecords } from './records.js';
 import { RetrySchedule } from './retry-schedule.js';
 import { span } from '../util/durations.js';
-import type { Logger } from '../util/log.js';
+import { lazyChild, type Logger } from '../util/log.js';
 
 export type { ReconcilerDeps, ReconcilerSettings } from './deps.js';
 
@@ -33,7 +33,7 @@ export class Reconciler {
   private readonly actions: CertActions;
   private readonly retries: RetrySchedule;
   private readonly ari: AriTracker;
-  /** Certificate name -> the serial last warned about RENEW_BEFORE_DAYS in this process. */
+  /** Certificate name -> the serial last checked (and warned if need be) for RENEW_BEFORE_DAYS. */
   private readonly renewBeforeWarned = new Map<string, string>();
 
   private readonly reader: RecordReader;
@@ -81,7 +81,7 @@ export class Reconciler {
   ): Promise<CertStatus> {
     const { clock, log: rootLog } = this.deps;
     spec = withDefaultProfile(spec, this.deps.settings.profile);
-    const log = rootLog.child({ cert: spec.name, domains: spec.domains });
+    const log = lazyChild(rootLog, { cert: spec.name, domains: spec.domains });
     const st = this.statusOf(spec);
     await this.retries.load(st, spec);
     if (!opts.force && st.nextRetry && clock.now() < new Date(st.nextRetry)) {
@@ -96,8 +96,8 @@ export class Reconciler {
     let acted = false;
     /** This pass ordered the target phase's certificate. */
     let issued = false;
-    /** The facts of the last decision, while nothing was done since. */
-    let steady: CertFacts | undefined;
+    /** The facts of the last decision, while nothing was done since (and the decision, unforced). */
+    let steady: { facts: CertFacts; action?: Action } | undefined;
     try {
       noteAri(st, await this.ari.refresh(spec, log));
       if (this.deps.platform.holdsCertificates && !st.attempts) {
@@ -112,7 +112,7 @@ export class Reconciler {
           // facts still hold after the push, for the status below.
           await this.actions.syncPlatform(spec, log, facts);
           await this.settle(st, action);
-          steady = facts;
+          steady = { facts, ...(!force && { action }) };
           return st;
         }
         st.reason = action.reason;
@@ -120,7 +120,10 @@ export class Reconciler {
         acted = true;
         await this.withLock(spec.name, async () => {
           // Someone may have done the work while we waited for the lock.
-          const again = decide({ ...(await this.gather(spec)), force }, clock.now());
+          const again = decide(
+            { ...(await this.records.gather(spec, { fresh: true })), force },
+            clock.now(),
+          );
           if (sameAction(again, action)) {
             deployed = await this.actions.act(spec, again, log, signal);
           }
@@ -224,9 +227,10 @@ export class Reconciler {
     const meta = facts.stored[facts.target];
     if (!meta) return;
     if (this.renewBeforeWarned.get(facts.name) === meta.serial) return;
+    // Checked once per serial (RENEW_BEFORE_DAYS does not change while running), warned or not.
+    this.renewBeforeWarned.set(facts.name, meta.serial);
     const w = renewBeforeWarning(meta, facts.renewBeforeDays);
     if (!w) return;
-    this.renewBeforeWarned.set(facts.name, meta.serial);
     log.warn(w.message, {
       phase: facts.target,
       serial: meta.serial,
@@ -251,15 +255,18 @@ export class Reconciler {
     else delete st.recovered;
   }
 
-  /** Updates the status with what nginx serves now (`known`: facts gathered since the last change). */
+  /**
+   * Updates the status with what nginx serves now (`known`: facts gathered
+   * since the last change, and the decision made on them, not made again).
+   */
   private async refreshLive(
     spec: CertSpec,
     st: CertStatus,
     log: Logger,
-    known?: CertFacts,
+    known?: { facts: CertFacts; action?: Action },
   ): Promise<void> {
     try {
-      const facts = known ?? (await this.gather(spec));
+      const facts = known?.facts ?? (await this.gather(spec));
       this.warnRenewBefore(facts, log);
       const live = facts.live;
       st.phase = live?.phase ?? 'none';
@@ -270,7 +277,7 @@ export class Reconciler {
       }
       // Steady (nothing left to do), serving a CA-issued certificate, and
       // the pass (platform push included) ended without an error.
-      const action = decide(facts, this.deps.clock.now());
+      const action = known?.action ?? decide(facts, this.deps.clock.now());
       // The renewal time as it stands after this pass (a certificate issued
       // in it has its own, and its ARI window may have come since).
       if (action.kind === 'none' && action.renewAt) {

@@ -124,8 +124,11 @@ export class CertRecords {
     };
   }
 
-  /** The facts a decision needs, read fresh from the store and live/. */
-  async gather(spec: CertSpec): Promise<CertFacts> {
+  /**
+   * The facts a decision needs, from the store and live/ (as the pass's
+   * caches hold them; `fresh`: live/ read from disk, for a lock holder).
+   */
+  async gather(spec: CertSpec, opts: { fresh?: boolean } = {}): Promise<CertFacts> {
     const { settings } = this.deps;
     const [staging, production, placeholder, liveBundle, ari] = await Promise.all([
       this.loadStored(spec.name, 'staging'),
@@ -134,7 +137,8 @@ export class CertRecords {
       // Files deleted from live/ by hand (the LXD habit: remove the old
       // certificate to get a new one) read as missing; the decision then
       // restores or re-issues it.
-      this.deps.live.read(spec.name).catch((err: unknown) => {
+      // Kept across passes while the daemon's watch on live/ says nothing changed.
+      this.deps.live.read(spec.name, { kept: !opts.fresh }).catch((err: unknown) => {
         this.deps.log.warn('live/ is incomplete; treating it as missing', {
           cert: spec.name,
           error: errorMessage(err),

@@ -37,9 +37,21 @@ import { assertStoreKey } from './store.js';
  * are sealed like the store's (src/cluster/sealed-coord.ts).
  */
 
+/**
+ * Names already found plain: an idle pass builds several keys per
+ * certificate, and checking the name again each time was a measurable part
+ * of it (a full set is emptied and names are checked again).
+ */
+const plainNames = new Set<string>();
+const MAX_PLAIN_NAMES = 50_000;
+
 /** One certificate name as one key segment: refused unless plain (no '/', no '..'). */
 function certSegment(name: string): string {
-  return segment(name, 'certificate name');
+  if (plainNames.has(name)) return name;
+  segment(name, 'certificate name');
+  if (plainNames.size >= MAX_PLAIN_NAMES) plainNames.clear();
+  plainNames.add(name);
+  return name;
 }
 
 function segment(value: string, what: string): string {

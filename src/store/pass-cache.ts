@@ -1,4 +1,11 @@
+import type { ChangeFeed, ChangeToken } from './fs-watch.js';
 import type { CertStore } from './store.js';
+
+interface Entry {
+  readonly value: Promise<Buffer | undefined>;
+  /** Set when a change feed vouches for the key: the entry then outlives the pass. */
+  readonly token?: ChangeToken;
+}
 
 /**
  * A pass's view of the store: while a pass runs (`begin()` to `end()`),
@@ -16,41 +23,82 @@ import type { CertStore } from './store.js';
  *   while it waited, and that re-read reaches the store;
  * - a failed load is not kept: the next one tries the store again.
  *
+ * Across passes (the daemon, file store only): with a change feed
+ * (`follow`, fs-watch.ts), a key the OS watch vouches for is kept after the
+ * pass ends, and served until an event in its directory says it may have
+ * changed, so an idle pass reads nothing. A record changed by hand or by
+ * another process is an event there: the next load reads it again. Each
+ * pass starts by letting the events already queued arrive (`begin`). Our
+ * own writes drop the key as above; the entry is not written through (the
+ * event of our own write, which arrives later, could not be told from
+ * another process's write right after it), so the next pass reads it once.
+ * etcd (cluster mode) has no feed here: its records are kept for one pass.
+ *
  * `reads` counts the loads that reached the store (for the pass metrics).
  */
 export class PassReadCache implements CertStore {
   /** Loads that reached the store since this object was made. */
   reads = 0;
-  private cache: Map<string, Promise<Buffer | undefined>> | undefined;
+  private readonly cache = new Map<string, Entry>();
+  private inPass = false;
+  private feed: ChangeFeed | undefined;
 
   constructor(readonly inner: CertStore) {}
 
-  /** Starts a pass: from now on each key is read once (until `end()`). */
-  begin(): void {
-    this.cache = new Map();
+  /**
+   * From now on, keys `feed` vouches for are kept across passes (until
+   * `unfollow`). Only for a store whose every change `feed` sees.
+   */
+  follow(feed: ChangeFeed): void {
+    this.unfollow();
+    this.feed = feed;
   }
 
-  /** Ends the pass: drops what was read, and reads go to the store again. */
+  /** Stops keeping records across passes and closes the feed. */
+  unfollow(): void {
+    this.feed?.close();
+    this.feed = undefined;
+    this.cache.clear();
+  }
+
+  /** Starts a pass: from now on each key is read once (until `end()`). */
+  begin(): void | Promise<void> {
+    const feed = this.feed;
+    if (!feed) {
+      this.inPass = true;
+      return;
+    }
+    // Changes made before the pass started are seen by it: the pass starts once they arrived.
+    return feed.settle().then(() => {
+      this.inPass = true;
+    });
+  }
+
+  /** Ends the pass: drops what no watch vouches for, and reads go to the store again. */
   end(): void {
-    this.cache = undefined;
+    this.inPass = false;
+    for (const [key, e] of this.cache) if (!e.token?.valid()) this.cache.delete(key);
   }
 
   load(key: string): Promise<Buffer | undefined> {
-    const cache = this.cache;
-    if (!cache) {
+    if (!this.inPass) {
       this.reads++;
       return this.inner.load(key);
     }
+    const cache = this.cache;
     const hit = cache.get(key);
-    if (hit) return hit;
+    if (hit && (!hit.token || hit.token.valid())) return hit.value;
     this.reads++;
-    const p = this.inner.load(key);
-    cache.set(key, p);
+    // Taken before the read: a change during it invalidates what it returns.
+    const token = this.feed?.track(key);
+    const value = this.inner.load(key);
+    const entry: Entry = { value, ...(token && { token }) };
+    cache.set(key, entry);
     // A failure is the caller's to see, once; the next load tries again.
-    p.catch(() => {
-      if (cache.get(key) === p) cache.delete(key);
+    value.catch(() => {
+      if (cache.get(key) === entry) cache.delete(key);
     });
-    return p;
+    return value;
   }
 
   async store(key: string, value: Buffer | string, opts?: { secret?: boolean }): Promise<void> {
@@ -94,7 +142,7 @@ export class PassReadCache implements CertStore {
   async lock(name: string, opts?: { timeoutMs?: number }): Promise<void> {
     await this.inner.lock(name, opts);
     // The holder re-reads what it decided on: from the store, not from before the lock.
-    this.cache?.clear();
+    this.cache.clear();
   }
 
   unlock(name: string): Promise<void> {
@@ -102,6 +150,6 @@ export class PassReadCache implements CertStore {
   }
 
   private forget(key: string): void {
-    this.cache?.delete(key);
+    this.cache.delete(key);
   }
 }

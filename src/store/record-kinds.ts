@@ -143,6 +143,8 @@ export const ariKind: RecordKind<AriRecord> = {
   // Safe default: as if never asked. The CA is asked again on this pass,
   // and the lifetime rule decides until it answers.
   fallback: 'treated as missing: the CA is asked again, and the lifetime rule applies meanwhile',
+  // AriRecord is read-only: one parse per content, shared by every reader.
+  shared: true,
   parse(raw) {
     const o = jsonObject(raw);
     if (!o.ok) return o;

@@ -33,6 +33,12 @@ export interface RecordKind<T> {
    * not the value, so many certificates cost little memory between passes.
    */
   parseVerified?(raw: Buffer): Parsed<T>;
+  /**
+   * The value is read-only (its type says so): every read of the same
+   * Buffer gets the same value, parsed once. The daemon keeps records
+   * across passes (pass-cache.ts), so an idle pass parses nothing again.
+   */
+  readonly shared?: boolean;
 }
 
 export const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
@@ -106,7 +112,7 @@ export class RecordReader {
 
   /** Parses without reading or reporting (for values a watch delivered). */
   parse<T>(raw: Buffer, kind: RecordKind<T>): Parsed<T> {
-    const same = kind.cacheable ? this.sameBytes.get(raw) : undefined;
+    const same = kind.cacheable || kind.shared ? this.sameBytes.get(raw) : undefined;
     if (same && same.what === kind.what) return ok(same.value as T);
     const hash = kind.cacheable
       ? `${kind.what}:${createHash('sha256').update(raw).digest('hex')}`
@@ -125,6 +131,8 @@ export class RecordReader {
         if (this.good.size >= MAX_CACHED) this.good.clear();
         this.good.set(hash, kind.parseVerified ? true : parsed.value);
       }
+      this.sameBytes.set(raw, { what: kind.what, value: parsed.value });
+    } else if (parsed.ok && kind.shared) {
       this.sameBytes.set(raw, { what: kind.what, value: parsed.value });
     }
     return parsed;

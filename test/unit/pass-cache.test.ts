@@ -16,6 +16,7 @@ import { RancherPlatform, ownerDescription } from '../../src/platform/rancher/ra
 import { Reconciler } from '../../src/reconcile/reconciler.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { storedKey } from '../../src/store/keys.js';
+import { watchStore } from '../../src/store/fs-watch.js';
 import { PassReadCache } from '../../src/store/pass-cache.js';
 import { storedCertKind } from '../../src/store/record-kinds.js';
 import { RecordReader } from '../../src/store/records.js';
@@ -286,6 +287,102 @@ describe('reconcile: a settled certificate, one pass', () => {
     ]);
     // Pass 1 and pass 2: one platform read each (the platform plan).
     assert.equal(platformReads, 2);
+  });
+});
+
+describe('reconcile: a settled certificate, passes of one daemon with a watch on the state directory', () => {
+  // The same certificate as above, through the same reconciler, with the
+  // records kept across passes (store/fs-watch.ts).
+  it('the idle passes after the first read nothing from the store; a record corrupted on disk is read at the next pass', async () => {
+    const root = await fs.mkdtemp(join(tmpdir(), 'pass-cache-watched-'));
+    const counting = new CountingStore(new FsCertStore(root));
+    const clock = new FixedClock(NOW);
+    const { bundle } = await storeStagingCert({
+      store: counting,
+      spec: SPEC,
+      directoryUrl: STAGING,
+      issuedBy: new FixedClock(new Date(Date.parse(NOW) - DAY)),
+      issuedAt: NOW,
+    });
+    const cache = new PassReadCache(counting);
+    const feed = watchStore(root);
+    assert.ok(feed);
+    cache.follow(feed);
+    const r = new Reconciler({
+      store: cache,
+      live: {
+        write: () => Promise.reject(new Error('nothing to write')),
+        read: () => Promise.resolve(bundle),
+        path: () => ({ dir: '', cert: '', chain: '', fullchain: '', privkey: '' }),
+      } satisfies LiveTarget,
+      issuers: {
+        'self-signed': new SelfSignedIssuer(clock),
+        staging: {
+          phase: 'staging',
+          directoryUrl: STAGING,
+          issue: () => Promise.reject(new Error('no orders in this test')),
+          renewalInfo: (): Promise<RenewalInfoAnswer> =>
+            Promise.resolve({
+              kind: 'info',
+              info: {
+                window: {
+                  start: new Date(Date.parse(NOW) + 30 * DAY),
+                  end: new Date(Date.parse(NOW) + 31 * DAY),
+                },
+              },
+              retryAfterS: 6 * 3600,
+            }),
+        },
+        production: {
+          phase: 'production',
+          directoryUrl: 'https://prod.test/dir',
+          issue: () => Promise.reject(new Error('the production CA must not be asked')),
+        },
+      },
+      platform: {
+        name: 'static',
+        holdsCertificates: false,
+        discover: () => Promise.resolve({ specs: [SPEC], problems: [] }),
+        read: () => Promise.resolve(undefined),
+        push: () => Promise.resolve(),
+      },
+      clock,
+      log: silentLogger,
+      random: () => 0.5,
+      settings: {
+        target: 'staging',
+        keyType: 'ecdsa-p256',
+        directories: { staging: STAGING, production: 'https://prod.test/dir' },
+      },
+    });
+    const onePass = async () => {
+      counting.reset();
+      await cache.begin();
+      try {
+        return await r.reconcileOne(SPEC);
+      } finally {
+        cache.end();
+      }
+    };
+    try {
+      const perPass: number[] = [];
+      for (let pass = 1; pass <= 4; pass++) {
+        const st = await onePass();
+        assert.equal(st.ready, true, `pass ${pass}: ${JSON.stringify(st.lastError)}`);
+        perPass.push(counting.total());
+      }
+      // Pass 1 reads the 5 records; pass 2 may read again what pass 1 wrote (the ARI record).
+      assert.ok((perPass[0] ?? 0) >= 5, JSON.stringify(perPass));
+      assert.deepEqual(perPass.slice(2), [0, 0], `loads per pass: ${JSON.stringify(perPass)}`);
+      // By hand, behind the daemon's back: the next pass reads it, finds it corrupt, heals.
+      await fs.writeFile(join(root, 'certs', SPEC.name, 'staging.json'), 'garbage');
+      const st = await onePass();
+      assert.ok((counting.loads.get(storedKey(SPEC.name, 'staging')) ?? 0) >= 1);
+      assert.equal(st.localState?.[0]?.code, 'STORE_CORRUPT', JSON.stringify(st));
+    } finally {
+      cache.unfollow();
+      await fs.rm(root, { recursive: true, force: true });
+    }
   });
 });
 

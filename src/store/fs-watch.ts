@@ -1,0 +1,180 @@
+/**
+ * Which keys of a file store may have changed, told by the OS (inotify on
+ * Linux) rather than by reading: what lets the daemon keep the records it
+ * read across passes (pass-cache.ts) and read nothing in an idle pass.
+ *
+ * One watch per directory that holds a key read: the root, `certs/`, each
+ * `certs/<name>/`, `acme/<host>/`... (about one per certificate). Any event
+ * in a directory (a file written in place, renamed over, created, deleted,
+ * its attributes changed) bumps that directory's generation, which every
+ * key in it was read under; an event naming a watched subdirectory (moved,
+ * deleted, replaced) drops that subdirectory's watch and everything below
+ * it, so a key read under a dropped watch is never vouched for again. A
+ * key in a directory that does not exist yet is vouched for by the deepest
+ * existing ancestor (its creation is an event there).
+ *
+ * It can only vouch where the OS sees every change: on a local filesystem.
+ * A store on NFS or another shared filesystem is written by other hosts,
+ * whose changes raise no event here, so `watchStore` refuses it and the
+ * cache keeps records for one pass only, as before. A watch that fails
+ * (the inotify limit) is simply not held: its keys are read every pass.
+ */
+import { watch, statfsSync, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import { TEMP_MARKER } from './atomic.js';
+
+/** Valid until a change of the key it was taken for may have happened. */
+export interface ChangeToken {
+  valid(): boolean;
+}
+
+/** What pass-cache.ts needs from a change feed. */
+export interface ChangeFeed {
+  /** A token for `key`, taken before it is read; undefined: cannot vouch for it. */
+  track(key: string): ChangeToken | undefined;
+  /**
+   * Lets the changes the OS has already queued reach the feed: until libuv
+   * polled once more (inotify events are read in its poll phase).
+   */
+  settle(): Promise<void>;
+  /** Watches held (for tests and the bench). */
+  watchCount(): number;
+  close(): void;
+}
+
+interface DirWatch {
+  readonly rel: string;
+  readonly watcher: FSWatcher;
+  gen: number;
+  dead: boolean;
+  /** Watched subdirectories, by entry name. */
+  readonly children: Map<string, DirWatch>;
+}
+
+/**
+ * Filesystems whose changes all pass through this kernel (statfs f_type):
+ * ext2/3/4, xfs, btrfs, tmpfs, overlayfs, zfs, f2fs, ramfs.
+ */
+const LOCAL_FS = new Set([
+  0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0x2fc12fc1, 0xf2f52010, 0x858458f6,
+]);
+
+/** Is `root` on a filesystem whose every change this host's inotify sees? */
+export function isLocalFilesystem(root: string): boolean {
+  try {
+    return LOCAL_FS.has(statfsSync(root).type);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A change feed for the file store at `root`, or undefined when changes
+ * there cannot all be seen (not a local filesystem, or not watchable).
+ */
+export function watchStore(
+  root: string,
+  opts: { onError?: (err: unknown) => void; assumeLocal?: boolean } = {},
+): ChangeFeed | undefined {
+  if (!opts.assumeLocal && !isLocalFilesystem(root)) return undefined;
+  const dirs = new Map<string, DirWatch>();
+  let closed = false;
+
+  const drop = (d: DirWatch): void => {
+    if (d.dead) return;
+    d.dead = true;
+    d.watcher.close();
+    dirs.delete(d.rel);
+    for (const c of d.children.values()) drop(c);
+    d.children.clear();
+  };
+
+  const open = (rel: string, parent: DirWatch | undefined, name: string): DirWatch | undefined => {
+    const abs = rel === '' ? root : join(root, ...rel.split('/'));
+    let watcher: FSWatcher;
+    try {
+      watcher = watch(abs, { persistent: false });
+    } catch (err) {
+      // Missing (the ancestor vouches) or out of watches (not cached).
+      if (!isCode(err, 'ENOENT', 'ENOTDIR')) opts.onError?.(err);
+      return undefined;
+    }
+    const d: DirWatch = { rel, watcher, gen: 0, dead: false, children: new Map() };
+    const base = rel.split('/').pop() ?? '';
+    watcher.on('change', (_event, file) => {
+      d.gen++;
+      const entry = typeof file === 'string' ? file : file?.toString('utf8');
+      if (entry === undefined || entry === null) {
+        // Which entry was not said: nothing below can be vouched for.
+        for (const c of [...d.children.values()]) drop(c);
+        d.children.clear();
+        return;
+      }
+      // The directory itself moved or went (reported under its own name).
+      if (rel !== '' && entry === base) {
+        drop(d);
+        return;
+      }
+      if (entry.includes(TEMP_MARKER)) return;
+      const child = d.children.get(entry);
+      if (child) {
+        d.children.delete(entry);
+        drop(child);
+      }
+    });
+    watcher.on('error', (err) => {
+      drop(d);
+      opts.onError?.(err);
+    });
+    dirs.set(rel, d);
+    parent?.children.set(name, d);
+    return d;
+  };
+
+  /** The watch of `rel` and every ancestor, as deep as they exist. */
+  const deepest = (rel: string): DirWatch | undefined => {
+    const parts = rel === '' ? [] : rel.split('/');
+    let cur = dirs.get('') ?? open('', undefined, '');
+    if (!cur) return undefined;
+    let path = '';
+    for (const part of parts) {
+      path = path === '' ? part : `${path}/${part}`;
+      const next: DirWatch | undefined = dirs.get(path) ?? open(path, cur, part);
+      if (!next) return cur;
+      cur = next;
+    }
+    return cur;
+  };
+
+  return {
+    track(key) {
+      if (closed) return undefined;
+      const slash = key.lastIndexOf('/');
+      const d = deepest(slash < 0 ? '' : key.slice(0, slash));
+      if (!d) return undefined;
+      const gen = d.gen;
+      return { valid: () => !d.dead && d.gen === gen && !closed };
+    },
+    settle: afterNextPoll,
+    watchCount: () => dirs.size,
+    close() {
+      closed = true;
+      for (const d of [...dirs.values()]) drop(d);
+    },
+  };
+}
+
+/**
+ * Resolves after libuv has polled for I/O once more (and so read the
+ * inotify events the kernel had queued when this was called). Two turns:
+ * called from an I/O callback, the first check phase comes before the
+ * next poll.
+ */
+export function afterNextPoll(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+}
+
+function isCode(err: unknown, ...codes: string[]): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && codes.includes(code);
+}

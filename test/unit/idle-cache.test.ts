@@ -1,0 +1,283 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promises as fs, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { LiveDir } from '../../src/deploy/live-dir.js';
+import { watchLive, type LiveWatch } from '../../src/deploy/live-watch.js';
+import type { CertBundle } from '../../src/domain/types.js';
+import { FsCertStore } from '../../src/store/fs-store.js';
+import { isLocalFilesystem, watchStore, type ChangeFeed } from '../../src/store/fs-watch.js';
+import { PassReadCache } from '../../src/store/pass-cache.js';
+import type { CertStore } from '../../src/store/store.js';
+
+const sh = (script: string) => promisify(execFile)('sh', ['-c', script]);
+
+/** A real store on disk that counts the loads reaching it, per key. */
+class CountingStore implements CertStore {
+  readonly loads = new Map<string, number>();
+  constructor(readonly inner: FsCertStore) {}
+  total(): number {
+    return [...this.loads.values()].reduce((a, b) => a + b, 0);
+  }
+  load(key: string) {
+    this.loads.set(key, (this.loads.get(key) ?? 0) + 1);
+    return this.inner.load(key);
+  }
+  store(key: string, value: Buffer | string, opts?: { secret?: boolean }) {
+    return this.inner.store(key, value, opts);
+  }
+  delete(key: string) {
+    return this.inner.delete(key);
+  }
+  exists(key: string) {
+    return this.inner.exists(key);
+  }
+  list(prefix: string) {
+    return this.inner.list(prefix);
+  }
+  quarantine(key: string, at: Date) {
+    return this.inner.quarantine(key, at);
+  }
+  lock(name: string) {
+    return this.inner.lock(name);
+  }
+  unlock(name: string) {
+    return this.inner.unlock(name);
+  }
+}
+
+const NAMES = ['a', 'b', 'c'];
+const KINDS = ['self-signed.json', 'staging.json', 'production.json', 'staging.ari.json'];
+const KEYS = [...NAMES.flatMap((n) => KINDS.map((k) => `certs/${n}/${k}`)), 'claims.json'];
+
+describe('PassReadCache with a watch on the state directory: records kept across passes', () => {
+  let root: string;
+  let counting: CountingStore;
+  let cache: PassReadCache;
+  let feed: ChangeFeed | undefined;
+
+  /** One pass reading every key; what it got, by key. */
+  const pass = async (): Promise<Map<string, Buffer | undefined>> => {
+    await cache.begin();
+    try {
+      const got = new Map<string, Buffer | undefined>();
+      for (const key of KEYS) got.set(key, await cache.load(key));
+      return got;
+    } finally {
+      cache.end();
+    }
+  };
+  const text = (got: Map<string, Buffer | undefined>, key: string) => got.get(key)?.toString();
+
+  beforeEach(async () => {
+    root = await fs.mkdtemp(join(tmpdir(), 'idle-cache-'));
+    counting = new CountingStore(new FsCertStore(root));
+    cache = new PassReadCache(counting);
+    // production.json stays missing: a missing record is kept too.
+    for (const n of NAMES) {
+      for (const k of ['self-signed.json', 'staging.json', 'staging.ari.json']) {
+        await counting.store(`certs/${n}/${k}`, `${n}/${k} v1`);
+      }
+    }
+    await counting.store('claims.json', '{}');
+    feed = watchStore(root);
+    assert.ok(feed, `${root} is on a local filesystem`);
+    cache.follow(feed);
+  });
+  afterEach(async () => {
+    cache.unfollow();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('an idle pass with the cache warm reads nothing from the store, and hands out the same bytes', async () => {
+    const first = await pass();
+    assert.equal(counting.total(), KEYS.length);
+    assert.equal(feed?.watchCount(), 1 + 1 + NAMES.length, 'root, certs/ and one per certificate');
+    for (let p = 2; p <= 4; p++) {
+      const readsBefore = cache.reads;
+      const again = await pass();
+      assert.equal(counting.total(), KEYS.length, `pass ${p}: no load reached the store`);
+      assert.equal(cache.reads, readsBefore);
+      for (const key of KEYS) assert.equal(again.get(key), first.get(key), key);
+    }
+  });
+
+  it('a record rewritten in place by another process between passes is read again by the next pass, and only it', async () => {
+    await pass();
+    await sh(`printf 'garbage' > '${join(root, 'certs', 'b', 'staging.json')}'`);
+    const got = await pass();
+    assert.equal(text(got, 'certs/b/staging.json'), 'garbage');
+    // The directory of the change is read again; the others are not.
+    for (const key of KEYS) {
+      const expected = key.startsWith('certs/b/') ? 2 : 1;
+      assert.equal(counting.loads.get(key), expected, key);
+    }
+  });
+
+  it('a record written in place by this process behind the cache (the self-heal tests) is seen by the next pass', async () => {
+    await pass();
+    await fs.writeFile(join(root, 'certs', 'a', 'self-signed.json'), 'corrupt');
+    assert.equal(text(await pass(), 'certs/a/self-signed.json'), 'corrupt');
+  });
+
+  it('a change made just before the pass starts, with no turn of the event loop between, is seen by it', async () => {
+    await pass();
+    // The kernel has queued the event; nothing has read it yet.
+    writeFileSync(join(root, 'certs', 'c', 'staging.json'), 'just now');
+    assert.equal(text(await pass(), 'certs/c/staging.json'), 'just now');
+  });
+
+  it('a record replaced by another writer (an atomic rename) or deleted is seen by the next pass', async () => {
+    await pass();
+    const other = new FsCertStore(root);
+    await other.store('certs/c/staging.ari.json', 'theirs');
+    await other.delete('certs/a/staging.json');
+    await other.store('claims.json', '{"x":1}');
+    const got = await pass();
+    assert.equal(text(got, 'certs/c/staging.ari.json'), 'theirs');
+    assert.equal(got.get('certs/a/staging.json'), undefined);
+    assert.equal(text(got, 'claims.json'), '{"x":1}');
+  });
+
+  it('a missing record created later, in a directory created later, is seen', async () => {
+    cache.end();
+    await cache.begin();
+    assert.equal(await cache.load('certs/new/staging.json'), undefined);
+    cache.end();
+    await sh(
+      `mkdir -p '${join(root, 'certs', 'new')}' && printf 'fresh' > '${join(root, 'certs', 'new', 'staging.json')}'`,
+    );
+    await cache.begin();
+    assert.equal((await cache.load('certs/new/staging.json'))?.toString(), 'fresh');
+    cache.end();
+  });
+
+  it('a certificate directory removed and made again with same-sized files is seen', async () => {
+    await pass();
+    const dir = join(root, 'certs', 'a');
+    await sh(
+      `rm -rf '${dir}' && mkdir '${dir}' && printf 'a/staging.json v2' > '${dir}/staging.json'`,
+    );
+    const got = await pass();
+    assert.equal(text(got, 'certs/a/staging.json'), 'a/staging.json v2');
+    assert.equal(got.get('certs/a/self-signed.json'), undefined);
+    // Watched again: the pass after it reads nothing.
+    const loads = counting.total();
+    await pass();
+    assert.equal(counting.total(), loads);
+    // ... and a change in the new directory is seen.
+    await sh(`printf 'a/staging.json v3' > '${dir}/staging.json'`);
+    assert.equal(text(await pass(), 'certs/a/staging.json'), 'a/staging.json v3');
+  });
+
+  it('our own write is read back by the next load, and once more by the next pass at most', async () => {
+    await pass();
+    await cache.begin();
+    await cache.store('certs/b/staging.json', 'ours');
+    assert.equal((await cache.load('certs/b/staging.json'))?.toString(), 'ours');
+    cache.end();
+    assert.equal(text(await pass(), 'certs/b/staging.json'), 'ours');
+  });
+
+  it('a change while a key is being read leaves nothing kept: its token is spent', async () => {
+    const token = feed?.track('certs/a/staging.json');
+    assert.equal(token?.valid(), true);
+    await fs.writeFile(join(root, 'certs', 'a', 'staging.json'), 'during');
+    await feed?.settle();
+    assert.equal(token?.valid(), false);
+  });
+
+  it('without a feed (etcd, a shared filesystem) every pass reads the store again', async () => {
+    cache.unfollow();
+    await pass();
+    await pass();
+    assert.equal(counting.total(), 2 * KEYS.length);
+  });
+
+  it('a store on a filesystem other hosts may write (here /proc, not a local disk type) is not watched', () => {
+    assert.equal(isLocalFilesystem('/proc'), false);
+    assert.equal(watchStore('/proc'), undefined);
+    assert.equal(isLocalFilesystem(root), true);
+  });
+});
+
+describe('LiveDir with the watch on live/: bundles kept across passes', () => {
+  let dir: string;
+  let live: LiveDir;
+  let watch: LiveWatch | undefined;
+  const bundle = (tag: string): CertBundle => ({
+    cert: `${tag}-c`,
+    chain: `${tag}-ch`,
+    fullchain: `${tag}-fc`,
+    privkey: `${tag}-k`,
+  });
+  /** What a pass does first (app/pass.ts): lets queued events arrive. */
+  const settle = () => new Promise<void>((r) => setImmediate(r));
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(join(tmpdir(), 'idle-live-'));
+    live = new LiveDir(dir);
+    await fs.mkdir(join(dir, 'live'));
+    await live.write('a.test', bundle('a1'));
+    await live.write('b.test', bundle('b1'));
+    watch = await watchLive(
+      dir,
+      () => undefined,
+      (err) => assert.fail(String(err)),
+    );
+    live.follow(watch);
+  });
+  afterEach(async () => {
+    live.follow(undefined);
+    watch?.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('a kept read is served without touching the disk until something changes; a plain read always reads', async () => {
+    const first = await live.read('a.test', { kept: true });
+    await settle();
+    // The same object: not read again (a read from disk makes a new one).
+    assert.equal(await live.read('a.test', { kept: true }), first);
+    assert.notEqual(await live.read('a.test'), first);
+    assert.deepEqual(await live.read('a.test'), first);
+  });
+
+  it('a file edited in place through the link, by another process, is read again', async () => {
+    const first = await live.read('a.test', { kept: true });
+    const b = await live.read('b.test', { kept: true });
+    await sh(`printf 'edited' > '${join(dir, 'live', 'a.test', 'cert.pem')}'`);
+    await settle();
+    assert.equal((await live.read('a.test', { kept: true }))?.cert, 'edited');
+    assert.notEqual(await live.read('a.test', { kept: true }), first);
+    assert.equal(await live.read('b.test', { kept: true }), b, 'b did not change');
+  });
+
+  it('a new version published by another writer (the link swapped), or the entry removed by hand, is seen', async () => {
+    await live.read('a.test', { kept: true });
+    await live.read('b.test', { kept: true });
+    await new LiveDir(dir).write('a.test', bundle('a2'));
+    await sh(`rm -rf '${join(dir, 'live', 'b.test')}'`);
+    await settle();
+    assert.equal((await live.read('a.test', { kept: true }))?.cert, 'a2-c');
+    assert.equal(await live.read('b.test', { kept: true }), undefined);
+    // The new version is watched in turn: an edit there is seen too.
+    await watch?.settled();
+    await sh(`printf 'edited' > '${join(dir, 'live', 'a.test', 'privkey.pem')}'`);
+    await settle();
+    assert.equal((await live.read('a.test', { kept: true }))?.privkey, 'edited');
+  });
+
+  it('our own write is read back at once', async () => {
+    await live.read('a.test', { kept: true });
+    await live.write('a.test', bundle('a3'));
+    assert.equal((await live.read('a.test', { kept: true }))?.cert, 'a3-c');
+  });
+
+  it('without the watch (once, or after shutdown) every read goes to the disk', async () => {
+    live.follow(undefined);
+    const first = await live.read('a.test', { kept: true });
+    assert.notEqual(await live.read('a.test', { kept: true }), first);
+  });
+});
