@@ -158,7 +158,17 @@ describe('e2e: reliability against real Pebble', function () {
       assert.ok(kills >= 20, `killed ${kills} times`);
       assert.ok(midWork >= 3, `only ${midWork} kills interrupted work`);
       const final = await runSidecar(['once'], vars);
-      assert.equal(final.code, 0, `kill delays (ms): ${delays.join(' ')}\n${explain(final)}`);
+      // On 5-second certificates, one issued early in this pass can be due
+      // again when the pass reports (half its lifetime gone on a loaded
+      // machine): `FAIL <name> ... phase=production ... reason=Valid`, with
+      // no error. It is valid and served, which the checks below verify;
+      // any other line, or an error, fails here.
+      const lines = final.stdout.split('\n').filter((l) => l.trim() !== '');
+      const dueAgain = /^FAIL \S+ \[[^\]]*\] phase=production notAfter=\S+ reason=Valid$/;
+      const bad = lines.filter((l) => !l.startsWith('ok ') && !dueAgain.test(l.trim()));
+      assert.equal(lines.length, names.length, explain(final));
+      assert.deepEqual(bad, [], `kill delays (ms): ${delays.join(' ')}\n${explain(final)}`);
+      assert.ok(final.code === 0 || lines.some((l) => dueAgain.test(l.trim())), explain(final));
 
       const root = await env.production.getRootPem();
       const platform = new Map(
