@@ -4,13 +4,29 @@
  */
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import type { IOptions } from 'etcd3';
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen } from 'cockatiel';
+import { isRecoverableError, type IOptions } from 'etcd3';
 import { SidecarError, errorMessage } from '../domain/errors.js';
 import { systemClock, type Clock } from '../lifecycle/clock.js';
 import { KEY_FILE_FORMAT, Keyring } from './sealed-value.js';
 
 /** gRPC deadline of each single attempt; etcd3 makes up to 3 attempts. */
 export const DEFAULT_CALL_TIMEOUT_MS = 2_000;
+
+/**
+ * Reconnecting after etcd was unreachable (a partition healed, members back):
+ * the defaults grow with the length of the cut (gRPC's reconnect backoff up to
+ * 120 s, etcd3's watch backoff up to 30 s, each member's circuit open 5 s at a
+ * time), so a node cut off for a minute could take minutes to rejoin. These
+ * bound the wait after a heal to about RECONNECT_MAX_MS, at a cost of at most
+ * one connection attempt per member and stream about every RECONNECT_MAX_MS.
+ */
+export const RECONNECT_INITIAL_MS = 250;
+export const RECONNECT_MAX_MS = 2_000;
+/** A member that failed this many calls in a row is skipped... */
+export const MEMBER_FAILURES_TO_SKIP = 3;
+/** ...for this long, then tried again. */
+export const MEMBER_SKIP_MS = 2_000;
 
 /** The settings createEtcdStore reads (a slice of Config). */
 export interface EtcdStoreConfig {
@@ -44,6 +60,22 @@ export function etcdClientOptions(
     // Streams (watches, lease keep-alives) live on; every unary call gets a deadline.
     defaultCallOptions: (ctx) =>
       ctx.isStream ? {} : { deadline: clock.now().getTime() + DEFAULT_CALL_TIMEOUT_MS },
+    grpcOptions: {
+      'grpc.initial_reconnect_backoff_ms': RECONNECT_INITIAL_MS,
+      'grpc.max_reconnect_backoff_ms': RECONNECT_MAX_MS,
+    },
+    faultHandling: {
+      host: () =>
+        circuitBreaker(handleWhen(isRecoverableError), {
+          halfOpenAfter: MEMBER_SKIP_MS,
+          breaker: new ConsecutiveBreaker(MEMBER_FAILURES_TO_SKIP),
+        }),
+      // etcd3 only calls next() on it (the first step is next()'s duration).
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: RECONNECT_INITIAL_MS,
+        maxDelay: RECONNECT_MAX_MS,
+      }).next(),
+    },
   };
   if (tlsWanted) {
     options.credentials = {

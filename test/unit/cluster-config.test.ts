@@ -7,6 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/domain/errors.js';
+import { isBrokenCircuitError } from 'cockatiel';
+import { GRPCUnavailableError } from 'etcd3';
+import {
+  MEMBER_FAILURES_TO_SKIP,
+  RECONNECT_INITIAL_MS,
+  RECONNECT_MAX_MS,
+} from '../../src/store/etcd-config.js';
 import { etcdClientOptions } from '../../src/store/etcd-store.js';
 
 type Env = Record<string, string | undefined>;
@@ -200,5 +207,46 @@ describe('cluster settings (CLUSTER_*)', () => {
     assert.equal(opts.credentials?.rootCertificate.toString(), CERT_PEM);
     assert.equal(opts.credentials?.privateKey?.toString(), KEY_PEM);
     assert.equal(opts.credentials?.certChain?.toString(), CERT_PEM);
+  });
+
+  describe('reconnecting after etcd was unreachable (a healed partition)', () => {
+    const opts = etcdClientOptions({
+      clusterEtcdEndpoints: ['http://etcd-1:2379'],
+      clusterName: 'default',
+      clusterLeaseTtlSeconds: 15,
+    });
+
+    it("bounds gRPC's reconnect backoff (default: up to 120 s)", () => {
+      assert.equal(opts.grpcOptions?.['grpc.initial_reconnect_backoff_ms'], RECONNECT_INITIAL_MS);
+      assert.equal(opts.grpcOptions?.['grpc.max_reconnect_backoff_ms'], RECONNECT_MAX_MS);
+      assert.ok(RECONNECT_MAX_MS <= 3_000 && RECONNECT_INITIAL_MS >= 100);
+    });
+
+    it('bounds the watch backoff (default: up to 30 s), and still backs off', () => {
+      // etcd3's WatchManager: backoff = initial.next(), then backoff.next() per failed attempt.
+      let b = opts.faultHandling?.watchBackoff?.next(undefined);
+      const steps: number[] = [];
+      for (let i = 0; i < 200 && b; i++, b = b.next(undefined)) steps.push(b.duration);
+      assert.equal(steps.length, 200);
+      assert.ok(Math.max(...steps) <= RECONNECT_MAX_MS, `max ${Math.max(...steps)} ms`);
+      // Not a busy loop: over many failed attempts, waits average well above the first.
+      const mean = steps.slice(20).reduce((a, d) => a + d, 0) / (steps.length - 20);
+      assert.ok(mean >= RECONNECT_MAX_MS / 4, `mean wait ${mean} ms`);
+    });
+
+    it('skips a member after consecutive failures instead of calling it every time', async () => {
+      const policy = opts.faultHandling?.host?.('etcd-1:2379');
+      assert.ok(policy);
+      let calls = 0;
+      const fail = () => {
+        calls++;
+        throw new GRPCUnavailableError('unavailable');
+      };
+      for (let i = 0; i < MEMBER_FAILURES_TO_SKIP; i++) {
+        await assert.rejects(policy.execute(fail), GRPCUnavailableError);
+      }
+      await assert.rejects(policy.execute(fail), (e: Error) => isBrokenCircuitError(e));
+      assert.equal(calls, MEMBER_FAILURES_TO_SKIP);
+    });
   });
 });
