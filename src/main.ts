@@ -36,7 +36,7 @@ import { Reconciler } from './reconcile/reconciler.js';
 import type { EtcdStoreHandle } from './store/etcd-store.js';
 import { FsCertStore } from './store/fs-store.js';
 import { claimsKey } from './store/keys.js';
-import { watchStore } from './store/fs-watch.js';
+import { isLocalFilesystem, watchStore } from './store/fs-watch.js';
 import { PassReadCache } from './store/pass-cache.js';
 import { claimsKind } from './store/record-kinds.js';
 import { recordSlot } from './store/record-slot.js';
@@ -392,7 +392,9 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     coordination: clustered?.coordination ?? solo,
     probeStore: () => store.list(''),
     storeView: store,
-    liveFeed: (feed) => live.follow(feed),
+    // Kept live/ bundles only where this host sees every change (not NFS:
+    // a file removed from another host raises no event here).
+    liveFeed: (feed) => live.follow(feed && isLocalFilesystem(live.root) ? feed : undefined),
     ...(fsStore && {
       watchStore: () => {
         let warned = false;

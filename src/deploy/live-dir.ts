@@ -7,6 +7,7 @@ import { isValidCertName } from '../domain/hostnames.js';
 import type { LivePaths } from '../domain/status.js';
 import type { CertBundle } from '../domain/types.js';
 import { ensureDir, fsyncDir, writeFileAtomic } from '../store/atomic.js';
+import { KEPT_MAX_AGE_MS } from '../store/fs-watch.js';
 
 const VERSION = /^[0-9]+$/;
 /** Cheaper in CPU than `fs.promises.readFile` on Node 20 (see store/fs-store.ts). */
@@ -58,7 +59,11 @@ export class LiveDir {
   /** Bundles read while `feed` vouched for them, by name, with the stamp they were read under. */
   private readonly kept = new Map<
     string,
-    { readonly stamp: number; readonly bundle: Promise<CertBundle | undefined> }
+    {
+      readonly stamp: number;
+      readonly at: number;
+      readonly bundle: Promise<CertBundle | undefined>;
+    }
   >();
 
   constructor(root: string) {
@@ -188,9 +193,11 @@ export class LiveDir {
     const stamp = opts.kept ? this.feed?.stamp(checkName(name)) : undefined;
     if (stamp === undefined) return this.readNow(name);
     const hit = this.kept.get(name);
-    if (hit?.stamp === stamp) return hit.bundle;
+    const now = performance.now();
+    // At most KEPT_MAX_AGE_MS: the bound on a change whose event was dropped.
+    if (hit?.stamp === stamp && now - hit.at < KEPT_MAX_AGE_MS) return hit.bundle;
     // The stamp was taken before the read: a change during it shows as a newer stamp.
-    const entry = { stamp, bundle: this.readNow(name) };
+    const entry = { stamp, at: now, bundle: this.readNow(name) };
     this.kept.set(name, entry);
     entry.bundle.catch(() => {
       if (this.kept.get(name) === entry) this.kept.delete(name);

@@ -17,7 +17,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { isValidCertName } from '../domain/hostnames.js';
 import { TEMP_MARKER } from '../store/atomic.js';
 
@@ -142,6 +142,14 @@ export async function watchLive(
       allChangedAt = ++tick;
       onChange(`${event} live/`);
       void resyncAll();
+      return;
+    }
+    if (file === basename(live)) {
+      // live/ itself moved or went: this watch sees the old directory, if
+      // any. Vouch for nothing from now on (every read goes to the disk).
+      // A certificate named `live` is taken the same way, which only costs reads.
+      blind = true;
+      onChange(`${event} live/`);
       return;
     }
     if (file.includes(TEMP_MARKER)) return;

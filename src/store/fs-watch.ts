@@ -18,10 +18,21 @@
  * whose changes raise no event here, so `watchStore` refuses it and the
  * cache keeps records for one pass only, as before. A watch that fails
  * (the inotify limit) is simply not held: its keys are read every pass.
+ *
+ * The kernel can drop events (a full inotify queue), and libuv does not
+ * pass its overflow event on to Node: no token outlives KEPT_MAX_AGE_MS,
+ * so a change missed that way is read within that time.
  */
 import { watch, statfsSync, type FSWatcher } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { TEMP_MARKER } from './atomic.js';
+
+/**
+ * How long a record or live/ bundle kept across passes may be served
+ * without reading it again, whatever the watches say: the bound on a
+ * change whose event the kernel dropped.
+ */
+export const KEPT_MAX_AGE_MS = 60 * 60 * 1000;
 
 /** Valid until a change of the key it was taken for may have happened. */
 export interface ChangeToken {
@@ -74,8 +85,16 @@ export function isLocalFilesystem(root: string): boolean {
  */
 export function watchStore(
   root: string,
-  opts: { onError?: (err: unknown) => void; assumeLocal?: boolean } = {},
+  opts: {
+    onError?: (err: unknown) => void;
+    assumeLocal?: boolean;
+    /** Monotonic ms (tests); default performance.now. */
+    now?: () => number;
+    /** fs.watch (tests make it fail). */
+    watch?: (path: string, opts: { persistent: boolean }) => FSWatcher;
+  } = {},
 ): ChangeFeed | undefined {
+  const now = opts.now ?? (() => performance.now());
   if (!opts.assumeLocal && !isLocalFilesystem(root)) return undefined;
   const dirs = new Map<string, DirWatch>();
   let closed = false;
@@ -89,14 +108,22 @@ export function watchStore(
     d.children.clear();
   };
 
-  const open = (rel: string, parent: DirWatch | undefined, name: string): DirWatch | undefined => {
+  /** 'missing': the directory does not exist (yet); undefined: it cannot be watched. */
+  const open = (
+    rel: string,
+    parent: DirWatch | undefined,
+    name: string,
+  ): DirWatch | 'missing' | undefined => {
     const abs = rel === '' ? root : join(root, ...rel.split('/'));
     let watcher: FSWatcher;
     try {
-      watcher = watch(abs, { persistent: false });
+      watcher = (opts.watch ?? watch)(abs, { persistent: false });
     } catch (err) {
-      // Missing (the ancestor vouches) or out of watches (not cached).
-      if (!isCode(err, 'ENOENT', 'ENOTDIR')) opts.onError?.(err);
+      // Missing: its creation is an event in the ancestor, which vouches.
+      if (isCode(err, 'ENOENT', 'ENOTDIR')) return 'missing';
+      // Out of watches, or not allowed: nothing vouches for what is in it
+      // (the ancestor's watch does not see inside), so it is read every pass.
+      opts.onError?.(err);
       return undefined;
     }
     const d: DirWatch = { rel, watcher, gen: 0, dead: false, children: new Map() };
@@ -110,8 +137,10 @@ export function watchStore(
         d.children.clear();
         return;
       }
-      // The directory itself moved or went (reported under its own name).
-      if (rel !== '' && entry === base) {
+      // The directory itself moved or went (reported under its own name;
+      // for the root, its own base name: a file of that name in it is taken
+      // the same way, which only costs reads).
+      if (entry === (rel === '' ? basename(root) : base)) {
         drop(d);
         return;
       }
@@ -134,13 +163,15 @@ export function watchStore(
   /** The watch of `rel` and every ancestor, as deep as they exist. */
   const deepest = (rel: string): DirWatch | undefined => {
     const parts = rel === '' ? [] : rel.split('/');
-    let cur = dirs.get('') ?? open('', undefined, '');
-    if (!cur) return undefined;
+    const top = dirs.get('') ?? open('', undefined, '');
+    if (top === undefined || top === 'missing') return undefined;
+    let cur = top;
     let path = '';
     for (const part of parts) {
       path = path === '' ? part : `${path}/${part}`;
-      const next: DirWatch | undefined = dirs.get(path) ?? open(path, cur, part);
-      if (!next) return cur;
+      const next = dirs.get(path) ?? open(path, cur, part);
+      if (next === 'missing') return cur;
+      if (next === undefined) return undefined;
       cur = next;
     }
     return cur;
@@ -153,7 +184,10 @@ export function watchStore(
       const d = deepest(slash < 0 ? '' : key.slice(0, slash));
       if (!d) return undefined;
       const gen = d.gen;
-      return { valid: () => !d.dead && d.gen === gen && !closed };
+      const takenAt = now();
+      return {
+        valid: () => !d.dead && d.gen === gen && !closed && now() - takenAt < KEPT_MAX_AGE_MS,
+      };
     },
     settle: afterNextPoll,
     watchCount: () => dirs.size,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { promises as fs, writeFileSync } from 'node:fs';
+import { promises as fs, watch as watchFs, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,7 +8,12 @@ import { LiveDir } from '../../src/deploy/live-dir.js';
 import { watchLive, type LiveWatch } from '../../src/deploy/live-watch.js';
 import type { CertBundle } from '../../src/domain/types.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
-import { isLocalFilesystem, watchStore, type ChangeFeed } from '../../src/store/fs-watch.js';
+import {
+  KEPT_MAX_AGE_MS,
+  isLocalFilesystem,
+  watchStore,
+  type ChangeFeed,
+} from '../../src/store/fs-watch.js';
 import { PassReadCache } from '../../src/store/pass-cache.js';
 import type { CertStore } from '../../src/store/store.js';
 
@@ -275,9 +280,99 @@ describe('LiveDir with the watch on live/: bundles kept across passes', () => {
     assert.equal((await live.read('a.test', { kept: true }))?.cert, 'a3-c');
   });
 
+  it('live/ itself moved away and made again: nothing kept is served any more', async () => {
+    const first = await live.read('a.test', { kept: true });
+    await fs.rename(join(dir, 'live'), join(dir, 'live.old'));
+    await fs.mkdir(join(dir, 'live'));
+    await new LiveDir(dir).write('a.test', bundle('a9'));
+    await settle();
+    await settle();
+    const now = await live.read('a.test', { kept: true });
+    assert.equal(now?.cert, 'a9-c');
+    assert.notEqual(await live.read('a.test', { kept: true }), now, 'read from disk each time');
+    assert.notEqual(now, first);
+  });
+
   it('without the watch (once, or after shutdown) every read goes to the disk', async () => {
     live.follow(undefined);
     const first = await live.read('a.test', { kept: true });
     assert.notEqual(await live.read('a.test', { kept: true }), first);
+  });
+});
+
+describe('watchStore: what a token may not vouch for', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await fs.mkdtemp(join(tmpdir(), 'fs-watch-'));
+    await fs.mkdir(join(root, 'certs', 'foo'), { recursive: true });
+    await fs.writeFile(join(root, 'certs', 'foo', 'production.json'), '{}');
+    await fs.writeFile(join(root, 'claims.json'), '{}');
+  });
+  afterEach(() => fs.rm(root, { recursive: true, force: true }));
+
+  it('a directory whose watch cannot be set (the inotify limit) is not vouched for by its parent', async () => {
+    const errors: unknown[] = [];
+    const feed = watchStore(root, {
+      assumeLocal: true,
+      onError: (e) => errors.push(e),
+      watch: (path, o) => {
+        if (path.endsWith(join('certs', 'foo'))) {
+          throw Object.assign(
+            new Error('ENOSPC: System limit for number of file watchers reached'),
+            {
+              code: 'ENOSPC',
+            },
+          );
+        }
+        return watchFs(path, o);
+      },
+    });
+    assert.ok(feed);
+    try {
+      assert.equal(feed.track('certs/foo/production.json'), undefined);
+      assert.equal(errors.length, 1);
+      // A directory that does not exist yet is still vouched for by its parent.
+      assert.ok(feed.track('certs/bar/production.json'));
+    } finally {
+      feed.close();
+    }
+  });
+
+  it('no token outlives KEPT_MAX_AGE_MS, whatever the watches say (a dropped event)', () => {
+    let t = 0;
+    const feed = watchStore(root, { assumeLocal: true, now: () => t });
+    assert.ok(feed);
+    try {
+      const token = feed.track('certs/foo/production.json');
+      assert.ok(token?.valid());
+      t += KEPT_MAX_AGE_MS - 1;
+      assert.equal(token?.valid(), true);
+      t += 1;
+      assert.equal(token?.valid(), false);
+    } finally {
+      feed.close();
+    }
+  });
+
+  it('the state directory itself moved away and made again is seen, and the new one is watched', async () => {
+    const feed = watchStore(root, { assumeLocal: true });
+    assert.ok(feed);
+    try {
+      const before = feed.track('claims.json');
+      assert.ok(before?.valid());
+      await fs.rename(root, `${root}.old`);
+      await fs.mkdir(root);
+      await fs.writeFile(join(root, 'claims.json'), '{"new":true}');
+      await feed.settle();
+      assert.equal(before?.valid(), false, 'a token of the old directory still vouches');
+      const after = feed.track('claims.json');
+      assert.ok(after?.valid());
+      await fs.writeFile(join(root, 'claims.json'), '{"newer":true}');
+      await feed.settle();
+      assert.equal(after?.valid(), false, 'the new directory is not watched');
+    } finally {
+      feed.close();
+      await fs.rm(`${root}.old`, { recursive: true, force: true });
+    }
   });
 });
