@@ -291,6 +291,11 @@ export class CertActions {
     }
   }
 
+  /** Forgets what is held for certificates no longer wanted (a held one carries its key). */
+  retain(names: ReadonlySet<string>): void {
+    for (const name of this.held.keys()) if (!names.has(name)) this.held.delete(name);
+  }
+
   /** Stores an issued certificate; if that fails, holds it for the next attempt. */
   private async storeIssued(spec: CertSpec, cert: HeldCert, directoryUrl: string): Promise<void> {
     const { meta, bundle } = cert;

@@ -59,6 +59,7 @@ export class Reconciler {
       for (const name of map.keys()) if (!wanted.has(name)) map.delete(name);
     }
     this.ari.retain(wanted);
+    this.actions.retain(wanted);
     const queue = [...specs];
     const workers = Array.from(
       { length: Math.min(this.deps.settings.concurrency ?? 4, queue.length) },

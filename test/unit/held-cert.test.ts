@@ -76,7 +76,8 @@ describe('reconcile: the store write after issuance fails', () => {
   });
   afterEach(() => fs.rm(root, { recursive: true, force: true }));
 
-  it('stores the certificate already issued at the next attempt, and places no second order', async () => {
+  /** A reconciler whose disk is full for the first write of the staging record only. */
+  async function setup() {
     const clock = new FixedClock(NOW);
     let failWrites = 1;
     const fsStore = new FsCertStore(join(root, 'store'));
@@ -128,6 +129,11 @@ describe('reconcile: the store write after issuance fails', () => {
       },
     });
 
+    return { clock, fsStore, orders, reconciler };
+  }
+
+  it('stores the certificate already issued at the next attempt, and places no second order', async () => {
+    const { clock, fsStore, orders, reconciler } = await setup();
     const first = await reconciler.reconcileOne(SPEC);
     assert.equal(first.lastError?.code, 'STORE_IO');
     assert.deepEqual(orders, ['www']);
@@ -143,5 +149,15 @@ describe('reconcile: the store write after issuance fails', () => {
     );
     const raw = await fsStore.load(storedKey(SPEC.name, 'staging'));
     assert.ok(raw, 'the staging record is in the store');
+  });
+
+  it('forgets a held certificate once its name is no longer wanted', async () => {
+    const { clock, orders, reconciler } = await setup();
+    const first = await reconciler.reconcileOne(SPEC);
+    assert.equal(first.lastError?.code, 'STORE_IO');
+    await reconciler.reconcileAll([]);
+    clock.set(first.nextRetry ?? NOW);
+    await reconciler.reconcileAll([SPEC]);
+    assert.deepEqual(orders, ['www', 'www'], 'a held certificate (with its key) outlived its name');
   });
 });
