@@ -315,7 +315,13 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
       '/app/dist/src/cli.js',
       'healthcheck',
     ]);
-    assert.deepEqual(config.Entrypoint, ['node', '/app/dist/src/cli.js']);
+    // The Node flags of the memory section of docs/performance.md.
+    assert.deepEqual(config.Entrypoint, [
+      'node',
+      '--max-semi-space-size=1',
+      '--expose-gc',
+      '/app/dist/src/cli.js',
+    ]);
     assert.equal(config.Labels['org.opencontainers.image.title'], 'acme-sidecar');
     assert.ok(config.Labels['org.opencontainers.image.source'], 'OCI source label');
 
