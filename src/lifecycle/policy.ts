@@ -108,7 +108,8 @@ const RETRY_FIRST_STEP_MS = 60_000;
  * is sent. Our own self-signed `placeholder` is no such outage (it is
  * replaced locally, and a name that never validated is most often not
  * pointed here yet): it keeps the plain schedule, as does an absent
- * certificate (`untilExpiryMs` undefined).
+ * certificate (`untilExpiryMs` undefined) and one whose expiry is not
+ * known (NaN: an unreadable notAfter is not an outage we can tell).
  *
  * A `retryAfter` (seconds) from the CA wins when it is longer: the CA's
  * word comes before our deadline.
@@ -122,6 +123,7 @@ export function retryDelayMs(
 ): number {
   const steps = [RETRY_FIRST_STEP_MS, 600_000, 6_000_000];
   let base = steps[Math.max(0, attempt - 1)] ?? DAY_MS;
+  if (untilExpiryMs !== undefined && !Number.isFinite(untilExpiryMs)) untilExpiryMs = undefined;
   if (untilExpiryMs !== undefined && untilExpiryMs > 0) {
     base = Math.min(base, Math.max(RETRY_FIRST_STEP_MS, untilExpiryMs / 3));
   } else if (untilExpiryMs !== undefined && !placeholder) {

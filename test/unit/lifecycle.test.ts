@@ -582,6 +582,12 @@ describe('lifecycle: retryDelayMs', () => {
       want: DAY,
     },
     {
+      name: 'keeps the plain schedule when the expiry is unknown (an unreadable notAfter)',
+      attempt: 4,
+      untilExpiry: Number.NaN,
+      want: DAY,
+    },
+    {
       name: 'leaves a step shorter than the cap alone',
       attempt: 2,
       untilExpiry: 60 * DAY,
