@@ -189,7 +189,7 @@ export class LiveDir {
    * says nothing changed since (the reconciler's gather, which runs after
    * the pass let queued changes arrive); otherwise it is read from disk.
    */
-  read(name: string, opts: { kept?: boolean } = {}): Promise<CertBundle | undefined> {
+  async read(name: string, opts: { kept?: boolean } = {}): Promise<CertBundle | undefined> {
     const stamp = opts.kept ? this.feed?.stamp(checkName(name)) : undefined;
     if (stamp === undefined) return this.readNow(name);
     const hit = this.kept.get(name);
