@@ -15,43 +15,9 @@ import {
   type ChangeFeed,
 } from '../../src/store/fs-watch.js';
 import { PassReadCache } from '../../src/store/pass-cache.js';
-import type { CertStore } from '../../src/store/store.js';
+import { CountingStore } from '../support/counting-store.js';
 
 const sh = (script: string) => promisify(execFile)('sh', ['-c', script]);
-
-/** A real store on disk that counts the loads reaching it, per key. */
-class CountingStore implements CertStore {
-  readonly loads = new Map<string, number>();
-  constructor(readonly inner: FsCertStore) {}
-  total(): number {
-    return [...this.loads.values()].reduce((a, b) => a + b, 0);
-  }
-  load(key: string) {
-    this.loads.set(key, (this.loads.get(key) ?? 0) + 1);
-    return this.inner.load(key);
-  }
-  store(key: string, value: Buffer | string, opts?: { secret?: boolean }) {
-    return this.inner.store(key, value, opts);
-  }
-  delete(key: string) {
-    return this.inner.delete(key);
-  }
-  exists(key: string) {
-    return this.inner.exists(key);
-  }
-  list(prefix: string) {
-    return this.inner.list(prefix);
-  }
-  quarantine(key: string, at: Date) {
-    return this.inner.quarantine(key, at);
-  }
-  lock(name: string) {
-    return this.inner.lock(name);
-  }
-  unlock(name: string) {
-    return this.inner.unlock(name);
-  }
-}
 
 const NAMES = ['a', 'b', 'c'];
 const KINDS = ['self-signed.json', 'staging.json', 'production.json', 'staging.ari.json'];
