@@ -66,6 +66,10 @@ export interface IdlePass {
 export interface IdleResult {
   readonly lines: string[];
   readonly failures: string[];
+  /** The daemon's first pass, then the idle passes (absent when the seed failed). */
+  readonly passes?: readonly IdlePass[];
+  /** RSS (MB) after --settle seconds idle; absent without --settle. */
+  readonly settledRssMB?: number;
 }
 
 /** `GET certificates?name=x` is a per-certificate read; anything else a list page (or a write). */
@@ -380,7 +384,12 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
         );
     }
     if (readyCount !== n) failures.push(`the daemon reports ${readyCount}/${n} ready`);
-    return { lines, failures };
+    return {
+      lines,
+      failures,
+      passes,
+      ...(settled && { settledRssMB: settled.rssMB }),
+    };
   } finally {
     await daemon?.stop();
     await cattle?.close();

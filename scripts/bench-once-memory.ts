@@ -9,7 +9,7 @@
  *
  * Usage: npx tsx scripts/bench-once-memory.ts [--n 100] [--node-args "--max-semi-space-size=1"]
  * (default: the Node flags of the Dockerfile's ENTRYPOINT; --node-args "" for none)
- * (build dist/ first: npm run build).
+ * (build dist/ first: npm run build). `npm run bench` runs it too (`--once-memory N`).
  */
 import { spawn } from 'node:child_process';
 import os from 'node:os';
@@ -42,8 +42,22 @@ function parse(argv: string[]): { n: number; nodeArgs: string[] } {
   return { n, nodeArgs };
 }
 
-async function main(): Promise<void> {
-  const { n, nodeArgs } = parse(process.argv.slice(2));
+export interface OnceMemoryResult {
+  readonly lines: string[];
+  readonly failures: string[];
+  /** The kernel's peak RSS of the `once` process (VmHWM), MB; NaN when unread. */
+  readonly peakMB: number;
+}
+
+/** N certificates, staging then production, by the built `once`; its peak RSS. */
+export async function benchOnceMemory(opts: {
+  readonly n: number;
+  readonly nodeArgs?: readonly string[];
+}): Promise<OnceMemoryResult> {
+  const { n } = opts;
+  const nodeArgs = opts.nodeArgs ?? imageNodeArgs();
+  const lines: string[] = [];
+  const failures: string[] = [];
   const load = () =>
     os
       .loadavg()
@@ -88,24 +102,37 @@ async function main(): Promise<void> {
     const code = await new Promise<number | null>((r) => child.on('close', r));
     const wallS = (performance.now() - t0) / 1000;
     const [, peak, cpu] = /^peak-rss: (\d+) kB, cpu (\S+) s/m.exec(err) ?? [];
-    const production = cattle.requests.filter((r) => r.method !== 'GET').length;
-    console.log(
-      `acme-sidecar once memory: N=${n} (staging then production), ${os.availableParallelism()} cores, ` +
-        `load average ${loadBefore} before, ${load()} after; node ${process.version} ${nodeArgs.join(' ')}`.trim(),
+    const peakMB = peak ? Number(peak) / 1024 : NaN;
+    const writes = cattle.requests.filter((r) => r.method !== 'GET').length;
+    lines.push(
+      `once memory: N=${n} (staging then production), node ${process.version} ${nodeArgs.join(' ')}; ` +
+        `load average ${loadBefore} before, ${load()} after`,
     );
-    console.log(
-      `exit ${String(code)} in ${wallS.toFixed(1)} s, peak RSS ${peak ? (Number(peak) / 1024).toFixed(0) : '?'} MB, ${cpu ?? '?'} s CPU, ` +
-        `${production} platform writes`,
+    lines.push(
+      `once memory: exit ${String(code)} in ${wallS.toFixed(1)} s, peak RSS ${Number.isFinite(peakMB) ? peakMB.toFixed(0) : '?'} MB, ` +
+        `${cpu ?? '?'} s CPU, ${writes} platform writes`,
     );
     if (code !== 0) {
-      console.error(out.slice(-2000));
-      console.error(err.slice(-3000));
-      process.exitCode = 1;
+      failures.push(`once memory: exit ${String(code)}\n${out.slice(-2000)}\n${err.slice(-3000)}`);
     }
+    return { lines, failures, peakMB };
   } finally {
     await cattle.close();
     await env.stop();
   }
 }
 
-void main();
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { n, nodeArgs } = parse(process.argv.slice(2));
+  benchOnceMemory({ n, nodeArgs }).then(
+    ({ lines, failures }) => {
+      for (const l of lines) console.log(l);
+      for (const f of failures) console.error(`bench-once-memory: ERROR: ${f}`);
+      process.exit(failures.length ? 1 : 0);
+    },
+    (e: unknown) => {
+      console.error(`bench-once-memory: ERROR: ${e instanceof Error ? e.stack : String(e)}`);
+      process.exit(1);
+    },
+  );
+}
