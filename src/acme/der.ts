@@ -4,11 +4,12 @@
  * certificate (RFC 5280).
  *
  * Why hand-written when @peculiar/x509 (through acme-client's createCsr)
- * does both: measured in `acme-sidecar once` for 50 certificates (node
- * --cpu-prof, Pebble, issue 15), @peculiar/x509 cost 8 ms of CPU per CSR
- * and 19 ms per placeholder certificate (asn1-schema serialising and
- * parsing its own objects, a WebCrypto import of each key), about 1.4 s of a
- * 5.5 s pass. This encoder writes the same fields in well under 1 ms.
+ * does both: `acme-sidecar once` spends its CPU per certificate, and
+ * @peculiar/x509 cost 6.9 ms of CPU per CSR and 6.3 ms per placeholder
+ * (P-384, the default key type; asn1-schema building and re-parsing its
+ * own objects, two WebCrypto key imports each), against 1.4 and 1.5 ms
+ * here, most of which is the signature itself (a micro-benchmark of
+ * 100 of each, issue 15). About 0.5 s of CPU for 50 certificates.
  * It encodes exactly what these two structures need and parses nothing;
  * test/unit/der.test.ts checks its output with the openssl CLI for every
  * key type, and the e2e tests have Pebble accept the CSRs.
