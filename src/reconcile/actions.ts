@@ -6,6 +6,7 @@ import { decidePlatform, type PlatformAction } from '../lifecycle/platform-polic
 import { ReconcileReason } from '../lifecycle/reasons.js';
 import type { PlatformCopy } from '../platform/platform.js';
 import { storedKey } from '../store/keys.js';
+import { storedCertKind } from '../store/record-kinds.js';
 import type { Logger } from '../util/log.js';
 import { describeBundle } from '../util/x509.js';
 import { loadAriRecord } from './ari.js';
@@ -299,12 +300,14 @@ export class CertActions {
   /** Stores an issued certificate; if that fails, holds it for the next attempt. */
   private async storeIssued(spec: CertSpec, cert: HeldCert, directoryUrl: string): Promise<void> {
     const { meta, bundle } = cert;
+    const json = JSON.stringify({ meta, bundle });
     try {
-      await this.deps.store.store(
-        storedKey(spec.name, cert.phase),
-        JSON.stringify({ meta, bundle }),
-        { secret: true },
-      );
+      await this.deps.store.store(storedKey(spec.name, cert.phase), json, { secret: true });
+      // describeBundle checked this bundle (chainVerified): reading the
+      // record back in this pass need not check it again.
+      if (meta.chainVerified) {
+        this.records.reader.vouch(json, storedCertKind(cert.phase), { meta, bundle });
+      }
     } catch (err) {
       this.held.set(spec.name, cert);
       throw err;
