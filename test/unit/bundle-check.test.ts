@@ -7,10 +7,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
-import type { CertBundle } from '../../src/domain/types.js';
-import { systemClock } from '../../src/lifecycle/clock.js';
+import { LiveDir } from '../../src/deploy/live-dir.js';
+import type { CertBundle, CertSpec } from '../../src/domain/types.js';
+import { FixedClock, systemClock } from '../../src/lifecycle/clock.js';
+import { Reconciler } from '../../src/reconcile/reconciler.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
-import { ok, RecordReader, type RecordKind } from '../../src/store/records.js';
+import { ok, RecordReader, type Parsed, type RecordKind } from '../../src/store/records.js';
 import { createLogger } from '../../src/util/log.js';
 import { bundleProblem } from '../../src/util/x509.js';
 
@@ -93,6 +95,49 @@ describe('bundle checks', () => {
       reader.vouch('written', kind(false), 'written');
       await reader.read('certs/x/a.json', kind(false));
       assert.deepEqual(calls, { full: 1, shape: 0 });
+    });
+
+    it('a pass that writes the placeholder and then the staging certificate checks neither record again', async () => {
+      /** Counts the full checks of certificate records (not the shape-only ones). */
+      class CountingReader extends RecordReader {
+        full = 0;
+        override parse<T>(raw: Buffer, k: RecordKind<T>): Parsed<T> {
+          if (k.what !== 'certificate') return super.parse(raw, k);
+          return super.parse(raw, { ...k, parse: (r: Buffer) => (this.full++, k.parse(r)) });
+        }
+      }
+      const clock = new FixedClock(new Date());
+      const counting = new CountingReader(store, clock, createLogger({ level: 'error' }));
+      const spec: CertSpec = { name: 'www', domains: ['www.example.test'], source: 'test' };
+      // A CA that answers at once: a second self-signed issuer, as the staging one.
+      const staging = Object.assign(new SelfSignedIssuer(clock), {
+        phase: 'staging' as const,
+        directoryUrl: 'https://staging.test/dir',
+      });
+      const reconciler = new Reconciler({
+        store,
+        live: new LiveDir(path.join(dir, 'live-root')),
+        records: counting,
+        issuers: { 'self-signed': new SelfSignedIssuer(clock), staging, production: staging },
+        platform: {
+          name: 'static',
+          holdsCertificates: false,
+          discover: () => Promise.resolve({ specs: [spec], problems: [] }),
+          read: () => Promise.resolve(undefined),
+          push: () => Promise.resolve(),
+        },
+        clock,
+        log: createLogger({ level: 'error' }),
+        random: () => 0.5,
+        settings: {
+          target: 'staging',
+          keyType: 'ecdsa-p256',
+          directories: { staging: 'https://staging.test/dir', production: 'https://prod.test/dir' },
+        },
+      } as never);
+      const st = await reconciler.reconcileOne(spec);
+      assert.equal(st.ready, true, JSON.stringify(st));
+      assert.equal(counting.full, 0);
     });
   });
 });
