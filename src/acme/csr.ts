@@ -1,5 +1,5 @@
-import * as acme from './acme-client.js';
 import { identifierType } from '../domain/ip-address.js';
+import { createCsrDer, toPem } from './der.js';
 
 /**
  * The CSR for an order (RFC 8555 §7.4): the hostnames and addresses as
@@ -15,9 +15,11 @@ export async function createOrderCsr(domains: readonly string[], privkey: string
   // addresses only has none (Let's Encrypt's shortlived profile, and
   // Pebble, leave the subject empty for them).
   const commonName = domains.find((d) => identifierType(d) === 'dns');
-  const [, csr] = await acme.crypto.createCsr(
-    { ...(commonName !== undefined && { commonName }), altNames: [...domains] },
+  // acme-client's createCsr put the CN first in the SANs when it was
+  // missing; it is always among them here. Built by der.ts (why: there).
+  const der = createCsrDer(
+    { ...(commonName !== undefined && { commonName }), altNames: domains },
     privkey,
   );
-  return csr;
+  return Promise.resolve(Buffer.from(toPem('CERTIFICATE REQUEST', der)));
 }

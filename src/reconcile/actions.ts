@@ -6,6 +6,7 @@ import { decidePlatform, type PlatformAction } from '../lifecycle/platform-polic
 import { ReconcileReason } from '../lifecycle/reasons.js';
 import type { PlatformCopy } from '../platform/platform.js';
 import { storedKey } from '../store/keys.js';
+import { storedCertKind } from '../store/record-kinds.js';
 import type { Logger } from '../util/log.js';
 import { describeBundle } from '../util/x509.js';
 import { loadAriRecord } from './ari.js';
@@ -77,16 +78,14 @@ export class CertActions {
     log: Logger,
     signal?: AbortSignal,
   ): Promise<StoredCert | undefined> {
-    const { store, live, issuers, clock, settings } = this.deps;
+    const { live, issuers, clock, settings } = this.deps;
     switch (action.kind) {
       case 'none':
         return undefined;
       case 'placeholder': {
         const bundle = await issuers['self-signed'].issue(spec, settings.keyType);
         const meta = this.describe(spec, bundle, 'self-signed', '');
-        await store.store(storedKey(spec.name, 'self-signed'), JSON.stringify({ meta, bundle }), {
-          secret: true,
-        });
+        await this.storeChecked(spec.name, 'self-signed', { meta, bundle });
         await live.write(spec.name, bundle);
         log.info('self-signed placeholder written', {
           reason: action.reason,
@@ -175,9 +174,7 @@ export class CertActions {
         if (!meta.chainVerified) return undefined;
         // The profile it was ordered under is not on the certificate: it is
         // taken to be the one wanted now (a profile changes only lifetime).
-        await store.store(storedKey(spec.name, action.phase), JSON.stringify({ meta, bundle }), {
-          secret: true,
-        });
+        await this.storeChecked(spec.name, action.phase, { meta, bundle });
         await this.records.recordIssuer(directoryUrl, bundle).catch(() => undefined);
         log.warn(
           'the store had no valid record of the certificate live/ serves; adopted it back, no order placed',
@@ -300,17 +297,24 @@ export class CertActions {
   private async storeIssued(spec: CertSpec, cert: HeldCert, directoryUrl: string): Promise<void> {
     const { meta, bundle } = cert;
     try {
-      await this.deps.store.store(
-        storedKey(spec.name, cert.phase),
-        JSON.stringify({ meta, bundle }),
-        { secret: true },
-      );
+      await this.storeChecked(spec.name, cert.phase, { meta, bundle });
     } catch (err) {
       this.held.set(spec.name, cert);
       throw err;
     }
     // How a copy in live/ is recognised later, if this record is lost.
     await this.records.recordIssuer(directoryUrl, bundle).catch(() => undefined);
+  }
+
+  /**
+   * Writes a certificate record. describeBundle checked its bundle
+   * (chainVerified), so reading it back in this pass need not check it
+   * again (RecordReader.vouch).
+   */
+  private async storeChecked(name: string, phase: Phase, stored: StoredCert): Promise<void> {
+    const json = JSON.stringify(stored);
+    await this.deps.store.store(storedKey(name, phase), json, { secret: true });
+    if (stored.meta.chainVerified) this.records.reader.vouch(json, storedCertKind(phase), stored);
   }
 
   private describe(spec: CertSpec, bundle: CertBundle, phase: Phase, directoryUrl: string) {

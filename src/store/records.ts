@@ -110,6 +110,22 @@ export class RecordReader {
     return { state: 'corrupt', error: await this.corrupt(key, kind, parsed.problem, ctx) };
   }
 
+  /**
+   * Vouches for bytes this process has just written from a value it had
+   * checked itself (an issued certificate whose key and chain held
+   * together): a cacheable kind's verdict on them is "good", so reading
+   * them back later in the pass re-checks only the shape (`parseVerified`),
+   * not the certificates (X.509 parsing, a key check and a signature
+   * verification per read). Bytes changed on disk hash differently and are
+   * checked in full. For a kind that is not cacheable, nothing.
+   */
+  vouch<T>(raw: Buffer | string, kind: RecordKind<T>, value: T): void {
+    if (!kind.cacheable) return;
+    const hash = `${kind.what}:${createHash('sha256').update(raw).digest('hex')}`;
+    if (this.good.size >= MAX_CACHED) this.good.clear();
+    this.good.set(hash, kind.parseVerified ? true : value);
+  }
+
   /** Parses without reading or reporting (for values a watch delivered). */
   parse<T>(raw: Buffer, kind: RecordKind<T>): Parsed<T> {
     const same = kind.cacheable || kind.shared ? this.sameBytes.get(raw) : undefined;
