@@ -14,7 +14,7 @@
  *
  *   npm run build
  */
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -64,6 +64,97 @@ const builtinsThroughRequire: Plugin = {
   },
 };
 
+/** One source text replacement of a bundled package's file; the build fails if `from` is gone. */
+interface SourcePatch {
+  /** The file, relative to node_modules. */
+  readonly file: string;
+  readonly from: string;
+  readonly to: string;
+  /** `to` replaces the whole file (which must still contain `from`). */
+  readonly whole?: boolean;
+  /** Why, with the figure. */
+  readonly why: string;
+}
+
+/**
+ * Start-up patches of bundled packages: each removes work the CLI does
+ * before its first ACME order but never needs (`npx tsx
+ * scripts/bench-first-order.ts --cpu-prof DIR` prints what the start-up
+ * spends its time on). A patch whose text is no longer found fails the
+ * build, so an upgrade of the package cannot silently drop it.
+ */
+export const SOURCE_PATCHES: readonly SourcePatch[] = [
+  {
+    // zod's `z` namespace carries every locale (`z.locales`): 366 kB of
+    // the bundle's 751 kB of zod, parsed and evaluated at start-up. The
+    // schema's messages are English (zod's default, set from locales/en.js
+    // by classic/schemas.js, which imports it directly).
+    file: 'zod/v4/locales/index.js',
+    from: 'export { default as en } from "./en.js";',
+    to: 'export { default as en } from "./en.js";\n',
+    whole: true,
+    why: 'zod locales other than English',
+  },
+  {
+    // axios builds its fetch adapter at load time (getFetch() at top
+    // level), which reads globalThis.fetch/Request/Response and so loads
+    // Node's undici (about 10 ms of CPU). The default adapter list picks
+    // `http` first in Node; a caller asking for `fetch` still gets it, built
+    // on first use (knownAdapters.fetch.get is getFetch itself).
+    file: 'axios/dist/node/axios.cjs',
+    from: '\ngetFetch();\n',
+    to: '\n',
+    why: "axios's fetch adapter built at load",
+  },
+  {
+    // http2 is only for a request with `httpVersion: 2`; none of ours.
+    file: 'axios/dist/node/axios.cjs',
+    from: "var http2 = require('http2');",
+    to:
+      'var __http2;\n' +
+      "var http2 = { get connect() { return (__http2 ??= require('http2')).connect; }, " +
+      "get constants() { return (__http2 ??= require('http2')).constants; } };",
+    why: 'node:http2 required at load',
+  },
+  {
+    // form-data (with mime-types' 213 kB mime-db, combined-stream...) is
+    // axios's FormData class for a multipart body; nothing here sends one
+    // (no FormData or multipart content type in src/). Without it axios
+    // falls back to Node's global FormData, which its http adapter streams
+    // as well.
+    file: 'axios/dist/node/axios.cjs',
+    from: "var FormData$1 = require('form-data');",
+    to: 'var FormData$1 = null;',
+    why: 'form-data and mime-db',
+  },
+];
+
+/** Applies SOURCE_PATCHES; fails the build when a patched text is not found. */
+const sourcePatches: Plugin = {
+  name: 'source-patches',
+  setup(b) {
+    const byFile = new Map<string, SourcePatch[]>();
+    for (const p of SOURCE_PATCHES) byFile.set(p.file, [...(byFile.get(p.file) ?? []), p]);
+    const files = [...byFile.keys()].map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const filter = new RegExp(`node_modules/(${files.join('|')})$`);
+    b.onLoad({ filter }, async (args) => {
+      const file = /node_modules\/(.*)$/.exec(args.path.split(path.sep).join('/'))?.[1] ?? '';
+      let contents = await readFile(args.path, 'utf8');
+      for (const p of byFile.get(file) ?? []) {
+        if (!contents.includes(p.from)) {
+          return {
+            errors: [
+              { text: `build patch "${p.why}": ${JSON.stringify(p.from)} not found in ${file}` },
+            ],
+          };
+        }
+        contents = p.whole ? p.to : contents.replace(p.from, () => p.to);
+      }
+      return { contents, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
 export function cliBuildOptions(outdir: string): BuildOptions {
   return {
     absWorkingDir: ROOT,
@@ -79,7 +170,7 @@ export function cliBuildOptions(outdir: string): BuildOptions {
     // the `import axios` of src/ would bundle its ES build as a second copy.
     alias: { axios: 'axios/dist/node/axios.cjs' },
     banner: { js: REQUIRE_BANNER },
-    plugins: [builtinsThroughRequire],
+    plugins: [builtinsThroughRequire, sourcePatches],
     // Readable stack traces: no minifying (it saved no start-up time here).
     minify: false,
     logLevel: 'warning',
