@@ -14,6 +14,7 @@
  * With --cpu, each run's CPU time (user + system) at that line as well.
  *
  * Usage: npx tsx scripts/bench-first-order.ts [--runs 7] [--no-build] [--cpu] [--cpu-prof DIR] [--timeline]
+ *        [--node-arg ARG]...  (passed to node before the script, e.g. --node-arg=-r --node-arg=./x.cjs)
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -185,6 +186,7 @@ async function main(): Promise<void> {
   let doBuild = true;
   let timeline = false;
   let cpu = false;
+  const nodeArgs: string[] = [];
   let profDir: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -192,6 +194,7 @@ async function main(): Promise<void> {
     else if (a === '--no-build') doBuild = false;
     else if (a === '--timeline') timeline = true;
     else if (a === '--cpu') cpu = true;
+    else if (a === '--node-arg') nodeArgs.push(argv[++i] ?? '');
     else if (a === '--cpu-prof') profDir = path.resolve(argv[++i] ?? 'first-order-prof');
     else {
       console.error(`bench-first-order: unknown argument ${String(a)}`);
@@ -215,6 +218,7 @@ async function main(): Promise<void> {
           nodeArgs: [
             ...(profDir ? ['--import', path.join(profDir, 'profiler.mjs')] : []),
             ...(cpu ? ['--import', cpuPreload] : []),
+            ...nodeArgs,
           ],
           env: {
             ...(profDir ? { PROF_OUT: path.join(profDir, `run${i}.cpuprofile`) } : {}),
