@@ -107,6 +107,29 @@ export const SOURCE_PATCHES: readonly SourcePatch[] = [
     why: "axios's fetch adapter built at load",
   },
   {
+    // acme-client's crypto module loads @peculiar/x509 (with asn1js,
+    // tsyringe, reflect-metadata and nine @peculiar/asn1-* packages: 25 to
+    // 40 ms of CPU) at load, for what it needs at the earliest when the
+    // order is finalized (the CSR); the JWS signing before it is
+    // node:crypto. Loaded on first use instead, its crypto provider set then.
+    file: 'acme-client/src/crypto/index.js',
+    from: "const asn1js = require('asn1js');\nconst x509 = require('@peculiar/x509');",
+    to:
+      "const asn1js = new Proxy({}, { get: (_, k) => require('asn1js')[k] });\n" +
+      'let __x509;\n' +
+      'const x509 = new Proxy({}, { get: (_, k) => {\n' +
+      "  if (!__x509) { __x509 = require('@peculiar/x509'); __x509.cryptoProvider.set(crypto.webcrypto); }\n" +
+      '  return __x509[k];\n' +
+      '} });',
+    why: 'acme-client loading @peculiar/x509 at load',
+  },
+  {
+    file: 'acme-client/src/crypto/index.js',
+    from: '\nx509.cryptoProvider.set(crypto.webcrypto);\n',
+    to: '\n',
+    why: 'acme-client setting the crypto provider of @peculiar/x509 at load',
+  },
+  {
     // Reading globalThis.FormData at load loads Node's undici (12 ms of
     // CPU). The check it serves is a fast path: the test after it (a
     // prototype with append() whose tag is FormData) recognises a FormData

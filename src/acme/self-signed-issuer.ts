@@ -1,12 +1,10 @@
-import { randomBytes, webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { identifierType } from '../domain/ip-address.js';
 import type { CertBundle, CertSpec, KeyType } from '../domain/types.js';
 import type { Clock } from '../lifecycle/clock.js';
-import { generatePrivateKey, importKeyPair, signingAlgorithm } from './keys.js';
+import { generatePrivateKey } from './keys.js';
+import { placeholderCertificate } from './placeholder-cert.js';
 import type { Issuer } from './issuer.js';
-
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -25,28 +23,23 @@ export class SelfSignedIssuer implements Issuer {
 
   async issue(spec: CertSpec, keyType: KeyType): Promise<CertBundle> {
     const privkey = await generatePrivateKey(keyType);
-    const keys = await importKeyPair(privkey, keyType);
     const now = this.clock.now().getTime();
     // Positive 16-byte serial (RFC 5280 §4.1.2.2: at most 20 octets, positive).
     const serial = randomBytes(16);
     serial[0] = (serial[0] ?? 0) & 0x7f;
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: serial.toString('hex'),
-      name: `CN=${spec.domains[0] ?? spec.name}, O=acme-sidecar placeholder`,
-      notBefore: new Date(now - 60 * 60 * 1000),
-      notAfter: new Date(now + this.validityDays * DAY_MS),
-      signingAlgorithm: signingAlgorithm(keyType),
-      keys,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        new x509.SubjectAlternativeNameExtension(
-          spec.domains.map((d) => ({ type: identifierType(d), value: d })),
-        ),
-      ],
-    });
-    const pem = cert.toString('pem') + '\n';
+    const pem =
+      placeholderCertificate(
+        {
+          serial,
+          commonName: spec.domains[0] ?? spec.name,
+          organization: 'acme-sidecar placeholder',
+          notBefore: new Date(now - 60 * 60 * 1000),
+          notAfter: new Date(now + this.validityDays * DAY_MS),
+          names: spec.domains.map((d) => ({ type: identifierType(d), value: d })),
+        },
+        createPrivateKey(privkey),
+        keyType,
+      ) + '\n';
     return { cert: pem, chain: '', fullchain: pem, privkey };
   }
 }
