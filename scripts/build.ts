@@ -210,11 +210,25 @@ export function cliBuildOptions(outdir: string): BuildOptions {
   };
 }
 
-/** Empties `outdir` (chunk names carry hashes) and writes the bundle there. */
-export async function buildCli(outdir: string): Promise<void> {
+/**
+ * Empties `outdir` (chunk names carry hashes) and writes the bundle there.
+ * Resolves to each output file (absolute path) with the npm packages
+ * bundled into it, for tests of what a command loads.
+ */
+export async function buildCli(outdir: string): Promise<Map<string, Set<string>>> {
   await rm(outdir, { recursive: true, force: true });
-  const result = await build(cliBuildOptions(outdir));
+  const result = await build({ ...cliBuildOptions(outdir), metafile: true });
   if (result.errors.length > 0) throw new Error(`esbuild: ${result.errors.length} errors`);
+  const packages = new Map<string, Set<string>>();
+  for (const [out, meta] of Object.entries(result.metafile.outputs)) {
+    const pkgs = new Set<string>();
+    for (const input of Object.keys(meta.inputs)) {
+      const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(input)?.[1];
+      if (pkg) pkgs.add(pkg);
+    }
+    packages.set(path.resolve(ROOT, out), pkgs);
+  }
+  return packages;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
