@@ -14,6 +14,7 @@
  * With --cpu, each run's CPU time (user + system) at that line as well.
  *
  * Usage: npx tsx scripts/bench-first-order.ts [--runs 7] [--no-build] [--cpu] [--cpu-prof DIR] [--timeline]
+ *        [--compare a/cli.js,b/cli.js]  (built CLIs run in turn, a median for each)
  *        [--node-arg ARG]...  (passed to node before the script, e.g. --node-arg=-r --node-arg=./x.cjs)
  */
 import { spawn } from 'node:child_process';
@@ -76,12 +77,12 @@ export async function firstOrderOfCli(
   env: DevEnv,
   stateDir: string,
   name: string,
-  opts: { nodeArgs?: readonly string[]; env?: Record<string, string> } = {},
+  opts: { nodeArgs?: readonly string[]; env?: Record<string, string>; cli?: string } = {},
 ): Promise<FirstOrderRun> {
   const spawnedAt = Date.now();
   const child = spawn(
     process.execPath,
-    [...(opts.nodeArgs ?? []), path.join(ROOT, 'dist/src/cli.js'), 'once'],
+    [...(opts.nodeArgs ?? []), opts.cli ?? path.join(ROOT, 'dist/src/cli.js'), 'once'],
     {
       cwd: ROOT,
       env: {
@@ -180,6 +181,48 @@ function top(m: Map<string, number>, k: number): string {
     .join('\n');
 }
 
+/** --compare: the given built CLIs, run in turn `runs` times each; the median of each. */
+async function compare(
+  env: DevEnv,
+  clis: readonly string[],
+  runs: number,
+  cpuPreload: string | undefined,
+): Promise<void> {
+  const wall = clis.map((): number[] => []);
+  const cpu = clis.map((): number[] => []);
+  for (let i = 1; i <= runs; i++) {
+    for (const [k, cli] of clis.entries()) {
+      const state = await mkdtemp(path.join(os.tmpdir(), 'bench-first-order-'));
+      try {
+        const run = await firstOrderOfCli(env, state, `cmp${i}-${k}.bench.test`, {
+          cli,
+          nodeArgs: cpuPreload ? ['--import', cpuPreload] : [],
+        });
+        if (run.ms === undefined) throw new Error(`${cli} run ${i}: no "order placed" line`);
+        wall[k]?.push(run.ms);
+        if (run.cpuMs !== undefined) cpu[k]?.push(run.cpuMs);
+      } finally {
+        await rm(state, { recursive: true, force: true });
+      }
+    }
+  }
+  const median = (xs: readonly number[]) =>
+    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const [k, cli] of clis.entries()) {
+    console.log(
+      `${cli}: first order median ${median(wall[k] ?? [])} ms` +
+        (cpuPreload ? `, CPU median ${median(cpu[k] ?? [])} ms` : '') +
+        ` (${runs} runs, interleaved)`,
+    );
+  }
+  console.log(
+    `load ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   let runs = 7;
@@ -187,6 +230,7 @@ async function main(): Promise<void> {
   let timeline = false;
   let cpu = false;
   const nodeArgs: string[] = [];
+  let clis: string[] | undefined;
   let profDir: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -195,6 +239,7 @@ async function main(): Promise<void> {
     else if (a === '--timeline') timeline = true;
     else if (a === '--cpu') cpu = true;
     else if (a === '--node-arg') nodeArgs.push(argv[++i] ?? '');
+    else if (a === '--compare') clis = (argv[++i] ?? '').split(',').map((c) => path.resolve(c));
     else if (a === '--cpu-prof') profDir = path.resolve(argv[++i] ?? 'first-order-prof');
     else {
       console.error(`bench-first-order: unknown argument ${String(a)}`);
@@ -210,6 +255,10 @@ async function main(): Promise<void> {
   if (cpu) await writeFile(cpuPreload, CPU_AT_ORDER);
   const env = await startDevEnv({ pebble: { noSleep: true, nonceRejectPercent: 0 } });
   try {
+    if (clis) {
+      await compare(env, clis, runs, cpu ? cpuPreload : undefined);
+      return;
+    }
     const results: { i: number; run: FirstOrderRun }[] = [];
     for (let i = 1; i <= runs; i++) {
       const state = await mkdtemp(path.join(os.tmpdir(), 'bench-first-order-'));
