@@ -108,19 +108,38 @@ export const SOURCE_PATCHES: readonly SourcePatch[] = [
   },
   {
     // acme-client's crypto module loads @peculiar/x509 (with asn1js,
-    // tsyringe, reflect-metadata and nine @peculiar/asn1-* packages: 25 to
-    // 40 ms of CPU) at load, for what it needs at the earliest when the
-    // order is finalized (the CSR); the JWS signing before it is
-    // node:crypto. Loaded on first use instead, its crypto provider set then.
+    // tsyringe, reflect-metadata and nine @peculiar/asn1-* packages: 650 kB
+    // of the bundle, 25 to 40 ms of CPU) at load, for what it needs at the
+    // earliest when the order is finalized (the CSR); the JWS signing before
+    // it is node:crypto. Here it is a chunk of its own, imported by the
+    // async functions that use it first (createCsr, createAlpnCertificate),
+    // its crypto provider set then. A synchronous use before (acme-client's
+    // getPemBodyAsB64u, readCertificateInfo... on their own; this code uses
+    // them only after createCsr) throws saying so.
     file: 'acme-client/src/crypto/index.js',
     from: "const asn1js = require('asn1js');\nconst x509 = require('@peculiar/x509');",
-    to:
-      "const asn1js = new Proxy({}, { get: (_, k) => require('asn1js')[k] });\n" +
-      'let __x509;\n' +
-      'const x509 = new Proxy({}, { get: (_, k) => {\n' +
-      "  if (!__x509) { __x509 = require('@peculiar/x509'); __x509.cryptoProvider.set(crypto.webcrypto); }\n" +
-      '  return __x509[k];\n' +
+    to: [
+      'let __x509;',
+      'let __asn1js;',
+      'async function __loadX509() {',
+      '  if (__x509) return;',
+      // From a CommonJS file, esbuild's chunk of a CommonJS package has
+      // its module.exports as the default export only.
+      "  const [xm, am] = await Promise.all([import('@peculiar/x509'), import('asn1js')]);",
+      '  const x = xm.default ?? xm;',
+      '  const a = am.default ?? am;',
+      '  x.cryptoProvider.set(crypto.webcrypto);',
+      '  __asn1js = a;',
+      '  __x509 = x;',
+      '}',
+      'const __loaded = (name, get) => new Proxy({}, { get: (_, k) => {',
+      '  const m = get();',
+      '  if (!m) throw new Error(`acme-sidecar build: ${name} used before an async acme-client crypto function loaded it`);',
+      '  return m[k];',
       '} });',
+      "const asn1js = __loaded('asn1js', () => __asn1js);",
+      "const x509 = __loaded('@peculiar/x509', () => __x509);",
+    ].join('\n'),
     why: 'acme-client loading @peculiar/x509 at load',
   },
   {
@@ -128,6 +147,20 @@ export const SOURCE_PATCHES: readonly SourcePatch[] = [
     from: '\nx509.cryptoProvider.set(crypto.webcrypto);\n',
     to: '\n',
     why: 'acme-client setting the crypto provider of @peculiar/x509 at load',
+  },
+  {
+    file: 'acme-client/src/crypto/index.js',
+    from: 'exports.createCsr = async (data, keyPem = null) => {',
+    to: 'exports.createCsr = async (data, keyPem = null) => {\n    await __loadX509();',
+    why: 'createCsr loading @peculiar/x509',
+  },
+  {
+    file: 'acme-client/src/crypto/index.js',
+    from: 'exports.createAlpnCertificate = async (authz, keyAuthorization, keyPem = null) => {',
+    to:
+      'exports.createAlpnCertificate = async (authz, keyAuthorization, keyPem = null) => {\n' +
+      '    await __loadX509();',
+    why: 'createAlpnCertificate loading @peculiar/x509',
   },
   {
     // Reading globalThis.FormData at load loads Node's undici (12 ms of
