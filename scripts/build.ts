@@ -163,6 +163,18 @@ export const SOURCE_PATCHES: readonly SourcePatch[] = [
     why: 'createAlpnCertificate loading @peculiar/x509',
   },
   {
+    // winston's own debug output (@dabh/diagnostics) picks its development
+    // build unless NODE_ENV=production; that build loads colorspace, kuler
+    // and its ANSI modifiers (7 ms of CPU) to print nothing unless DEBUG or
+    // DIAGNOSTICS names a winston namespace. Without either variable both
+    // builds give the same no-op loggers, so the development one is loaded
+    // only when one is set.
+    file: '@dabh/diagnostics/node/index.js',
+    from: "if (process.env.NODE_ENV === 'production') {",
+    to: "if (process.env.NODE_ENV === 'production' || !(process.env.DEBUG || process.env.DIAGNOSTICS)) {",
+    why: "winston's diagnostics in their development build",
+  },
+  {
     // Reading globalThis.FormData at load loads Node's undici (12 ms of
     // CPU). The check it serves is a fast path: the test after it (a
     // prototype with append() whose tag is FormData) recognises a FormData
