@@ -50,6 +50,7 @@ import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
 import { chainVerifiesTo } from '../src/util/x509.js';
 import type { BareReport } from './bench-bare.js';
 import { buildCli } from './build.js';
+import { firstOrderOfCli } from './bench-first-order.js';
 import { benchIdle } from './bench-idle.js';
 import { benchOnceMemory } from './bench-once-memory.js';
 import type { PassReport } from './bench-pass.js';
@@ -316,40 +317,6 @@ async function versionOf(bin: string, args = ['--version']): Promise<string | un
   } catch {
     return undefined;
   }
-}
-
-/** The built CLI's `once` for one name: ms from spawn to its first "order placed" log line. */
-async function firstOrderOfCli(
-  env: DevEnv,
-  stateDir: string,
-  name: string,
-): Promise<number | undefined> {
-  const spawnedAt = Date.now();
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist/src/cli.js'), 'once'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      ...sidecarEnvFor(env, {
-        STATE_DIR: stateDir,
-        DOMAINS: name,
-        STAGING: 'true',
-        LOG_LEVEL: 'info',
-        LOG_FORMAT: 'json',
-      }),
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  if (code !== 0)
-    throw new Error(`dist/src/cli.js once exited ${String(code)}: ${stderr.slice(-2000)}`);
-  for (const line of stderr.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const l = JSON.parse(line) as { message?: string; timestamp?: string };
-    if (l.message === 'order placed' && l.timestamp) return Date.parse(l.timestamp) - spawnedAt;
-  }
-  return undefined;
 }
 
 /** Median wall time of `runs` runs of `node <args>`. */
@@ -720,7 +687,7 @@ async function main(): Promise<number> {
     for (let i = 1; i <= 3; i++) {
       const startState = await mkdtemp(path.join(os.tmpdir(), 'bench-startup-'));
       try {
-        const first = await firstOrderOfCli(env, startState, `startup${i}.bench.test`);
+        const first = (await firstOrderOfCli(env, startState, `startup${i}.bench.test`)).ms;
         if (first === undefined) failures.push(`start-up run ${i}: no "order placed" line`);
         else firsts.push(first);
       } finally {

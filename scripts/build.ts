@@ -14,7 +14,7 @@
  *
  *   npm run build
  */
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -64,6 +64,175 @@ const builtinsThroughRequire: Plugin = {
   },
 };
 
+/** One source text replacement of a bundled package's file; the build fails if `from` is gone. */
+interface SourcePatch {
+  /** The file, relative to node_modules. */
+  readonly file: string;
+  readonly from: string;
+  readonly to: string;
+  /** `to` replaces the whole file (which must still contain `from`). */
+  readonly whole?: boolean;
+  /** Why, with the figure. */
+  readonly why: string;
+}
+
+/**
+ * Start-up patches of bundled packages: each removes work the CLI does
+ * before its first ACME order but never needs (`npx tsx
+ * scripts/bench-first-order.ts --cpu-prof DIR` prints what the start-up
+ * spends its time on). A patch whose text is no longer found fails the
+ * build, so an upgrade of the package cannot silently drop it.
+ */
+export const SOURCE_PATCHES: readonly SourcePatch[] = [
+  {
+    // zod's `z` namespace carries every locale (`z.locales`): 366 kB of
+    // the bundle's 751 kB of zod, parsed and evaluated at start-up. The
+    // schema's messages are English (zod's default, set from locales/en.js
+    // by classic/schemas.js, which imports it directly).
+    file: 'zod/v4/locales/index.js',
+    from: 'export { default as en } from "./en.js";',
+    to: 'export { default as en } from "./en.js";\n',
+    whole: true,
+    why: 'zod locales other than English',
+  },
+  {
+    // axios builds its fetch adapter at load time (getFetch() at top
+    // level), which reads globalThis.fetch/Request/Response and so loads
+    // Node's undici (about 10 ms of CPU). The default adapter list picks
+    // `http` first in Node; a caller asking for `fetch` still gets it, built
+    // on first use (knownAdapters.fetch.get is getFetch itself).
+    file: 'axios/dist/node/axios.cjs',
+    from: '\ngetFetch();\n',
+    to: '\n',
+    why: "axios's fetch adapter built at load",
+  },
+  {
+    // acme-client's crypto module loads @peculiar/x509 (with asn1js,
+    // tsyringe, reflect-metadata and nine @peculiar/asn1-* packages: 650 kB
+    // of the bundle, 25 to 40 ms of CPU) at load, for what it needs at the
+    // earliest when the order is finalized (the CSR); the JWS signing before
+    // it is node:crypto. Here it is a chunk of its own, imported by the
+    // async functions that use it first (createCsr, createAlpnCertificate),
+    // its crypto provider set then. A synchronous use before (acme-client's
+    // getPemBodyAsB64u, readCertificateInfo... on their own; this code uses
+    // them only after createCsr) throws saying so.
+    file: 'acme-client/src/crypto/index.js',
+    from: "const asn1js = require('asn1js');\nconst x509 = require('@peculiar/x509');",
+    to: [
+      'let __x509;',
+      'let __asn1js;',
+      'async function __loadX509() {',
+      '  if (__x509) return;',
+      // From a CommonJS file, esbuild's chunk of a CommonJS package has
+      // its module.exports as the default export only.
+      "  const [xm, am] = await Promise.all([import('@peculiar/x509'), import('asn1js')]);",
+      '  const x = xm.default ?? xm;',
+      '  const a = am.default ?? am;',
+      '  x.cryptoProvider.set(crypto.webcrypto);',
+      '  __asn1js = a;',
+      '  __x509 = x;',
+      '}',
+      'const __loaded = (name, get) => new Proxy({}, { get: (_, k) => {',
+      '  const m = get();',
+      '  if (!m) throw new Error(`acme-sidecar build: ${name} used before an async acme-client crypto function loaded it`);',
+      '  return m[k];',
+      '} });',
+      "const asn1js = __loaded('asn1js', () => __asn1js);",
+      "const x509 = __loaded('@peculiar/x509', () => __x509);",
+    ].join('\n'),
+    why: 'acme-client loading @peculiar/x509 at load',
+  },
+  {
+    file: 'acme-client/src/crypto/index.js',
+    from: '\nx509.cryptoProvider.set(crypto.webcrypto);\n',
+    to: '\n',
+    why: 'acme-client setting the crypto provider of @peculiar/x509 at load',
+  },
+  {
+    file: 'acme-client/src/crypto/index.js',
+    from: 'exports.createCsr = async (data, keyPem = null) => {',
+    to: 'exports.createCsr = async (data, keyPem = null) => {\n    await __loadX509();',
+    why: 'createCsr loading @peculiar/x509',
+  },
+  {
+    file: 'acme-client/src/crypto/index.js',
+    from: 'exports.createAlpnCertificate = async (authz, keyAuthorization, keyPem = null) => {',
+    to:
+      'exports.createAlpnCertificate = async (authz, keyAuthorization, keyPem = null) => {\n' +
+      '    await __loadX509();',
+    why: 'createAlpnCertificate loading @peculiar/x509',
+  },
+  {
+    // winston's own debug output (@dabh/diagnostics) picks its development
+    // build unless NODE_ENV=production; that build loads colorspace, kuler
+    // and its ANSI modifiers (7 ms of CPU) to print nothing unless DEBUG or
+    // DIAGNOSTICS names a winston namespace. Without either variable both
+    // builds give the same no-op loggers, so the development one is loaded
+    // only when one is set.
+    file: '@dabh/diagnostics/node/index.js',
+    from: "if (process.env.NODE_ENV === 'production') {",
+    to: "if (process.env.NODE_ENV === 'production' || !(process.env.DEBUG || process.env.DIAGNOSTICS)) {",
+    why: "winston's diagnostics in their development build",
+  },
+  {
+    // Reading globalThis.FormData at load loads Node's undici (12 ms of
+    // CPU). The check it serves is a fast path: the test after it (a
+    // prototype with append() whose tag is FormData) recognises a FormData
+    // as well, and none exists before undici is loaded.
+    file: 'axios/dist/node/axios.cjs',
+    from: "const FormDataCtor = typeof G.FormData !== 'undefined' ? G.FormData : undefined;",
+    to: 'const FormDataCtor = undefined;',
+    why: 'globalThis.FormData read at load',
+  },
+  {
+    // http2 is only for a request with `httpVersion: 2`; none of ours.
+    file: 'axios/dist/node/axios.cjs',
+    from: "var http2 = require('http2');",
+    to:
+      'var __http2;\n' +
+      "var http2 = { get connect() { return (__http2 ??= require('http2')).connect; }, " +
+      "get constants() { return (__http2 ??= require('http2')).constants; } };",
+    why: 'node:http2 required at load',
+  },
+  {
+    // form-data (with mime-types' 213 kB mime-db, combined-stream...) is
+    // axios's FormData class for a multipart body; nothing here sends one
+    // (no FormData or multipart content type in src/). Without it axios
+    // falls back to Node's global FormData, which its http adapter streams
+    // as well.
+    file: 'axios/dist/node/axios.cjs',
+    from: "var FormData$1 = require('form-data');",
+    to: 'var FormData$1 = null;',
+    why: 'form-data and mime-db',
+  },
+];
+
+/** Applies SOURCE_PATCHES; fails the build when a patched text is not found. */
+const sourcePatches: Plugin = {
+  name: 'source-patches',
+  setup(b) {
+    const byFile = new Map<string, SourcePatch[]>();
+    for (const p of SOURCE_PATCHES) byFile.set(p.file, [...(byFile.get(p.file) ?? []), p]);
+    const files = [...byFile.keys()].map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const filter = new RegExp(`node_modules/(${files.join('|')})$`);
+    b.onLoad({ filter }, async (args) => {
+      const file = /node_modules\/(.*)$/.exec(args.path.split(path.sep).join('/'))?.[1] ?? '';
+      let contents = await readFile(args.path, 'utf8');
+      for (const p of byFile.get(file) ?? []) {
+        if (!contents.includes(p.from)) {
+          return {
+            errors: [
+              { text: `build patch "${p.why}": ${JSON.stringify(p.from)} not found in ${file}` },
+            ],
+          };
+        }
+        contents = p.whole ? p.to : contents.replace(p.from, () => p.to);
+      }
+      return { contents, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
 export function cliBuildOptions(outdir: string): BuildOptions {
   return {
     absWorkingDir: ROOT,
@@ -79,18 +248,32 @@ export function cliBuildOptions(outdir: string): BuildOptions {
     // the `import axios` of src/ would bundle its ES build as a second copy.
     alias: { axios: 'axios/dist/node/axios.cjs' },
     banner: { js: REQUIRE_BANNER },
-    plugins: [builtinsThroughRequire],
+    plugins: [builtinsThroughRequire, sourcePatches],
     // Readable stack traces: no minifying (it saved no start-up time here).
     minify: false,
     logLevel: 'warning',
   };
 }
 
-/** Empties `outdir` (chunk names carry hashes) and writes the bundle there. */
-export async function buildCli(outdir: string): Promise<void> {
+/**
+ * Empties `outdir` (chunk names carry hashes) and writes the bundle there.
+ * Resolves to each output file (absolute path) with the npm packages
+ * bundled into it, for tests of what a command loads.
+ */
+export async function buildCli(outdir: string): Promise<Map<string, Set<string>>> {
   await rm(outdir, { recursive: true, force: true });
-  const result = await build(cliBuildOptions(outdir));
+  const result = await build({ ...cliBuildOptions(outdir), metafile: true });
   if (result.errors.length > 0) throw new Error(`esbuild: ${result.errors.length} errors`);
+  const packages = new Map<string, Set<string>>();
+  for (const [out, meta] of Object.entries(result.metafile.outputs)) {
+    const pkgs = new Set<string>();
+    for (const input of Object.keys(meta.inputs)) {
+      const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*node_modules\/)/.exec(input)?.[1];
+      if (pkg) pkgs.add(pkg);
+    }
+    packages.set(path.resolve(ROOT, out), pkgs);
+  }
+  return packages;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

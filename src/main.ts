@@ -27,7 +27,7 @@ import type { DnsProvider } from './challenge/dns/provider.js';
 import { LiveDir } from './deploy/live-dir.js';
 import { HookRunner } from './hooks/hooks.js';
 import { systemClock, type Clock } from './lifecycle/clock.js';
-import { Metrics } from './metrics/metrics.js';
+import { DeferredMetrics, type MetricsSink } from './metrics/deferred-metrics.js';
 import type { Platform } from './platform/platform.js';
 import { StaticPlatform } from './platform/static-platform.js';
 import { RateBudget } from './reconcile/budget.js';
@@ -62,7 +62,7 @@ function domainsSource(config: Config): () => Promise<string> {
 async function buildPlatform(
   config: Config,
   log: Logger,
-  metrics: Metrics,
+  metrics: MetricsSink,
   state: { store: CertStore; records: RecordReader },
 ): Promise<Platform> {
   const onRequest = (method: string, status: string) => metrics.platformRequest(method, status);
@@ -279,7 +279,10 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
     timeoutMs: config.acmeTimeoutMs,
     ...(config.acmeCaBundle && { caBundlePem: readFileSync(config.acmeCaBundle, 'utf8') }),
   });
-  const metrics = new Metrics(config.platform);
+  // prom-client is loaded when metrics are served, never by `once`.
+  const metrics = new DeferredMetrics(
+    async () => new (await import('./metrics/metrics.js')).Metrics(config.platform),
+  );
   onAcmeRequest((e) => metrics.acmeRequest(e));
 
   // Cluster mode keeps the shared state in etcd; live/ and the webroot stay

@@ -39,7 +39,6 @@ import { bundleFromFullchain } from '../util/x509.js';
 import { createOrderCsr } from './csr.js';
 import { checkProfile, directoryOf } from './directory.js';
 import { classifyAcmeError } from './errors.js';
-import { ariCertId } from './ari-cert-id.js';
 import {
   parseRetryAfter,
   usePooledNonces,
@@ -200,6 +199,8 @@ export class AcmeIssuer implements Issuer {
         const base = (await http.getDirectory()).renewalInfo;
         ctx.step = 'renewalInfo';
         if (typeof base !== 'string' || base === '') return { kind: 'unsupported' };
+        // @peculiar/x509 (under ari-cert-id.ts) is loaded when first used, not before the first order.
+        const { ariCertId } = await import('./ari-cert-id.js');
         const url = `${base.replace(/\/+$/, '')}/${ariCertId(certPem)}`;
         ctx.noRetry = true;
         const resp = await http.request(url, 'get');
@@ -424,7 +425,7 @@ export class AcmeIssuer implements Issuer {
     try {
       const dir = await rawHttp(client).getDirectory();
       if (typeof dir.renewalInfo !== 'string') return undefined;
-      return ariCertId(certPem);
+      return (await import('./ari-cert-id.js')).ariCertId(certPem);
     } catch (err) {
       this.opts.log.warn('cannot name the certificate this order replaces', {
         cert: name,

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import https from 'node:https';
-import tls from 'node:tls';
+import { contextTrusting } from '../util/trust.js';
 import * as acme from './acme-client.js';
 import axios, { type AxiosResponse, type InternalAxiosRequestConfig } from 'axios';
 import { systemClock } from '../lifecycle/clock.js';
@@ -127,7 +127,7 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
     // about 20 ms of CPU each and memory held until GC (measured: 1.4 GB
     // peak RSS and 3x the CPU for 100 certificates, `npm run bench`).
     ...(opts.caBundlePem && {
-      secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, opts.caBundlePem] }),
+      secureContext: contextTrusting([opts.caBundlePem]),
     }),
   });
   // Short in-request retries for 5xx and dropped connections; anything

@@ -11,14 +11,14 @@ import type { AcmePhase } from '../domain/types.js';
 import type { CertStatus, StatusSnapshot } from '../domain/status.js';
 import { buildStatusSnapshot } from '../http/status.js';
 import type { Clock } from '../lifecycle/clock.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { MetricsSink } from '../metrics/deferred-metrics.js';
 import type { Platform } from '../platform/platform.js';
 import type { Discoverer } from '../reconcile/discoverer.js';
 import type { Reconciler } from '../reconcile/reconciler.js';
 import type { Logger } from '../util/log.js';
 import { checkConfig, type CheckConfigDeps, type CheckLine } from './check-config.js';
 import type { Coordination } from './coordination.js';
-import { runDaemon, type DaemonDeps, type DaemonSettings } from './daemon.js';
+import type { DaemonDeps, DaemonSettings } from './daemon.js';
 import { readiness } from './health.js';
 import { noCertificatesHint, PassRunner, type PassDeps, type PassResult } from './pass.js';
 import { plan, type Plan } from './plan.js';
@@ -33,7 +33,7 @@ export interface App {
   /** Discover and decide, changing nothing (`acme-sidecar once --dry-run`). */
   plan(): Promise<Plan>;
   readonly reconciler: Reconciler;
-  readonly metrics: Metrics;
+  readonly metrics: MetricsSink;
   /** What /status serves. */
   snapshot(): StatusSnapshot;
   /** Discover, then reconcile every certificate once. Never throws. */
@@ -52,7 +52,7 @@ export interface AppParts {
   readonly platform: Platform;
   readonly discoverer: Discoverer;
   readonly reconciler: Reconciler;
-  readonly metrics: Metrics;
+  readonly metrics: MetricsSink;
   readonly coordination: Coordination;
   readonly probeStore: PassDeps['probeStore'];
   readonly storeView?: PassDeps['storeView'];
@@ -152,11 +152,22 @@ export function createApp(parts: AppParts): App {
       }),
     checkConfig: () => checkConfig({ ...parts.checks, platform }),
     snapshot,
-    runDaemon: () =>
-      runDaemon({
+    // The daemon's modules (its servers, scheduler, watches) are loaded by
+    // `run` only, not by `once`.
+    runDaemon: async () =>
+      (await import('./daemon.js')).runDaemon({
         settings,
         coordination,
-        pass: runPass,
+        // The daemon's metrics are loaded (prom-client) after its first
+        // pass, or by the first scrape if that comes sooner: not before
+        // the first order.
+        pass: async (signal) => {
+          try {
+            return await runPass(signal);
+          } finally {
+            void metrics.load?.();
+          }
+        },
         recover: () => passes.recover(),
         dueTimes: () =>
           [...reconciler.status.values()].flatMap((c) => [c.nextRetry, c.renewAt, c.ariCheckAt]),

@@ -4,7 +4,6 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import chokidar from 'chokidar';
 import type { ControlHandlers } from '../control/protocol.js';
 import { CONTROL_SOCKET_NAME } from '../control/protocol.js';
 import { startControlServer } from '../control/server.js';
@@ -195,8 +194,9 @@ async function watchFiles(
   const failed = (err: unknown) => log.warn('file watch failed', { error: errorMessage(err) });
   const live = await watchLive(settings.liveDir, changed, failed);
   liveFeed?.(live);
+  // chokidar is loaded only when there is a DOMAINS_FILE to watch.
   const domains = settings.domainsFile
-    ? chokidar.watch(settings.domainsFile, { ignoreInitial: true })
+    ? (await import('chokidar')).default.watch(settings.domainsFile, { ignoreInitial: true })
     : undefined;
   domains?.on('all', (event, path) => {
     if (!path.includes(TEMP_MARKER)) changed(`${event} ${path}`);

@@ -1,6 +1,7 @@
 import https from 'node:https';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
+import { contextTrusting } from '../../util/trust.js';
 import { X509Certificate } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { SidecarError } from '../../domain/errors.js';
@@ -101,9 +102,7 @@ async function pinnedAgent(
   return new https.Agent({
     keepAlive: true,
     // Built once (see src/acme/http.ts: `ca` would rebuild it per connection).
-    secureContext: tls.createSecureContext({
-      ca: [...tls.rootCertificates, pem, ...(opts.caBundlePem ? [opts.caBundlePem] : [])],
-    }),
+    secureContext: contextTrusting([pem, ...(opts.caBundlePem ? [opts.caBundlePem] : [])]),
     // The pin replaces the hostname check: it is the stronger statement.
     checkServerIdentity: (_host, cert) =>
       fingerprint(cert.raw) === pin
@@ -152,9 +151,7 @@ export class CattleClient {
           : new https.Agent({
               keepAlive: true,
               ...(this.opts.caBundlePem && {
-                secureContext: tls.createSecureContext({
-                  ca: [...tls.rootCertificates, this.opts.caBundlePem],
-                }),
+                secureContext: contextTrusting([this.opts.caBundlePem]),
               }),
             });
       }
