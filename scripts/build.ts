@@ -149,6 +149,34 @@ export const SOURCE_PATCHES: readonly SourcePatch[] = [
     why: 'acme-client setting the crypto provider of @peculiar/x509 at load',
   },
   {
+    // finalizeOrder (the CSR) and revokeCertificate send the body of a PEM
+    // block, which acme-client decodes with @peculiar/x509 synchronously:
+    // our CSR is built by src/acme/der.ts, so nothing has loaded it by then.
+    // The first block's base64 body, without it.
+    file: 'acme-client/src/crypto/index.js',
+    from: [
+      'exports.getPemBodyAsB64u = (pem) => {',
+      '    const chain = splitPemChain(pem);',
+      '',
+      '    if (!chain.length) {',
+      "        throw new Error('Unable to parse PEM body from string');",
+      '    }',
+      '',
+      '    /* Select first object, extract body and convert to b64u */',
+      '    const dec = x509.PemConverter.decodeFirst(chain[0]);',
+      "    return Buffer.from(dec).toString('base64url');",
+      '};',
+    ].join('\n'),
+    to: [
+      'exports.getPemBodyAsB64u = (pem) => {',
+      String.raw`    const m = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END \1-----/.exec(pem.toString());`,
+      "    if (!m) throw new Error('Unable to parse PEM body from string');",
+      String.raw`    return Buffer.from(m[2].replace(/\s+/g, ''), 'base64').toString('base64url');`,
+      '};',
+    ].join('\n'),
+    why: "acme-client's getPemBodyAsB64u needing @peculiar/x509",
+  },
+  {
     file: 'acme-client/src/crypto/index.js',
     from: 'exports.createCsr = async (data, keyPem = null) => {',
     to: 'exports.createCsr = async (data, keyPem = null) => {\n    await __loadX509();',
