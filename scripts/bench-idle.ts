@@ -30,7 +30,7 @@ import { freePorts, inotifyWatchCount } from '../devenv/proc.js';
 import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
 import type { PassReport } from './bench-pass.js';
 import { buildCli } from './build.js';
-import { imageNodeArgs } from './image-node-args.js';
+import { imageMallocEnv, imageNodeArgs } from './image-node-args.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -101,6 +101,30 @@ async function caRequests(env: DevEnv): Promise<number> {
     for (const line of text.split('\n')) if (line.includes('-> calling handler()')) n++;
   }
   return n;
+}
+
+/**
+ * Where the anonymous memory of `pid` is (/proc/<pid>/smaps, MB): `brk`,
+ * glibc malloc's main arena (the `[heap]` mapping); `anon`, every other
+ * anonymous mapping (V8's heap pages, the other malloc arenas, thread
+ * stacks); `file`, the binary and libraries.
+ */
+async function memoryMap(pid: number): Promise<{ brk: number; anon: number; file: number }> {
+  const text = await readFile(`/proc/${pid}/smaps`, 'utf8');
+  const kb = { brk: 0, anon: 0, file: 0 };
+  let name = '';
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) {
+      name = head[1] ?? '';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (!rss) continue;
+    const where = name === '[heap]' ? 'brk' : name.startsWith('/') ? 'file' : 'anon';
+    kb[where] += Number(rss[1]);
+  }
+  return { brk: kb.brk / 1024, anon: kb.anon / 1024, file: kb.file / 1024 };
 }
 
 async function rssOf(
@@ -260,7 +284,21 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
       process.env.BENCH_IDLE_NODE_ARGS !== undefined
         ? process.env.BENCH_IDLE_NODE_ARGS.split(' ').filter(Boolean)
         : imageNodeArgs();
-    lines.push(`daemon: node ${[...nodeArgs, 'dist/src/cli.js', 'run'].join(' ')}`);
+    // The image's malloc tunables (Dockerfile ENV), or BENCH_IDLE_MALLOC_ENV
+    // instead (`MALLOC_ARENA_MAX=8`, or "" for glibc's defaults).
+    const mallocEnv =
+      process.env.BENCH_IDLE_MALLOC_ENV !== undefined
+        ? Object.fromEntries(
+            process.env.BENCH_IDLE_MALLOC_ENV.split(' ')
+              .filter(Boolean)
+              .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+          )
+        : imageMallocEnv();
+    lines.push(
+      `daemon: ${Object.entries(mallocEnv)
+        .map(([k, v]) => `${k}=${v} `)
+        .join('')}node ${[...nodeArgs, 'dist/src/cli.js', 'run'].join(' ')}`,
+    );
     const child = spawn(
       process.execPath,
       [...nodeArgs, path.join(ROOT, 'dist/src/cli.js'), 'run'],
@@ -268,6 +306,7 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
         cwd: ROOT,
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
+          ...mallocEnv,
           ...vars,
           LOG_LEVEL: 'debug',
           LOOP_TIME: '0',
@@ -321,9 +360,11 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
         failures.push(`pass ${p}: ${line.certificates}/${n} certificates`);
     }
     let settled: Awaited<ReturnType<typeof rssOf>> | undefined;
+    let settledMap: Awaited<ReturnType<typeof memoryMap>> | undefined;
     if (opts.settleSeconds) {
       await new Promise((r) => setTimeout(r, (opts.settleSeconds ?? 0) * 1000));
       settled = await rssOf(child.pid ?? 0);
+      settledMap = await memoryMap(child.pid ?? 0);
     }
     if (process.env.BENCH_IDLE_HEAPSNAPSHOT) {
       // With BENCH_IDLE_NODE_ARGS=--heapsnapshot-signal=SIGUSR2: what the idle daemon holds.
@@ -360,7 +401,9 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
     if (settled) {
       lines.push(
         `daemon idle ${opts.settleSeconds ?? 0} s after its last pass: RSS ${settled.rssMB.toFixed(0)} MB ` +
-          `(${settled.anonMB.toFixed(0)} MB anonymous, ${settled.fileMB.toFixed(0)} MB file-backed)`,
+          `(${settled.anonMB.toFixed(0)} MB anonymous, ${settled.fileMB.toFixed(0)} MB file-backed; ` +
+          `anonymous: ${settledMap?.brk.toFixed(0) ?? '-'} MB malloc's main arena ([heap]), ` +
+          `${settledMap?.anon.toFixed(0) ?? '-'} MB other mappings: V8's heap, other arenas, stacks)`,
       );
     }
     lines.push(

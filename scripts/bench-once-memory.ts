@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { sidecarEnvFor, startDevEnv } from '../devenv/index.js';
 import { startFakeCattle } from '../devenv/fake-cattle.js';
 import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
-import { imageNodeArgs } from './image-node-args.js';
+import { imageMallocEnv, imageNodeArgs } from './image-node-args.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -91,7 +91,8 @@ export async function benchOnceMemory(opts: {
       ],
       {
         cwd: ROOT,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...vars },
+        // The image's malloc tunables (Dockerfile ENV), as the image runs `once`.
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...imageMallocEnv(), ...vars },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

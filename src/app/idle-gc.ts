@@ -12,12 +12,22 @@
  * full collection runs once the daemon has been idle for `delayMs` after a
  * pass: the garbage of that pass goes, and the RSS stays flat from pass to
  * pass. Without `gc` this does nothing.
+ *
+ * The collection is V8's last-resort one (`flavor: 'last-resort'`, V8's
+ * CollectAllAvailableGarbage: it compacts and hands the freed pages back to
+ * the OS), not a plain full one, which leaves the pages the pass grew the
+ * heap by resident: with 300 certificates on Node 24 the RSS went from 132
+ * to 115 MB (86 ms; a plain `gc()` 3 s before had left it at 132 MB).
+ * Node 20's V8 ignores `flavor` and runs a plain full collection.
  */
 import type { Logger } from '../util/log.js';
 
+/** What `collect` asks of `gc`: synchronous, full, and handing memory back. */
+export const LAST_RESORT = { type: 'major', execution: 'sync', flavor: 'last-resort' } as const;
+
 export interface IdleCollectorOptions {
   /** `globalThis.gc` (undefined unless Node runs with --expose-gc). */
-  readonly gc: (() => void) | undefined;
+  readonly gc: ((options: typeof LAST_RESORT) => void) | undefined;
   /** Idle time after a pass before collecting. */
   readonly delayMs: number;
   readonly log: Logger;
@@ -43,7 +53,7 @@ export function collectWhenIdle<A extends unknown[], R>(
     if (!gc || running > 0) return;
     const before = process.memoryUsage();
     const t0 = performance.now();
-    gc();
+    gc(LAST_RESORT);
     const after = process.memoryUsage();
     log.debug('heap collected after the pass', {
       ms: Math.round(performance.now() - t0),

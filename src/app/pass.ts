@@ -12,6 +12,7 @@ import type { DiscoveryProblem } from '../platform/platform.js';
 import type { Discoverer } from '../reconcile/discoverer.js';
 import type { CertStatus, LastPass } from '../domain/status.js';
 import type { Logger } from '../util/log.js';
+import { pemPool } from '../util/pem-pool.js';
 import type { Coordination } from './coordination.js';
 
 /** Longer than the nginx-side watcher's reload interval (10 s). */
@@ -116,6 +117,7 @@ export class PassRunner {
     } finally {
       deps.platform.endPass?.();
       deps.storeView?.end();
+      pemPool.clear();
     }
   }
 

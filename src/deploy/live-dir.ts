@@ -8,6 +8,7 @@ import type { LivePaths } from '../domain/status.js';
 import type { CertBundle } from '../domain/types.js';
 import { ensureDir, fsyncDir, writeFileAtomic } from '../store/atomic.js';
 import { KEPT_MAX_AGE_MS } from '../store/fs-watch.js';
+import { pooledBundle } from '../util/pem-pool.js';
 
 const VERSION = /^[0-9]+$/;
 /** Cheaper in CPU than `fs.promises.readFile` on Node 20 (see store/fs-store.ts). */
@@ -221,7 +222,8 @@ export class LiveDir {
             part('fullchain'),
             part('privkey'),
           ]);
-          return { cert, chain, fullchain, privkey };
+          // The same strings as the store's record of it (util/pem-pool.ts).
+          return pooledBundle({ cert, chain, fullchain, privkey });
         } catch (err) {
           if (!isCode(err, 'ENOENT') || attempt >= 5) throw err;
         }

@@ -10,6 +10,7 @@ import {
 } from '../lifecycle/platform-memory.js';
 import type { Ledger } from '../lifecycle/rate-limit-ledger.js';
 import { parseLedger } from '../lifecycle/rate-limit-ledger.js';
+import { pooledBundle } from '../util/pem-pool.js';
 import { bundleProblem, splitPemChain } from '../util/x509.js';
 import {
   bad,
@@ -97,7 +98,9 @@ export function storedCertKind(phase: Phase): RecordKind<StoredCert> {
       if (!(KEY_TYPES as readonly unknown[]).includes(meta.keyType)) {
         return bad(`meta.keyType ${JSON.stringify(meta.keyType)} is not a key type`);
       }
-      return ok(o.value as unknown as StoredCert);
+      const stored = o.value as unknown as StoredCert;
+      // The same strings as live/'s copy of it (util/pem-pool.ts).
+      return ok({ ...stored, bundle: pooledBundle(stored.bundle) });
     },
   };
   return kind;

@@ -295,6 +295,7 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
       Labels: Record<string, string>;
       Healthcheck?: { Test: string[] };
       Entrypoint: string[];
+      Env: string[];
     };
     const baseImage = await inspect(NODE_IMAGE);
     figure(
@@ -322,6 +323,8 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
       '--expose-gc',
       '/app/dist/src/cli.js',
     ]);
+    // The malloc tunable of the same section (scripts/image-node-args.ts hands it to the benches).
+    assert.ok(config.Env.includes('MALLOC_ARENA_MAX=2'), config.Env.join(' '));
     assert.equal(config.Labels['org.opencontainers.image.title'], 'acme-sidecar');
     assert.ok(config.Labels['org.opencontainers.image.source'], 'OCI source label');
 

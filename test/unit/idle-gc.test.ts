@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { collectWhenIdle } from '../../src/app/idle-gc.js';
+import { LAST_RESORT, collectWhenIdle } from '../../src/app/idle-gc.js';
 import { type Line, recordingLogger } from '../support/reconcile.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -33,6 +33,19 @@ describe('idle-gc: the garbage of a pass is collected once the daemon is idle', 
     stop();
     await sleep(100);
     assert.deepEqual(calls, ['idle'], 'stop() cancels the pending collection');
+  });
+
+  it("asks for V8's last-resort collection, the one that hands freed pages back", async () => {
+    const asked: unknown[] = [];
+    const { pass } = collectWhenIdle(() => Promise.resolve(1), {
+      gc: (options) => asked.push(options),
+      delayMs: 10,
+      log: recordingLogger([]),
+    });
+    await pass();
+    await sleep(50);
+    assert.deepEqual(asked, [{ type: 'major', execution: 'sync', flavor: 'last-resort' }]);
+    assert.deepEqual(LAST_RESORT, asked[0]);
   });
 
   it('a pass that throws schedules the collection too; without gc nothing happens', async () => {
