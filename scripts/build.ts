@@ -14,7 +14,7 @@
  *
  *   npm run build
  */
-import { readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -284,14 +284,36 @@ export function cliBuildOptions(outdir: string): BuildOptions {
 }
 
 /**
+ * V8 keeps a script's source for as long as its functions live, one byte
+ * per character when the text is Latin-1 and two for the whole script as
+ * soon as one character is not: a single `§` or `—` in a comment (esbuild
+ * keeps comments, and escapes non-ASCII only in strings and names) doubles
+ * the chunk's source in memory, 3.5 MB over the bundle on Node 24
+ * (docs/performance.md). Every code unit above 0x7f becomes a `\uXXXX`
+ * escape: text in a comment, the same character in a string, a template,
+ * a regular expression or a name.
+ */
+export function asciiOnly(js: string): string {
+  return js.replace(
+    /[\u0080-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
  * Empties `outdir` (chunk names carry hashes) and writes the bundle there.
  * Resolves to each output file (absolute path) with the npm packages
  * bundled into it, for tests of what a command loads.
  */
 export async function buildCli(outdir: string): Promise<Map<string, Set<string>>> {
   await rm(outdir, { recursive: true, force: true });
-  const result = await build({ ...cliBuildOptions(outdir), metafile: true });
+  const result = await build({ ...cliBuildOptions(outdir), metafile: true, write: false });
   if (result.errors.length > 0) throw new Error(`esbuild: ${result.errors.length} errors`);
+  await mkdir(outdir, { recursive: true });
+  for (const file of result.outputFiles) {
+    await mkdir(path.dirname(file.path), { recursive: true });
+    await writeFile(file.path, asciiOnly(file.text));
+  }
   const packages = new Map<string, Set<string>>();
   for (const [out, meta] of Object.entries(result.metafile.outputs)) {
     const pkgs = new Set<string>();
