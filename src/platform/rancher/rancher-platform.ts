@@ -135,6 +135,10 @@ export class RancherPlatform implements Platform {
    */
   private pass:
     { listing?: Promise<Map<string, CattleCertificate>>; readonly pushed: Set<string> } | undefined;
+  /** The last listing's items and the map made of them: the same items, the same map. */
+  private byName:
+    | { readonly items: readonly CattleCertificate[]; readonly map: Map<string, CattleCertificate> }
+    | undefined;
 
   constructor(
     private readonly client: CattleClient,
@@ -188,15 +192,36 @@ export class RancherPlatform implements Platform {
   private async lookUp(name: string): Promise<CattleCertificate | undefined> {
     const pass = this.pass;
     if (!pass || pass.pushed.has(name.toLowerCase())) return this.findByName(name);
+    return (await this.listing(pass)).get(name.toLowerCase());
+  }
+
+  /**
+   * The certificates collection, read once per pass. A page unchanged since
+   * the last pass is not parsed again (CattleClient.listKept): its
+   * certificates are the same objects, which is what `copyVersion` tells.
+   */
+  private listing(
+    pass: NonNullable<RancherPlatform['pass']>,
+  ): Promise<Map<string, CattleCertificate>> {
     pass.listing ??= this.client
-      .list<CattleCertificate>('certificates', { removed_null: 'true' })
-      .then(byLowerName);
+      .listKept('certificates', { removed_null: 'true' }, certificateFields)
+      .then((items) => {
+        if (this.byName?.items !== items) this.byName = { items, map: byLowerName(items) };
+        return this.byName.map;
+      });
     // A failed listing is not kept: the next read of this pass tries again.
     const listing = pass.listing;
     listing.catch(() => {
       if (pass.listing === listing) delete pass.listing;
     });
-    return (await listing).get(name.toLowerCase());
+    return listing;
+  }
+
+  /** In a pass: the listed certificate `read(name)` answers from (null: none); see Platform. */
+  async copyVersion(name: string): Promise<object | null | undefined> {
+    const pass = this.pass;
+    if (!pass || pass.pushed.has(name.toLowerCase())) return undefined;
+    return (await this.listing(pass)).get(name.toLowerCase()) ?? null;
   }
 
   async read(name: string): Promise<PlatformCopy | undefined> {
@@ -306,6 +331,22 @@ export class RancherPlatform implements Platform {
       });
     }
   }
+}
+
+/** What is kept of a listed certificate (listKept keeps it across passes): the fields read. */
+function certificateFields(raw: unknown): CattleCertificate {
+  const c = (raw ?? {}) as Record<string, unknown>;
+  const str = (k: string) => (typeof c[k] === 'string' ? (c[k] as string) : undefined);
+  const out: { -readonly [K in keyof CattleCertificate]: CattleCertificate[K] } = {
+    id: c.id as string,
+  };
+  for (const k of ['name', 'state', 'description', 'serialNumber', 'expiresAt'] as const) {
+    const v = str(k);
+    if (v !== undefined) out[k] = v;
+  }
+  // Any truthy value means removed (isLive); kept as a string.
+  if (c.removed) out.removed = String(c.removed as string);
+  return out;
 }
 
 /** Not removed (nor being removed): a certificate a name can refer to. */
