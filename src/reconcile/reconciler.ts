@@ -64,11 +64,12 @@ export class Reconciler {
     this.ari.retain(wanted);
     this.actions.retain(wanted);
     this.steady.retain(wanted);
-    const queue = [...specs];
+    // An index, not a queue shifted 1000 times per pass.
+    let next = 0;
     const workers = Array.from(
-      { length: Math.min(this.deps.settings.concurrency ?? 4, queue.length) },
+      { length: Math.min(this.deps.settings.concurrency ?? 4, specs.length) },
       async () => {
-        for (let spec = queue.shift(); spec; spec = queue.shift()) {
+        for (let spec = specs[next++]; spec; spec = specs[next++]) {
           if (signal?.aborted) return;
           await this.reconcileOne(spec, signal);
         }
@@ -88,7 +89,8 @@ export class Reconciler {
     spec = withDefaultProfile(spec, this.deps.settings.profile);
     const st = this.statusOf(spec);
     // Settled, nothing changed, no deadline come: a full pass would decide the same (steady.ts).
-    if (await this.steady.holds(spec, clock.now(), opts.force === true)) return st;
+    const holds = this.steady.holds(spec, clock.now(), opts.force === true);
+    if (holds === true || (holds !== false && (await holds))) return st;
     const log = lazyChild(rootLog, { cert: spec.name, domains: spec.domains });
     await this.retries.load(st, spec);
     if (!opts.force && st.nextRetry && clock.now() < new Date(st.nextRetry)) {
@@ -228,7 +230,7 @@ export class Reconciler {
   private statusOf(spec: CertSpec): CertStatus {
     let st = this.status.get(spec.name);
     // Other hostnames or another profile: a fresh start, backoff included.
-    if (!st || st.domains.join() !== spec.domains.join() || st.profile !== spec.profile) {
+    if (!st || !sameList(st.domains, spec.domains) || st.profile !== spec.profile) {
       st = {
         name: spec.name,
         domains: spec.domains,
@@ -348,4 +350,11 @@ function noteAri(st: CertStatus, { record, checkAt }: AriView): void {
 function sameAction(a: Action, b: Action): boolean {
   const phase = (x: Action) => ('phase' in x ? x.phase : undefined);
   return a.kind === b.kind && phase(a) === phase(b);
+}
+
+/** Same strings in the same order (no joined copies: it runs for every certificate every pass). */
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

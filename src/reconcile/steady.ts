@@ -26,7 +26,14 @@ import type { ReconcilerDeps } from './deps.js';
  * cannot tell leaves every pass a full one.
  */
 export class SteadyTracker {
-  private readonly marks = new Map<string, SteadyMark & { readonly keys: readonly string[] }>();
+  private readonly marks = new Map<
+    string,
+    SteadyMark & {
+      readonly keys: readonly string[];
+      readonly domains: readonly string[];
+      readonly profile: string | undefined;
+    }
+  >();
 
   constructor(
     private readonly deps: Pick<ReconcilerDeps, 'store' | 'live' | 'platform' | 'settings'>,
@@ -61,18 +68,33 @@ export class SteadyTracker {
     return out;
   }
 
-  /** May `spec` skip this pass (see the class comment)? Allocates nothing when it may not. */
-  async holds(spec: CertSpec, now: Date, force: boolean): Promise<boolean> {
+  /**
+   * May `spec` skip this pass (see the class comment)? What `steadyHolds`
+   * decides, checked in place: the steady path of every idle pass runs it
+   * for every certificate, so it builds no key, array or logger (the
+   * garbage of 1000 certificates is most of an idle pass's CPU otherwise).
+   */
+  holds(spec: CertSpec, now: Date, force: boolean): boolean | Promise<boolean> {
     const mark = this.marks.get(spec.name);
     if (!mark) return false;
-    if (force || now.getTime() >= mark.until) {
-      this.marks.delete(spec.name);
-      return false;
+    const { store, live, platform } = this.deps;
+    let ok =
+      !force &&
+      now.getTime() < mark.until &&
+      mark.profile === spec.profile &&
+      sameList(mark.domains, spec.domains) &&
+      live.kept?.(spec.name) === mark.inputs[mark.keys.length];
+    for (let i = 0; ok && i < mark.keys.length; i++) {
+      ok = store.kept?.(mark.keys[i] as string) === mark.inputs[i];
     }
-    const ok = steadyHolds(mark, now, {
-      key: steadyKey(spec.domains, spec.profile),
-      inputs: await this.inputs(spec.name, mark.keys),
-    });
+    if (ok && platform.holdsCertificates) {
+      const want = mark.inputs[mark.keys.length + 1];
+      return (platform.copyVersion?.(spec.name) ?? Promise.resolve(undefined)).then((v) => {
+        if (v !== undefined && v === want) return true;
+        this.marks.delete(spec.name);
+        return false;
+      });
+    }
     if (!ok) this.marks.delete(spec.name);
     return ok;
   }
@@ -104,12 +126,17 @@ export class SteadyTracker {
     let until = Math.min(decisionStableUntil(known.facts, now), known.ariQuietUntil);
     if (known.platform) until = Math.min(until, platformStableUntil(known.platform, now));
     if (until <= now.getTime()) return;
-    this.marks.set(spec.name, {
+    const mark = {
       key: steadyKey(spec.domains, spec.profile),
+      domains: spec.domains,
+      profile: spec.profile,
       inputs,
       until,
       keys,
-    });
+    };
+    // The in-place check in `holds` is this one.
+    if (!steadyHolds(mark, now, { key: mark.key, inputs })) return;
+    this.marks.set(spec.name, mark);
   }
 
   /** Forgets everything (a forced renewal of all, a reload). */
@@ -122,4 +149,10 @@ export class SteadyTracker {
   retain(names: ReadonlySet<string>): void {
     for (const name of this.marks.keys()) if (!names.has(name)) this.marks.delete(name);
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
