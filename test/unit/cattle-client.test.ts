@@ -185,3 +185,46 @@ describe('rancher: listKept, a collection read every pass and parsed only when i
     }
   });
 });
+
+describe('rancher: discovery reads unchanged services once', () => {
+  it('hands out the very same specs while services and DOMAINS are unchanged, and new ones for a changed service', async () => {
+    const cattle = await startFakeCattle();
+    try {
+      const a = cattle.addService({ name: 'a', labels: { [DENT_LABEL]: 'a.test' } });
+      cattle.addService({ name: 'b', labels: { [DENT_LABEL]: 'b.test' } });
+      let domains = 'env.test';
+      const platform = new RancherPlatform(
+        new CattleClient({
+          url: cattle.url,
+          accessKey: cattle.accessKey,
+          secretKey: cattle.secretKey,
+          timeoutMs: 5000,
+          log: silentLogger,
+        }),
+        { domains: async () => domains, log: silentLogger },
+      );
+      const first = await platform.discover();
+      assert.deepEqual(
+        first.specs.map((s) => s.name),
+        ['env.test', 'a.test', 'b.test'],
+      );
+      const again = await platform.discover();
+      again.specs.forEach((s, i) =>
+        assert.equal(s, first.specs[i], `spec ${i} is the same object`),
+      );
+
+      cattle.setLabels(a.id, { [DENT_LABEL]: 'a2.test' });
+      domains = 'env2.test';
+      const changed = await platform.discover();
+      assert.deepEqual(
+        changed.specs.map((s) => s.name),
+        ['env2.test', 'a2.test', 'b.test'],
+      );
+      assert.notEqual(changed.specs[0], first.specs[0]);
+      // b's page changed (a is on it): read again, an equal spec.
+      assert.deepEqual(changed.specs[2], first.specs[2]);
+    } finally {
+      await cattle.close();
+    }
+  });
+});
