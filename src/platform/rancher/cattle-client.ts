@@ -248,23 +248,32 @@ export class CattleClient {
     return this.request<T>('GET', pathOrUrl);
   }
 
-  /** The body of a GET, as text (listKept hashes it before parsing). */
-  private getText(pathOrUrl: string): Promise<string> {
+  /**
+   * The body of a GET as bytes (listKept hashes them, and decodes them only
+   * when they changed: an idle pass makes no string of a 3 MB page).
+   */
+  private getBytes(pathOrUrl: string): Promise<Buffer> {
     const url = this.url(pathOrUrl);
     const what = `GET ${new URL(url).pathname}`;
+    let body: Buffer = Buffer.alloc(0);
     return apiRequest(
       {
         what,
         method: 'GET',
         send: async () => {
           const http = await this.instance();
-          return http.request<string>({
+          const resp = await http.request<Buffer>({
             method: 'GET',
             url,
+            responseType: 'arraybuffer',
             signal: AbortSignal.timeout(this.opts.timeoutMs),
           });
+          body = Buffer.isBuffer(resp.data) ? resp.data : Buffer.from(resp.data);
+          // Only an error's body is read as text (statusError).
+          const ok = resp.status >= 200 && resp.status < 300;
+          return { ...resp, data: ok ? '' : body.toString('utf8') };
         },
-        ok: (resp) => resp.data,
+        ok: () => body,
         statusError: (resp) => statusError(resp, what),
         networkError: (err) => networkError(err, what, this.opts.timeoutMs, (m) => this.scrub(m)),
       },
@@ -302,12 +311,15 @@ export class CattleClient {
     map: (item: unknown) => T,
   ): Promise<readonly T[]> {
     const pages = await this.readPages(collection, query, async (link) => {
-      const body = await this.getText(link);
+      const body = await this.getBytes(link);
       const hash = createHash('sha256').update(body).digest('hex');
       const kept = this.keptPages.get(link);
       if (kept?.hash === hash) return kept;
       const c = checkCollection<unknown>(
-        parseJson<unknown>({ data: body } as AxiosResponse<string>, `GET ${collection}`),
+        parseJson<unknown>(
+          { data: body.toString('utf8') } as AxiosResponse<string>,
+          `GET ${collection}`,
+        ),
         collection,
       );
       const page: KeptPage = { hash, items: c.data.map(map), next: nextLink(c, collection) };
