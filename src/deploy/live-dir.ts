@@ -58,7 +58,7 @@ export class LiveDir {
   /** Tells when live/<name> may have changed (deploy/live-watch.ts); the daemon sets it. */
   private feed: LiveFeed | undefined;
   /** Bundles read while `feed` vouched for them, by name, with the stamp they were read under. */
-  private readonly kept = new Map<
+  private readonly keptBundles = new Map<
     string,
     {
       readonly stamp: number;
@@ -79,7 +79,7 @@ export class LiveDir {
    */
   follow(feed: LiveFeed | undefined): void {
     this.feed = feed;
-    this.kept.clear();
+    this.keptBundles.clear();
   }
 
   /**
@@ -134,7 +134,7 @@ export class LiveDir {
 
   async write(name: string, bundle: CertBundle): Promise<void> {
     checkName(name);
-    this.kept.delete(name);
+    this.keptBundles.delete(name);
     const liveDir = join(this.root, 'live');
     const livePath = join(liveDir, name);
     const archive = join(this.root, 'archive', name);
@@ -177,7 +177,7 @@ export class LiveDir {
       await prune(archive, version);
     });
     // A read that raced the write may hold the old version (the watch says so too, later).
-    this.kept.delete(name);
+    this.keptBundles.delete(name);
   }
 
   /**
@@ -193,17 +193,25 @@ export class LiveDir {
   async read(name: string, opts: { kept?: boolean } = {}): Promise<CertBundle | undefined> {
     const stamp = opts.kept ? this.feed?.stamp(checkName(name)) : undefined;
     if (stamp === undefined) return this.readNow(name);
-    const hit = this.kept.get(name);
+    const hit = this.keptBundles.get(name);
     const now = performance.now();
     // At most KEPT_MAX_AGE_MS: the bound on a change whose event was dropped.
     if (hit?.stamp === stamp && now - hit.at < KEPT_MAX_AGE_MS) return hit.bundle;
     // The stamp was taken before the read: a change during it shows as a newer stamp.
     const entry = { stamp, at: now, bundle: this.readNow(name) };
-    this.kept.set(name, entry);
+    this.keptBundles.set(name, entry);
     entry.bundle.catch(() => {
-      if (this.kept.get(name) === entry) this.kept.delete(name);
+      if (this.keptBundles.get(name) === entry) this.keptBundles.delete(name);
     });
     return entry.bundle;
+  }
+
+  /** The bundle kept for `name` while the feed's stamp has not moved (LiveTarget.kept); never reads. */
+  kept(name: string): object | undefined {
+    const hit = this.keptBundles.get(name);
+    if (!hit || !this.feed) return undefined;
+    if (hit.stamp !== this.feed.stamp(name)) return undefined;
+    return performance.now() - hit.at < KEPT_MAX_AGE_MS ? hit.bundle : undefined;
   }
 
   private async readNow(name: string): Promise<CertBundle | undefined> {
@@ -234,13 +242,13 @@ export class LiveDir {
   /** Removes live/<name> and its archive; a no-op if there is none. */
   async remove(name: string): Promise<void> {
     const livePath = this.path(name).dir;
-    this.kept.delete(name);
+    this.keptBundles.delete(name);
     await io(`remove live/${name}`, async () => {
       // The link first, so nothing points into a half-deleted archive.
       await fs.rm(livePath, { recursive: true, force: true });
       await fs.rm(join(this.root, 'archive', name), { recursive: true, force: true });
     });
-    this.kept.delete(name);
+    this.keptBundles.delete(name);
   }
 }
 

@@ -23,6 +23,12 @@ export interface LiveTarget {
   /** `kept`: may serve a bundle read before while a watch says nothing changed (live-dir.ts). */
   read(name: string, opts?: { kept?: boolean }): Promise<CertBundle | undefined>;
   path(name: string): LivePaths;
+  /**
+   * Optional (live-dir.ts): the identity of the bundle kept for `name` while
+   * the watch says live/<name> has not changed since it was read; undefined
+   * when nothing vouches for it. Never reads.
+   */
+  kept?(name: string): object | undefined;
 }
 
 export type DeploymentState = 'current' | 'stale' | 'unreachable';

@@ -220,6 +220,31 @@ export function decideOwnership(input: OwnershipInput): OwnershipDecision {
   };
 }
 
+/**
+ * Until when (ms since the epoch, exclusive) `decideOwnership` gives the
+ * same decision for the same requests and claims as at `now`, when that
+ * decision left the claims unchanged (`changed` false: no claim made or
+ * refreshed, so no timestamp of `now` is in it). Its only clock
+ * comparisons are each claim's release (seenAt + release period) and the
+ * refresh of its seenAt (a quarter of that): the first of those still
+ * ahead. The Discoverer skips the decision before it (reconcile/discoverer.ts).
+ */
+export function ownershipStableUntil(
+  claims: ClaimsRecord,
+  now: Date,
+  releaseAfterMs: number = CLAIM_RELEASE_MS,
+): number {
+  const nowMs = now.getTime();
+  let first = Infinity;
+  for (const c of Object.values(claims.names)) {
+    const seen = Date.parse(c.seenAt);
+    for (const t of [seen + releaseAfterMs / SEEN_REFRESH_FRACTION, seen + releaseAfterMs]) {
+      if (t > nowMs && t < first) first = t;
+    }
+  }
+  return first;
+}
+
 function canonicalClaims(c: ClaimsRecord): ClaimsRecord {
   const names: Record<string, NameClaim> = {};
   for (const name of Object.keys(c.names).sort()) names[name] = c.names[name] as NameClaim;

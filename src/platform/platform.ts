@@ -31,6 +31,15 @@ export interface Platform {
    * pass (a name pushed in the pass is read afresh).
    */
   read(name: string): Promise<PlatformCopy | undefined>;
+  /**
+   * Optional, in a pass: the identity of what `read(name)` answers from
+   * (the same while the platform's copy is unchanged since an earlier pass,
+   * a new one when it may have changed; `null` stands for none there is
+   * the same way, as a fixed value), or undefined when it cannot vouch (a
+   * name pushed in this pass, no listing). For the idle shortcut
+   * (reconcile/steady.ts).
+   */
+  copyVersion?(name: string): Promise<object | null | undefined>;
   /** Optional: a pass starts (the reads that follow may share one listing). */
   beginPass?(): void;
   /** Optional: the pass is over; reads go to the platform again. */

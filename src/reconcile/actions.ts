@@ -247,11 +247,16 @@ export class CertActions {
    * Makes the platform hold what nginx serves here (see
    * lifecycle/platform-policy.ts for when it does not).
    */
-  async syncPlatform(spec: CertSpec, log: Logger, known?: CertFacts): Promise<void> {
+  async syncPlatform(
+    spec: CertSpec,
+    log: Logger,
+    known?: CertFacts,
+  ): Promise<PlatformPlan | undefined> {
     const { platform } = this.deps;
-    if (!platform.holdsCertificates) return;
-    const { facts, copy, records, action } = await this.platformPlan(spec, known);
-    if (action.kind === 'none') return;
+    if (!platform.holdsCertificates) return undefined;
+    const plan = await this.platformPlan(spec, known);
+    const { facts, copy, records, action } = plan;
+    if (action.kind === 'none') return plan;
     if (action.kind === 'conflict') {
       throw new SidecarError(
         'PLATFORM_CONFLICT',
@@ -260,7 +265,7 @@ export class CertActions {
     }
     const phase = facts.live?.phase;
     const record = phase && phase !== 'foreign' ? records[phase] : undefined;
-    if (!record) return;
+    if (!record) return plan;
     log.info('pushing certificate to the platform', {
       platform: platform.name,
       reason: action.reason,
@@ -268,6 +273,7 @@ export class CertActions {
       serial: record.meta.serial,
     });
     await platform.push(record, copy);
+    return plan;
   }
 
   /**

@@ -41,6 +41,12 @@ export class AriTracker {
   private readonly asked = new Map<string, string>();
   /** By certificate name: the serial this process issued and has not asked about yet, and when. */
   private readonly issued = new Map<string, { readonly serial: string; readonly at: Date }>();
+  /**
+   * By certificate name: the serial whose CA answered `unsupported` (ACME_ARI
+   * off, or no renewalInfo in its directory, which acme-client fetches once):
+   * asking again answers the same without a request (quietUntil).
+   */
+  private readonly unsupported = new Map<string, string>();
 
   constructor(
     private readonly deps: Pick<
@@ -94,9 +100,11 @@ export class AriTracker {
       this.asked.set(spec.name, subject.serial);
       this.issued.delete(spec.name);
       if (answer.kind === 'unsupported') {
+        this.unsupported.set(spec.name, subject.serial);
         if (prev) await store.delete(key);
         return {};
       }
+      this.unsupported.delete(spec.name);
       const update = nextAriRecord(
         prev,
         subject,
@@ -126,13 +134,47 @@ export class AriTracker {
       return { record, checkAt: record.nextCheck };
     } catch (err) {
       log.warn('could not update the renewal information', { phase, error: errorMessage(err) });
-      return {};
+      return { failed: true };
+    }
+  }
+
+  /**
+   * For the idle shortcut (steady.ts): until when (ms) `refresh(spec)` would
+   * not ask the CA, judged as it would judge now on the records as they
+   * are kept now; Infinity when ARI does not apply; undefined when it
+   * would ask now (or cannot tell).
+   */
+  async quietUntil(spec: CertSpec): Promise<number | undefined> {
+    const { clock, settings } = this.deps;
+    const phase = settings.target;
+    const issuer = this.deps.issuers[phase];
+    try {
+      const stored = await this.records.loadStored(spec.name, phase);
+      if (!stored || !issuer.renewalInfo || stored.meta.directoryUrl !== issuer.directoryUrl) {
+        return Infinity;
+      }
+      const prev = await this.load(spec.name, phase);
+      const subject: AriSubject = {
+        serial: stored.meta.serial,
+        directoryUrl: stored.meta.directoryUrl,
+        notBefore: new Date(stored.meta.notBefore),
+        notAfter: new Date(stored.meta.notAfter),
+      };
+      const asked = this.asked.get(spec.name) === subject.serial;
+      // Asked, and the answer will be `unsupported` again, with no request.
+      if (asked && !prev && this.unsupported.get(spec.name) === subject.serial) return Infinity;
+      const fresh = this.issued.get(spec.name);
+      const issuedAt = fresh?.serial === subject.serial ? fresh.at : undefined;
+      const check = ariCheck(prev, subject, { asked, ...(issuedAt && { issuedAt }) }, clock.now());
+      return check.due ? undefined : check.nextCheck.getTime();
+    } catch {
+      return undefined;
     }
   }
 
   /** Forgets the certificates not in `names` (they left the configuration). */
   retain(names: ReadonlySet<string>): void {
-    for (const map of [this.asked, this.issued]) {
+    for (const map of [this.asked, this.issued, this.unsupported]) {
       for (const name of map.keys()) if (!names.has(name)) map.delete(name);
     }
   }
@@ -153,6 +195,8 @@ export interface AriView {
   readonly record?: AriRecord;
   /** When the CA is asked next (the daemon wakes for it). */
   readonly checkAt?: string;
+  /** The refresh failed: the next pass tries again. */
+  readonly failed?: true;
 }
 
 /**

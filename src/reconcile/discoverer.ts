@@ -2,7 +2,13 @@ import { errorCode, errorMessage } from '../domain/errors.js';
 import type { CertSpec } from '../domain/types.js';
 import type { DiscoveryProblem } from '../domain/status.js';
 import { systemClock, type Clock } from '../lifecycle/clock.js';
-import { decideOwnership, EMPTY_CLAIMS, type ClaimsRecord } from '../lifecycle/ownership.js';
+import {
+  decideOwnership,
+  EMPTY_CLAIMS,
+  ownershipStableUntil,
+  type ClaimsRecord,
+  type OwnershipDecision,
+} from '../lifecycle/ownership.js';
 import type { RecordSlot } from '../lifecycle/platform-memory.js';
 import type { Platform } from '../platform/platform.js';
 import type { Logger } from '../util/log.js';
@@ -59,6 +65,21 @@ export class Discoverer {
   };
   private claims: ClaimsRecord = EMPTY_CLAIMS;
   private readonly clock: Clock;
+  /**
+   * The last decision that changed no claim, with what it was made from: the
+   * same requests (the very same spec objects, in the same order: the
+   * platforms keep them while nothing changed), the same claims record
+   * (parsed once per change) decide the same until `until`
+   * (ownershipStableUntil), so an idle pass does not decide again.
+   */
+  private kept:
+    | {
+        readonly requests: readonly CertSpec[];
+        readonly claims: ClaimsRecord;
+        readonly until: number;
+        readonly decision: OwnershipDecision;
+      }
+    | undefined;
 
   constructor(
     private readonly platform: Platform,
@@ -83,13 +104,33 @@ export class Discoverer {
       return { ...this.last, error };
     }
     const { claims, writable } = await this.loadClaims(opts.persist !== false);
-    const decision = decideOwnership({
-      requests: found.specs,
-      claims,
-      allowed: this.opts.allowedDomains ?? [],
-      now: this.clock.now(),
-      ...(this.opts.claimReleaseMs !== undefined && { releaseAfterMs: this.opts.claimReleaseMs }),
-    });
+    const now = this.clock.now();
+    const kept = this.kept;
+    const decision =
+      kept &&
+      kept.claims === claims &&
+      now.getTime() < kept.until &&
+      sameItems(kept.requests, found.specs)
+        ? kept.decision
+        : decideOwnership({
+            requests: found.specs,
+            claims,
+            allowed: this.opts.allowedDomains ?? [],
+            now,
+            ...(this.opts.claimReleaseMs !== undefined && {
+              releaseAfterMs: this.opts.claimReleaseMs,
+            }),
+          });
+    if (decision.changed) {
+      this.kept = undefined;
+    } else if (decision !== kept?.decision) {
+      this.kept = {
+        requests: found.specs,
+        claims,
+        until: ownershipStableUntil(claims, now, this.opts.claimReleaseMs),
+        decision,
+      };
+    }
     if (opts.persist !== false) {
       this.claims = decision.claims;
       if (decision.changed && writable && this.opts.claims) {
@@ -144,4 +185,11 @@ export class Discoverer {
     // Missing or corrupt: the safe default is no claims.
     return { claims: got.state === 'ok' ? got.value : EMPTY_CLAIMS, writable: true };
   }
+}
+
+/** The very same objects in the same order. */
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -4,15 +4,16 @@ import { withDefaultProfile } from '../domain/profiles.js';
 import { PHASES, type CertSpec, type StoredCert } from '../domain/types.js';
 import { certificateEvent } from '../hooks/hooks.js';
 import { decide, renewBeforeWarning, type Action, type CertFacts } from '../lifecycle/policy.js';
-import type { PlatformAction } from '../lifecycle/platform-policy.js';
+import type { PlatformAction, PlatformFacts } from '../lifecycle/platform-policy.js';
 import { ReconcileReason, Reason } from '../lifecycle/reasons.js';
 import { certLockName, storedKey } from '../store/keys.js';
 import { CertActions } from './actions.js';
 import { AriTracker, type AriView } from './ari.js';
 import type { ReconcilerDeps } from './deps.js';
 import { RecordReader } from '../store/records.js';
-import { CertRecords } from './records.js';
+import { CertRecords, serialsOf } from './records.js';
 import { RetrySchedule } from './retry-schedule.js';
+import { SteadyTracker } from './steady.js';
 import { span } from '../util/durations.js';
 import { lazyChild, type Logger } from '../util/log.js';
 
@@ -33,6 +34,7 @@ export class Reconciler {
   private readonly actions: CertActions;
   private readonly retries: RetrySchedule;
   private readonly ari: AriTracker;
+  private readonly steady: SteadyTracker;
   /** Certificate name -> the serial last checked (and warned if need be) for RENEW_BEFORE_DAYS. */
   private readonly renewBeforeWarned = new Map<string, string>();
 
@@ -49,6 +51,7 @@ export class Reconciler {
     this.actions = new CertActions(deps, this.records);
     this.retries = new RetrySchedule(deps, this.reader);
     this.ari = new AriTracker(deps, this.records);
+    this.steady = new SteadyTracker(deps);
   }
 
   /** One pass over every wanted certificate. */
@@ -60,11 +63,13 @@ export class Reconciler {
     }
     this.ari.retain(wanted);
     this.actions.retain(wanted);
-    const queue = [...specs];
+    this.steady.retain(wanted);
+    // An index, not a queue shifted 1000 times per pass.
+    let next = 0;
     const workers = Array.from(
-      { length: Math.min(this.deps.settings.concurrency ?? 4, queue.length) },
+      { length: Math.min(this.deps.settings.concurrency ?? 4, specs.length) },
       async () => {
-        for (let spec = queue.shift(); spec; spec = queue.shift()) {
+        for (let spec = specs[next++]; spec; spec = specs[next++]) {
           if (signal?.aborted) return;
           await this.reconcileOne(spec, signal);
         }
@@ -82,8 +87,11 @@ export class Reconciler {
   ): Promise<CertStatus> {
     const { clock, log: rootLog } = this.deps;
     spec = withDefaultProfile(spec, this.deps.settings.profile);
-    const log = lazyChild(rootLog, { cert: spec.name, domains: spec.domains });
     const st = this.statusOf(spec);
+    // Settled, nothing changed, no deadline come: a full pass would decide the same (steady.ts).
+    const holds = this.steady.holds(spec, clock.now(), opts.force === true);
+    if (holds === true || (holds !== false && (await holds))) return st;
+    const log = lazyChild(rootLog, { cert: spec.name, domains: spec.domains });
     await this.retries.load(st, spec);
     if (!opts.force && st.nextRetry && clock.now() < new Date(st.nextRetry)) {
       st.reason = ReconcileReason.Backoff;
@@ -99,8 +107,13 @@ export class Reconciler {
     let issued = false;
     /** The facts of the last decision, while nothing was done since (and the decision, unforced). */
     let steady: { facts: CertFacts; action?: Action } | undefined;
+    /** For the idle shortcut: what the ARI refresh and the last decision were made on. */
+    let seen: { ari: AriView; after?: unknown[]; platform?: PlatformFacts } | undefined;
+    const tracking = this.steady.enabled && !opts.force;
     try {
-      noteAri(st, await this.ari.refresh(spec, log));
+      const ariView = await this.ari.refresh(spec, log);
+      noteAri(st, ariView);
+      if (tracking) seen = { ari: ariView };
       if (this.deps.platform.holdsCertificates && !st.attempts) {
         await this.actions.noteLostLocalCopy(spec, log);
       }
@@ -109,9 +122,20 @@ export class Reconciler {
         const facts = await this.gather(spec);
         const action = decide({ ...facts, force }, clock.now());
         if (action.kind === 'none') {
+          if (seen) {
+            seen.after = await this.steady.inputs(spec.name, SteadyTracker.keys(spec.name));
+          }
           // The platform holds nothing the store or live/ depend on: these
           // facts still hold after the push, for the status below.
-          await this.actions.syncPlatform(spec, log, facts);
+          const plan = await this.actions.syncPlatform(spec, log, facts);
+          if (seen && plan) {
+            seen.platform = {
+              ...(plan.facts.live && { live: plan.facts.live }),
+              ...(plan.copy && { copy: plan.copy }),
+              serials: serialsOf(plan.records),
+            };
+            if (plan.action.kind !== 'none') seen = undefined;
+          }
           await this.settle(st, action);
           steady = { facts, ...(!force && { action }) };
           return st;
@@ -162,6 +186,26 @@ export class Reconciler {
       if (acted && !signal?.aborted) noteAri(st, await this.ari.refresh(spec, log, { issued }));
       await this.refreshLive(spec, st, log, acted ? undefined : steady);
       this.noteLocalState(st, healed);
+      if (
+        seen?.after &&
+        !acted &&
+        steady?.action &&
+        !seen.ari.failed &&
+        st.ready &&
+        st.lastError === undefined &&
+        st.localState === undefined &&
+        !signal?.aborted
+      ) {
+        await this.steady.settled(spec, clock.now(), {
+          facts: steady.facts,
+          action: steady.action,
+          ...(seen.platform && { platform: seen.platform }),
+          ariQuietUntil: await this.ari.quietUntil(spec),
+          after: seen.after,
+        });
+      } else if (tracking || opts.force) {
+        this.steady.clear(spec.name);
+      }
     }
   }
 
@@ -186,7 +230,7 @@ export class Reconciler {
   private statusOf(spec: CertSpec): CertStatus {
     let st = this.status.get(spec.name);
     // Other hostnames or another profile: a fresh start, backoff included.
-    if (!st || st.domains.join() !== spec.domains.join() || st.profile !== spec.profile) {
+    if (!st || !sameList(st.domains, spec.domains) || st.profile !== spec.profile) {
       st = {
         name: spec.name,
         domains: spec.domains,
@@ -306,4 +350,11 @@ function noteAri(st: CertStatus, { record, checkAt }: AriView): void {
 function sameAction(a: Action, b: Action): boolean {
   const phase = (x: Action) => ('phase' in x ? x.phase : undefined);
   return a.kind === b.kind && phase(a) === phase(b);
+}
+
+/** Same strings in the same order (no joined copies: it runs for every certificate every pass). */
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

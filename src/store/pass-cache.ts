@@ -131,6 +131,16 @@ export class PassReadCache implements CertStore {
     }
   }
 
+  /**
+   * The entry kept for `key` while its watch still vouches for it (an idle
+   * pass's shortcut compares these identities); undefined otherwise.
+   * Without a feed nothing outlives a pass: undefined.
+   */
+  kept(key: string): object | undefined {
+    const hit = this.cache.get(key);
+    return hit?.token?.valid() ? hit.value : undefined;
+  }
+
   exists(key: string): Promise<boolean> {
     return this.inner.exists(key);
   }

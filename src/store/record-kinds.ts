@@ -326,6 +326,9 @@ export const claimsKind: RecordKind<ClaimsRecord> = {
     const claims = parseClaims(raw.toString('utf8'));
     return claims ? ok(claims) : bad('not a claims record');
   },
+  // Read-only (ClaimsRecord): parsed once per change, not at every pass (the
+  // daemon keeps the record's bytes across passes while its watch vouches).
+  shared: true,
 };
 
 /** Docker containers seen, what they asked for and when they stopped or went (lifecycle/platform-memory.ts). */

@@ -23,6 +23,14 @@ export interface CertStore extends Locker {
    * there was nothing at `key`. Never overwrites an earlier aside copy.
    */
   quarantine(key: string, at: Date): Promise<string | undefined>;
+  /**
+   * Optional (pass-cache.ts): the identity of the value kept for `key`
+   * while a watch vouches that it has not changed since it was read; a
+   * changed value gets a new identity; undefined when nothing vouches for it
+   * (not read, changed since, or no watch). For the idle shortcut
+   * (reconcile/steady.ts). Never reads.
+   */
+  kept?(key: string): object | undefined;
 }
 
 /**

@@ -101,3 +101,130 @@ describe('rancher: discovery reads every page', () => {
     }
   });
 });
+
+describe('rancher: listKept, a collection read every pass and parsed only when it changed', () => {
+  it('hands back the very same items while the pages are the same, and maps again only a changed page', async () => {
+    const cattle = await startFakeCattle();
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        ids.push(cattle.addService({ name: `s${i}`, labels: { [DENT_LABEL]: `h${i}.test` } }).id);
+      }
+      const client = new CattleClient({
+        url: cattle.url,
+        accessKey: cattle.accessKey,
+        secretKey: cattle.secretKey,
+        timeoutMs: 5000,
+        log: silentLogger,
+      });
+      let mapped = 0;
+      const map = (raw: unknown) => {
+        mapped++;
+        return { ...(raw as { id: string; name: string }) };
+      };
+      // Pages of two: three pages.
+      const first = await client.listKept('services', { limit: '2' }, map);
+      assert.equal(first.length, 5);
+      assert.equal(mapped, 5);
+      const again = await client.listKept('services', { limit: '2' }, map);
+      assert.equal(again, first, 'the same array');
+      assert.equal(mapped, 5, 'nothing mapped again');
+      assert.equal(cattle.requests.filter((r) => r.path.endsWith('/services')).length, 6);
+
+      cattle.setLabels(ids[4] as string, { [DENT_LABEL]: 'changed.test' });
+      const changed = await client.listKept('services', { limit: '2' }, map);
+      assert.notEqual(changed, first);
+      assert.equal(mapped, 6, 'only the last page (one service) mapped again');
+      for (let i = 0; i < 4; i++) assert.equal(changed[i], first[i], `item ${i} kept`);
+      assert.notEqual(changed[4], first[4]);
+    } finally {
+      await cattle.close();
+    }
+  });
+
+  it("RancherPlatform.copyVersion: a certificate's listed copy is the same object from pass to pass until its page changes", async () => {
+    const cattle = await startFakeCattle();
+    try {
+      const issuer = new SelfSignedIssuer(systemClock);
+      for (const name of ['a', 'b']) {
+        const b = await issuer.issue(
+          { name, domains: [`${name}.test`], source: 't' },
+          'ecdsa-p256',
+        );
+        cattle.addCertificate({ name, cert: b.cert, key: b.privkey });
+      }
+      const client = new CattleClient({
+        url: cattle.url,
+        accessKey: cattle.accessKey,
+        secretKey: cattle.secretKey,
+        timeoutMs: 5000,
+        log: silentLogger,
+      });
+      const platform = new RancherPlatform(client, { domains: async () => '', log: silentLogger });
+      const inPass = async <T>(fn: () => Promise<T>): Promise<T> => {
+        platform.beginPass();
+        try {
+          return await fn();
+        } finally {
+          platform.endPass();
+        }
+      };
+      assert.equal(await platform.copyVersion('a'), undefined, 'outside a pass: cannot vouch');
+      const v1 = await inPass(() => platform.copyVersion('a'));
+      assert.ok(v1);
+      assert.equal(await inPass(() => platform.copyVersion('a')), v1);
+      assert.equal(await inPass(() => platform.copyVersion('none')), null);
+      const b = await issuer.issue({ name: 'c', domains: ['c.test'], source: 't' }, 'ecdsa-p256');
+      cattle.addCertificate({ name: 'c', cert: b.cert, key: b.privkey });
+      const v2 = await inPass(() => platform.copyVersion('a'));
+      assert.ok(v2);
+      assert.notEqual(v2, v1, 'its page changed');
+      assert.equal((await inPass(() => platform.read('a')))?.serial !== undefined, true);
+    } finally {
+      await cattle.close();
+    }
+  });
+});
+
+describe('rancher: discovery reads unchanged services once', () => {
+  it('hands out the very same specs while services and DOMAINS are unchanged, and new ones for a changed service', async () => {
+    const cattle = await startFakeCattle();
+    try {
+      const a = cattle.addService({ name: 'a', labels: { [DENT_LABEL]: 'a.test' } });
+      cattle.addService({ name: 'b', labels: { [DENT_LABEL]: 'b.test' } });
+      let domains = 'env.test';
+      const platform = new RancherPlatform(
+        new CattleClient({
+          url: cattle.url,
+          accessKey: cattle.accessKey,
+          secretKey: cattle.secretKey,
+          timeoutMs: 5000,
+          log: silentLogger,
+        }),
+        { domains: async () => domains, log: silentLogger },
+      );
+      const first = await platform.discover();
+      assert.deepEqual(
+        first.specs.map((s) => s.name),
+        ['env.test', 'a.test', 'b.test'],
+      );
+      const again = await platform.discover();
+      again.specs.forEach((s, i) =>
+        assert.equal(s, first.specs[i], `spec ${i} is the same object`),
+      );
+
+      cattle.setLabels(a.id, { [DENT_LABEL]: 'a2.test' });
+      domains = 'env2.test';
+      const changed = await platform.discover();
+      assert.deepEqual(
+        changed.specs.map((s) => s.name),
+        ['env2.test', 'a2.test', 'b.test'],
+      );
+      assert.notEqual(changed.specs[0], first.specs[0]);
+      // b's page changed (a is on it): read again, an equal spec.
+      assert.deepEqual(changed.specs[2], first.specs[2]);
+    } finally {
+      await cattle.close();
+    }
+  });
+});

@@ -188,3 +188,21 @@ describe('Discoverer: claims across restarts', () => {
     assert.equal((await store.load(claimsKey()))?.toString(), before);
   });
 });
+
+describe('claims record: parsed once per change', () => {
+  it('the same bytes (kept across passes by the daemon) give the very same parsed record; new bytes a new one', () => {
+    const reader = new RecordReader(
+      { load: async () => undefined } as unknown as FsCertStore,
+      new FixedClock('2026-06-01T00:00:00Z'),
+      recorder().log,
+    );
+    const raw = Buffer.from(JSON.stringify({ version: 1, names: {} }));
+    const a = reader.parse(raw, claimsKind);
+    const b = reader.parse(raw, claimsKind);
+    assert.ok(a.ok && b.ok);
+    assert.equal(b.value, a.value, 'not parsed again');
+    const c = reader.parse(Buffer.from(raw), claimsKind);
+    assert.ok(c.ok);
+    assert.notEqual(c.value, a.value, 'other bytes are parsed');
+  });
+});

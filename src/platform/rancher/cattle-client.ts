@@ -1,8 +1,8 @@
 import https from 'node:https';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
+import { createHash, X509Certificate } from 'node:crypto';
 import { contextTrusting } from '../../util/trust.js';
-import { X509Certificate } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { SidecarError } from '../../domain/errors.js';
 import type { Logger } from '../../util/log.js';
@@ -130,11 +130,25 @@ const TRANSIENT_NET = new Set([
   'ERR_SOCKET_CONNECTION_TIMEOUT',
 ]);
 
+/** A page of a collection kept by `listKept`: the hash of its body and what it was mapped to. */
+interface KeptPage {
+  readonly hash: string;
+  readonly items: readonly unknown[];
+  readonly next: string | null;
+}
+
 export class CattleClient {
   readonly base: string;
   private readonly origin: string;
   private http?: Promise<AxiosInstance>;
   private project?: Promise<string>;
+  /** listKept: by page link, the last body's hash and its mapped items. */
+  private readonly keptPages = new Map<string, KeptPage>();
+  /** listKept: by first page link, the pages last read and the items they made. */
+  private readonly keptLists = new Map<
+    string,
+    { readonly pages: readonly KeptPage[]; readonly items: readonly unknown[] }
+  >();
 
   constructor(private readonly opts: CattleClientOptions) {
     this.base = normalizeCattleUrl(opts.url);
@@ -231,11 +245,114 @@ export class CattleClient {
     return this.request<T>('GET', pathOrUrl);
   }
 
+  /**
+   * The body of a GET as bytes (listKept hashes them, and decodes them only
+   * when they changed: an idle pass makes no string of a 3 MB page).
+   */
+  private getBytes(pathOrUrl: string): Promise<Buffer> {
+    const url = this.url(pathOrUrl);
+    const what = `GET ${new URL(url).pathname}`;
+    let body: Buffer = Buffer.alloc(0);
+    return apiRequest(
+      {
+        what,
+        method: 'GET',
+        send: async () => {
+          const http = await this.instance();
+          const resp = await http.request<Buffer>({
+            method: 'GET',
+            url,
+            responseType: 'arraybuffer',
+            signal: AbortSignal.timeout(this.opts.timeoutMs),
+          });
+          body = Buffer.isBuffer(resp.data) ? resp.data : Buffer.from(resp.data);
+          // Only an error's body is read as text (statusError).
+          const ok = resp.status >= 200 && resp.status < 300;
+          return { ...resp, data: ok ? '' : body.toString('utf8') };
+        },
+        ok: () => body,
+        statusError: (resp) => statusError(resp, what),
+        networkError: (err) => networkError(err, what, this.opts.timeoutMs, (m) => this.scrub(m)),
+      },
+      {
+        attempts: this.opts.attempts,
+        log: this.opts.log,
+        onRequest: this.opts.onRequest,
+        backoffMs: this.opts.backoffMs ?? 500,
+        retryMessage: 'Rancher API request failed; retrying',
+      },
+    );
+  }
+
   /** Every item of a collection, following `pagination.next` to the end. */
-  async list<T>(collection: string, query: Record<string, string> = {}): Promise<T[]> {
-    const qs = new URLSearchParams({ limit: '1000', ...query }).toString();
-    let next: string | null | undefined = `${collection}?${qs}`;
-    const items: T[] = [];
+  list<T>(collection: string, query: Record<string, string> = {}): Promise<T[]> {
+    return this.readPages(collection, query, async (link) => {
+      const c = checkCollection<T>(await this.get<unknown>(link), collection);
+      return { items: c.data, next: nextLink(c, collection) };
+    }).then((pages) => pages.flatMap((p) => p.items as T[]));
+  }
+
+  /**
+   * Like `list`, each item mapped by `map` (keep only the fields used: the
+   * mapped items stay in memory), and a page whose body is the same as the
+   * last time (SHA-256) is neither parsed nor mapped again: its items are
+   * the very same objects as before, and when every page is unchanged so
+   * is the array returned. An idle daemon reads the same collection every
+   * pass; this is what makes that cheap, and what lets the reconciler see
+   * that nothing changed (its idle shortcut compares identities). `map`
+   * must be the same function for a given collection and query.
+   */
+  async listKept<T>(
+    collection: string,
+    query: Record<string, string>,
+    map: (item: unknown) => T,
+  ): Promise<readonly T[]> {
+    const pages = await this.readPages(collection, query, async (link) => {
+      const body = await this.getBytes(link);
+      const hash = createHash('sha256').update(body).digest('hex');
+      const kept = this.keptPages.get(link);
+      if (kept?.hash === hash) return kept;
+      const c = checkCollection<unknown>(
+        parseJson<unknown>(
+          { data: body.toString('utf8') } as AxiosResponse<string>,
+          `GET ${collection}`,
+        ),
+        collection,
+      );
+      const page: KeptPage = { hash, items: c.data.map(map), next: nextLink(c, collection) };
+      this.keptPages.set(link, page);
+      return page;
+    });
+    const first = pages[0] as KeptPage;
+    const key = this.firstLink(collection, query);
+    const last = this.keptLists.get(key);
+    if (last?.pages.length === pages.length && last.pages.every((p, i) => p === pages[i])) {
+      return last.items as readonly T[];
+    }
+    const items = pages.length === 1 ? first.items : pages.flatMap((p) => p.items);
+    this.keptLists.set(key, { pages, items });
+    // Pages no longer part of any listing are let go.
+    const inUse = new Set<KeptPage>();
+    for (const l of this.keptLists.values()) for (const p of l.pages) inUse.add(p);
+    for (const [link, page] of this.keptPages) if (!inUse.has(page)) this.keptPages.delete(link);
+    return items as readonly T[];
+  }
+
+  private firstLink(collection: string, query: Record<string, string>): string {
+    return `${collection}?${new URLSearchParams({ limit: '1000', ...query }).toString()}`;
+  }
+
+  /** Reads every page from the first link on, against loops and runaway servers. */
+  private async readPages<
+    P extends { readonly items: readonly unknown[]; readonly next: string | null },
+  >(
+    collection: string,
+    query: Record<string, string>,
+    read: (link: string) => Promise<P>,
+  ): Promise<P[]> {
+    let next: string | null = this.firstLink(collection, query);
+    const pages: P[] = [];
+    let count = 0;
     const maxItems = this.opts.maxItems ?? 100_000;
     // Against a server that pages forever: links may not repeat, and a
     // bounded number of pages (even empty ones) is read.
@@ -248,35 +365,18 @@ export class CattleClient {
         );
       }
       seen.add(next);
-      const c: CattleCollection<T> = await this.get<CattleCollection<T>>(next);
-      if (c === null || typeof c !== 'object' || !Array.isArray(c.data)) {
-        // Describe, never stringify: the body may be huge or nested deep enough to overflow the stack.
-        const got = c === null ? 'null' : Array.isArray(c) ? 'an array' : typeof c;
-        throw new SidecarError(
-          'PLATFORM_BAD_RESPONSE',
-          `GET ${collection}: expected a collection, got ${got}`,
-          {
-            retryable: true,
-          },
-        );
-      }
-      items.push(...c.data);
-      if (items.length > maxItems) {
+      const p = await read(next);
+      pages.push(p);
+      count += p.items.length;
+      if (count > maxItems) {
         throw new SidecarError(
           'PLATFORM_BAD_RESPONSE',
           `GET ${collection}: more than ${maxItems} items; refusing to read further`,
         );
       }
-      const link: unknown = c.pagination?.next ?? null;
-      if (link !== null && typeof link !== 'string') {
-        throw new SidecarError(
-          'PLATFORM_BAD_RESPONSE',
-          `GET ${collection}: pagination.next is not a link (${typeof link})`,
-        );
-      }
-      next = link;
+      next = p.next;
     }
-    return items;
+    return pages;
   }
 
   /** The environment's project id (`GET <base>/projects` -> data[0].id). */
@@ -295,6 +395,34 @@ export class CattleClient {
       });
     return this.project;
   }
+}
+
+/** A page as parsed, checked to be a collection. */
+function checkCollection<T>(c: unknown, collection: string): CattleCollection<T> {
+  if (c === null || typeof c !== 'object' || !Array.isArray((c as { data?: unknown }).data)) {
+    // Describe, never stringify: the body may be huge or nested deep enough to overflow the stack.
+    const got = c === null ? 'null' : Array.isArray(c) ? 'an array' : typeof c;
+    throw new SidecarError(
+      'PLATFORM_BAD_RESPONSE',
+      `GET ${collection}: expected a collection, got ${got}`,
+      {
+        retryable: true,
+      },
+    );
+  }
+  return c as CattleCollection<T>;
+}
+
+/** The link to the page after `c`, or null at the end. */
+function nextLink(c: CattleCollection<unknown>, collection: string): string | null {
+  const link: unknown = c.pagination?.next ?? null;
+  if (link !== null && typeof link !== 'string') {
+    throw new SidecarError(
+      'PLATFORM_BAD_RESPONSE',
+      `GET ${collection}: pagination.next is not a link (${typeof link})`,
+    );
+  }
+  return link;
 }
 
 function statusError(resp: AxiosResponse<string>, what: string): SidecarError {

@@ -135,6 +135,12 @@ export class RancherPlatform implements Platform {
    */
   private pass:
     { listing?: Promise<Map<string, CattleCertificate>>; readonly pushed: Set<string> } | undefined;
+  /** DOMAINS as last read, and what it gave. */
+  private fromEnv: { readonly text: string; readonly found: Discovery } | undefined;
+  /** The last listing's items and the map made of them: the same items, the same map. */
+  private byName:
+    | { readonly items: readonly CattleCertificate[]; readonly map: Map<string, CattleCertificate> }
+    | undefined;
 
   constructor(
     private readonly client: CattleClient,
@@ -150,24 +156,31 @@ export class RancherPlatform implements Platform {
   }
 
   async discover(): Promise<Discovery> {
-    const fromEnv = parseDomainList(await this.opts.domains(), 'env:DOMAINS');
+    const text = await this.opts.domains();
+    // DOMAINS parsed once per change: the same text, the same specs (the
+    // Discoverer then sees the same requests as in the last pass).
+    if (this.fromEnv?.text !== text) {
+      this.fromEnv = { text, found: parseDomainList(text, 'env:DOMAINS') };
+    }
+    const fromEnv = this.fromEnv.found;
     const specs: CertSpec[] = [...fromEnv.specs];
     const problems: DiscoveryProblem[] = [...fromEnv.problems];
     // Both collections, de-duplicated by id: a load balancer can carry labels too.
+    // Unchanged pages are not parsed again (listKept): their services are the
+    // same objects, whose labels were read into specs once (labelled).
     const [services, lbs] = await Promise.all([
-      this.client.list<CattleService>('services'),
-      this.client.list<CattleService>('loadBalancerServices'),
+      this.client.listKept('services', {}, serviceFields),
+      this.client.listKept('loadBalancerServices', {}, serviceFields),
     ]);
     const seen = new Set<string>();
-    for (const svc of [...services, ...lbs]) {
-      if (!svc || typeof svc.id !== 'string' || seen.has(svc.id)) continue;
-      seen.add(svc.id);
-      if (GONE_STATES.has(svc.state ?? '')) continue;
-      const source = `rancher:service/${svc.name ?? '?'}(${svc.id})`;
-      for (const labels of labelsOf(svc)) {
-        const parsed = specsFromLabels(labels, source);
-        specs.push(...parsed.specs);
-        problems.push(...parsed.problems);
+    for (const list of [services, lbs]) {
+      for (const svc of list) {
+        if (typeof svc.id !== 'string' || seen.has(svc.id)) continue;
+        seen.add(svc.id);
+        if (GONE_STATES.has(svc.state ?? '')) continue;
+        const found = labelled(svc);
+        specs.push(...found.specs);
+        problems.push(...found.problems);
       }
     }
     // Every request as found: the Discoverer decides who gets a name (lifecycle/ownership.ts).
@@ -188,15 +201,36 @@ export class RancherPlatform implements Platform {
   private async lookUp(name: string): Promise<CattleCertificate | undefined> {
     const pass = this.pass;
     if (!pass || pass.pushed.has(name.toLowerCase())) return this.findByName(name);
+    return (await this.listing(pass)).get(name.toLowerCase());
+  }
+
+  /**
+   * The certificates collection, read once per pass. A page unchanged since
+   * the last pass is not parsed again (CattleClient.listKept): its
+   * certificates are the same objects, which is what `copyVersion` tells.
+   */
+  private listing(
+    pass: NonNullable<RancherPlatform['pass']>,
+  ): Promise<Map<string, CattleCertificate>> {
     pass.listing ??= this.client
-      .list<CattleCertificate>('certificates', { removed_null: 'true' })
-      .then(byLowerName);
+      .listKept('certificates', { removed_null: 'true' }, certificateFields)
+      .then((items) => {
+        if (this.byName?.items !== items) this.byName = { items, map: byLowerName(items) };
+        return this.byName.map;
+      });
     // A failed listing is not kept: the next read of this pass tries again.
     const listing = pass.listing;
     listing.catch(() => {
       if (pass.listing === listing) delete pass.listing;
     });
-    return (await listing).get(name.toLowerCase());
+    return listing;
+  }
+
+  /** In a pass: the listed certificate `read(name)` answers from (null: none); see Platform. */
+  async copyVersion(name: string): Promise<object | null | undefined> {
+    const pass = this.pass;
+    if (!pass || pass.pushed.has(name.toLowerCase())) return undefined;
+    return (await this.listing(pass)).get(name.toLowerCase()) ?? null;
   }
 
   async read(name: string): Promise<PlatformCopy | undefined> {
@@ -306,6 +340,58 @@ export class RancherPlatform implements Platform {
       });
     }
   }
+}
+
+/** What is kept of a listed service (listKept keeps it across passes): the fields read. */
+function serviceFields(raw: unknown): CattleService {
+  const s = (raw ?? {}) as Record<string, unknown>;
+  const labels = (c: unknown) => {
+    const l = (c as { labels?: unknown } | null | undefined)?.labels;
+    return l && typeof l === 'object' ? { labels: l as Record<string, unknown> } : {};
+  };
+  const secondary = Array.isArray(s.secondaryLaunchConfigs) ? s.secondaryLaunchConfigs : [];
+  return {
+    id: s.id as string,
+    ...(typeof s.name === 'string' && { name: s.name }),
+    ...(typeof s.state === 'string' && { state: s.state }),
+    launchConfig: labels(s.launchConfig),
+    secondaryLaunchConfigs: secondary.map(labels),
+  };
+}
+
+/** What a kept service's labels ask for, read once per service object. */
+const labelledCache = new WeakMap<CattleService, Discovery>();
+function labelled(svc: CattleService): Discovery {
+  let found = labelledCache.get(svc);
+  if (!found) {
+    const source = `rancher:service/${svc.name ?? '?'}(${svc.id})`;
+    const specs: CertSpec[] = [];
+    const problems: DiscoveryProblem[] = [];
+    for (const labels of labelsOf(svc)) {
+      const parsed = specsFromLabels(labels, source);
+      specs.push(...parsed.specs);
+      problems.push(...parsed.problems);
+    }
+    found = { specs, problems };
+    labelledCache.set(svc, found);
+  }
+  return found;
+}
+
+/** What is kept of a listed certificate (listKept keeps it across passes): the fields read. */
+function certificateFields(raw: unknown): CattleCertificate {
+  const c = (raw ?? {}) as Record<string, unknown>;
+  const str = (k: string) => (typeof c[k] === 'string' ? (c[k] as string) : undefined);
+  const out: { -readonly [K in keyof CattleCertificate]: CattleCertificate[K] } = {
+    id: c.id as string,
+  };
+  for (const k of ['name', 'state', 'description', 'serialNumber', 'expiresAt'] as const) {
+    const v = str(k);
+    if (v !== undefined) out[k] = v;
+  }
+  // Any truthy value means removed (isLive); kept as a string.
+  if (c.removed) out.removed = String(c.removed as string);
+  return out;
 }
 
 /** Not removed (nor being removed): a certificate a name can refer to. */
