@@ -47,6 +47,7 @@ import { sidecarEnvFor, startDevEnv, type DevEnv } from '../devenv/index.js';
 import { startFakeCattle, type FakeCattle, type LoggedRequest } from '../devenv/fake-cattle.js';
 import { ensureNode24, NODE_PACKAGE } from '../devenv/node-dist.js';
 import { DENT_LABEL } from '../src/platform/rancher/rancher-platform.js';
+import { DEFAULT_CONCURRENCY } from '../src/domain/types.js';
 import { chainVerifiesTo } from '../src/util/x509.js';
 import type { BareReport } from './bench-bare.js';
 import { buildCli } from './build.js';
@@ -618,7 +619,7 @@ async function main(): Promise<number> {
           size,
           'acme-sidecar once (staging only)',
           sidecarRuns,
-          `concurrency 4; ${sMid.platformWrites ?? 0} platform writes; ${fix(sMid.run.report.passCpuMs / 1000, 1)} s CPU in the pass`,
+          `concurrency ${DEFAULT_CONCURRENCY} (MAX_CONCURRENT_ORDERS); ${sMid.platformWrites ?? 0} platform writes; ${fix(sMid.run.report.passCpuMs / 1000, 1)} s CPU in the pass`,
         ),
         comparisonRow(
           size,

@@ -370,6 +370,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
         production: config.productionDirectoryUrl,
       },
       ...(config.renewBeforeDays !== undefined && { renewBeforeDays: config.renewBeforeDays }),
+      concurrency: config.maxConcurrentOrders,
     },
   });
 
@@ -381,6 +382,7 @@ export async function buildApp(config: Config, deps: { log: Logger; clock?: Cloc
       checkSchedule: config.checkSchedule,
       statusAddress: config.statusAddress,
       renewCooldownSeconds: config.renewCooldownSeconds,
+      concurrency: config.maxConcurrentOrders,
       ...(config.domainsFile && { domainsFile: config.domainsFile }),
       target,
     },

@@ -48,6 +48,8 @@ export interface AppParts {
     readonly target: AcmePhase;
     /** `RENEW_COOLDOWN` in seconds; default 600. */
     readonly renewCooldownSeconds?: number;
+    /** `MAX_CONCURRENT_ORDERS`: certificates `renew --all` works on at once. */
+    readonly concurrency?: number;
   };
   readonly platform: Platform;
   readonly discoverer: Discoverer;
@@ -178,6 +180,7 @@ export function createApp(parts: AppParts): App {
           signal: controller.signal,
           now: () => clock.now(),
           cooldownSeconds: settings.renewCooldownSeconds ?? DEFAULT_RENEW_COOLDOWN_SECONDS,
+          ...(settings.concurrency !== undefined && { concurrency: settings.concurrency }),
         }),
         snapshot,
         readiness: () => {

@@ -34,6 +34,7 @@ import {
 import { KEY_FILE_FORMAT, parseKeyFile } from '../domain/key-file.js';
 import { PROFILE_NAME, PROFILE_NAME_EXPECTED } from '../domain/profiles.js';
 import { KEY_TYPES, type KeyType } from '../domain/types.js';
+import { DEFAULT_CONCURRENCY } from '../domain/types.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -113,6 +114,7 @@ export interface Config {
   /** Where the read-only status server listens, or 'off'. */
   statusAddress: { host: string; port: number } | 'off';
   renewCooldownSeconds: number;
+  maxConcurrentOrders: number;
   /** etcd client URLs; set: cluster mode (shared state, one leader). */
   clusterEtcdEndpoints?: string[];
   /** Names the cluster's key prefix in etcd: `/acme-sidecar/<name>/`. */
@@ -484,6 +486,15 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
       0,
       86400,
     ),
+  }),
+  maxConcurrentOrders: setting({
+    key: 'maxConcurrentOrders',
+    group: 'Schedule',
+    env: 'MAX_CONCURRENT_ORDERS',
+    description:
+      "Certificates a pass orders or renews at once (and `renew --all`). An order mostly waits on the CA, so a pass over many new certificates takes about their number over this many orders' time. `RATE_LIMITS` still caps how many orders a window allows.",
+    default: String(DEFAULT_CONCURRENCY),
+    schema: wholeNumber('expected a whole number from 1 to 64, such as 8', 1, 64),
   }),
   loopTimeSeconds: setting({
     key: 'loopTimeSeconds',

@@ -8,6 +8,7 @@ import {
 } from '../lifecycle/renew-cooldown.js';
 import { span } from '../util/durations.js';
 import { cleanMessage } from '../util/redact.js';
+import { DEFAULT_CONCURRENCY } from '../domain/types.js';
 import {
   ControlHandlerError,
   type ControlHandlers,
@@ -31,7 +32,7 @@ export interface ReconcilerControlDeps {
   /** The daemon's shutdown signal. */
   readonly signal: AbortSignal;
   readonly now: () => Date;
-  /** Certificates renewed at once by `renew --all` (default 4, as a pass). */
+  /** Certificates renewed at once by `renew --all` (`MAX_CONCURRENT_ORDERS`, as a pass). */
   readonly concurrency?: number;
   /** `RENEW_COOLDOWN`: seconds after a forced renewal started before another is accepted. */
   readonly cooldownSeconds: number;
@@ -135,7 +136,7 @@ export function reconcilerHandlers(deps: ReconcilerControlDeps): ControlHandlers
       const results = new Map<string, RenewResult>();
       const queue = [...specs];
       const workers = Array.from(
-        { length: Math.min(deps.concurrency ?? 4, queue.length) },
+        { length: Math.min(deps.concurrency ?? DEFAULT_CONCURRENCY, queue.length) },
         async () => {
           for (let spec = queue.shift(); spec; spec = queue.shift()) {
             results.set(spec.name, await renewOne(spec));

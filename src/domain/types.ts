@@ -66,3 +66,11 @@ export interface StoredCert {
   readonly meta: CertMeta;
   readonly bundle: CertBundle;
 }
+
+/**
+ * Certificates a pass (and `renew --all`) works on at once: an order mostly
+ * waits on the CA (validation, the polls' first quarter second), so the
+ * wall time of a pass over N new certificates is about N / this many times
+ * one order's. `MAX_CONCURRENT_ORDERS`'s default.
+ */
+export const DEFAULT_CONCURRENCY = 8;

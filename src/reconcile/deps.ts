@@ -16,7 +16,7 @@ export interface ReconcilerSettings {
   readonly profile?: string;
   readonly renewBeforeDays?: number;
   readonly directories: Readonly<Record<AcmePhase, string>>;
-  /** Certificates worked on at once. */
+  /** Certificates worked on at once (`MAX_CONCURRENT_ORDERS`); default DEFAULT_CONCURRENCY. */
   readonly concurrency?: number;
   /**
    * Other configuration a failure may depend on (account email, EAB key

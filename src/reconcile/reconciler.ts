@@ -9,6 +9,7 @@ import { ReconcileReason, Reason } from '../lifecycle/reasons.js';
 import { certLockName, storedKey } from '../store/keys.js';
 import { CertActions } from './actions.js';
 import { AriTracker, type AriView } from './ari.js';
+import { DEFAULT_CONCURRENCY } from '../domain/types.js';
 import type { ReconcilerDeps } from './deps.js';
 import { RecordReader } from '../store/records.js';
 import { CertRecords, serialsOf } from './records.js';
@@ -67,7 +68,7 @@ export class Reconciler {
     // An index, not a queue shifted 1000 times per pass.
     let next = 0;
     const workers = Array.from(
-      { length: Math.min(this.deps.settings.concurrency ?? 4, specs.length) },
+      { length: Math.min(this.deps.settings.concurrency ?? DEFAULT_CONCURRENCY, specs.length) },
       async () => {
         for (let spec = specs[next++]; spec; spec = specs[next++]) {
           if (signal?.aborted) return;

@@ -9,6 +9,7 @@ import type { CertBundle, CertSpec, Phase } from '../../src/domain/types.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
 import { Reason } from '../../src/lifecycle/reasons.js';
 import type { Platform } from '../../src/platform/platform.js';
+import { DEFAULT_CONCURRENCY } from '../../src/domain/types.js';
 import { MAX_STEPS, Reconciler } from '../../src/reconcile/reconciler.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { backoffKey } from '../../src/store/keys.js';
@@ -261,5 +262,70 @@ describe('reconcile: a retry schedule belongs to the profile it failed under', (
     assert.doesNotMatch(saved.context, /profile/);
     const st = await reconcilerWith().reconcileOne(SPEC);
     assert.equal(st.reason, 'Backoff');
+  });
+});
+
+describe('reconcile: certificates worked on at once (MAX_CONCURRENT_ORDERS)', () => {
+  let root: string;
+  afterEach(() => fs.rm(root, { recursive: true, force: true }));
+
+  /** The most issue() calls in flight at once over a pass of 20 certificates. */
+  async function mostInFlight(concurrency: number | undefined): Promise<number> {
+    root = await fs.mkdtemp(join(tmpdir(), 'reconciler-'));
+    const clock = new FixedClock(NOW);
+    const inner = new SelfSignedIssuer(clock);
+    let now = 0;
+    let most = 0;
+    const slow: Issuer = {
+      phase: 'self-signed',
+      directoryUrl: 'self-signed',
+      async issue(spec, keyType) {
+        most = Math.max(most, ++now);
+        await new Promise((r) => setTimeout(r, 5));
+        try {
+          return await inner.issue(spec, keyType);
+        } finally {
+          now--;
+        }
+      },
+    };
+    const specs = Array.from({ length: 20 }, (_, i): CertSpec => ({
+      name: `c${i}`,
+      domains: [`c${i}.example.com`],
+      source: 'test',
+    }));
+    const reconciler = new Reconciler({
+      store: new FsCertStore(join(root, 'store')),
+      live: forgetfulLive(),
+      issuers: {
+        'self-signed': slow,
+        staging: notUsed('staging'),
+        production: notUsed('production'),
+      },
+      platform: staticPlatform,
+      clock,
+      log: recordingLogger([]),
+      onFailure: () => {},
+      random: () => 0.5,
+      settings: {
+        target: 'staging',
+        keyType: 'ecdsa-p256',
+        directories: { staging: 'https://staging.test/dir', production: 'https://prod.test/dir' },
+        ...(concurrency !== undefined && { concurrency }),
+      },
+    });
+    await reconciler.reconcileAll(specs);
+    return most;
+  }
+
+  it('as many as the setting says', async function () {
+    this.timeout(20_000);
+    assert.equal(await mostInFlight(3), 3);
+  });
+
+  it('DEFAULT_CONCURRENCY (8) when unset', async function () {
+    this.timeout(20_000);
+    assert.equal(DEFAULT_CONCURRENCY, 8);
+    assert.equal(await mostInFlight(undefined), DEFAULT_CONCURRENCY);
   });
 });
