@@ -20,8 +20,14 @@ LABEL org.opencontainers.image.title="acme-sidecar" \
 # reading files and parsing certificates, V8's helpers) an arena of its
 # own; two arenas keep that memory in fewer, reused places (the daemon idle
 # with 1000 certificates: docs/performance.md, the memory section).
+# MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ fixed at 128 KiB: glibc
+# otherwise raises both after a large buffer is freed (up to 32 and 64 MB),
+# and then keeps what a pass freed instead of handing it back (settled RSS
+# with 1000 certificates 143 -> 133 MB, peak 178 -> 155 MB).
 ENV NODE_ENV=production \
     MALLOC_ARENA_MAX=2 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
+    MALLOC_TRIM_THRESHOLD_=131072 \
     WEBROOT=/var/www \
     STATE_DIR=/etc/letsencrypt
 WORKDIR /app

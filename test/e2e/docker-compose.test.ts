@@ -324,7 +324,13 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
       '/app/dist/src/cli.js',
     ]);
     // The malloc tunable of the same section (scripts/image-node-args.ts hands it to the benches).
-    assert.ok(config.Env.includes('MALLOC_ARENA_MAX=2'), config.Env.join(' '));
+    for (const kv of [
+      'MALLOC_ARENA_MAX=2',
+      'MALLOC_MMAP_THRESHOLD_=131072',
+      'MALLOC_TRIM_THRESHOLD_=131072',
+    ]) {
+      assert.ok(config.Env.includes(kv), config.Env.join(' '));
+    }
     assert.equal(config.Labels['org.opencontainers.image.title'], 'acme-sidecar');
     assert.ok(config.Labels['org.opencontainers.image.source'], 'OCI source label');
 

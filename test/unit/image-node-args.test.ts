@@ -9,6 +9,10 @@ describe('image-node-args: what the benches read from the Dockerfile', () => {
   });
 
   it("the runtime stage's malloc tunables, and nothing else of its ENV", () => {
-    assert.deepEqual(imageMallocEnv(), { MALLOC_ARENA_MAX: '2' });
+    assert.deepEqual(imageMallocEnv(), {
+      MALLOC_ARENA_MAX: '2',
+      MALLOC_MMAP_THRESHOLD_: '131072',
+      MALLOC_TRIM_THRESHOLD_: '131072',
+    });
   });
 });
