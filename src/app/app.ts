@@ -167,7 +167,8 @@ export function createApp(parts: AppParts): App {
           try {
             return await runPass(signal);
           } finally {
-            void metrics.load?.();
+            // A failed load is tried again, and reported by /metrics.
+            metrics.load?.().catch(() => undefined);
           }
         },
         recover: () => passes.recover(),

@@ -808,7 +808,7 @@ const settingsByKey: { readonly [K in keyof Config]-?: Setting<K> } = {
     group: 'CA',
     env: 'ACME_CA_BUNDLE',
     description:
-      "PEM file of CA certificates trusted, in addition to the system roots, for HTTPS to the ACME server (e.g. a test CA such as Pebble's).",
+      "PEM file of CA certificates trusted, in addition to Node's default roots (and `NODE_EXTRA_CA_CERTS`, as without this setting), for HTTPS to the ACME server (e.g. a test CA such as Pebble's).",
     schema: z.string(),
     check: (path, ctx) => pemFileProblem(path, ctx),
   }),

@@ -32,15 +32,26 @@ export class DeferredMetrics implements MetricsSink {
 
   constructor(private readonly create: () => Promise<Metrics>) {}
 
-  /** Loads prom-client (once) and replays what was recorded before. */
+  /**
+   * Loads prom-client (once) and replays what was recorded before. A load
+   * that fails (a chunk gone from the image) is tried again by the next
+   * call; meanwhile only the newest 2 x DEFERRED_METRICS_MAX_BUFFERED
+   * events are kept.
+   */
   load(): Promise<Metrics> {
-    this.loading ??= this.create().then((m) => {
-      if (this.source) m.observe(this.source);
-      for (const replay of this.buffered) replay(m);
-      this.buffered = [];
-      this.real = m;
-      return m;
-    });
+    this.loading ??= this.create().then(
+      (m) => {
+        if (this.source) m.observe(this.source);
+        for (const replay of this.buffered) replay(m);
+        this.buffered = [];
+        this.real = m;
+        return m;
+      },
+      (err: unknown) => {
+        this.loading = undefined;
+        throw err;
+      },
+    );
     return this.loading;
   }
 
@@ -52,7 +63,12 @@ export class DeferredMetrics implements MetricsSink {
   private record(event: (m: Metrics) => void): void {
     if (this.real) return event(this.real);
     this.buffered.push(event);
-    if (this.buffered.length > DEFERRED_METRICS_MAX_BUFFERED) void this.load();
+    if (this.buffered.length > DEFERRED_METRICS_MAX_BUFFERED) {
+      // Past twice the limit the load is failing: the oldest events go.
+      if (this.buffered.length > 2 * DEFERRED_METRICS_MAX_BUFFERED) this.buffered.shift();
+      // Its failure is the next render()'s to report (/metrics answers 500).
+      this.load().catch(() => undefined);
+    }
   }
 
   observe(source: MetricsSource): void {

@@ -197,13 +197,19 @@ export class Reconciler {
         st.localState === undefined &&
         !signal?.aborted
       ) {
-        await this.steady.settled(spec, clock.now(), {
-          facts: steady.facts,
-          action: steady.action,
-          ...(seen.platform && { platform: seen.platform }),
-          ariQuietUntil: await this.ari.quietUntil(spec),
-          after: seen.after,
-        });
+        // Only an optimisation: if its inputs cannot be read now, the
+        // certificate simply gets no mark (reconcileOne never throws).
+        try {
+          await this.steady.settled(spec, clock.now(), {
+            facts: steady.facts,
+            action: steady.action,
+            ...(seen.platform && { platform: seen.platform }),
+            ariQuietUntil: await this.ari.quietUntil(spec),
+            after: seen.after,
+          });
+        } catch {
+          this.steady.clear(spec.name);
+        }
       } else if (tracking || opts.force) {
         this.steady.clear(spec.name);
       }

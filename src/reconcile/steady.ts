@@ -89,11 +89,19 @@ export class SteadyTracker {
     }
     if (ok && platform.holdsCertificates) {
       const want = mark.inputs[mark.keys.length + 1];
-      return (platform.copyVersion?.(spec.name) ?? Promise.resolve(undefined)).then((v) => {
-        if (v !== undefined && v === want) return true;
-        this.marks.delete(spec.name);
-        return false;
-      });
+      // A platform that cannot answer (Rancher down) vouches for nothing:
+      // the full pass then meets the same error where it is handled.
+      return (platform.copyVersion?.(spec.name) ?? Promise.resolve(undefined)).then(
+        (v) => {
+          if (v !== undefined && v === want) return true;
+          this.marks.delete(spec.name);
+          return false;
+        },
+        () => {
+          this.marks.delete(spec.name);
+          return false;
+        },
+      );
     }
     if (!ok) this.marks.delete(spec.name);
     return ok;

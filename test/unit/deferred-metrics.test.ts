@@ -77,3 +77,33 @@ describe('DeferredMetrics', () => {
     );
   });
 });
+
+describe('DeferredMetrics: a load that fails', () => {
+  it('is tried again by the next call, never rejects unhandled, and keeps a bounded buffer', async () => {
+    let fail = true;
+    let n = 0;
+    const deferred = new DeferredMetrics(async () => {
+      n++;
+      if (fail) throw new Error('chunk missing');
+      return new Metrics('static');
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      for (let i = 0; i < 3 * DEFERRED_METRICS_MAX_BUFFERED; i++) {
+        deferred.platformRequest('GET', '200');
+      }
+      await new Promise((r) => setImmediate(r));
+      await assert.rejects(deferred.render(), /chunk missing/);
+      assert.ok(n >= 2, `tried again (${n} loads)`);
+      assert.deepEqual(unhandled, []);
+      fail = false;
+      const body = (await deferred.render()).body;
+      assert.equal(deferred.loaded, true);
+      assert.match(body, new RegExp(`status="200"\\} ${2 * DEFERRED_METRICS_MAX_BUFFERED}\\b`));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});

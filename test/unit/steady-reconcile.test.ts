@@ -74,13 +74,16 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
   /** Certificates gathered (full work) in the last pass. */
   let gathered: string[];
   let bundles: Map<string, CertBundle>;
+  /** Set: the platform answers nothing (Rancher down): every read rejects. */
+  let platformDown: boolean;
+  const down = () => Promise.reject(new Error('platform unreachable'));
 
   const platform: Platform = {
     name: 'test',
     holdsCertificates: true,
     discover: () => Promise.resolve({ specs, problems: [] }),
-    read: (name) => Promise.resolve(copies.get(name)),
-    copyVersion: (name) => Promise.resolve(copies.get(name) ?? null),
+    read: (name) => (platformDown ? down() : Promise.resolve(copies.get(name))),
+    copyVersion: (name) => (platformDown ? down() : Promise.resolve(copies.get(name) ?? null)),
     push: (cert) => {
       pushes += 1;
       copies.set(cert.meta.name, {
@@ -155,6 +158,7 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
     ca = new Ca();
     lines = [];
     pushes = 0;
+    platformDown = false;
     copies = new Map();
     bundles = new Map();
     specs = [SPEC, OTHER];
@@ -203,6 +207,27 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
     assert.equal(pushes, 2);
     assert.deepEqual([...reconciler.status.values()], before);
     assert.ok(before.every((s) => s.ready));
+  });
+
+  it('a platform that cannot answer ends the shortcut: the full pass reports it, and the pass does not throw', async () => {
+    platformDown = true;
+    gathered = [];
+    await store.begin();
+    let statuses;
+    try {
+      statuses = await reconciler.reconcileAll(specs);
+    } finally {
+      store.end();
+    }
+    assert.deepEqual(
+      [...new Set(gathered)].sort(),
+      ['api', 'www'],
+      'the full pass, where the error is handled',
+    );
+    assert.ok(
+      statuses.every((st) => st.lastError !== undefined),
+      'each certificate reports it',
+    );
   });
 
   const changes: { name: string; change: () => Promise<void>; only?: string[] }[] = [
