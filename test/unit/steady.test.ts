@@ -9,6 +9,7 @@ import {
   steadyKey,
   type SteadyMark,
 } from '../../src/lifecycle/steady.js';
+import { seededRandom } from '../../scripts/soak-plan.js';
 
 const DAY = 86_400_000;
 const NOW = new Date('2026-06-01T00:00:00Z');
@@ -157,18 +158,6 @@ describe('steady: steadyHolds', () => {
   });
 });
 
-/** A small deterministic PRNG (mulberry32), so a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('steady: property: the shortcut never skips a pass whose full decision would differ', () => {
   const RUNS = 3000;
 
@@ -232,7 +221,7 @@ describe('steady: property: the shortcut never skips a pass whose full decision 
   }
 
   it(`${RUNS} random certificates: decide() at any instant before decisionStableUntil equals decide() now`, () => {
-    const r = prng(15);
+    const r = seededRandom(15);
     let bounded = 0;
     for (let run = 0; run < RUNS; run++) {
       const f = randomFacts(r);
@@ -256,7 +245,7 @@ describe('steady: property: the shortcut never skips a pass whose full decision 
   });
 
   it(`${RUNS} random platform copies: decidePlatform() before platformStableUntil equals it now`, () => {
-    const r = prng(4);
+    const r = seededRandom(4);
     for (let run = 0; run < RUNS; run++) {
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)] as T;
       const f: PlatformFacts = {
