@@ -1,5 +1,5 @@
 import { errorMessage } from '../domain/errors.js';
-import type { AcmePhase, CertSpec } from '../domain/types.js';
+import type { AcmePhase, CertMeta, CertSpec } from '../domain/types.js';
 import {
   ariCheck,
   ariRenewAt,
@@ -14,6 +14,16 @@ import type { RecordReader } from '../store/records.js';
 import type { Logger } from '../util/log.js';
 import type { ReconcilerDeps } from './deps.js';
 import type { CertRecords } from './records.js';
+
+/** What ARI asks about: a stored certificate's serial, CA and validity. */
+function ariSubject(meta: CertMeta): AriSubject {
+  return {
+    serial: meta.serial,
+    directoryUrl: meta.directoryUrl,
+    notBefore: new Date(meta.notBefore),
+    notAfter: new Date(meta.notAfter),
+  };
+}
 
 /**
  * The gather-and-record side of ARI (RFC 9773): asks the CA that issued the
@@ -74,12 +84,7 @@ export class AriTracker {
       }
       const key = ariKey(spec.name, phase);
       const prev = await this.load(spec.name, phase);
-      const subject: AriSubject = {
-        serial: stored.meta.serial,
-        directoryUrl: stored.meta.directoryUrl,
-        notBefore: new Date(stored.meta.notBefore),
-        notAfter: new Date(stored.meta.notAfter),
-      };
+      const subject = ariSubject(stored.meta);
       const asked = this.asked.get(spec.name) === subject.serial;
       if (opts.issued && !asked && this.issued.get(spec.name)?.serial !== subject.serial) {
         const at = new Date(stored.meta.issuedAt);
@@ -154,12 +159,7 @@ export class AriTracker {
         return Infinity;
       }
       const prev = await this.load(spec.name, phase);
-      const subject: AriSubject = {
-        serial: stored.meta.serial,
-        directoryUrl: stored.meta.directoryUrl,
-        notBefore: new Date(stored.meta.notBefore),
-        notAfter: new Date(stored.meta.notAfter),
-      };
+      const subject = ariSubject(stored.meta);
       const asked = this.asked.get(spec.name) === subject.serial;
       // Asked, and the answer will be `unsupported` again, with no request.
       if (asked && !prev && this.unsupported.get(spec.name) === subject.serial) return Infinity;
