@@ -216,14 +216,19 @@ export class CattleClient {
         statusError: (resp) => statusError(resp, what),
         networkError: (err) => networkError(err, what, this.opts.timeoutMs, (m) => this.scrub(m)),
       },
-      {
-        attempts: this.opts.attempts,
-        log: this.opts.log,
-        onRequest: this.opts.onRequest,
-        backoffMs: this.opts.backoffMs ?? 500,
-        retryMessage: 'Rancher API request failed; retrying',
-      },
+      this.retry(),
     );
+  }
+
+  /** How every request of this client is retried (apiRequest's options). */
+  private retry() {
+    return {
+      attempts: this.opts.attempts,
+      log: this.opts.log,
+      onRequest: this.opts.onRequest,
+      backoffMs: this.opts.backoffMs ?? 500,
+      retryMessage: 'Rancher API request failed; retrying',
+    };
   }
 
   /**
@@ -274,13 +279,7 @@ export class CattleClient {
         statusError: (resp) => statusError(resp, what),
         networkError: (err) => networkError(err, what, this.opts.timeoutMs, (m) => this.scrub(m)),
       },
-      {
-        attempts: this.opts.attempts,
-        log: this.opts.log,
-        onRequest: this.opts.onRequest,
-        backoffMs: this.opts.backoffMs ?? 500,
-        retryMessage: 'Rancher API request failed; retrying',
-      },
+      this.retry(),
     );
   }
 
