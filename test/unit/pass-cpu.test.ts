@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
-import { solo } from '../../src/app/coordination.js';
-import { PassRunner } from '../../src/app/pass.js';
-import { FixedClock } from '../../src/lifecycle/clock.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { silentLogger } from '../../src/util/log.js';
+import { oneCertPassRunner } from '../support/pass-runner.js';
 
 /** Keeps the CPU busy for about `ms` of process CPU time. */
 function burn(ms: number): void {
@@ -14,38 +11,15 @@ function burn(ms: number): void {
   }
 }
 
-function runner(work: () => void): PassRunner {
-  return new PassRunner({
-    discoverer: {
-      discover: () =>
-        Promise.resolve({
-          specs: [{ name: 'a', domains: ['a.test'], source: 'env' }],
-          problems: [],
-        }),
-    },
-    reconcileAll: () => {
-      work();
-      return Promise.resolve([]);
-    },
-    platform: { name: 'static' },
-    probeStore: () => Promise.resolve(),
-    sweepers: [],
-    coordination: solo,
-    noCertificatesHint: '',
-    clock: new FixedClock(new Date('2026-12-02T09:00:00Z')),
-    log: silentLogger,
-  });
-}
-
 describe('CPU per pass', () => {
   it('records the process CPU a pass spent in lastPass', async () => {
-    const r = runner(() => burn(60));
+    const r = oneCertPassRunner(() => burn(60));
     await r.run();
     const cpu = r.lastPass?.cpuSeconds;
     assert.ok(cpu !== undefined && cpu >= 0.06, `cpuSeconds ${String(cpu)}`);
     // A pass that only waits is not charged for what happened before it.
     burn(200);
-    const idle = runner(() => undefined);
+    const idle = oneCertPassRunner(() => undefined);
     await idle.run();
     assert.ok((idle.lastPass?.cpuSeconds ?? Infinity) < 0.2, String(idle.lastPass?.cpuSeconds));
   });

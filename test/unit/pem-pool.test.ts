@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { solo } from '../../src/app/coordination.js';
-import { PassRunner } from '../../src/app/pass.js';
 import { LiveDir } from '../../src/deploy/live-dir.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
@@ -12,6 +10,7 @@ import { storedCertKind } from '../../src/store/record-kinds.js';
 import { RecordReader } from '../../src/store/records.js';
 import { silentLogger } from '../../src/util/log.js';
 import { StringPool, pemPool } from '../../src/util/pem-pool.js';
+import { oneCertPassRunner } from '../support/pass-runner.js';
 import { storeStagingCert } from '../support/reconcile.js';
 
 // Which copy a string is cannot be seen from JavaScript (=== compares
@@ -69,26 +68,9 @@ describe('pem-pool: one copy of each PEM the daemon keeps', () => {
   });
 
   it('a pass empties the pool when it ends', async () => {
-    const runner = new PassRunner({
-      discoverer: {
-        discover: () =>
-          Promise.resolve({
-            specs: [{ name: 'a', domains: ['a.test'], source: 'env' }],
-            problems: [],
-          }),
-      },
-      reconcileAll: () => {
-        pemPool.intern('-----BEGIN CERTIFICATE-----');
-        return Promise.resolve([]);
-      },
-      platform: { name: 'static' },
-      probeStore: () => Promise.resolve(),
-      sweepers: [],
-      coordination: solo,
-      noCertificatesHint: '',
-      clock,
-      log: silentLogger,
-    });
+    const runner = oneCertPassRunner(() => {
+      pemPool.intern('-----BEGIN CERTIFICATE-----');
+    }, clock);
     await runner.run();
     assert.equal(pemPool.size, 0);
   });
