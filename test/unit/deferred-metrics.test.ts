@@ -16,18 +16,21 @@ function counting(): { deferred: DeferredMetrics; creations: () => number } {
   return { deferred, creations: () => n };
 }
 
+/** One ACME request event, as the HTTP adapter reports it. */
+const NEW_ORDER = {
+  host: 'ca',
+  step: 'newOrder',
+  method: 'POST',
+  status: '201',
+  seconds: 0.1,
+} as const;
+
 describe('DeferredMetrics', () => {
   it('creates nothing while only recording', () => {
     const { deferred, creations } = counting();
     deferred.failure('a', 'CA_DOWN');
     deferred.platformRequest('GET', '200');
-    deferred.acmeRequest({
-      host: 'ca',
-      step: 'newOrder',
-      method: 'POST',
-      status: '201',
-      seconds: 0.1,
-    });
+    deferred.acmeRequest(NEW_ORDER);
     assert.equal(creations(), 0);
     assert.equal(deferred.loaded, false);
   });
@@ -37,13 +40,7 @@ describe('DeferredMetrics', () => {
     deferred.failure('a', 'CA_DOWN');
     deferred.failure('a', 'CA_DOWN');
     deferred.platformRequest('GET', '200');
-    deferred.acmeRequest({
-      host: 'ca',
-      step: 'newOrder',
-      method: 'POST',
-      status: '201',
-      seconds: 0.1,
-    });
+    deferred.acmeRequest(NEW_ORDER);
     deferred.observe({
       certificates: () => [],
       lastPass: () => ({ finishedAt: '2026-01-01T00:00:00Z', ok: true }),
