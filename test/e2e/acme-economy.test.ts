@@ -3,15 +3,16 @@
 // (src/acme/poll.ts), at no nonce rejection and at half of all nonces
 // rejected (PEBBLE_WFE_NONCEREJECT=50).
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { AcmeIssuer } from '../../src/acme/acme-issuer.js';
-import { acmeRequestCounts, configureAcmeHttp, noncePool } from '../../src/acme/http.js';
+import { acmeRequestCounts } from '../../src/acme/http.js';
 import { WebrootResponder } from '../../src/challenge/webroot-responder.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { silentLogger } from '../../src/util/log.js';
+import { webrootStagingIssuer } from '../support/webroot-issuer.js';
 import { chainVerifiesTo } from '../../src/util/x509.js';
 
 const ORDERS = 8;
@@ -45,20 +46,7 @@ for (const reject of [0, 50]) {
     before(async () => {
       env = await startDevEnv({ pebble: { nonceRejectPercent: reject } });
       stateDir = await mkdtemp(path.join(os.tmpdir(), 'acme-economy-'));
-      configureAcmeHttp({ timeoutMs: 30_000, caBundlePem: await readFile(env.caPemPath, 'utf8') });
-      noncePool.clear();
-      issuer = new AcmeIssuer({
-        phase: 'staging',
-        directoryUrl: env.staging.directoryUrl,
-        store: new FsCertStore(stateDir),
-        responder: new WebrootResponder({
-          webroot: env.webroot,
-          selfCheck: true,
-          selfCheckAddress: `127.0.0.1:${env.ports.http}`,
-          log: silentLogger,
-        }),
-        log: silentLogger,
-      });
+      issuer = await webrootStagingIssuer(env, stateDir);
       // The account (directory, registration): not part of an order.
       await issuer.issue(
         { name: 'warm.demo.test', domains: ['warm.demo.test'], source: 'test' },

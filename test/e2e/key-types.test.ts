@@ -3,16 +3,13 @@
 // for that key and those names.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startDevEnv, type DevEnv } from '../../devenv/index.js';
 import { AcmeIssuer } from '../../src/acme/acme-issuer.js';
-import { configureAcmeHttp, noncePool } from '../../src/acme/http.js';
-import { WebrootResponder } from '../../src/challenge/webroot-responder.js';
 import { KEY_TYPES } from '../../src/domain/types.js';
-import { FsCertStore } from '../../src/store/fs-store.js';
-import { silentLogger } from '../../src/util/log.js';
+import { webrootStagingIssuer } from '../support/webroot-issuer.js';
 import { chainVerifiesTo, keyMatches, keyTypeOf, sanNames } from '../../src/util/x509.js';
 
 describe('e2e: Pebble accepts the CSR of every key type', function () {
@@ -24,20 +21,7 @@ describe('e2e: Pebble accepts the CSR of every key type', function () {
   before(async () => {
     env = await startDevEnv({ pebble: { noSleep: true, nonceRejectPercent: 0 } });
     stateDir = await mkdtemp(path.join(os.tmpdir(), 'key-types-'));
-    configureAcmeHttp({ timeoutMs: 30_000, caBundlePem: await readFile(env.caPemPath, 'utf8') });
-    noncePool.clear();
-    issuer = new AcmeIssuer({
-      phase: 'staging',
-      directoryUrl: env.staging.directoryUrl,
-      store: new FsCertStore(stateDir),
-      responder: new WebrootResponder({
-        webroot: env.webroot,
-        selfCheck: true,
-        selfCheckAddress: `127.0.0.1:${env.ports.http}`,
-        log: silentLogger,
-      }),
-      log: silentLogger,
-    });
+    issuer = await webrootStagingIssuer(env, stateDir);
   });
   after(async () => {
     await env?.stop();
