@@ -7,7 +7,18 @@ import { systemClock } from '../../src/lifecycle/clock.js';
 import { CattleClient } from '../../src/platform/rancher/cattle-client.js';
 import { DENT_LABEL, RancherPlatform } from '../../src/platform/rancher/rancher-platform.js';
 import { silentLogger } from '../../src/util/log.js';
-import { startFakeCattle } from '../../devenv/fake-cattle.js';
+import { startFakeCattle, type FakeCattle } from '../../devenv/fake-cattle.js';
+
+/** A client of the fake Cattle API, with its credentials. */
+function clientOf(cattle: FakeCattle): CattleClient {
+  return new CattleClient({
+    url: cattle.url,
+    accessKey: cattle.accessKey,
+    secretKey: cattle.secretKey,
+    timeoutMs: 5000,
+    log: silentLogger,
+  });
+}
 
 describe('rancher: Cattle client TLS (CA bundle, certificate pinning)', () => {
   let server: https.Server;
@@ -81,13 +92,7 @@ describe('rancher: discovery reads every page', () => {
       for (let i = 0; i < 1200; i++) {
         cattle.addService({ name: `s${i}`, labels: { [DENT_LABEL]: `h${i}.example.com` } });
       }
-      const client = new CattleClient({
-        url: cattle.url,
-        accessKey: cattle.accessKey,
-        secretKey: cattle.secretKey,
-        timeoutMs: 5000,
-        log: silentLogger,
-      });
+      const client = clientOf(cattle);
       const found = await new RancherPlatform(client, {
         domains: async () => '',
         log: silentLogger,
@@ -110,13 +115,7 @@ describe('rancher: listKept, a collection read every pass and parsed only when i
       for (let i = 0; i < 5; i++) {
         ids.push(cattle.addService({ name: `s${i}`, labels: { [DENT_LABEL]: `h${i}.test` } }).id);
       }
-      const client = new CattleClient({
-        url: cattle.url,
-        accessKey: cattle.accessKey,
-        secretKey: cattle.secretKey,
-        timeoutMs: 5000,
-        log: silentLogger,
-      });
+      const client = clientOf(cattle);
       let mapped = 0;
       const map = (raw: unknown) => {
         mapped++;
@@ -153,13 +152,7 @@ describe('rancher: listKept, a collection read every pass and parsed only when i
         );
         cattle.addCertificate({ name, cert: b.cert, key: b.privkey });
       }
-      const client = new CattleClient({
-        url: cattle.url,
-        accessKey: cattle.accessKey,
-        secretKey: cattle.secretKey,
-        timeoutMs: 5000,
-        log: silentLogger,
-      });
+      const client = clientOf(cattle);
       const platform = new RancherPlatform(client, { domains: async () => '', log: silentLogger });
       const inPass = async <T>(fn: () => Promise<T>): Promise<T> => {
         platform.beginPass();
@@ -193,16 +186,10 @@ describe('rancher: discovery reads unchanged services once', () => {
       const a = cattle.addService({ name: 'a', labels: { [DENT_LABEL]: 'a.test' } });
       cattle.addService({ name: 'b', labels: { [DENT_LABEL]: 'b.test' } });
       let domains = 'env.test';
-      const platform = new RancherPlatform(
-        new CattleClient({
-          url: cattle.url,
-          accessKey: cattle.accessKey,
-          secretKey: cattle.secretKey,
-          timeoutMs: 5000,
-          log: silentLogger,
-        }),
-        { domains: async () => domains, log: silentLogger },
-      );
+      const platform = new RancherPlatform(clientOf(cattle), {
+        domains: async () => domains,
+        log: silentLogger,
+      });
       const first = await platform.discover();
       assert.deepEqual(
         first.specs.map((s) => s.name),
