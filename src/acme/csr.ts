@@ -21,5 +21,5 @@ export async function createOrderCsr(domains: readonly string[], privkey: string
     { ...(commonName !== undefined && { commonName }), altNames: domains },
     privkey,
   );
-  return Promise.resolve(Buffer.from(toPem('CERTIFICATE REQUEST', der)));
+  return Buffer.from(toPem('CERTIFICATE REQUEST', der));
 }
