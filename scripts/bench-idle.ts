@@ -365,6 +365,12 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
       await new Promise((r) => setTimeout(r, (opts.settleSeconds ?? 0) * 1000));
       settled = await rssOf(child.pid ?? 0);
       settledMap = await memoryMap(child.pid ?? 0);
+      // BENCH_IDLE_SMAPS=file: a copy of the settled daemon's /proc/<pid>/smaps, mapping by mapping.
+      if (process.env.BENCH_IDLE_SMAPS)
+        await writeFile(
+          process.env.BENCH_IDLE_SMAPS,
+          await readFile(`/proc/${child.pid ?? 0}/smaps`),
+        );
     }
     if (process.env.BENCH_IDLE_HEAPSNAPSHOT) {
       // With BENCH_IDLE_NODE_ARGS=--heapsnapshot-signal=SIGUSR2: what the idle daemon holds.
