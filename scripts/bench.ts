@@ -54,6 +54,7 @@ import { buildCli } from './build.js';
 import { firstOrderOfCli } from './bench-first-order.js';
 import { benchIdle } from './bench-idle.js';
 import { benchOnceMemory } from './bench-once-memory.js';
+import { imageMallocEnv, imageNodeArgs } from './image-node-args.js';
 import type { PassReport } from './bench-pass.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -160,14 +161,30 @@ interface ChildRun<T> {
 
 let running: ReturnType<typeof spawn> | undefined;
 
-/** Runs `node --import tsx <script>` with only `env` (plus PATH); parses its one JSON stdout line. */
+/**
+ * Runs `node --import tsx <script>` with only `env` (plus PATH); parses its
+ * one JSON stdout line. The sidecar's runs (bench-pass.ts) get the image's
+ * Node flags and malloc tunables (the Dockerfile's ENTRYPOINT and ENV), so
+ * that its rows measure what the image runs; the bare loop and the peers
+ * run on plain Node, as a user would run them.
+ */
 function runChild<T>(script: string, env: Record<string, string>): Promise<ChildRun<T>> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', script)], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const asImage = script === 'bench-pass.ts';
+  const nodeArgs = asImage ? imageNodeArgs() : [];
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'scripts', script)],
+    {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        ...(asImage && imageMallocEnv()),
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   running = child;
   let stdout = '';
   let stderr = '';
@@ -688,7 +705,13 @@ async function main(): Promise<number> {
     for (let i = 1; i <= 3; i++) {
       const startState = await mkdtemp(path.join(os.tmpdir(), 'bench-startup-'));
       try {
-        const first = (await firstOrderOfCli(env, startState, `startup${i}.bench.test`)).ms;
+        // As the image starts it: its ENTRYPOINT's Node flags and its malloc tunables.
+        const first = (
+          await firstOrderOfCli(env, startState, `startup${i}.bench.test`, {
+            nodeArgs: imageNodeArgs(),
+            env: imageMallocEnv(),
+          })
+        ).ms;
         if (first === undefined) failures.push(`start-up run ${i}: no "order placed" line`);
         else firsts.push(first);
       } finally {
@@ -697,7 +720,7 @@ async function main(): Promise<number> {
     }
     const firstMs = medianOf(firsts);
     startup.push(
-      `node dist/src/cli.js once (static platform, 1 name): first order placed ${fix(firstMs, 0)} ms after spawn ` +
+      `node ${imageNodeArgs().join(' ')} dist/src/cli.js once (static platform, 1 name): first order placed ${fix(firstMs, 0)} ms after spawn ` +
         `(median of ${firsts.length}: ${firsts.map((x) => fix(x, 0)).join(', ')} ms)`,
     );
     goals.push({
@@ -907,6 +930,13 @@ async function main(): Promise<number> {
           .map((l) => l.toFixed(1))
           .join(' ')} at the end, ` +
         `N=${sizes.join(',')}, peers ${args.peerN}, VA-sleep rows ${args.slowN}`,
+    );
+    console.log(
+      `acme-sidecar rows: node ${imageNodeArgs().join(' ')} with ${Object.entries(imageMallocEnv())
+        .map(([k, v]) => `${k}=${v}`)
+        .join(
+          ' ',
+        )} (the image's ENTRYPOINT and ENV); the bare loop and the peers: their own defaults`,
     );
     console.log(
       table(

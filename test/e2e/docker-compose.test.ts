@@ -319,6 +319,7 @@ describe('e2e: Dockerfile and docker-compose.yml on a real Docker engine (docker
     // The Node flags of the memory section of docs/performance.md.
     assert.deepEqual(config.Entrypoint, [
       'node',
+      '--jitless',
       '--max-semi-space-size=1',
       '--expose-gc',
       '/app/dist/src/cli.js',

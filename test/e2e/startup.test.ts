@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { sidecarEnvFor, startDevEnv } from '../../devenv/index.js';
 import { freePorts } from '../../devenv/proc.js';
 import { buildCli } from '../../scripts/build.js';
+import { imageNodeArgs } from '../../scripts/image-node-args.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'src', 'cli.ts');
@@ -222,7 +223,9 @@ describe('e2e: what the CLI loads at start-up', function () {
 
     // The bundle is not what the other e2e tests run (they run src/ through
     // tsx): it issues a certificate, and `healthcheck` asks a running daemon.
-    it('once issues a certificate from Pebble; the daemon then answers healthcheck', async function () {
+    // `once` and `run` start with the image's Node flags (the Dockerfile's
+    // ENTRYPOINT: --jitless, so no WebAssembly), as the image starts them.
+    it("once issues a certificate from Pebble with the image's Node flags; the daemon then answers healthcheck", async function () {
       this.timeout(300_000);
       const env = await startDevEnv();
       const cli = path.join(bundleDir, 'cli.js');
@@ -235,7 +238,10 @@ describe('e2e: what the CLI loads at start-up', function () {
       });
       let daemon: ChildProcess | undefined;
       try {
-        const once = await runNode(dir, [cli, 'once'], { ...vars, LOG_LEVEL: 'info' });
+        const once = await runNode(dir, [...imageNodeArgs(), cli, 'once'], {
+          ...vars,
+          LOG_LEVEL: 'info',
+        });
         assert.equal(once.code, 0, `${once.stdout}\n${once.stderr}`);
         assert.match(once.stdout, /^ok {3}bundle\.demo\.test \[bundle\.demo\.test\] /m);
         // What a static-platform `once` loads (issue 15: the first order
@@ -257,7 +263,7 @@ describe('e2e: what the CLI loads at start-up', function () {
         assert.match(once.stderr, /^AT_FIRST_ORDER \{"x509":false\}$/m);
         assert.match(once.stderr, /^AT_EXIT \{"x509":false\}$/m);
 
-        daemon = spawn(process.execPath, [cli, 'run'], {
+        daemon = spawn(process.execPath, [...imageNodeArgs(), cli, 'run'], {
           cwd: ROOT,
           env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...vars },
           stdio: ['ignore', 'ignore', 'pipe'],

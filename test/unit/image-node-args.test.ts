@@ -5,7 +5,7 @@ import { imageMallocEnv, imageNodeArgs } from '../../scripts/image-node-args.js'
 // the Dockerfile's ENTRYPOINT and the MALLOC_* of its runtime ENV.
 describe('image-node-args: what the benches read from the Dockerfile', () => {
   it("the ENTRYPOINT's Node flags", () => {
-    assert.deepEqual(imageNodeArgs(), ['--max-semi-space-size=1', '--expose-gc']);
+    assert.deepEqual(imageNodeArgs(), ['--jitless', '--max-semi-space-size=1', '--expose-gc']);
   });
 
   it("the runtime stage's malloc tunables, and nothing else of its ENV", () => {
