@@ -1,18 +1,25 @@
 import type { ChangeFeed, ChangeToken } from './fs-watch.js';
 import type { CertStore } from './store.js';
 
-interface Entry {
+/**
+ * What is kept for one key. A class with every field set in the
+ * constructor, so V8 keeps them in the object (five per certificate).
+ */
+class Entry {
   /**
    * The read; undefined once a reader parsed its bytes (`remember`): only
    * the parsed value is kept then, and a plain load reads again.
    */
-  value: Promise<Buffer | undefined> | undefined;
-  /** Set when a change feed vouches for the key: the entry then outlives the pass. */
-  readonly token?: ChangeToken;
-  /** The Buffer `value` resolved to, once it did (undefined: missing, or not yet). */
-  bytes?: Buffer | undefined;
-  /** What a reader parsed the bytes into, and as what (`remember`). */
-  parsed?: { readonly as: string; readonly value: unknown };
+  read: Promise<Buffer | undefined> | undefined = undefined;
+  /** The Buffer `read` resolved to, once it did (undefined: missing, or not yet). */
+  bytes: Buffer | undefined = undefined;
+  /** As what a reader parsed the bytes (`remember`); undefined: not parsed. */
+  as: string | undefined = undefined;
+  /** What they parsed into. */
+  value: unknown = undefined;
+
+  /** `token`: set when a change feed vouches for the key; the entry then outlives the pass. */
+  constructor(readonly token: ChangeToken | undefined) {}
 }
 
 /**
@@ -105,18 +112,15 @@ export class PassReadCache implements CertStore {
     }
     const cache = this.cache;
     const hit = cache.get(key);
-    if (hit?.value && (!hit.token || hit.token.valid())) return hit.value;
+    if (hit?.read && (!hit.token || hit.token.valid())) return hit.read;
     this.reads++;
     // Taken before the read: a change during it invalidates what it returns.
-    const token = this.feed?.track(key);
-    const entry: Entry = {
-      value: this.inner.load(key).then((bytes) => {
-        entry.bytes = bytes;
-        return bytes;
-      }),
-      ...(token && { token }),
-    };
-    const value = entry.value as Promise<Buffer | undefined>;
+    const entry = new Entry(this.feed?.track(key));
+    const value = this.inner.load(key).then((bytes) => {
+      entry.bytes = bytes;
+      return bytes;
+    });
+    entry.read = value;
     cache.set(key, entry);
     // A failure is the caller's to see, once; the next load tries again.
     value.catch(() => {
@@ -176,9 +180,10 @@ export class PassReadCache implements CertStore {
    */
   remember(key: string, raw: Buffer, as: string, value: unknown): void {
     const hit = this.cache.get(key);
-    if (!hit?.value || hit.bytes !== raw) return;
-    hit.parsed = { as, value };
-    hit.value = undefined;
+    if (!hit?.read || hit.bytes !== raw) return;
+    hit.as = as;
+    hit.value = value;
+    hit.read = undefined;
     hit.bytes = undefined;
   }
 
@@ -190,9 +195,9 @@ export class PassReadCache implements CertStore {
   parsed(key: string, as: string): { readonly value: unknown } | undefined {
     if (!this.inPass) return undefined;
     const hit = this.cache.get(key);
-    if (!hit?.parsed || hit.parsed.as !== as) return undefined;
+    if (hit?.as === undefined || hit.as !== as) return undefined;
     if (hit.token && !hit.token.valid()) return undefined;
-    return hit.parsed;
+    return hit;
   }
 
   exists(key: string): Promise<boolean> {
