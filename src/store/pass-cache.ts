@@ -1,10 +1,25 @@
 import type { ChangeFeed, ChangeToken } from './fs-watch.js';
 import type { CertStore } from './store.js';
 
-interface Entry {
-  readonly value: Promise<Buffer | undefined>;
-  /** Set when a change feed vouches for the key: the entry then outlives the pass. */
-  readonly token?: ChangeToken;
+/**
+ * What is kept for one key. A class with every field set in the
+ * constructor, so V8 keeps them in the object (five per certificate).
+ */
+class Entry {
+  /**
+   * The read; undefined once a reader parsed its bytes (`remember`): only
+   * the parsed value is kept then, and a plain load reads again.
+   */
+  read: Promise<Buffer | undefined> | undefined = undefined;
+  /** The Buffer `read` resolved to, once it did (undefined: missing, or not yet). */
+  bytes: Buffer | undefined = undefined;
+  /** As what a reader parsed the bytes (`remember`); undefined: not parsed. */
+  as: string | undefined = undefined;
+  /** What they parsed into. */
+  value: unknown = undefined;
+
+  /** `token`: set when a change feed vouches for the key; the entry then outlives the pass. */
+  constructor(readonly token: ChangeToken | undefined) {}
 }
 
 /**
@@ -33,6 +48,16 @@ interface Entry {
  * event of our own write, which arrives later, could not be told from
  * another process's write right after it), so the next pass reads it once.
  * etcd (cluster mode) has no feed here: its records are kept for one pass.
+ *
+ * One copy of a record is kept, not two (issue 15 goal 3): once a reader
+ * has parsed a record into a read-only value (store/records.ts
+ * `RecordReader`, which tells it with `remember` and asks `parsed` before
+ * loading), the entry keeps that value and drops the bytes, for the rest
+ * of the pass and across passes: about 7 KB of malloc'd Buffers per
+ * certificate otherwise, held from the read to the end of the pass and
+ * then between passes. The reader never needs the bytes again while they
+ * are current; a plain load of that key reads the store again (a new
+ * entry, so a new identity for `kept`).
  *
  * `reads` counts the loads that reached the store (for the pass metrics).
  */
@@ -87,12 +112,15 @@ export class PassReadCache implements CertStore {
     }
     const cache = this.cache;
     const hit = cache.get(key);
-    if (hit && (!hit.token || hit.token.valid())) return hit.value;
+    if (hit?.read && (!hit.token || hit.token.valid())) return hit.read;
     this.reads++;
     // Taken before the read: a change during it invalidates what it returns.
-    const token = this.feed?.track(key);
-    const value = this.inner.load(key);
-    const entry: Entry = { value, ...(token && { token }) };
+    const entry = new Entry(this.feed?.track(key));
+    const value = this.inner.load(key).then((bytes) => {
+      entry.bytes = bytes;
+      return bytes;
+    });
+    entry.read = value;
     cache.set(key, entry);
     // A failure is the caller's to see, once; the next load tries again.
     value.catch(() => {
@@ -132,13 +160,44 @@ export class PassReadCache implements CertStore {
   }
 
   /**
-   * The entry kept for `key` while its watch still vouches for it (an idle
-   * pass's shortcut compares these identities); undefined otherwise.
+   * The identity of what is kept for `key` while its watch still vouches
+   * for it (an idle pass's shortcut compares these); undefined otherwise.
+   * It is the token of the read (one per read that reached the store), not
+   * the value: the identity outlives the bytes (`remember`) and holds nothing.
    * Without a feed nothing outlives a pass: undefined.
    */
   kept(key: string): object | undefined {
     const hit = this.cache.get(key);
-    return hit?.token?.valid() ? hit.value : undefined;
+    return hit?.token?.valid() ? hit.token : undefined;
+  }
+
+  /**
+   * Tells the cache that `raw`, which a load of `key` returned, parses as
+   * `as` into `value` (a read-only value, the same for every reader of
+   * these bytes): from now on the entry keeps `value` instead of `raw`, and
+   * `parsed(key, as)` answers it while it is current. Nothing when `raw`
+   * is not what is kept for `key` now.
+   */
+  remember(key: string, raw: Buffer, as: string, value: unknown): void {
+    const hit = this.cache.get(key);
+    if (!hit?.read || hit.bytes !== raw) return;
+    hit.as = as;
+    hit.value = value;
+    hit.read = undefined;
+    hit.bytes = undefined;
+  }
+
+  /**
+   * The value `remember`ed for `key` as `as`, while its bytes would be
+   * served for `key` now (in a pass; and vouched for by the watch, for an
+   * entry with a token); undefined otherwise. Never reads.
+   */
+  parsed(key: string, as: string): { readonly value: unknown } | undefined {
+    if (!this.inPass) return undefined;
+    const hit = this.cache.get(key);
+    if (hit?.as === undefined || hit.as !== as) return undefined;
+    if (hit.token && !hit.token.valid()) return undefined;
+    return hit;
   }
 
   exists(key: string): Promise<boolean> {

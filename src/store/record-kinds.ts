@@ -51,58 +51,66 @@ export function storedCertKind(phase: Phase): RecordKind<StoredCert> {
     fallback: 'treated as missing (adopted from live/ if valid there, else issued again)',
     cacheable: true,
     parse(raw: Buffer): Parsed<StoredCert> {
-      const shaped = kind.parseVerified(raw);
+      const shaped = shape(raw);
       if (!shaped.ok) return shaped;
       const stored = shaped.value;
+      // Checked before pooling (pem-pool.ts: the check would make the shared fullchain flat).
       const chain = bundleProblem(stored.bundle);
       if (chain) return bad(chain);
       const serial = new X509Certificate(stored.bundle.cert).serialNumber.toUpperCase();
       if (serial !== stored.meta.serial) return bad("meta.serial is not the certificate's");
-      return ok(stored);
+      return ok(pooled(stored));
     },
     // Everything but the key and chain checks (costly), which these bytes passed before.
     parseVerified(raw: Buffer): Parsed<StoredCert> {
-      const o = jsonObject(raw);
-      if (!o.ok) return o;
-      const top = shapeProblem(o.value, { meta: 'object', bundle: 'object' });
-      if (top) return bad(top);
-      const meta = o.value.meta as Json;
-      const bundle = o.value.bundle as Json;
-      const problem =
-        shapeProblem(
-          meta,
-          {
-            name: 'string',
-            phase: 'string',
-            domains: 'strings',
-            directoryUrl: 'string',
-            keyType: 'string',
-            notBefore: 'date',
-            notAfter: 'date',
-            serial: 'string',
-            chainVerified: 'boolean',
-            issuedAt: 'date',
-            profile: 'string?',
-          },
-          'meta.',
-        ) ??
-        shapeProblem(
-          bundle,
-          { cert: 'string', chain: 'string', fullchain: 'string', privkey: 'string' },
-          'bundle.',
-        );
-      if (problem) return bad(problem);
-      if (meta.phase !== phase || !(PHASES as readonly unknown[]).includes(meta.phase)) {
-        return bad(`meta.phase is ${JSON.stringify(meta.phase)}, not ${phase}`);
-      }
-      if (!(KEY_TYPES as readonly unknown[]).includes(meta.keyType)) {
-        return bad(`meta.keyType ${JSON.stringify(meta.keyType)} is not a key type`);
-      }
-      const stored = o.value as unknown as StoredCert;
-      // The same strings as live/'s copy of it (util/pem-pool.ts).
-      return ok({ ...stored, bundle: pooledBundle(stored.bundle) });
+      const shaped = shape(raw);
+      return shaped.ok ? ok(pooled(shaped.value)) : shaped;
     },
   };
+  /** The same strings as live/'s copy of it (util/pem-pool.ts). */
+  function pooled(stored: StoredCert): StoredCert {
+    return { ...stored, bundle: pooledBundle(stored.bundle) };
+  }
+  /** The shape and phase checks, on the record as parsed. */
+  function shape(raw: Buffer): Parsed<StoredCert> {
+    const o = jsonObject(raw);
+    if (!o.ok) return o;
+    const top = shapeProblem(o.value, { meta: 'object', bundle: 'object' });
+    if (top) return bad(top);
+    const meta = o.value.meta as Json;
+    const bundle = o.value.bundle as Json;
+    const problem =
+      shapeProblem(
+        meta,
+        {
+          name: 'string',
+          phase: 'string',
+          domains: 'strings',
+          directoryUrl: 'string',
+          keyType: 'string',
+          notBefore: 'date',
+          notAfter: 'date',
+          serial: 'string',
+          chainVerified: 'boolean',
+          issuedAt: 'date',
+          profile: 'string?',
+        },
+        'meta.',
+      ) ??
+      shapeProblem(
+        bundle,
+        { cert: 'string', chain: 'string', fullchain: 'string', privkey: 'string' },
+        'bundle.',
+      );
+    if (problem) return bad(problem);
+    if (meta.phase !== phase || !(PHASES as readonly unknown[]).includes(meta.phase)) {
+      return bad(`meta.phase is ${JSON.stringify(meta.phase)}, not ${phase}`);
+    }
+    if (!(KEY_TYPES as readonly unknown[]).includes(meta.keyType)) {
+      return bad(`meta.keyType ${JSON.stringify(meta.keyType)} is not a key type`);
+    }
+    return ok(o.value as unknown as StoredCert);
+  }
   return kind;
 }
 

@@ -103,10 +103,18 @@ export class RecordReader {
     | { readonly state: 'missing' }
     | { readonly state: 'corrupt'; readonly error: SidecarError }
   > {
+    // A read-only value parsed from bytes the store still vouches for
+    // (pass-cache.ts keeps it across passes instead of the bytes).
+    const reused = kind.cacheable || kind.shared;
+    const known = reused ? this.store.parsed?.(key, kind.what) : undefined;
+    if (known) return { state: 'ok', value: known.value as T };
     const raw = await this.store.load(key);
     if (raw === undefined) return { state: 'missing' };
     const parsed = this.parse(raw, kind);
-    if (parsed.ok) return { state: 'ok', value: parsed.value };
+    if (parsed.ok) {
+      if (reused) this.store.remember?.(key, raw, kind.what, parsed.value);
+      return { state: 'ok', value: parsed.value };
+    }
     return { state: 'corrupt', error: await this.corrupt(key, kind, parsed.problem, ctx) };
   }
 

@@ -31,6 +31,14 @@ export interface CertStore extends Locker {
    * (reconcile/steady.ts). Never reads.
    */
   kept?(key: string): object | undefined;
+  /**
+   * Optional (pass-cache.ts): `raw`, as loaded from `key`, parses as `as`
+   * into the read-only `value`; the store may keep that instead of the
+   * bytes, and answer `parsed(key, as)` with it while the bytes are current.
+   */
+  remember?(key: string, raw: Buffer, as: string, value: unknown): void;
+  /** Optional (pass-cache.ts): what `remember` was told for the current bytes of `key`. Never reads. */
+  parsed?(key: string, as: string): { readonly value: unknown } | undefined;
 }
 
 /**

@@ -15,7 +15,12 @@ import {
   type ChangeFeed,
 } from '../../src/store/fs-watch.js';
 import { PassReadCache } from '../../src/store/pass-cache.js';
+import { ariKind, backoffKind } from '../../src/store/record-kinds.js';
+import { RecordReader } from '../../src/store/records.js';
+import { FixedClock } from '../../src/lifecycle/clock.js';
+import { silentLogger } from '../../src/util/log.js';
 import { CountingStore } from '../support/counting-store.js';
+import { retainedBy } from '../support/retained.js';
 
 const sh = (script: string) => promisify(execFile)('sh', ['-c', script]);
 
@@ -174,6 +179,124 @@ describe('PassReadCache with a watch on the state directory: records kept across
   });
 });
 
+describe('PassReadCache keeps a parsed record across passes, not its bytes too (issue 15 goal 3)', () => {
+  const ARI = 'certs/a/staging.ari.json';
+  const BACKOFF = 'certs/a/backoff.json';
+  const ari = (serial: string) =>
+    JSON.stringify({
+      serial,
+      directoryUrl: 'https://ca.test/dir',
+      checkedAt: '2026-01-01T00:00:00.000Z',
+      nextCheck: '2026-01-01T06:00:00.000Z',
+    });
+  let root: string;
+  let counting: CountingStore;
+  let cache: PassReadCache;
+  let reader: RecordReader;
+
+  /** One pass running `fn`. */
+  const inPass = async <T>(fn: () => Promise<T>): Promise<T> => {
+    await cache.begin();
+    try {
+      return await fn();
+    } finally {
+      cache.end();
+    }
+  };
+
+  beforeEach(async () => {
+    root = await fs.mkdtemp(join(tmpdir(), 'idle-parsed-'));
+    counting = new CountingStore(new FsCertStore(root));
+    cache = new PassReadCache(counting);
+    reader = new RecordReader(
+      cache,
+      new FixedClock(new Date('2026-01-01T00:00:00Z')),
+      silentLogger,
+    );
+    await counting.store(ARI, ari('01'));
+    await counting.store(BACKOFF, JSON.stringify({ attempts: 1 }));
+    const feed = watchStore(root);
+    assert.ok(feed, `${root} is on a local filesystem`);
+    cache.follow(feed);
+  });
+  afterEach(async () => {
+    cache.unfollow();
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  it('a parsed record is served as the same value for the rest of the pass and the next ones, without a read', async () => {
+    const first = await inPass(async () => {
+      const v = await reader.read(ARI, ariKind);
+      assert.equal(await reader.read(ARI, ariKind), v);
+      return v;
+    });
+    assert.equal(first?.serial, '01');
+    const identity = cache.kept(ARI);
+    assert.ok(identity, 'vouched for by the watch');
+    for (let p = 2; p <= 3; p++) {
+      await inPass(async () => {
+        assert.equal(await reader.read(ARI, ariKind), first, `pass ${p}: the very same value`);
+      });
+      assert.equal(cache.kept(ARI), identity, `pass ${p}: the same identity for the idle shortcut`);
+    }
+    assert.equal(counting.loads.get(ARI), 1);
+  });
+
+  it('once parsed, its bytes are not kept: a plain load reads the store again (a new identity), once', async () => {
+    await inPass(async () => {
+      await reader.read(ARI, ariKind);
+      const identity = cache.kept(ARI);
+      assert.equal((await cache.load(ARI))?.toString(), ari('01'));
+      assert.equal((await cache.load(ARI))?.toString(), ari('01'));
+      assert.equal(counting.loads.get(ARI), 2);
+      assert.notEqual(cache.kept(ARI), identity, 'a new read, a new identity');
+    });
+    await inPass(async () => {
+      assert.equal((await cache.load(ARI))?.toString(), ari('01'));
+    });
+    assert.equal(counting.loads.get(ARI), 2, 'bytes no reader parsed are kept as before');
+  });
+
+  it('a record no reader parsed as a shared kind keeps its bytes (a plain reader, a backoff record)', async () => {
+    await inPass(async () => {
+      await cache.load('certs/a/self-signed.json');
+      await reader.read(BACKOFF, backoffKind);
+    });
+    await inPass(async () => {
+      await reader.read(BACKOFF, backoffKind);
+      await cache.load(BACKOFF);
+    });
+    assert.equal(counting.loads.get(BACKOFF), 1);
+  });
+
+  it('a parsed record changed on disk between passes is read and parsed again', async () => {
+    const first = await inPass(() => reader.read(ARI, ariKind));
+    await sh(`printf '%s' '${ari('02')}' > '${join(root, 'certs', 'a', 'staging.ari.json')}'`);
+    const second = await inPass(() => reader.read(ARI, ariKind));
+    assert.equal(first?.serial, '01');
+    assert.equal(second?.serial, '02');
+    assert.equal(counting.loads.get(ARI), 2);
+  });
+
+  it('our own write of a parsed record is read back at once', async () => {
+    await inPass(() => reader.read(ARI, ariKind));
+    await inPass(async () => {
+      await cache.store(ARI, ari('03'));
+      assert.equal((await reader.read(ARI, ariKind))?.serial, '03');
+    });
+  });
+
+  it('outside a pass, or without a watch after the pass, the parsed value is not served', async () => {
+    await inPass(() => reader.read(ARI, ariKind));
+    assert.equal((await reader.read(ARI, ariKind))?.serial, '01');
+    assert.equal(counting.loads.get(ARI), 2, 'outside a pass: read');
+    cache.unfollow();
+    await inPass(() => reader.read(ARI, ariKind));
+    await inPass(() => reader.read(ARI, ariKind));
+    assert.equal(counting.loads.get(ARI), 4, 'no watch: once per pass');
+  });
+});
+
 describe('LiveDir with the watch on live/: bundles kept across passes', () => {
   let dir: string;
   let live: LiveDir;
@@ -299,6 +422,19 @@ describe('watchStore: what a token may not vouch for', () => {
       assert.equal(errors.length, 1);
       // A directory that does not exist yet is still vouched for by its parent.
       assert.ok(feed.track('certs/bar/production.json'));
+    } finally {
+      feed.close();
+    }
+  });
+
+  it('a token is a small object: the daemon keeps five per certificate', () => {
+    const feed = watchStore(root, { assumeLocal: true });
+    assert.ok(feed);
+    try {
+      const n = 2000;
+      const bytes = retainedBy(() => Array.from({ length: n }, () => feed.track('certs/a/x.json')));
+      // About 80 bytes; a closure over its context was 425 (Node 20; 160 on Node 24).
+      assert.ok(bytes / n < 120, `${bytes / n} bytes per token`);
     } finally {
       feed.close();
     }
