@@ -7,8 +7,9 @@ import type { CertStore } from './store.js';
  */
 class Entry {
   /**
-   * The read; undefined once a reader parsed its bytes (`remember`): only
-   * the parsed value is kept then, and a plain load reads again.
+   * The read; undefined once a reader parsed its bytes (`remember`) and the
+   * pass ended: only the parsed value is kept then, and a plain load in a
+   * later pass reads again.
    */
   read: Promise<Buffer | undefined> | undefined = undefined;
   /** The Buffer `read` resolved to, once it did (undefined: missing, or not yet). */
@@ -52,12 +53,13 @@ class Entry {
  * One copy of a record is kept, not two (issue 15 goal 3): once a reader
  * has parsed a record into a read-only value (store/records.ts
  * `RecordReader`, which tells it with `remember` and asks `parsed` before
- * loading), the entry keeps that value and drops the bytes, for the rest
- * of the pass and across passes: about 7 KB of malloc'd Buffers per
- * certificate otherwise, held from the read to the end of the pass and
- * then between passes. The reader never needs the bytes again while they
- * are current; a plain load of that key reads the store again (a new
- * entry, so a new identity for `kept`).
+ * loading), the entry keeps that value too, and drops the bytes when the
+ * pass ends: about 7 KB of malloc'd Buffers per certificate otherwise,
+ * held between passes. Within the pass a plain load still gets the same
+ * bytes (each key is read once per pass, whoever asks); in a later pass a
+ * plain load of that key reads the store again (a new entry, so a new
+ * identity for `kept`). The reader never needs the bytes again while they
+ * are current.
  *
  * `reads` counts the loads that reached the store (for the pass metrics).
  */
@@ -99,10 +101,19 @@ export class PassReadCache implements CertStore {
     });
   }
 
-  /** Ends the pass: drops what no watch vouches for, and reads go to the store again. */
+  /**
+   * Ends the pass: drops what no watch vouches for, and the bytes of what a
+   * reader parsed (its value stays); reads go to the store again.
+   */
   end(): void {
     this.inPass = false;
-    for (const [key, e] of this.cache) if (!e.token?.valid()) this.cache.delete(key);
+    for (const [key, e] of this.cache) {
+      if (!e.token?.valid()) this.cache.delete(key);
+      else if (e.as !== undefined) {
+        e.read = undefined;
+        e.bytes = undefined;
+      }
+    }
   }
 
   load(key: string): Promise<Buffer | undefined> {
@@ -163,7 +174,8 @@ export class PassReadCache implements CertStore {
    * The identity of what is kept for `key` while its watch still vouches
    * for it (an idle pass's shortcut compares these); undefined otherwise.
    * It is the token of the read (one per read that reached the store), not
-   * the value: the identity outlives the bytes (`remember`) and holds nothing.
+   * the value: the identity outlives the bytes (`remember`). It holds no
+   * record, only its directory's watch state (fs-watch.ts).
    * Without a feed nothing outlives a pass: undefined.
    */
   kept(key: string): object | undefined {
@@ -174,17 +186,15 @@ export class PassReadCache implements CertStore {
   /**
    * Tells the cache that `raw`, which a load of `key` returned, parses as
    * `as` into `value` (a read-only value, the same for every reader of
-   * these bytes): from now on the entry keeps `value` instead of `raw`, and
-   * `parsed(key, as)` answers it while it is current. Nothing when `raw`
-   * is not what is kept for `key` now.
+   * these bytes): from now on the entry keeps `value`, and `parsed(key,
+   * as)` answers it while it is current; `raw` is let go when the pass
+   * ends. Nothing when `raw` is not what is kept for `key` now.
    */
   remember(key: string, raw: Buffer, as: string, value: unknown): void {
     const hit = this.cache.get(key);
     if (!hit?.read || hit.bytes !== raw) return;
     hit.as = as;
     hit.value = value;
-    hit.read = undefined;
-    hit.bytes = undefined;
   }
 
   /**
@@ -197,7 +207,7 @@ export class PassReadCache implements CertStore {
     const hit = this.cache.get(key);
     if (hit?.as === undefined || hit.as !== as) return undefined;
     if (hit.token && !hit.token.valid()) return undefined;
-    return hit;
+    return { value: hit.value };
   }
 
   exists(key: string): Promise<boolean> {

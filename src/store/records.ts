@@ -29,8 +29,9 @@ export interface RecordKind<T> {
   readonly cacheable?: boolean;
   /**
    * With `cacheable`: parses bytes that passed `parse` before, skipping only
-   * the costly checks. The reader then remembers the verdict alone (a hash),
-   * not the value, so many certificates cost little memory between passes.
+   * the costly checks. The reader remembers the verdict (a hash); the
+   * daemon's pass cache keeps the parsed value across passes in place of
+   * the bytes (pass-cache.ts `remember`).
    */
   parseVerified?(raw: Buffer): Parsed<T>;
   /**

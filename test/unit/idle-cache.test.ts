@@ -15,6 +15,7 @@ import {
   type ChangeFeed,
 } from '../../src/store/fs-watch.js';
 import { PassReadCache } from '../../src/store/pass-cache.js';
+import type { CertStore } from '../../src/store/store.js';
 import { ariKind, backoffKind } from '../../src/store/record-kinds.js';
 import { RecordReader } from '../../src/store/records.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
@@ -242,10 +243,19 @@ describe('PassReadCache keeps a parsed record across passes, not its bytes too (
     assert.equal(counting.loads.get(ARI), 1);
   });
 
-  it('once parsed, its bytes are not kept: a plain load reads the store again (a new identity), once', async () => {
+  it('once parsed, its bytes are not kept after the pass: a plain load in the next pass reads the store again (a new identity), once', async () => {
+    let identity: object | undefined;
     await inPass(async () => {
+      const raw = await cache.load(ARI);
       await reader.read(ARI, ariKind);
-      const identity = cache.kept(ARI);
+      identity = cache.kept(ARI);
+      // Within the pass: the same bytes, whoever asks, and no second read.
+      assert.equal(await cache.load(ARI), raw);
+      assert.equal(counting.loads.get(ARI), 1);
+    });
+    await inPass(async () => {
+      assert.equal((await reader.read(ARI, ariKind))?.serial, '01');
+      assert.equal(counting.loads.get(ARI), 1, 'the parsed value is served');
       assert.equal((await cache.load(ARI))?.toString(), ari('01'));
       assert.equal((await cache.load(ARI))?.toString(), ari('01'));
       assert.equal(counting.loads.get(ARI), 2);
@@ -255,6 +265,38 @@ describe('PassReadCache keeps a parsed record across passes, not its bytes too (
       assert.equal((await cache.load(ARI))?.toString(), ari('01'));
     });
     assert.equal(counting.loads.get(ARI), 2, 'bytes no reader parsed are kept as before');
+  });
+
+  it('within a pass a plain load after a parsed read sees the same version, even if the store changed (no watch: etcd)', async () => {
+    const versions = new Map<string, Buffer>([[ARI, Buffer.from(ari('01'))]]);
+    const store: CertStore = {
+      load: (k) => Promise.resolve(versions.get(k)),
+      store: (k, v) => {
+        versions.set(k, Buffer.from(v));
+        return Promise.resolve();
+      },
+      delete: () => Promise.resolve(),
+      quarantine: () => Promise.resolve(undefined),
+      exists: (k) => Promise.resolve(versions.has(k)),
+      list: () => Promise.resolve([]),
+      lock: () => Promise.resolve(),
+      unlock: () => Promise.resolve(),
+    };
+    const plain = new PassReadCache(store);
+    const r = new RecordReader(
+      plain,
+      new FixedClock(new Date('2026-01-01T00:00:00Z')),
+      silentLogger,
+    );
+    await plain.begin();
+    try {
+      assert.equal((await r.read(ARI, ariKind))?.serial, '01');
+      // Another process writes behind our back.
+      versions.set(ARI, Buffer.from(ari('02')));
+      assert.equal((await plain.load(ARI))?.toString(), ari('01'));
+    } finally {
+      plain.end();
+    }
   });
 
   it('a record no reader parsed as a shared kind keeps its bytes (a plain reader, a backoff record)', async () => {
