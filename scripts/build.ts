@@ -307,6 +307,17 @@ export function patchSource(file: string, contents: string): string {
   return contents;
 }
 
+/**
+ * The files of SOURCE_PATCHES that are not among the bundle's `inputs`
+ * (esbuild's metafile): a package upgrade that renamed a patched file, or
+ * a build that picked another one (node-cron's `_shared.cjs` for its
+ * `_shared.js`), would otherwise drop the patch without a word.
+ */
+export function unpatchedFiles(inputs: readonly string[]): string[] {
+  const files = [...new Set(SOURCE_PATCHES.map((p) => p.file))];
+  return files.filter((f) => !inputs.some((i) => i.endsWith(`node_modules/${f}`)));
+}
+
 /** Applies SOURCE_PATCHES; fails the build when a patched text is not found. */
 const sourcePatches: Plugin = {
   name: 'source-patches',
@@ -375,6 +386,12 @@ export async function buildCli(outdir: string): Promise<Map<string, Set<string>>
   await rm(outdir, { recursive: true, force: true });
   const result = await build({ ...cliBuildOptions(outdir), metafile: true, write: false });
   if (result.errors.length > 0) throw new Error(`esbuild: ${result.errors.length} errors`);
+  const unpatched = unpatchedFiles(Object.keys(result.metafile.inputs));
+  if (unpatched.length > 0) {
+    throw new Error(
+      `build patches not applied: ${unpatched.join(', ')} not in the bundle (renamed by an upgrade?)`,
+    );
+  }
   await mkdir(outdir, { recursive: true });
   for (const file of result.outputFiles) {
     await mkdir(path.dirname(file.path), { recursive: true });

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { patchSource } from '../../scripts/build.js';
+import { patchSource, SOURCE_PATCHES, unpatchedFiles } from '../../scripts/build.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHARED = 'node-cron/dist/_shared.js';
@@ -121,5 +121,20 @@ describe('build patches: node-cron without Intl for the local time zone', () => 
     } finally {
       Intl.DateTimeFormat = Real;
     }
+  });
+});
+
+describe('build patches: every patched file is in the bundle', () => {
+  const all = [...new Set(SOURCE_PATCHES.map((p) => `node_modules/${p.file}`))];
+
+  it('none missing when every patched file was bundled', () => {
+    assert.deepEqual(unpatchedFiles([...all, 'src/cli.ts']), []);
+  });
+
+  it("names a patched file the bundle did not take (node-cron's CommonJS build instead)", () => {
+    const inputs = all
+      .filter((f) => !f.endsWith(SHARED))
+      .concat('node_modules/node-cron/dist/_shared.cjs');
+    assert.deepEqual(unpatchedFiles(inputs), [SHARED]);
   });
 });
