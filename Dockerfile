@@ -59,8 +59,10 @@ VOLUME ["/var/www", "/etc/letsencrypt"]
 #   certificates (staging then production) peaks at 79 MB instead of 128 MB,
 #   the daemon with 1000 certificates settles at 107 MB instead of 137 MB,
 #   and the bench's wall times for 50 and 100 orders stay the same (4.3 and
-#   8.3 s; a pass's CPU 1.5 -> 1.6 s). It also turns off WebAssembly, which
-#   nothing here uses (so no `fetch`, whose undici parser is WebAssembly).
+#   8.3 s; a pass's CPU 1.5 -> 1.6 s). It also turns off WebAssembly:
+#   nothing here needs it (no `fetch`, whose undici parser is WebAssembly;
+#   protobufjs' int64 helper `long`, under etcd3, falls back to JavaScript).
+#   test/e2e/startup.test.ts and etcd-store.test.ts run with these flags.
 # - a 1 MB young generation instead of 16 MB;
 # - gc exposed, so that the daemon collects a pass's garbage once it is idle
 #   (src/app/idle-gc.ts).

@@ -15,6 +15,7 @@ import { startEtcdCluster, type EtcdCluster } from '../../devenv/etcd.js';
 import { errorCode } from '../../src/domain/errors.js';
 import { createEtcdStore, EtcdCertStore } from '../../src/store/etcd-store.js';
 import { Keyring } from '../../src/store/sealed-value.js';
+import { imageNodeArgs } from '../../scripts/image-node-args.js';
 import { storeContract } from '../unit/store-contract.js';
 
 const run = promisify(execFile);
@@ -482,6 +483,41 @@ describe('etcd store tests on a real 3-member etcd', function () {
         await secure.stop();
         await rm(dir, { recursive: true, force: true });
       }
+    });
+
+    // The image starts Node with --jitless (Dockerfile ENTRYPOINT): no
+    // WebAssembly, so protobufjs' int64 helper (long) takes its JavaScript
+    // path. A lock is a lease (an int64 ID), a transaction and keep-alives.
+    it("takes and holds a lock in a process with the image's Node flags (--jitless)", async function () {
+      this.timeout(30_000);
+      const name = uniqueCluster('jitless');
+      const child = spawn(
+        process.execPath,
+        [...imageNodeArgs(), '--import', 'tsx', path.resolve('test/support/etcd-lock-holder.ts')],
+        {
+          env: {
+            ...process.env,
+            ETCD_ENDPOINTS: cluster.endpoints.join(','),
+            CLUSTER: name,
+            KEYRING_B64: keyB64,
+            LOCK: 'certs/a',
+            TTL: '5',
+          },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      try {
+        const [line] = (await once(child.stdout, 'data')) as [Buffer];
+        assert.equal(line.toString().trim(), 'locked');
+        // Held, and its lease kept alive past a keep-alive period.
+        await new Promise((r) => setTimeout(r, 3000));
+        const s = makeStore(name);
+        assert.equal((await codeOf(s.lock('certs/a', { timeoutMs: 300 }))).code, 'LOCK_TIMEOUT');
+        assert.equal(child.exitCode, null);
+      } finally {
+        child.kill('SIGKILL');
+      }
+      await client.delete().prefix(`/acme-sidecar/${name}/`).exec();
     });
 
     it('releases a lock whose holder was killed once its lease TTL runs out', async () => {
