@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { webcrypto } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
 import { LiveDir } from '../../src/deploy/live-dir.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
@@ -15,6 +13,7 @@ import { StringPool, pemPool, pooledBundle } from '../../src/util/pem-pool.js';
 import { describeBundle } from '../../src/util/x509.js';
 import { oneCertPassRunner } from '../support/pass-runner.js';
 import { retainedBy } from '../support/retained.js';
+import { rootAndLeaf } from '../support/test-chain.js';
 import { storeStagingCert } from '../support/reconcile.js';
 import type { CertBundle } from '../../src/domain/types.js';
 
@@ -23,46 +22,22 @@ import type { CertBundle } from '../../src/domain/types.js';
 // that a pass empties it; the bytes saved are in docs/performance.md. The
 // fullchain tests weigh what the values hold on V8's heap instead.
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-
 const emptyPool = () => pemPool.clear();
 
 /** A leaf its root issued, as a bundle (fullchain: leaf then root), and its meta. */
 async function chainedBundle(): Promise<Buffer> {
-  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = () =>
-    webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']) as Promise<CryptoKeyPair>;
-  const [rootKeys, leafKeys] = await Promise.all([keys(), keys()]);
-  const notBefore = new Date(Date.now() - 3600_000);
-  const notAfter = new Date(Date.now() + 86400_000);
-  const root = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01',
-    name: 'CN=pem-pool test root',
-    notBefore,
-    notAfter,
-    signingAlgorithm: alg,
-    keys: rootKeys,
-    extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
-  });
-  const leaf = await x509.X509CertificateGenerator.create({
-    serialNumber: '02',
+  const { rootPem, leafPem, leafKeyPem } = await rootAndLeaf({
+    rootName: 'CN=pem-pool test root',
     subject: 'CN=a.test',
-    issuer: root.subject,
-    notBefore,
-    notAfter,
-    signingAlgorithm: alg,
-    publicKey: leafKeys.publicKey,
-    signingKey: rootKeys.privateKey,
-    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'a.test' }])],
+    san: { type: 'dns', value: 'a.test' },
   });
-  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', leafKeys.privateKey));
-  const cert = `${leaf.toString('pem')}\n`;
-  const chain = `${root.toString('pem')}\n`;
+  const cert = `${leafPem}\n`;
+  const chain = `${rootPem}\n`;
   const bundle = {
     cert,
     chain,
     fullchain: cert + chain,
-    privkey: `-----BEGIN PRIVATE KEY-----\n${der.toString('base64')}\n-----END PRIVATE KEY-----\n`,
+    privkey: leafKeyPem,
   };
   const meta = describeBundle(bundle, {
     name: 'a',
