@@ -32,6 +32,28 @@ function clientFor(endpoints: string[]): Etcd3 {
   });
 }
 
+/**
+ * test/support/etcd-lock-holder.ts in a process of its own (with `nodeArgs`):
+ * it takes lock `certs/a` of cluster `name` with a lease of `ttl` seconds.
+ */
+function spawnLockHolder(name: string, ttl: number, nodeArgs: readonly string[] = []) {
+  return spawn(
+    process.execPath,
+    [...nodeArgs, '--import', 'tsx', path.resolve('test/support/etcd-lock-holder.ts')],
+    {
+      env: {
+        ...process.env,
+        ETCD_ENDPOINTS: cluster.endpoints.join(','),
+        CLUSTER: name,
+        KEYRING_B64: keyB64,
+        LOCK: 'certs/a',
+        TTL: String(ttl),
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+}
+
 function uniqueCluster(what: string): string {
   return `${what}-${randomBytes(4).toString('hex')}`;
 }
@@ -491,21 +513,7 @@ describe('etcd store tests on a real 3-member etcd', function () {
     it("takes and holds a lock in a process with the image's Node flags (--jitless)", async function () {
       this.timeout(30_000);
       const name = uniqueCluster('jitless');
-      const child = spawn(
-        process.execPath,
-        [...imageNodeArgs(), '--import', 'tsx', path.resolve('test/support/etcd-lock-holder.ts')],
-        {
-          env: {
-            ...process.env,
-            ETCD_ENDPOINTS: cluster.endpoints.join(','),
-            CLUSTER: name,
-            KEYRING_B64: keyB64,
-            LOCK: 'certs/a',
-            TTL: '5',
-          },
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
+      const child = spawnLockHolder(name, 5, imageNodeArgs());
       try {
         const [line] = (await once(child.stdout, 'data')) as [Buffer];
         assert.equal(line.toString().trim(), 'locked');
@@ -523,21 +531,7 @@ describe('etcd store tests on a real 3-member etcd', function () {
     it('releases a lock whose holder was killed once its lease TTL runs out', async () => {
       const name = uniqueCluster('deadholder');
       const ttl = 2;
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', path.resolve('test/support/etcd-lock-holder.ts')],
-        {
-          env: {
-            ...process.env,
-            ETCD_ENDPOINTS: cluster.endpoints.join(','),
-            CLUSTER: name,
-            KEYRING_B64: keyB64,
-            LOCK: 'certs/a',
-            TTL: String(ttl),
-          },
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
+      const child = spawnLockHolder(name, ttl);
       try {
         const [line] = (await once(child.stdout, 'data')) as [Buffer];
         assert.equal(line.toString().trim(), 'locked');
