@@ -3,7 +3,13 @@ import type { CertStatus } from '../domain/status.js';
 import { withDefaultProfile } from '../domain/profiles.js';
 import { PHASES, type CertSpec, type StoredCert } from '../domain/types.js';
 import { certificateEvent } from '../hooks/hooks.js';
-import { decide, renewBeforeWarning, type Action, type CertFacts } from '../lifecycle/policy.js';
+import {
+  decide,
+  renewBeforeWarning,
+  type Action,
+  type CertFacts,
+  type LiveFacts,
+} from '../lifecycle/policy.js';
 import type { PlatformAction, PlatformFacts } from '../lifecycle/platform-policy.js';
 import { ReconcileReason, Reason } from '../lifecycle/reasons.js';
 import { certLockName, storedKey } from '../store/keys.js';
@@ -158,6 +164,8 @@ export class Reconciler {
         else if (action.kind === 'issue' && healed === undefined) healed = 'reissued';
         if (deployed) {
           st.deployedAt = clock.now().toISOString();
+          // A status read before the pass ends shows what nginx serves now.
+          noteServed(st, deployed.meta);
           // Outside the lock; never throws, bounded by its timeouts.
           await this.deps.hooks?.run(
             certificateEvent(deployed.meta, this.deps.live.path(spec.name)),
@@ -321,12 +329,8 @@ export class Reconciler {
       const facts = known?.facts ?? (await this.gather(spec));
       this.warnRenewBefore(facts, log);
       const live = facts.live;
-      st.phase = live?.phase ?? 'none';
-      if (live) {
-        st.notBefore = live.notBefore;
-        st.notAfter = live.notAfter;
-        st.serial = live.serial;
-      }
+      if (live) noteServed(st, live);
+      else st.phase = 'none';
       // Steady (nothing left to do), serving a CA-issued certificate, and
       // the pass (platform push included) ended without an error.
       const action = known?.action ?? decide(facts, this.deps.clock.now());
@@ -344,6 +348,17 @@ export class Reconciler {
       st.ready = false;
     }
   }
+}
+
+/** What the status shows of the certificate live/ serves. */
+function noteServed(
+  st: CertStatus,
+  live: Pick<LiveFacts, 'phase' | 'notBefore' | 'notAfter' | 'serial'>,
+): void {
+  st.phase = live.phase;
+  st.notBefore = live.notBefore;
+  st.notAfter = live.notAfter;
+  st.serial = live.serial;
 }
 
 /** What the status shows of the CA's renewal information. */

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Issuer } from '../../src/acme/issuer.js';
 import { SelfSignedIssuer } from '../../src/acme/self-signed-issuer.js';
+import { LiveDir } from '../../src/deploy/live-dir.js';
+import { SidecarError } from '../../src/domain/errors.js';
 import type { LiveTarget } from '../../src/domain/status.js';
 import type { CertBundle, CertSpec, Phase } from '../../src/domain/types.js';
 import { FixedClock } from '../../src/lifecycle/clock.js';
@@ -13,7 +15,7 @@ import { DEFAULT_CONCURRENCY } from '../../src/domain/types.js';
 import { MAX_STEPS, Reconciler } from '../../src/reconcile/reconciler.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
 import { backoffKey } from '../../src/store/keys.js';
-import { type Line, recordingLogger } from '../support/reconcile.js';
+import { type Line, recordingLogger, storeStagingCert } from '../support/reconcile.js';
 
 const NOW = '2026-06-01T00:00:00Z';
 const SPEC: CertSpec = { name: 'www', domains: ['www.example.com'], source: 'test' };
@@ -327,5 +329,76 @@ describe('reconcile: certificates worked on at once (MAX_CONCURRENT_ORDERS)', ()
     this.timeout(20_000);
     assert.equal(DEFAULT_CONCURRENCY, 8);
     assert.equal(await mostInFlight(undefined), DEFAULT_CONCURRENCY);
+  });
+});
+
+/**
+ * /status reads the reconciler's statuses while a pass runs: what it shows
+ * of a certificate must match what nginx serves from the moment live/
+ * changes, not only once the pass has ended (the Rancher e2e test read a
+ * production certificate shown as "none" between a failed push and the
+ * end of its pass).
+ */
+describe('reconcile: the status while the pass runs', () => {
+  const STAGING = 'https://staging.test/dir';
+  let root: string;
+
+  beforeEach(async () => {
+    root = await fs.mkdtemp(join(tmpdir(), 'reconciler-status-'));
+  });
+  afterEach(() => fs.rm(root, { recursive: true, force: true }));
+
+  it('shows the deployed certificate at the push, and when the failed push is recorded', async () => {
+    const clock = new FixedClock(NOW);
+    const store = new FsCertStore(join(root, 'store'));
+    const stored = await storeStagingCert({
+      store,
+      spec: SPEC,
+      directoryUrl: STAGING,
+      issuedBy: clock,
+      issuedAt: NOW,
+    });
+    const seen: { at: string; phase: string; serial?: string }[] = [];
+    const note = (at: string) => {
+      const st = reconciler.status.get(SPEC.name);
+      seen.push({ at, phase: st?.phase ?? '-', ...(st?.serial && { serial: st.serial }) });
+    };
+    const platform: Platform = {
+      name: 'test',
+      holdsCertificates: true,
+      discover: () => Promise.resolve({ specs: [SPEC], problems: [] }),
+      read: () => Promise.resolve(undefined),
+      push: () => {
+        note('push');
+        return Promise.reject(new SidecarError('PLATFORM_UNAVAILABLE', 'POST: 503'));
+      },
+    };
+    const reconciler: Reconciler = new Reconciler({
+      store,
+      live: new LiveDir(join(root, 'state')),
+      issuers: {
+        'self-signed': new SelfSignedIssuer(clock),
+        staging: notUsed('staging'),
+        production: notUsed('production'),
+      },
+      platform,
+      clock,
+      log: recordingLogger([]),
+      onFailure: () => note('failure'),
+      random: () => 0.5,
+      settings: {
+        target: 'staging',
+        keyType: 'ecdsa-p256',
+        directories: { staging: STAGING, production: 'https://prod.test/dir' },
+      },
+    });
+    const st = await reconciler.reconcileOne(SPEC);
+    assert.equal(st.lastError?.code, 'PLATFORM_UNAVAILABLE');
+    assert.equal(st.phase, 'staging');
+    const serial = stored.meta.serial;
+    assert.deepEqual(seen, [
+      { at: 'push', phase: 'staging', serial },
+      { at: 'failure', phase: 'staging', serial },
+    ]);
   });
 });
