@@ -454,14 +454,23 @@ describe('e2e: short-lived certificates renewed by ARI in one daemon run', funct
       );
       // What /status and /metrics say about it while the daemon runs, once
       // the renewal time for the certificate served now comes from the CA.
+      // Both read the daemon's live statuses, which a pass may change between
+      // the two requests (renewals come every minute or so here): the
+      // metrics count only when /status read again after them still shows
+      // what they are compared with.
+      const certStatus = async () => {
+        const res = await httpGet(statusPort, '127.0.0.1', '/status');
+        const body = JSON.parse(res.body) as { certificates: Record<string, unknown>[] };
+        return body.certificates.find((c) => c.name === NAME);
+      };
+      const compared = (s: Record<string, unknown> | undefined) =>
+        JSON.stringify([s?.renewAt, s?.renewSource, s?.profile, s?.notAfter, s?.phase]);
       await waitFor(
         async () => {
-          const res = await httpGet(statusPort, '127.0.0.1', '/status');
-          const body = JSON.parse(res.body) as { certificates: Record<string, unknown>[] };
-          status = body.certificates.find((c) => c.name === NAME);
+          status = await certStatus();
           if (status?.renewSource !== 'ari') return false;
           metrics = (await httpGet(statusPort, '127.0.0.1', '/metrics')).body;
-          return true;
+          return compared(await certStatus()) === compared(status);
         },
         { what: '/status showing the ARI renewal time', timeoutMs: 60_000, intervalMs: 250 },
       );
