@@ -27,11 +27,12 @@ describe('e2e: acme-sidecar run (daemon)', function () {
       sidecarEnv(env, { DOMAINS: 'slow1.demo.test, slow2.demo.test', LOOP_TIME: '0' }),
     );
     const result = collect(child, 90_000);
+    // Fails unless a challenge token was written. Not read again after it:
+    // by then the token may be validated and removed (Pebble's delay can be 0 s).
     await waitFor(async () => (await tokens(env)).length > 0, {
       what: 'a challenge token in the webroot',
       timeoutMs: 30_000,
     });
-    assert.ok((await tokens(env)).length > 0, 'a challenge token was written');
     const t0 = Date.now();
     child.kill('SIGTERM');
     const r = await result;
