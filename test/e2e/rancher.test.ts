@@ -380,7 +380,10 @@ describe('e2e: Rancher platform (fake Cattle API, real Pebble and nginx)', funct
     const port = await freePort();
     const v = vars({ STAGING: 'false', LOOP_TIME: '1', STATUS_ADDRESS: `127.0.0.1:${port}` });
     const daemon = startSidecar(['run'], v);
-    const done = collect(daemon, 120_000);
+    // Longer than both waits below (60 s, then 90 s for the retry about a
+    // minute after the failure): a slow first pass must not get the daemon
+    // killed before its retry is due.
+    const done = collect(daemon, 170_000);
     try {
       // Waits for what it asserts (not any failed push: an earlier line could match).
       const pushFailed = /late\.demo\.test\s+production .*PLATFORM_UNAVAILABLE/;
