@@ -164,8 +164,12 @@ export class Reconciler {
         else if (action.kind === 'issue' && healed === undefined) healed = 'reissued';
         if (deployed) {
           st.deployedAt = clock.now().toISOString();
-          // A status read before the pass ends shows what nginx serves now.
+          // A status read before the pass ends shows what nginx serves now;
+          // the renewal time of the certificate it replaced no longer holds
+          // (the end of the pass sets the new one).
           noteServed(st, deployed.meta);
+          delete st.renewAt;
+          delete st.renewSource;
           // Outside the lock; never throws, bounded by its timeouts.
           await this.deps.hooks?.run(
             certificateEvent(deployed.meta, this.deps.live.path(spec.name)),

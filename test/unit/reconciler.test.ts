@@ -348,20 +348,26 @@ describe('reconcile: the status while the pass runs', () => {
   });
   afterEach(() => fs.rm(root, { recursive: true, force: true }));
 
-  it('shows the deployed certificate at the push, and when the failed push is recorded', async () => {
+  interface Seen {
+    at: string;
+    phase: string;
+    serial?: string;
+    renewAt?: string;
+  }
+
+  /** A platform that holds copies (its push is `push`); `seen`: the status at each push and failure. */
+  function setup(push: () => Promise<void>) {
     const clock = new FixedClock(NOW);
     const store = new FsCertStore(join(root, 'store'));
-    const stored = await storeStagingCert({
-      store,
-      spec: SPEC,
-      directoryUrl: STAGING,
-      issuedBy: clock,
-      issuedAt: NOW,
-    });
-    const seen: { at: string; phase: string; serial?: string }[] = [];
+    const seen: Seen[] = [];
     const note = (at: string) => {
       const st = reconciler.status.get(SPEC.name);
-      seen.push({ at, phase: st?.phase ?? '-', ...(st?.serial && { serial: st.serial }) });
+      seen.push({
+        at,
+        phase: st?.phase ?? '-',
+        ...(st?.serial && { serial: st.serial }),
+        ...(st?.renewAt && { renewAt: st.renewAt }),
+      });
     };
     const platform: Platform = {
       name: 'test',
@@ -370,7 +376,7 @@ describe('reconcile: the status while the pass runs', () => {
       read: () => Promise.resolve(undefined),
       push: () => {
         note('push');
-        return Promise.reject(new SidecarError('PLATFORM_UNAVAILABLE', 'POST: 503'));
+        return push();
       },
     };
     const reconciler: Reconciler = new Reconciler({
@@ -392,13 +398,45 @@ describe('reconcile: the status while the pass runs', () => {
         directories: { staging: STAGING, production: 'https://prod.test/dir' },
       },
     });
+    const storeCert = (issuedAt: string) =>
+      storeStagingCert({
+        store,
+        spec: SPEC,
+        directoryUrl: STAGING,
+        issuedBy: new FixedClock(issuedAt),
+        issuedAt,
+      });
+    return { clock, reconciler, seen, storeCert };
+  }
+
+  it('shows the deployed certificate at the push, and when the failed push is recorded', async () => {
+    const { reconciler, seen, storeCert } = setup(() =>
+      Promise.reject(new SidecarError('PLATFORM_UNAVAILABLE', 'POST: 503')),
+    );
+    const { meta } = await storeCert(NOW);
     const st = await reconciler.reconcileOne(SPEC);
     assert.equal(st.lastError?.code, 'PLATFORM_UNAVAILABLE');
     assert.equal(st.phase, 'staging');
-    const serial = stored.meta.serial;
     assert.deepEqual(seen, [
-      { at: 'push', phase: 'staging', serial },
-      { at: 'failure', phase: 'staging', serial },
+      { at: 'push', phase: 'staging', serial: meta.serial },
+      { at: 'failure', phase: 'staging', serial: meta.serial },
     ]);
+  });
+
+  it("drops the replaced certificate's renewal time when a new one is deployed, and sets the new one at the end", async () => {
+    const { clock, reconciler, seen, storeCert } = setup(() => Promise.resolve());
+    await storeCert(NOW);
+    const first = await reconciler.reconcileOne(SPEC);
+    const oldRenewAt = first.renewAt;
+    assert.ok(oldRenewAt, 'the first certificate has a renewal time');
+    // A newer certificate in the store (another replica ordered it): the next pass deploys it.
+    const later = new Date(Date.parse(NOW) + 3 * 24 * 3600_000).toISOString();
+    clock.set(later);
+    const { meta } = await storeCert(later);
+    seen.length = 0;
+    const st = await reconciler.reconcileOne(SPEC);
+    assert.equal(st.serial, meta.serial);
+    assert.deepEqual(seen, [{ at: 'push', phase: 'staging', serial: meta.serial }]);
+    assert.ok(st.renewAt && st.renewAt > oldRenewAt, `a later renewal time: ${st.renewAt}`);
   });
 });
