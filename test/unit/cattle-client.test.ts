@@ -141,6 +141,40 @@ describe('rancher: listKept, a collection read every pass and parsed only when i
     }
   });
 
+  it('hashes an unchanged page as it arrives and never joins it into one buffer; a changed one is joined and parsed', async () => {
+    const cattle = await startFakeCattle();
+    const concat = Buffer.concat;
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 400; i++) {
+        ids.push(cattle.addService({ name: `s${i}`, labels: { [DENT_LABEL]: `h${i}.test` } }).id);
+      }
+      const client = clientOf(cattle);
+      const map = (raw: unknown) => ({ id: (raw as { id: string }).id });
+      const first = await client.listKept('services', {}, map);
+      assert.equal(first.length, 400);
+      // The page (about 200 KB) arrives in several chunks: joining them
+      // copies it (with 1000 certificates, a 3 MB copy every idle pass).
+      let joined = 0;
+      Buffer.concat = ((list: readonly Uint8Array[], length?: number) => {
+        const out = concat(list, length);
+        if (out.length >= 64 * 1024) joined += out.length;
+        return out;
+      }) as typeof Buffer.concat;
+      const again = await client.listKept('services', {}, map);
+      assert.equal(again, first, 'the same items');
+      assert.equal(joined, 0, 'no copy of the unchanged page');
+      cattle.setLabels(ids[399] as string, { [DENT_LABEL]: 'changed.test' });
+      const changed = await client.listKept('services', {}, map);
+      assert.notEqual(changed, first, 'a changed page is parsed');
+      assert.equal(changed.length, 400);
+      assert.ok(joined >= 64 * 1024, 'and joined to be parsed');
+    } finally {
+      Buffer.concat = concat;
+      await cattle.close();
+    }
+  });
+
   it("RancherPlatform.copyVersion: a certificate's listed copy is the same object from pass to pass until its page changes", async () => {
     const cattle = await startFakeCattle();
     try {
