@@ -20,6 +20,7 @@
  * (`npm run bench -- --idle N` runs it after the other rows).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -314,7 +315,13 @@ export async function benchIdle(opts: IdleOptions): Promise<IdleResult> {
           CHECK_SCHEDULE: '0 0 1 1 *',
           STATUS_ADDRESS: `127.0.0.1:${statusPort}`,
         },
-        stdio: ['ignore', 'ignore', 'pipe'],
+        // BENCH_IDLE_STDOUT=file: the daemon's stdout there (e.g. what
+        // `--trace-gc` in BENCH_IDLE_NODE_ARGS prints); else dropped.
+        stdio: [
+          'ignore',
+          process.env.BENCH_IDLE_STDOUT ? openSync(process.env.BENCH_IDLE_STDOUT, 'w') : 'ignore',
+          'pipe',
+        ],
       },
     );
     daemon = new Daemon(child);

@@ -9,6 +9,7 @@ import type { CertBundle } from '../domain/types.js';
 import { ensureDir, fsyncDir, writeFileAtomic } from '../store/atomic.js';
 import { KEPT_MAX_AGE_MS } from '../store/fs-watch.js';
 import { pooledBundle } from '../util/pem-pool.js';
+import { monotonicMs } from '../util/monotonic.js';
 
 const VERSION = /^[0-9]+$/;
 /** Cheaper in CPU than `fs.promises.readFile` on Node 20 (see store/fs-store.ts). */
@@ -194,7 +195,7 @@ export class LiveDir {
     const stamp = opts.kept ? this.feed?.stamp(checkName(name)) : undefined;
     if (stamp === undefined) return this.readNow(name);
     const hit = this.keptBundles.get(name);
-    const now = performance.now();
+    const now = monotonicMs();
     // At most KEPT_MAX_AGE_MS: the bound on a change whose event was dropped.
     if (hit?.stamp === stamp && now - hit.at < KEPT_MAX_AGE_MS) return hit.bundle;
     // The stamp was taken before the read: a change during it shows as a newer stamp.
@@ -211,7 +212,7 @@ export class LiveDir {
     const hit = this.keptBundles.get(name);
     if (!hit || !this.feed) return undefined;
     if (hit.stamp !== this.feed.stamp(name)) return undefined;
-    return performance.now() - hit.at < KEPT_MAX_AGE_MS ? hit.bundle : undefined;
+    return monotonicMs() - hit.at < KEPT_MAX_AGE_MS ? hit.bundle : undefined;
   }
 
   private async readNow(name: string): Promise<CertBundle | undefined> {

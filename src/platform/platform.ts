@@ -37,9 +37,11 @@ export interface Platform {
    * a new one when it may have changed; `null` stands for none there is
    * the same way, as a fixed value), or undefined when it cannot vouch (a
    * name pushed in this pass, no listing). For the idle shortcut
-   * (reconcile/steady.ts).
+   * (reconcile/steady.ts). A plain value when the platform has it at hand
+   * (the pass's listing already read), so that the idle pass checks its
+   * certificates without a promise each.
    */
-  copyVersion?(name: string): Promise<object | null | undefined>;
+  copyVersion?(name: string): object | null | undefined | Promise<object | null | undefined>;
   /** Optional: a pass starts (the reads that follow may share one listing). */
   beginPass?(): void;
   /** Optional: the pass is over; reads go to the platform again. */

@@ -78,7 +78,13 @@ export class Reconciler {
       async () => {
         for (let spec = specs[next++]; spec; spec = specs[next++]) {
           if (signal?.aborted) return;
-          await this.reconcileOne(spec, signal);
+          // reconcileOne, with the idle shortcut checked in place: a
+          // certificate that holds costs no promise (an idle pass is 1000).
+          const s = withDefaultProfile(spec, this.deps.settings.profile);
+          const st = this.statusOf(s);
+          const holds = this.steady.holds(s, this.deps.clock.now(), false);
+          if (holds === true || (holds !== false && (await holds))) continue;
+          await this.reconcileFull(s, st, signal, {});
         }
       },
     );
@@ -92,12 +98,22 @@ export class Reconciler {
     signal?: AbortSignal,
     opts: { force?: boolean } = {},
   ): Promise<CertStatus> {
-    const { clock, log: rootLog } = this.deps;
     spec = withDefaultProfile(spec, this.deps.settings.profile);
     const st = this.statusOf(spec);
     // Settled, nothing changed, no deadline come: a full pass would decide the same (steady.ts).
-    const holds = this.steady.holds(spec, clock.now(), opts.force === true);
+    const holds = this.steady.holds(spec, this.deps.clock.now(), opts.force === true);
     if (holds === true || (holds !== false && (await holds))) return st;
+    return this.reconcileFull(spec, st, signal, opts);
+  }
+
+  /** reconcileOne past the idle shortcut (`spec` with its profile, `st` its status). */
+  private async reconcileFull(
+    spec: CertSpec,
+    st: CertStatus,
+    signal: AbortSignal | undefined,
+    opts: { force?: boolean },
+  ): Promise<CertStatus> {
+    const { clock, log: rootLog } = this.deps;
     const log = lazyChild(rootLog, { cert: spec.name, domains: spec.domains });
     await this.retries.load(st, spec);
     if (!opts.force && st.nextRetry && clock.now() < new Date(st.nextRetry)) {

@@ -89,22 +89,25 @@ export class SteadyTracker {
     }
     if (ok && platform.holdsCertificates) {
       const want = mark.inputs[mark.keys.length + 1];
+      const v = platform.copyVersion?.(spec.name);
+      // At hand (the pass's listing read): no promise per certificate.
+      if (!(v instanceof Promise)) return this.same(spec.name, v, want);
       // A platform that cannot answer (Rancher down) vouches for nothing:
       // the full pass then meets the same error where it is handled.
-      return (platform.copyVersion?.(spec.name) ?? Promise.resolve(undefined)).then(
-        (v) => {
-          if (v !== undefined && v === want) return true;
-          this.marks.delete(spec.name);
-          return false;
-        },
-        () => {
-          this.marks.delete(spec.name);
-          return false;
-        },
+      return v.then(
+        (got) => this.same(spec.name, got, want),
+        () => this.same(spec.name, undefined, want),
       );
     }
     if (!ok) this.marks.delete(spec.name);
     return ok;
+  }
+
+  /** The platform's copy is still the one marked (undefined never is); else the mark goes. */
+  private same(name: string, got: unknown, want: unknown): boolean {
+    if (got !== undefined && got === want) return true;
+    this.marks.delete(name);
+    return false;
   }
 
   /**

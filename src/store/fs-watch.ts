@@ -25,6 +25,7 @@
  */
 import { watch, statfsSync, type FSWatcher } from 'node:fs';
 import { basename, join } from 'node:path';
+import { monotonicMs } from '../util/monotonic.js';
 import { TEMP_MARKER } from './atomic.js';
 
 /**
@@ -91,13 +92,13 @@ export function watchStore(
   opts: {
     onError?: (err: unknown) => void;
     assumeLocal?: boolean;
-    /** Monotonic ms (tests); default performance.now. */
+    /** Monotonic ms (tests); default monotonicMs (util/monotonic.ts). */
     now?: () => number;
     /** fs.watch (tests make it fail). */
     watch?: (path: string, opts: { persistent: boolean }) => FSWatcher;
   } = {},
 ): ChangeFeed | undefined {
-  const now = opts.now ?? (() => performance.now());
+  const now = opts.now ?? monotonicMs;
   if (!opts.assumeLocal && !isLocalFilesystem(root)) return undefined;
   const dirs = new Map<string, DirWatch>();
   const feedState = { closed: false, now };

@@ -110,14 +110,18 @@ export class PassReadCache implements CertStore {
    */
   end(): void {
     this.inPass = false;
-    for (const [key, e] of this.cache) {
-      if (!e.token?.valid()) this.cache.delete(key);
-      else if (e.as !== undefined) {
-        e.read = undefined;
-        e.bytes = undefined;
-      }
-    }
+    // forEach, not `for (const [key, e] of ...)`: that makes an entry array
+    // and an iterator result per key (five keys per certificate, every pass).
+    this.cache.forEach(this.endEntry);
   }
+
+  private readonly endEntry = (e: Entry, key: string): void => {
+    if (!e.token?.valid()) this.cache.delete(key);
+    else if (e.as !== undefined) {
+      e.read = undefined;
+      e.bytes = undefined;
+    }
+  };
 
   load(key: string): Promise<Buffer | undefined> {
     if (!this.inPass) {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +77,11 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
   let bundles: Map<string, CertBundle>;
   /** Set: the platform answers nothing (Rancher down): every read rejects. */
   let platformDown: boolean;
+  /**
+   * Set: copyVersion answers at hand (a plain value, as Rancher's once its
+   * listing is read); else through a promise (before the listing is read).
+   */
+  let copyAtHand: boolean;
   const down = () => Promise.reject(new Error('platform unreachable'));
 
   const platform: Platform = {
@@ -83,7 +89,12 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
     holdsCertificates: true,
     discover: () => Promise.resolve({ specs, problems: [] }),
     read: (name) => (platformDown ? down() : Promise.resolve(copies.get(name))),
-    copyVersion: (name) => (platformDown ? down() : Promise.resolve(copies.get(name) ?? null)),
+    copyVersion: (name) =>
+      platformDown
+        ? down()
+        : copyAtHand
+          ? (copies.get(name) ?? null)
+          : Promise.resolve(copies.get(name) ?? null),
     push: (cert) => {
       pushes += 1;
       copies.set(cert.meta.name, {
@@ -95,7 +106,9 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
     },
   };
 
-  const makeReconciler = (over: { keyType?: 'ecdsa-p256' | 'rsa-2048' } = {}) => {
+  const makeReconciler = (
+    over: { keyType?: 'ecdsa-p256' | 'rsa-2048'; concurrency?: number } = {},
+  ) => {
     const r = new Reconciler({
       store,
       live,
@@ -116,6 +129,7 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
         target: 'staging',
         keyType: over.keyType ?? 'ecdsa-p256',
         directories: { staging: STAGING, production: PROD },
+        ...(over.concurrency !== undefined && { concurrency: over.concurrency }),
       },
     });
     const gather = r.gather.bind(r);
@@ -159,6 +173,7 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
     lines = [];
     pushes = 0;
     platformDown = false;
+    copyAtHand = false;
     copies = new Map();
     bundles = new Map();
     specs = [SPEC, OTHER];
@@ -340,12 +355,40 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
     },
   ];
   for (const c of changes) {
-    it(`${c.name}: the next pass does the full work again`, async () => {
-      await c.change();
-      await pass().catch(() => undefined);
-      assert.deepEqual([...new Set(gathered)].sort(), (c.only ?? ['api', 'www']).sort());
-    });
+    for (const atHand of [false, true]) {
+      it(`${c.name}: the next pass does the full work again (platform copy ${atHand ? 'at hand' : 'promised'})`, async () => {
+        copyAtHand = atHand;
+        await c.change();
+        await pass().catch(() => undefined);
+        assert.deepEqual([...new Set(gathered)].sort(), (c.only ?? ['api', 'www']).sort());
+      });
+    }
   }
+
+  it('an idle pass makes no promise per certificate when the platform copy is at hand: one certificate or two, the same promises', async () => {
+    copyAtHand = true;
+    const r = makeReconciler({ concurrency: 1 });
+    for (let i = 0; i < 3; i++) await pass({ r });
+    const promisesIn = async (wanted: CertSpec[]) => {
+      specs = wanted;
+      let made = 0;
+      const hook = createHook({
+        init: (_id, type) => {
+          if (type === 'PROMISE') made++;
+        },
+      }).enable();
+      try {
+        await pass({ r });
+      } finally {
+        hook.disable();
+      }
+      assert.deepEqual(gathered, [], 'the shortcut held');
+      return made;
+    };
+    const two = await promisesIn([SPEC, OTHER]);
+    const one = await promisesIn([SPEC]);
+    assert.equal(two, one);
+  });
 
   it('a change of the platform copy that makes it due (expiring in under seven days, later) ends it when that time comes', async () => {
     const soon = new Date(clock.now().getTime() + 8 * DAY).toISOString();

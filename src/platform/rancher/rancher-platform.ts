@@ -134,7 +134,13 @@ export class RancherPlatform implements Platform {
    * per certificate. Names pushed in this pass are looked up afresh.
    */
   private pass:
-    { listing?: Promise<Map<string, CattleCertificate>>; readonly pushed: Set<string> } | undefined;
+    | {
+        listing?: Promise<Map<string, CattleCertificate>>;
+        /** The listing once read (copyVersion answers from it without a promise). */
+        listed?: Map<string, CattleCertificate>;
+        readonly pushed: Set<string>;
+      }
+    | undefined;
   /** DOMAINS as last read, and what it gave. */
   private fromEnv: { readonly text: string; readonly found: Discovery } | undefined;
   /** The last listing's items and the map made of them: the same items, the same map. */
@@ -216,6 +222,7 @@ export class RancherPlatform implements Platform {
       .listKept('certificates', { removed_null: 'true' }, certificateFields)
       .then((items) => {
         if (this.byName?.items !== items) this.byName = { items, map: byLowerName(items) };
+        if (this.pass === pass) pass.listed = this.byName.map;
         return this.byName.map;
       });
     // A failed listing is not kept: the next read of this pass tries again.
@@ -226,11 +233,16 @@ export class RancherPlatform implements Platform {
     return listing;
   }
 
-  /** In a pass: the listed certificate `read(name)` answers from (null: none); see Platform. */
-  async copyVersion(name: string): Promise<object | null | undefined> {
+  /**
+   * In a pass: the listed certificate `read(name)` answers from (null:
+   * none); see Platform. Once the listing is read, a plain value.
+   */
+  copyVersion(name: string): object | null | undefined | Promise<object | null | undefined> {
     const pass = this.pass;
-    if (!pass || pass.pushed.has(name.toLowerCase())) return undefined;
-    return (await this.listing(pass)).get(name.toLowerCase()) ?? null;
+    const key = name.toLowerCase();
+    if (!pass || pass.pushed.has(key)) return undefined;
+    if (pass.listed) return pass.listed.get(key) ?? null;
+    return this.listing(pass).then((listed) => listed.get(key) ?? null);
   }
 
   async read(name: string): Promise<PlatformCopy | undefined> {
