@@ -20,6 +20,7 @@ describe('idle-gc: the garbage of a pass is collected once the daemon is idle', 
         gc: () => calls.push(inPass ? 'during a pass' : 'idle'),
         delayMs: 40,
         log: recordingLogger(lines),
+        heapUsed: () => 1,
       },
     );
     assert.equal(await pass(10), 10, 'the pass result is handed back');
@@ -64,5 +65,37 @@ describe('idle-gc: the garbage of a pass is collected once the daemon is idle', 
       log: recordingLogger([]),
     });
     assert.equal(await without.pass(), 1);
+  });
+
+  it('collects before a pass that comes before the delay when the last pass grew the heap twice over, not after an idle pass', async () => {
+    const lines: Line[] = [];
+    const calls: string[] = [];
+    let heap = 10;
+    let inPass = false;
+    const { pass, stop } = collectWhenIdle(
+      async (grow: number) => {
+        inPass = true;
+        heap += grow;
+        await sleep(5);
+        inPass = false;
+      },
+      {
+        gc: () => {
+          calls.push(inPass ? 'during a pass' : `before, heap ${heap}`);
+          heap = 10;
+        },
+        delayMs: 1000,
+        log: recordingLogger(lines),
+        heapUsed: () => heap,
+      },
+    );
+    await pass(15); // the pass that did the work: 10 -> 25
+    await pass(3); // comes at once: its garbage goes first, 25 -> 10 -> 13
+    await pass(3); // after an idle pass: 13 -> 16, not twice over 10
+    assert.deepEqual(calls, ['before, heap 25']);
+    const early = lines.filter((l) => l.msg === 'heap collected after the pass');
+    assert.equal(early.length, 1);
+    assert.match(String(early[0]?.fields.early), /before the idle delay/);
+    stop();
   });
 });
