@@ -58,6 +58,7 @@ export function collectWhenIdle<A extends unknown[], R>(
   let running = 0;
   /** The heap in use after the last collection (at first: when this was made). */
   let afterLast = heapUsed();
+  let lastEarlyAt = -Infinity;
   const cancel = () => {
     if (timer) clearTimeout(timer);
     timer = undefined;
@@ -87,9 +88,17 @@ export function collectWhenIdle<A extends unknown[], R>(
       // fell inside the next, idle pass (109 ms of its CPU, against 34 ms for
       // the passes after it; docs/performance.md). Not after an idle pass,
       // which grows the heap by little: frequent passes pay no collection each.
-      const early = timer !== undefined && running === 0 && heapUsed() > EARLY_GROWTH * afterLast;
+      // At most one such collection per delay: passes that keep doubling
+      // the heap are left to V8's own collections in between.
+      const early =
+        timer !== undefined &&
+        performance.now() - lastEarlyAt >= delayMs &&
+        heapUsed() > EARLY_GROWTH * afterLast;
       cancel();
-      if (early) collect(true);
+      if (early) {
+        lastEarlyAt = performance.now();
+        collect(true);
+      }
       running++;
       try {
         return await pass(...args);

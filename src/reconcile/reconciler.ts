@@ -80,11 +80,9 @@ export class Reconciler {
           if (signal?.aborted) return;
           // reconcileOne, with the idle shortcut checked in place: a
           // certificate that holds costs no promise (an idle pass is 1000).
-          const s = withDefaultProfile(spec, this.deps.settings.profile);
-          const st = this.statusOf(s);
-          const holds = this.steady.holds(s, this.deps.clock.now(), false);
-          if (holds === true || (holds !== false && (await holds))) continue;
-          await this.reconcileFull(s, st, signal, {});
+          const one = this.shortcut(spec, false);
+          if (one.holds === true || (one.holds !== false && (await one.holds))) continue;
+          await this.reconcileFull(one.spec, one.st, signal, {});
         }
       },
     );
@@ -98,12 +96,27 @@ export class Reconciler {
     signal?: AbortSignal,
     opts: { force?: boolean } = {},
   ): Promise<CertStatus> {
-    spec = withDefaultProfile(spec, this.deps.settings.profile);
-    const st = this.statusOf(spec);
-    // Settled, nothing changed, no deadline come: a full pass would decide the same (steady.ts).
-    const holds = this.steady.holds(spec, this.deps.clock.now(), opts.force === true);
-    if (holds === true || (holds !== false && (await holds))) return st;
-    return this.reconcileFull(spec, st, signal, opts);
+    const one = this.shortcut(spec, opts.force === true);
+    if (one.holds === true || (one.holds !== false && (await one.holds))) return one.st;
+    return this.reconcileFull(one.spec, one.st, signal, opts);
+  }
+
+  /**
+   * `spec` with its profile, its status, and whether the idle shortcut
+   * holds: settled, nothing changed, no deadline come, so a full pass would
+   * decide the same (steady.ts). Synchronous when the answer is at hand.
+   */
+  private shortcut(
+    spec: CertSpec,
+    force: boolean,
+  ): { spec: CertSpec; st: CertStatus; holds: boolean | Promise<boolean> } {
+    const withProfile = withDefaultProfile(spec, this.deps.settings.profile);
+    const st = this.statusOf(withProfile);
+    return {
+      spec: withProfile,
+      st,
+      holds: this.steady.holds(withProfile, this.deps.clock.now(), force),
+    };
   }
 
   /** reconcileOne past the idle shortcut (`spec` with its profile, `st` its status). */
@@ -186,6 +199,11 @@ export class Reconciler {
           noteServed(st, deployed.meta);
           delete st.renewAt;
           delete st.renewSource;
+          // The CA's renewal information was about the one it replaced (the
+          // end of the pass asks about this one); a placeholder is not ready.
+          delete st.explanationUrl;
+          delete st.ariCheckAt;
+          if (deployed.meta.phase === 'self-signed') st.ready = false;
           // Outside the lock; never throws, bounded by its timeouts.
           await this.deps.hooks?.run(
             certificateEvent(deployed.meta, this.deps.live.path(spec.name)),

@@ -89,7 +89,13 @@ export class SteadyTracker {
     }
     if (ok && platform.holdsCertificates) {
       const want = mark.inputs[mark.keys.length + 1];
-      const v = platform.copyVersion?.(spec.name);
+      let v: ReturnType<NonNullable<typeof platform.copyVersion>> | undefined;
+      try {
+        v = platform.copyVersion?.(spec.name);
+      } catch {
+        // Answered at once, by throwing: vouches for nothing, like a rejection.
+        return this.same(spec.name, undefined, want);
+      }
       // At hand (the pass's listing read): no promise per certificate.
       if (!(v instanceof Promise)) return this.same(spec.name, v, want);
       // A platform that cannot answer (Rancher down) vouches for nothing:

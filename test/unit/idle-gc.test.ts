@@ -93,6 +93,9 @@ describe('idle-gc: the garbage of a pass is collected once the daemon is idle', 
     await pass(3); // comes at once: its garbage goes first, 25 -> 10 -> 13
     await pass(3); // after an idle pass: 13 -> 16, not twice over 10
     assert.deepEqual(calls, ['before, heap 25']);
+    await pass(20); // twice over again, 16 -> 36,
+    await pass(1); // but within the delay of the last early collection: none
+    assert.deepEqual(calls, ['before, heap 25'], 'at most one early collection per delay');
     const early = lines.filter((l) => l.msg === 'heap collected after the pass');
     assert.equal(early.length, 1);
     assert.match(String(early[0]?.fields.early), /before the idle delay/);

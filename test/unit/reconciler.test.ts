@@ -14,7 +14,7 @@ import type { Platform } from '../../src/platform/platform.js';
 import { DEFAULT_CONCURRENCY } from '../../src/domain/types.js';
 import { MAX_STEPS, Reconciler } from '../../src/reconcile/reconciler.js';
 import { FsCertStore } from '../../src/store/fs-store.js';
-import { backoffKey } from '../../src/store/keys.js';
+import { backoffKey, storedKey } from '../../src/store/keys.js';
 import { type Line, recordingLogger, storeStagingCert } from '../support/reconcile.js';
 
 const NOW = '2026-06-01T00:00:00Z';
@@ -351,6 +351,7 @@ describe('reconcile: the status while the pass runs', () => {
   interface Seen {
     at: string;
     phase: string;
+    ready?: true;
     serial?: string;
     renewAt?: string;
   }
@@ -365,6 +366,7 @@ describe('reconcile: the status while the pass runs', () => {
       seen.push({
         at,
         phase: st?.phase ?? '-',
+        ...(st?.ready && { ready: true }),
         ...(st?.serial && { serial: st.serial }),
         ...(st?.renewAt && { renewAt: st.renewAt }),
       });
@@ -406,7 +408,7 @@ describe('reconcile: the status while the pass runs', () => {
         issuedBy: new FixedClock(issuedAt),
         issuedAt,
       });
-    return { clock, reconciler, seen, storeCert };
+    return { clock, reconciler, seen, storeCert, store };
   }
 
   it('shows the deployed certificate at the push, and when the failed push is recorded', async () => {
@@ -436,7 +438,21 @@ describe('reconcile: the status while the pass runs', () => {
     seen.length = 0;
     const st = await reconciler.reconcileOne(SPEC);
     assert.equal(st.serial, meta.serial);
-    assert.deepEqual(seen, [{ at: 'push', phase: 'staging', serial: meta.serial }]);
+    // Still ready: nginx served a staging certificate throughout.
+    assert.deepEqual(seen, [{ at: 'push', phase: 'staging', ready: true, serial: meta.serial }]);
     assert.ok(st.renewAt && st.renewAt > oldRenewAt, `a later renewal time: ${st.renewAt}`);
+  });
+
+  it('shows a placeholder deployed in the pass as not ready, while the pass goes on', async () => {
+    const { reconciler, seen, storeCert, store } = setup(() => Promise.resolve());
+    await storeCert(NOW);
+    assert.equal((await reconciler.reconcileOne(SPEC)).ready, true);
+    // The store and live/ lost: a placeholder first, then a staging order (refused here).
+    await store.delete(storedKey(SPEC.name, 'staging'));
+    await fs.rm(join(root, 'state', 'live'), { recursive: true, force: true });
+    seen.length = 0;
+    const st = await reconciler.reconcileOne(SPEC);
+    assert.equal(st.phase, 'self-signed');
+    assert.deepEqual(seen, [{ at: 'failure', phase: 'self-signed', serial: st.serial }]);
   });
 });

@@ -83,6 +83,10 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
    */
   let copyAtHand: boolean;
   const down = () => Promise.reject(new Error('platform unreachable'));
+  /** A platform whose copy is answered at once, by throwing. */
+  const downAtOnce = (): never => {
+    throw new Error('platform unreachable');
+  };
 
   const platform: Platform = {
     name: 'test',
@@ -91,7 +95,9 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
     read: (name) => (platformDown ? down() : Promise.resolve(copies.get(name))),
     copyVersion: (name) =>
       platformDown
-        ? down()
+        ? copyAtHand
+          ? downAtOnce()
+          : down()
         : copyAtHand
           ? (copies.get(name) ?? null)
           : Promise.resolve(copies.get(name) ?? null),
@@ -224,26 +230,29 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
     assert.ok(before.every((s) => s.ready));
   });
 
-  it('a platform that cannot answer ends the shortcut: the full pass reports it, and the pass does not throw', async () => {
-    platformDown = true;
-    gathered = [];
-    await store.begin();
-    let statuses;
-    try {
-      statuses = await reconciler.reconcileAll(specs);
-    } finally {
-      store.end();
-    }
-    assert.deepEqual(
-      [...new Set(gathered)].sort(),
-      ['api', 'www'],
-      'the full pass, where the error is handled',
-    );
-    assert.ok(
-      statuses.every((st) => st.lastError !== undefined),
-      'each certificate reports it',
-    );
-  });
+  for (const atHand of [false, true]) {
+    it(`a platform that cannot answer ends the shortcut: the full pass reports it, and the pass does not throw (${atHand ? 'thrown at once' : 'rejected'})`, async () => {
+      platformDown = true;
+      copyAtHand = atHand;
+      gathered = [];
+      await store.begin();
+      let statuses;
+      try {
+        statuses = await reconciler.reconcileAll(specs);
+      } finally {
+        store.end();
+      }
+      assert.deepEqual(
+        [...new Set(gathered)].sort(),
+        ['api', 'www'],
+        'the full pass, where the error is handled',
+      );
+      assert.ok(
+        statuses.every((st) => st.lastError !== undefined),
+        'each certificate reports it',
+      );
+    });
+  }
 
   const changes: { name: string; change: () => Promise<void>; only?: string[] }[] = [
     {
@@ -385,8 +394,12 @@ describe('reconcile: the idle shortcut, and every change that ends it', () => {
       assert.deepEqual(gathered, [], 'the shortcut held');
       return made;
     };
-    const two = await promisesIn([SPEC, OTHER]);
-    const one = await promisesIn([SPEC]);
+    // The fewest of three passes: a watch's callback in the test process
+    // can make promises during one.
+    const fewest = async (wanted: CertSpec[]) =>
+      Math.min(await promisesIn(wanted), await promisesIn(wanted), await promisesIn(wanted));
+    const two = await fewest([SPEC, OTHER]);
+    const one = await fewest([SPEC]);
     assert.equal(two, one);
   });
 

@@ -274,6 +274,12 @@ export class CattleClient {
             method: 'GET',
             url,
             responseType: 'stream',
+            // Bounds the body too: axios's `timeout` stops at the headers,
+            // while the signal stays on the stream and errors it when it
+            // fires (a server that sends headers, then stalls: "no answer
+            // within N ms"); axios's maxContentLength is enforced on the
+            // stream as it is read (the 70 MB and drip rows of
+            // hostile-inputs.test.ts).
             signal: AbortSignal.timeout(this.opts.timeoutMs),
           });
           const hash = createHash('sha256');
