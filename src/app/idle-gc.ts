@@ -70,7 +70,7 @@ export function collectWhenIdle<A extends unknown[], R>(
     const t0 = performance.now();
     gc(LAST_RESORT);
     const after = process.memoryUsage();
-    afterLast = heapUsed();
+    afterLast = opts.heapUsed ? opts.heapUsed() : after.heapUsed;
     log.debug('heap collected after the pass', {
       ...(early && { early: 'the next pass came before the idle delay' }),
       ms: Math.round(performance.now() - t0),

@@ -1,7 +1,7 @@
 import { SidecarError } from '../domain/errors.js';
 import type { CertStatus } from '../domain/status.js';
 import { withDefaultProfile } from '../domain/profiles.js';
-import { PHASES, type CertSpec, type StoredCert } from '../domain/types.js';
+import { PHASES, type CertMeta, type CertSpec, type StoredCert } from '../domain/types.js';
 import { certificateEvent } from '../hooks/hooks.js';
 import {
   decide,
@@ -193,17 +193,7 @@ export class Reconciler {
         else if (action.kind === 'issue' && healed === undefined) healed = 'reissued';
         if (deployed) {
           st.deployedAt = clock.now().toISOString();
-          // A status read before the pass ends shows what nginx serves now;
-          // the renewal time of the certificate it replaced no longer holds
-          // (the end of the pass sets the new one).
-          noteServed(st, deployed.meta);
-          delete st.renewAt;
-          delete st.renewSource;
-          // The CA's renewal information was about the one it replaced (the
-          // end of the pass asks about this one); a placeholder is not ready.
-          delete st.explanationUrl;
-          delete st.ariCheckAt;
-          if (deployed.meta.phase === 'self-signed') st.ready = false;
+          noteDeployed(st, deployed.meta);
           // Outside the lock; never throws, bounded by its timeouts.
           await this.deps.hooks?.run(
             certificateEvent(deployed.meta, this.deps.live.path(spec.name)),
@@ -397,6 +387,21 @@ function noteServed(
   st.notBefore = live.notBefore;
   st.notAfter = live.notAfter;
   st.serial = live.serial;
+}
+
+/**
+ * A certificate deployed in the pass, for a status read before it ends:
+ * what nginx serves now. The renewal time and the CA's renewal information
+ * were about the one it replaced (the end of the pass sets this one's); a
+ * placeholder is not ready.
+ */
+function noteDeployed(st: CertStatus, meta: CertMeta): void {
+  noteServed(st, meta);
+  delete st.renewAt;
+  delete st.renewSource;
+  delete st.explanationUrl;
+  delete st.ariCheckAt;
+  if (meta.phase === 'self-signed') st.ready = false;
 }
 
 /** What the status shows of the CA's renewal information. */

@@ -89,7 +89,7 @@ export class SteadyTracker {
     }
     if (ok && platform.holdsCertificates) {
       const want = mark.inputs[mark.keys.length + 1];
-      let v: ReturnType<NonNullable<typeof platform.copyVersion>> | undefined;
+      let v;
       try {
         v = platform.copyVersion?.(spec.name);
       } catch {
